@@ -1,0 +1,37 @@
+// How subcommands plug into main: each adds itself to the CLI11 app and, when chosen,
+// leaves the function that runs it. One file per subcommand.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "dag/graph.h"
+#include "plan/model.h"
+
+namespace rollout::cli {
+
+using Run = std::function<int()>;
+
+void add_validate_command(CLI::App& app, Run& run);
+void add_plan_command(CLI::App& app, Run& run);
+void add_graph_command(CLI::App& app, Run& run);
+
+// A plan read from a file and checked through the DAG.
+struct CheckedPlan {
+  std::string path;
+  std::string text;
+  plan::Plan plan;
+  dag::Graph graph;
+};
+
+// Reads and checks PATH, printing every diagnostic to stderr. nullopt when the plan is
+// unusable (the caller exits 2).
+std::optional<CheckedPlan> load_checked_plan(const std::string& path);
+
+// Reads a whole file; nullopt (with `why`) when it cannot.
+std::optional<std::string> read_file(const std::string& path, std::string* why);
+
+}  // namespace rollout::cli

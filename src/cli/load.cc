@@ -1,0 +1,48 @@
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "plan/loader.h"
+
+namespace rollout::cli {
+
+std::optional<std::string> read_file(const std::string& path, std::string* why) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (why) *why = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) {
+    if (why) *why = "read error";
+    return std::nullopt;
+  }
+  return out.str();
+}
+
+std::optional<CheckedPlan> load_checked_plan(const std::string& path) {
+  std::string why;
+  auto text = read_file(path, &why);
+  if (!text) {
+    std::cerr << fmt::format("{}: error: cannot read the plan: {}\n", path, why);
+    return std::nullopt;
+  }
+  plan::LoadResult loaded = plan::load_plan(*text);
+  std::optional<dag::Graph> graph;
+  if (loaded.plan) graph = dag::build(*loaded.plan, loaded.diagnostics);
+  std::cerr << loaded.diagnostics.format(path);
+  if (loaded.diagnostics.has_errors() || !graph) {
+    std::cerr << fmt::format("{}: {} error(s); nothing was sent\n", path,
+                             loaded.diagnostics.error_count());
+    return std::nullopt;
+  }
+  return CheckedPlan{path, std::move(*text), std::move(*loaded.plan), std::move(*graph)};
+}
+
+}  // namespace rollout::cli

@@ -1,0 +1,30 @@
+// rollout: a declarative rollout orchestrator for Upswift fleets.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/command.h"
+#include "cli/exit_codes.h"
+
+#ifndef ROLLOUT_VERSION
+#define ROLLOUT_VERSION "unknown"
+#endif
+
+int main(int argc, char** argv) {
+  using namespace rollout::cli;
+  CLI::App app{"rollout: staged, gated, resumable update rollouts for Upswift fleets", "rollout"};
+  app.set_version_flag("--version", std::string("rollout ") + ROLLOUT_VERSION);
+  app.require_subcommand(1);
+  app.footer(kExitCodesHelp);
+  Run run;
+  add_validate_command(app, run);
+  add_plan_command(app, run);
+  add_graph_command(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitInvalidInput;
+  }
+  return run ? run() : kExitInvalidInput;
+}

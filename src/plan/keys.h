@@ -1,0 +1,28 @@
+// Every key the plan language knows, per object. The loader rejects anything else, and a
+// test holds schema/plan.schema.json to exactly these sets, so the two cannot drift.
+#pragma once
+
+#include <array>
+#include <string_view>
+
+namespace rollout::plan::keys {
+
+inline constexpr std::array<std::string_view, 11> kPlan = {
+    "version", "name",       "flow_id",      "project", "app", "comment",
+    "defaults", "max_parallel", "stages", "on_failure", "api"};
+inline constexpr std::array<std::string_view, 1> kDefaults = {"gate"};
+inline constexpr std::array<std::string_view, 7> kGate = {
+    "bake", "timeout", "poll", "min_success", "max_failed", "min_devices", "on_timeout"};
+inline constexpr std::array<std::string_view, 10> kStage = {
+    "name", "needs", "groups", "filters", "gate", "approval", "flow_id", "project", "app", "comment"};
+inline constexpr std::array<std::string_view, 3> kFilter = {"type", "operand", "value"};
+inline constexpr std::array<std::string_view, 2> kApp = {"name", "version"};
+inline constexpr std::array<std::string_view, 2> kOnFailure = {"action", "rollback"};
+inline constexpr std::array<std::string_view, 3> kRollback = {"flow_id", "app", "comment"};
+inline constexpr std::array<std::string_view, 2> kApi = {"url", "rate_limit"};
+
+inline constexpr std::array<std::string_view, 3> kOnTimeoutValues = {"pause", "fail", "pass"};
+inline constexpr std::array<std::string_view, 2> kFailureActions = {"stop", "rollback"};
+inline constexpr std::array<std::string_view, 2> kApprovalValues = {"required", "none"};
+
+}  // namespace rollout::plan::keys

@@ -1,0 +1,526 @@
+#include "plan/loader.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <set>
+#include <span>
+
+#include <fmt/format.h>
+
+#include "plan/keys.h"
+#include "util/suggest.h"
+#include "yaml/document.h"
+
+namespace rollout::plan {
+
+namespace {
+
+using yaml::Node;
+
+bool valid_stage_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (!alnum(s[0])) return false;
+  for (char c : s) {
+    if (!alnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+// Reads typed values out of the YAML tree, reporting what is wrong where it is wrong.
+class Reader {
+ public:
+  explicit Reader(Diagnostics& d) : d_(d) {}
+
+  Diagnostics& diagnostics() { return d_; }
+
+  // Reports keys outside `allowed`; returns false when `node` is not a map at all.
+  bool map(const Node& node, std::span<const std::string_view> allowed, std::string_view what) {
+    if (!node.is_map()) {
+      d_.error(node.mark, fmt::format("{} must be a map, got {}", what, yaml::describe(node)));
+      return false;
+    }
+    for (const auto& [key, value] : node.entries) {
+      if (!key.is_scalar()) {
+        d_.error(key.mark, fmt::format("keys in {} must be plain names", what));
+        continue;
+      }
+      if (std::find(allowed.begin(), allowed.end(), key.scalar) == allowed.end()) {
+        d_.error(key.mark, fmt::format("unknown key '{}' in {}{}", key.scalar, what,
+                                       did_you_mean(key.scalar, allowed)));
+      }
+    }
+    return true;
+  }
+
+  const Node* required(const Node& map, std::string_view key, std::string_view what) {
+    const Node* n = map.find(key);
+    if (!n) d_.error(map.mark, fmt::format("{} is missing required field '{}'", what, key));
+    return n;
+  }
+
+  std::optional<std::string> string(const Node& n, std::string_view what) {
+    if (!n.is_scalar()) {
+      d_.error(n.mark, fmt::format("{} must be a string, got {}", what, yaml::describe(n)));
+      return std::nullopt;
+    }
+    if (!n.quoted && yaml::resolve_plain_scalar(n.scalar) != yaml::ScalarType::string) {
+      d_.error(n.mark, fmt::format("{} must be a string, got {}; quote it: '{}'", what,
+                                   yaml::describe(n), n.scalar));
+      return std::nullopt;
+    }
+    if (n.scalar.empty()) {
+      d_.error(n.mark, fmt::format("{} must not be empty", what));
+      return std::nullopt;
+    }
+    return n.scalar;
+  }
+
+  std::optional<std::string> optional_string(const Node& map, std::string_view key,
+                                             std::string_view what) {
+    const Node* n = map.find(key);
+    return n ? string(*n, what) : std::nullopt;
+  }
+
+  std::optional<std::int64_t> integer(const Node& n, std::string_view what, std::int64_t min,
+                                      std::int64_t max) {
+    std::int64_t value = 0;
+    bool ok = n.is_scalar() && !n.quoted && !n.scalar.empty();
+    if (ok) {
+      const char* end = n.scalar.data() + n.scalar.size();
+      auto [ptr, ec] = std::from_chars(n.scalar.data(), end, value);
+      ok = ec == std::errc() && ptr == end;
+    }
+    if (!ok) {
+      d_.error(n.mark, fmt::format("{} must be a whole number, got {}", what, yaml::describe(n)));
+      return std::nullopt;
+    }
+    if (value < min || value > max) {
+      d_.error(n.mark, fmt::format("{} must be between {} and {}, got {}", what, min, max, value));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  // A scalar that must be one of `choices`.
+  std::optional<std::string> choice(const Node& n, std::string_view what,
+                                    std::span<const std::string_view> choices) {
+    if (!n.is_scalar()) {
+      d_.error(n.mark, fmt::format("{} must be one of {}, got {}", what, join(choices),
+                                   yaml::describe(n)));
+      return std::nullopt;
+    }
+    if (std::find(choices.begin(), choices.end(), n.scalar) == choices.end()) {
+      d_.error(n.mark, fmt::format("{} must be one of {}, not '{}'{}", what, join(choices), n.scalar,
+                                   did_you_mean(n.scalar, choices)));
+      return std::nullopt;
+    }
+    return n.scalar;
+  }
+
+  std::optional<Seconds> duration(const Node& n, std::string_view what) {
+    if (!n.is_scalar()) {
+      d_.error(n.mark, fmt::format("{} must be a duration such as 90s, 10m or 2h, got {}", what,
+                                   yaml::describe(n)));
+      return std::nullopt;
+    }
+    std::string why;
+    auto d = parse_duration(n.scalar, &why);
+    if (!d) d_.error(n.mark, fmt::format("{}: bad duration '{}': {}", what, n.scalar, why));
+    return d;
+  }
+
+  std::optional<Threshold> threshold(const Node& n, std::string_view what) {
+    if (!n.is_scalar()) {
+      d_.error(n.mark, fmt::format("{} must be a percentage such as 95% or a device count, got {}",
+                                   what, yaml::describe(n)));
+      return std::nullopt;
+    }
+    std::string why;
+    auto t = parse_threshold(n.scalar, &why);
+    if (!t) d_.error(n.mark, fmt::format("{}: bad value '{}': {}", what, n.scalar, why));
+    return t;
+  }
+
+  std::vector<std::string> string_list(const Node& n, std::string_view what) {
+    std::vector<std::string> out;
+    if (!n.is_sequence()) {
+      d_.error(n.mark, fmt::format("{} must be a list, got {}{}", what, yaml::describe(n),
+                                   n.is_scalar() ? fmt::format(" (write [{}])", n.scalar) : ""));
+      return out;
+    }
+    for (const Node& item : n.items) {
+      if (auto s = string(item, fmt::format("each entry of {}", what))) out.push_back(*s);
+    }
+    return out;
+  }
+
+  static std::string join(std::span<const std::string_view> words) {
+    std::string out;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += fmt::format("'{}'", words[i]);
+    }
+    return out;
+  }
+
+ private:
+  Diagnostics& d_;
+};
+
+std::optional<upswift::AppVersion> read_app(Reader& r, const Node& n, std::string_view what) {
+  if (!r.map(n, keys::kApp, what)) return std::nullopt;
+  const Node* name = r.required(n, "name", what);
+  const Node* version = r.required(n, "version", what);
+  std::optional<std::string> name_s, version_s;
+  if (name) name_s = r.string(*name, fmt::format("{} name", what));
+  if (version) version_s = r.string(*version, fmt::format("{} version", what));
+  if (!name_s || !version_s) return std::nullopt;
+  return upswift::AppVersion{*name_s, *version_s};
+}
+
+GateSpec read_gate(Reader& r, const Node& n, std::string_view what) {
+  GateSpec g;
+  if (!r.map(n, keys::kGate, what)) return g;
+  if (const Node* v = n.find("bake")) g.bake = r.duration(*v, "bake");
+  if (const Node* v = n.find("timeout")) g.timeout = r.duration(*v, "timeout");
+  if (const Node* v = n.find("poll")) g.poll = r.duration(*v, "poll");
+  if (const Node* v = n.find("min_success")) g.min_success = r.threshold(*v, "min_success");
+  if (const Node* v = n.find("max_failed")) g.max_failed = r.threshold(*v, "max_failed");
+  if (const Node* v = n.find("min_devices")) {
+    g.min_devices = r.integer(*v, "min_devices", 0, 100'000'000);
+  }
+  if (const Node* v = n.find("on_timeout")) {
+    if (auto c = r.choice(*v, "on_timeout", keys::kOnTimeoutValues)) {
+      g.on_timeout = *c == "pause" ? OnTimeout::pause : *c == "fail" ? OnTimeout::fail : OnTimeout::pass;
+    }
+  }
+  return g;
+}
+
+std::vector<upswift::Filter> read_filters(Reader& r, const Node& n) {
+  std::vector<upswift::Filter> out;
+  if (!n.is_sequence()) {
+    r.diagnostics().error(n.mark, fmt::format("filters must be a list, got {}", yaml::describe(n)));
+    return out;
+  }
+  for (const Node& f : n.items) {
+    if (!r.map(f, keys::kFilter, "filter")) continue;
+    const Node* type = r.required(f, "type", "filter");
+    const Node* operand = r.required(f, "operand", "filter");
+    const Node* value = r.required(f, "value", "filter");
+    if (!type || !operand || !value) continue;
+    auto type_s = r.string(*type, "filter type");
+    auto operand_s = r.string(*operand, "filter operand");
+    auto value_s = r.string(*value, "filter value");  // the seed: all values are strings
+    if (!type_s || !operand_s || !value_s) continue;
+    if (auto why = upswift::check_filter(*type_s, *operand_s, *value_s)) {
+      // Point at the part that is wrong.
+      const Node* at = !upswift::parse_filter_type(*type_s) ? type
+                       : why->find("operand") != std::string::npos ? operand
+                                                                    : value;
+      r.diagnostics().error(at->mark, *why);
+      continue;
+    }
+    out.push_back({*upswift::parse_filter_type(*type_s), *upswift::parse_operand(*operand_s),
+                   *value_s});
+  }
+  return out;
+}
+
+void check_gate(Diagnostics& d, const Gate& g, Mark where, std::string_view stage) {
+  if (g.timeout.count() == 0) d.error(where, fmt::format("stage '{}': gate timeout must be above 0s", stage));
+  if (g.poll.count() == 0) d.error(where, fmt::format("stage '{}': gate poll must be above 0s", stage));
+  if (g.timeout.count() > 0 && g.bake >= g.timeout) {
+    d.error(where, fmt::format("stage '{}': bake ({}) must be shorter than timeout ({}), or the gate "
+                               "can never judge",
+                               stage, format_duration(g.bake), format_duration(g.timeout)));
+  }
+  if (g.poll > g.timeout) {
+    d.warning(where, fmt::format("stage '{}': poll ({}) is longer than timeout ({})", stage,
+                                 format_duration(g.poll), format_duration(g.timeout)));
+  }
+}
+
+Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) {
+  Stage s;
+  s.mark = n.mark;
+  const std::string what = fmt::format("stage #{}", index + 1);
+  if (!r.map(n, keys::kStage, what)) return s;
+  if (const Node* name = r.required(n, "name", what)) {
+    s.mark = name->mark;
+    if (auto v = r.string(*name, "stage name")) {
+      if (!valid_stage_name(*v)) {
+        r.diagnostics().error(name->mark,
+                              fmt::format("stage name '{}' must be 1 to 64 letters, digits, '-', "
+                                          "'_' or '.', starting with a letter or digit",
+                                          *v));
+      }
+      s.name = *v;
+    }
+  }
+  const std::string label = s.name.empty() ? what : fmt::format("stage '{}'", s.name);
+  if (const Node* needs = n.find("needs")) {
+    if (!needs->is_sequence()) {
+      r.diagnostics().error(needs->mark,
+                            fmt::format("needs must be a list of stage names, got {}{}",
+                                        yaml::describe(*needs),
+                                        needs->is_scalar() ? fmt::format(" (write [{}])", needs->scalar) : ""));
+    } else {
+      for (const Node& item : needs->items) {
+        if (auto v = r.string(item, "each entry of needs")) s.needs.push_back({*v, item.mark});
+      }
+    }
+  }
+  const std::size_t errors_before_selection = r.diagnostics().error_count();
+  if (const Node* groups = n.find("groups")) s.groups = r.string_list(*groups, "groups");
+  if (const Node* filters = n.find("filters")) s.filters = read_filters(r, *filters);
+  const bool selection_well_formed = r.diagnostics().error_count() == errors_before_selection;
+  if (const Node* approval = n.find("approval")) {
+    if (auto c = r.choice(*approval, "approval", keys::kApprovalValues)) {
+      s.approval_required = *c == "required";
+    }
+  }
+  GateSpec own;
+  if (const Node* gate = n.find("gate")) own = read_gate(r, *gate, fmt::format("gate of {}", label));
+  s.gate = resolve(own, plan.default_gate);
+
+  auto own_flow = r.optional_string(n, "flow_id", "flow_id");
+  auto own_project = r.optional_string(n, "project", "project");
+  std::optional<upswift::AppVersion> own_app;
+  if (const Node* app = n.find("app")) own_app = read_app(r, *app, "app");
+  auto own_comment = r.optional_string(n, "comment", "comment");
+
+  if (own_flow) s.flow_id = *own_flow; else if (plan.flow_id) s.flow_id = *plan.flow_id;
+  if (own_project) s.project = *own_project; else if (plan.project) s.project = *plan.project;
+  s.app = own_app ? own_app : plan.app;
+  s.comment = own_comment ? own_comment : plan.comment;
+
+  // Only complain about a missing value when it was not already reported as malformed.
+  if (s.flow_id.empty() && !n.find("flow_id") && !plan.flow_id) {
+    r.diagnostics().error(s.mark, fmt::format("{} has no flow_id: set flow_id on the plan or on "
+                                              "the stage",
+                                              label));
+  }
+  if (s.project.empty() && !n.find("project") && !plan.project) {
+    r.diagnostics().error(s.mark, fmt::format("{} has no project: set project on the plan or on "
+                                              "the stage",
+                                              label));
+  }
+  if (!n.find("groups") && !n.find("filters")) {
+    r.diagnostics().error(s.mark,
+                          fmt::format("{} has no way to select devices: give it groups, filters, "
+                                      "or both (to reach every remaining device, filter "
+                                      "{{type: update_status, operand: is_not, value: success}})",
+                                      label));
+  } else if (s.groups.empty() && s.filters.empty() && selection_well_formed) {
+    r.diagnostics().error(s.mark, fmt::format("{} has empty groups and filters: it would select "
+                                              "every device of the project",
+                                              label));
+  }
+  check_gate(r.diagnostics(), s.gate, s.mark, s.name.empty() ? what : s.name);
+  return s;
+}
+
+OnFailure read_on_failure(Reader& r, const Node& n) {
+  OnFailure f;
+  if (!r.map(n, keys::kOnFailure, "on_failure")) return f;
+  if (const Node* action = r.required(n, "action", "on_failure")) {
+    if (auto c = r.choice(*action, "on_failure action", keys::kFailureActions)) {
+      f.action = *c == "stop" ? FailureAction::stop : FailureAction::rollback;
+    }
+  }
+  const Node* rollback = n.find("rollback");
+  if (rollback && r.map(*rollback, keys::kRollback, "rollback")) {
+    Rollback rb;
+    if (const Node* flow = r.required(*rollback, "flow_id", "rollback")) {
+      if (auto v = r.string(*flow, "rollback flow_id")) rb.flow_id = *v;
+    }
+    if (const Node* app = rollback->find("app")) rb.app = read_app(r, *app, "rollback app");
+    rb.comment = r.optional_string(*rollback, "comment", "rollback comment");
+    f.rollback = rb;
+    if (f.action == FailureAction::stop) {
+      r.diagnostics().warning(rollback->mark,
+                              "on_failure action is 'stop': the rollback block is not used");
+    }
+  }
+  if (f.action == FailureAction::rollback && !rollback) {
+    r.diagnostics().error(n.mark, "on_failure action 'rollback' needs a rollback block with the "
+                                  "rollback flow_id (and usually the previous app version)");
+  }
+  return f;
+}
+
+Api read_api(Reader& r, const Node& n) {
+  Api api;
+  if (!r.map(n, keys::kApi, "api")) return api;
+  if (const Node* url = n.find("url")) {
+    if (auto v = r.string(*url, "api url")) {
+      if (v->rfind("https://", 0) != 0 && v->rfind("http://", 0) != 0) {
+        r.diagnostics().error(url->mark, fmt::format("api url '{}' must start with https:// (or "
+                                                     "http:// for a simulator on loopback)",
+                                                     *v));
+      } else {
+        api.url = *v;
+      }
+    }
+  }
+  if (const Node* rate = n.find("rate_limit")) {
+    std::string why;
+    auto parsed = rate->is_scalar() ? parse_rate_limit(rate->scalar, &why) : std::nullopt;
+    if (!rate->is_scalar()) why = fmt::format("expected text such as 30/min, got {}", yaml::describe(*rate));
+    if (parsed) {
+      api.rate_limit = *parsed;
+    } else {
+      r.diagnostics().error(rate->mark, fmt::format("api rate_limit: {}", why));
+    }
+  }
+  return api;
+}
+
+void check_stage_names(Diagnostics& d, const std::vector<Stage>& stages) {
+  std::map<std::string, const Stage*> by_name;
+  for (const Stage& s : stages) {
+    if (s.name.empty()) continue;
+    auto [it, inserted] = by_name.emplace(s.name, &s);
+    if (!inserted) {
+      d.error(s.mark, fmt::format("duplicate stage name '{}' (first defined at line {})", s.name,
+                                  it->second->mark.line));
+    }
+  }
+  std::vector<std::string_view> names;
+  for (const auto& [name, stage] : by_name) names.push_back(name);
+  for (const Stage& s : stages) {
+    std::set<std::string> seen;
+    for (const StageRef& need : s.needs) {
+      if (!by_name.count(need.name)) {
+        d.error(need.mark, fmt::format("stage '{}' needs unknown stage '{}'{}", s.name, need.name,
+                                       did_you_mean(need.name, names)));
+      } else if (!seen.insert(need.name).second) {
+        d.warning(need.mark, fmt::format("stage '{}' lists '{}' in needs twice", s.name, need.name));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<Threshold> parse_threshold(std::string_view text, std::string* why) {
+  auto fail = [&](std::string m) -> std::optional<Threshold> {
+    if (why) *why = std::move(m);
+    return std::nullopt;
+  };
+  if (text.empty()) return fail("empty");
+  const bool percent = text.back() == '%';
+  std::string_view number = percent ? text.substr(0, text.size() - 1) : text;
+  double value = 0;
+  const char* end = number.data() + number.size();
+  auto [ptr, ec] = std::from_chars(number.data(), end, value);
+  if (number.empty() || ec != std::errc() || ptr != end || !std::isfinite(value)) {
+    return fail("expected a percentage such as 95% or a whole device count such as 3");
+  }
+  if (value < 0) return fail("must not be negative");
+  if (percent) {
+    if (value > 100) return fail("a percentage must be at most 100%");
+    return Threshold{Threshold::Kind::percent, value};
+  }
+  if (value != std::floor(value)) {
+    return fail(fmt::format("a device count must be whole (did you mean '{}%'?)", number));
+  }
+  if (value > 1e9) return fail("device count is too large");
+  return Threshold{Threshold::Kind::count, value};
+}
+
+std::optional<RateLimit> parse_rate_limit(std::string_view text, std::string* why) {
+  auto fail = [&](std::string m) -> std::optional<RateLimit> {
+    if (why) *why = std::move(m);
+    return std::nullopt;
+  };
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) return fail(fmt::format("'{}' is not a rate such as 30/min", text));
+  std::string_view count = text.substr(0, slash);
+  std::string_view per = text.substr(slash + 1);
+  std::int64_t calls = 0;
+  auto [ptr, ec] = std::from_chars(count.data(), count.data() + count.size(), calls);
+  if (count.empty() || ec != std::errc() || ptr != count.data() + count.size() || calls < 1 ||
+      calls > 100000) {
+    return fail(fmt::format("'{}' is not a rate such as 30/min: the count must be a whole number "
+                            "from 1 to 100000",
+                            text));
+  }
+  static const std::map<std::string_view, Seconds> kUnits = {
+      {"s", Seconds{1}},     {"sec", Seconds{1}},     {"second", Seconds{1}},
+      {"m", Seconds{60}},    {"min", Seconds{60}},    {"minute", Seconds{60}},
+      {"h", Seconds{3600}},  {"hour", Seconds{3600}},
+  };
+  if (auto it = kUnits.find(per); it != kUnits.end()) return RateLimit{calls, it->second};
+  std::string duration_why;
+  auto d = parse_duration(per, &duration_why);
+  if (!d || d->count() == 0) {
+    return fail(fmt::format("'{}' is not a rate such as 30/min: the period must be s, min, hour or "
+                            "a duration such as 10s",
+                            text));
+  }
+  return RateLimit{calls, *d};
+}
+
+LoadResult load_plan(std::string_view yaml_text) {
+  LoadResult result;
+  Diagnostics& d = result.diagnostics;
+  auto root = yaml::parse(yaml_text, d);
+  if (!root) return result;
+  Reader r(d);
+  if (!r.map(*root, keys::kPlan, "the plan")) return result;
+
+  Plan plan;
+  if (const Node* version = r.required(*root, "version", "the plan")) {
+    if (auto v = r.integer(*version, "version", 0, 1'000'000)) {
+      if (*v != 1) {
+        d.error(version->mark, fmt::format("plan version {} is not supported: this rollout reads "
+                                           "version 1",
+                                           *v));
+      }
+      plan.version = static_cast<int>(*v);
+    }
+  }
+  if (const Node* name = r.required(*root, "name", "the plan")) {
+    if (auto v = r.string(*name, "plan name")) plan.name = *v;
+  }
+  plan.flow_id = r.optional_string(*root, "flow_id", "flow_id");
+  plan.project = r.optional_string(*root, "project", "project");
+  if (const Node* app = root->find("app")) plan.app = read_app(r, *app, "app");
+  plan.comment = r.optional_string(*root, "comment", "comment");
+  if (const Node* defaults = root->find("defaults")) {
+    if (r.map(*defaults, keys::kDefaults, "defaults")) {
+      if (const Node* gate = defaults->find("gate")) {
+        plan.default_gate = read_gate(r, *gate, "defaults gate");
+      }
+    }
+  }
+  if (const Node* mp = root->find("max_parallel")) {
+    if (auto v = r.integer(*mp, "max_parallel", 1, 10'000)) plan.max_parallel = static_cast<int>(*v);
+  }
+  if (const Node* api = root->find("api")) plan.api = read_api(r, *api);
+  if (const Node* f = root->find("on_failure")) plan.on_failure = read_on_failure(r, *f);
+
+  if (const Node* stages = r.required(*root, "stages", "the plan")) {
+    if (!stages->is_sequence()) {
+      d.error(stages->mark, fmt::format("stages must be a list, got {}", yaml::describe(*stages)));
+    } else if (stages->items.empty()) {
+      d.error(stages->mark, "stages is empty: a plan needs at least one stage");
+    } else {
+      for (std::size_t i = 0; i < stages->items.size(); ++i) {
+        plan.stages.push_back(read_stage(r, stages->items[i], plan, i));
+      }
+    }
+  }
+  check_stage_names(d, plan.stages);
+  result.plan = std::move(plan);
+  return result;
+}
+
+}  // namespace rollout::plan

@@ -1,0 +1,48 @@
+#include "plan/model.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace rollout::plan {
+
+std::string format_threshold(const Threshold& t) {
+  if (t.kind == Threshold::Kind::count) return fmt::format("{}", static_cast<std::int64_t>(t.value));
+  return fmt::format("{}%", t.value);
+}
+
+std::string_view name(OnTimeout v) {
+  switch (v) {
+    case OnTimeout::pause: return "pause";
+    case OnTimeout::fail: return "fail";
+    case OnTimeout::pass: return "pass";
+  }
+  return "pause";
+}
+
+std::string_view name(FailureAction v) { return v == FailureAction::stop ? "stop" : "rollback"; }
+
+std::string format_rate_limit(const RateLimit& r) {
+  return fmt::format("{}/{}", r.calls, format_duration(r.per));
+}
+
+Gate resolve(const GateSpec& stage, const GateSpec& defaults) {
+  Gate g;
+  auto pick = [](const auto& own, const auto& fallback, auto builtin) {
+    return own ? *own : (fallback ? *fallback : builtin);
+  };
+  g.bake = pick(stage.bake, defaults.bake, g.bake);
+  g.timeout = pick(stage.timeout, defaults.timeout, g.timeout);
+  g.poll = pick(stage.poll, defaults.poll, g.poll);
+  g.min_success = pick(stage.min_success, defaults.min_success, g.min_success);
+  g.max_failed = pick(stage.max_failed, defaults.max_failed, g.max_failed);
+  g.min_devices = pick(stage.min_devices, defaults.min_devices, g.min_devices);
+  g.on_timeout = pick(stage.on_timeout, defaults.on_timeout, g.on_timeout);
+  return g;
+}
+
+upswift::DeployRequest Stage::deploy_request() const {
+  return {flow_id, project, groups, filters, comment, app};
+}
+
+}  // namespace rollout::plan

@@ -1,0 +1,112 @@
+// The plan: what an operator asked for, resolved (stage overrides over defaults over
+// built-in defaults) and validated. Pure data, no I/O.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "upswift/deploy.h"
+#include "upswift/filter.h"
+#include "util/diagnostic.h"
+#include "util/duration.h"
+
+namespace rollout::plan {
+
+// min_success / max_failed: "95%" or a device count "3".
+struct Threshold {
+  enum class Kind { percent, count };
+  Kind kind = Kind::percent;
+  double value = 0;  // 0..100 for percent, a whole number for count
+  bool operator==(const Threshold&) const = default;
+};
+std::string format_threshold(const Threshold& t);
+
+enum class OnTimeout { pause, fail, pass };
+std::string_view name(OnTimeout v);
+
+struct Gate {
+  Seconds bake{0};
+  Seconds timeout{std::chrono::hours(1)};
+  Seconds poll{std::chrono::seconds(30)};
+  Threshold min_success{Threshold::Kind::percent, 100};
+  Threshold max_failed{Threshold::Kind::count, 0};
+  std::int64_t min_devices = 1;
+  OnTimeout on_timeout = OnTimeout::pause;
+  bool operator==(const Gate&) const = default;
+};
+
+// A gate as written: each field may be absent and is then filled from further out.
+struct GateSpec {
+  std::optional<Seconds> bake, timeout, poll;
+  std::optional<Threshold> min_success, max_failed;
+  std::optional<std::int64_t> min_devices;
+  std::optional<OnTimeout> on_timeout;
+};
+Gate resolve(const GateSpec& stage, const GateSpec& defaults);
+
+struct StageRef {
+  std::string name;
+  Mark mark;
+};
+
+struct Stage {
+  std::string name;
+  Mark mark;  // where the stage's `name` is
+  std::vector<StageRef> needs;
+  std::vector<std::string> groups;
+  std::vector<upswift::Filter> filters;
+  bool approval_required = false;
+  // Resolved: stage override, else the plan's value.
+  std::string flow_id;
+  std::string project;
+  std::optional<upswift::AppVersion> app;
+  std::optional<std::string> comment;
+  Gate gate;
+
+  upswift::DeployRequest deploy_request() const;
+};
+
+enum class FailureAction { stop, rollback };
+std::string_view name(FailureAction v);
+
+struct Rollback {
+  std::string flow_id;
+  std::optional<upswift::AppVersion> app;
+  std::optional<std::string> comment;
+};
+
+struct OnFailure {
+  FailureAction action = FailureAction::stop;
+  std::optional<Rollback> rollback;
+};
+
+struct RateLimit {
+  std::int64_t calls = 30;
+  Seconds per{std::chrono::minutes(1)};
+  bool operator==(const RateLimit&) const = default;
+};
+std::string format_rate_limit(const RateLimit& r);
+
+struct Api {
+  std::optional<std::string> url;
+  RateLimit rate_limit;
+};
+
+struct Plan {
+  int version = 1;
+  std::string name;
+  std::optional<std::string> flow_id;
+  std::optional<std::string> project;
+  std::optional<upswift::AppVersion> app;
+  std::optional<std::string> comment;
+  GateSpec default_gate;
+  std::optional<int> max_parallel;  // absent: every ready stage may run
+  std::vector<Stage> stages;
+  OnFailure on_failure;
+  Api api;
+};
+
+}  // namespace rollout::plan

@@ -1,0 +1,276 @@
+#include "yaml/document.h"
+
+#include <map>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/parser.h>
+
+namespace rollout::yaml {
+
+const Node* Node::find(std::string_view key) const {
+  for (const auto& [k, v] : entries) {
+    if (k.is_scalar() && k.scalar == key) return &v;
+  }
+  return nullptr;
+}
+
+ScalarType resolve_plain_scalar(std::string_view text) {
+  static const std::regex null_re("~|null|Null|NULL|");
+  static const std::regex bool_re("true|True|TRUE|false|False|FALSE");
+  static const std::regex int_re("[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+");
+  static const std::regex float_re(
+      "[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\\.(inf|Inf|INF)|\\.nan|\\.NaN|"
+      "\\.NAN");
+  const std::string s(text);
+  if (std::regex_match(s, null_re)) return ScalarType::null;
+  if (std::regex_match(s, bool_re)) return ScalarType::boolean;
+  if (std::regex_match(s, int_re)) return ScalarType::integer;
+  if (std::regex_match(s, float_re)) return ScalarType::floating;
+  return ScalarType::string;
+}
+
+std::string describe(const Node& node) {
+  switch (node.kind) {
+    case Node::Kind::null: return "null";
+    case Node::Kind::sequence: return "a list";
+    case Node::Kind::map: return "a map";
+    case Node::Kind::scalar: break;
+  }
+  if (node.quoted) return "a string";
+  switch (resolve_plain_scalar(node.scalar)) {
+    case ScalarType::integer:
+    case ScalarType::floating: return "a number";
+    case ScalarType::boolean: return "a boolean";
+    case ScalarType::null: return "null";
+    case ScalarType::string: return "a string";
+  }
+  return "a string";
+}
+
+namespace {
+
+Mark to_mark(const YAML::Mark& m) {
+  if (m.line < 0) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+// Thrown from inside the event handler to stop the parser at once.
+struct LimitExceeded : std::runtime_error {
+  LimitExceeded(Mark m, const std::string& what) : std::runtime_error(what), mark(m) {}
+  Mark mark;
+};
+
+// Builds the tree from yaml-cpp's events. Aliases are expanded by copying the anchored
+// subtree, and every copied node counts toward the node budget: a "billion laughs"
+// document hits the budget after a bounded amount of work.
+class TreeBuilder : public YAML::EventHandler {
+ public:
+  explicit TreeBuilder(const Limits& limits) : limits_(limits) {}
+
+  std::optional<Node> take() { return std::move(root_); }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    Node n;
+    n.mark = to_mark(mark);
+    add(std::move(n), anchor);
+  }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) throw LimitExceeded(to_mark(mark), "alias to an unknown anchor");
+    Node copy = it->second;
+    count(copy, to_mark(mark));
+    copy.mark = to_mark(mark);
+    add(std::move(copy), YAML::NullAnchor, /*counted=*/true);
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    Node n;
+    n.kind = Node::Kind::scalar;
+    n.mark = to_mark(mark);
+    n.scalar = value;
+    // yaml-cpp tags plain scalars "?" and quoted or block scalars "!".
+    n.quoted = tag != "?";
+    add(std::move(n), anchor);
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(Node::Kind::sequence, mark, anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(Node::Kind::map, mark, anchor);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Open {
+    Node node;
+    YAML::anchor_t anchor;
+    std::optional<Node> pending_key;  // for maps: a key waiting for its value
+  };
+
+  void count(const Node& n, Mark where) {
+    nodes_ += 1;
+    if (nodes_ > limits_.max_nodes) {
+      throw LimitExceeded(where, fmt::format("document has more than {} nodes once aliases are "
+                                             "expanded (an alias bomb?)",
+                                             limits_.max_nodes));
+    }
+    for (const Node& item : n.items) count(item, where);
+    for (const auto& [k, v] : n.entries) {
+      count(k, where);
+      count(v, where);
+    }
+  }
+
+  void open(Node::Kind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+    if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
+      throw LimitExceeded(to_mark(mark),
+                          fmt::format("nesting is deeper than {} levels", limits_.max_depth));
+    }
+    Node n;
+    n.kind = kind;
+    n.mark = to_mark(mark);
+    count(n, n.mark);
+    stack_.push_back({std::move(n), anchor, std::nullopt});
+  }
+
+  void close() {
+    Open top = std::move(stack_.back());
+    stack_.pop_back();
+    add(std::move(top.node), top.anchor, /*counted=*/true);
+  }
+
+  void add(Node n, YAML::anchor_t anchor, bool counted = false) {
+    if (!counted) count(n, n.mark);
+    if (anchor != YAML::NullAnchor) anchors_[anchor] = n;
+    if (stack_.empty()) {
+      if (!root_) root_ = std::move(n);
+      return;
+    }
+    Open& parent = stack_.back();
+    if (parent.node.kind == Node::Kind::sequence) {
+      parent.node.items.push_back(std::move(n));
+    } else if (!parent.pending_key) {
+      parent.pending_key = std::move(n);
+    } else {
+      parent.node.entries.emplace_back(std::move(*parent.pending_key), std::move(n));
+      parent.pending_key.reset();
+    }
+  }
+
+  const Limits& limits_;
+  std::vector<Open> stack_;
+  std::map<YAML::anchor_t, Node> anchors_;
+  std::optional<Node> root_;
+  std::size_t nodes_ = 0;
+};
+
+// The offset of the first byte that breaks UTF-8, or npos.
+std::size_t first_invalid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t extra = 0;
+    if (c < 0x80) {
+      extra = 0;
+    } else if ((c >> 5) == 0x6) {
+      extra = 1;
+    } else if ((c >> 4) == 0xE) {
+      extra = 2;
+    } else if ((c >> 3) == 0x1E) {
+      extra = 3;
+    } else {
+      return i;
+    }
+    if (s.size() - i <= extra) return i;
+    for (std::size_t k = 1; k <= extra; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return i;
+    }
+    i += extra + 1;
+  }
+  return std::string_view::npos;
+}
+
+Mark mark_of_offset(std::string_view text, std::size_t offset) {
+  Mark m{1, 1};
+  for (std::size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++m.line;
+      m.column = 1;
+    } else {
+      ++m.column;
+    }
+  }
+  return m;
+}
+
+void check_duplicate_keys(const Node& node, Diagnostics& diagnostics) {
+  if (node.is_map()) {
+    std::map<std::string, Mark> seen;
+    for (const auto& [k, v] : node.entries) {
+      if (k.is_scalar()) {
+        auto [it, inserted] = seen.emplace(k.scalar, k.mark);
+        if (!inserted) {
+          diagnostics.error(k.mark, fmt::format("duplicate key '{}' (first given at line {})",
+                                                k.scalar, it->second.line));
+        }
+      }
+      check_duplicate_keys(v, diagnostics);
+    }
+  }
+  for (const Node& item : node.items) check_duplicate_keys(item, diagnostics);
+}
+
+}  // namespace
+
+std::optional<Node> parse(std::string_view text, Diagnostics& diagnostics, const Limits& limits) {
+  if (text.size() > limits.max_bytes) {
+    diagnostics.error({}, fmt::format("file is {} bytes; the limit is {} bytes", text.size(),
+                                      limits.max_bytes));
+    return std::nullopt;
+  }
+  if (auto bad = first_invalid_utf8(text); bad != std::string_view::npos) {
+    diagnostics.error(mark_of_offset(text, bad), "the file is not valid UTF-8 here");
+    return std::nullopt;
+  }
+  std::istringstream in{std::string(text)};
+  TreeBuilder builder(limits);
+  try {
+    YAML::Parser parser(in);
+    parser.HandleNextDocument(builder);
+  } catch (const LimitExceeded& e) {
+    diagnostics.error(e.mark, e.what());
+    return std::nullopt;
+  } catch (const YAML::DeepRecursion& e) {
+    diagnostics.error(to_mark(e.mark), "nesting is too deep");
+    return std::nullopt;
+  } catch (const YAML::Exception& e) {
+    diagnostics.error(to_mark(e.mark), fmt::format("invalid YAML: {}", e.msg));
+    return std::nullopt;
+  }
+  std::optional<Node> root = builder.take();
+  if (!root) {
+    diagnostics.error({}, "the file is empty");
+    return std::nullopt;
+  }
+  check_duplicate_keys(*root, diagnostics);
+  return root;
+}
+
+}  // namespace rollout::yaml
