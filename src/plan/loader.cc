@@ -300,17 +300,6 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) 
   s.app = own_app ? own_app : plan.app;
   s.comment = own_comment ? own_comment : plan.comment;
 
-  // Only complain about a missing value when it was not already reported as malformed.
-  if (s.flow_id.empty() && !n.find("flow_id") && !plan.flow_id) {
-    r.diagnostics().error(s.mark, fmt::format("{} has no flow_id: set flow_id on the plan or on "
-                                              "the stage",
-                                              label));
-  }
-  if (s.project.empty() && !n.find("project") && !plan.project) {
-    r.diagnostics().error(s.mark, fmt::format("{} has no project: set project on the plan or on "
-                                              "the stage",
-                                              label));
-  }
   if (!n.find("groups") && !n.find("filters")) {
     r.diagnostics().error(s.mark,
                           fmt::format("{} has no way to select devices: give it groups, filters, "
@@ -380,6 +369,31 @@ Api read_api(Reader& r, const Node& n) {
     }
   }
   return api;
+}
+
+// flow_id and project may be set on the plan or on each stage. Missing everywhere is one
+// error at the top; missing on some stages is an error on each of those.
+void report_missing_inherited(Diagnostics& d, const Node& root, const Plan& plan,
+                              std::string_view key) {
+  if (root.find(key)) return;  // given at the top (a malformed one is reported already)
+  const Node* stages = root.find("stages");
+  if (!stages || !stages->is_sequence()) return;
+  std::vector<const Stage*> missing;
+  for (std::size_t i = 0; i < plan.stages.size(); ++i) {
+    if (!stages->items[i].find(key)) missing.push_back(&plan.stages[i]);
+  }
+  if (missing.empty()) return;
+  if (missing.size() == plan.stages.size() && plan.stages.size() > 1) {
+    d.error(root.mark, fmt::format("the plan is missing required field '{}' (set it at the top, or "
+                                   "on every stage)",
+                                   key));
+    return;
+  }
+  for (const Stage* s : missing) {
+    d.error(s->mark, fmt::format("{} has no {}: set {} on the plan or on the stage",
+                                 s->name.empty() ? "a stage" : fmt::format("stage '{}'", s->name),
+                                 key, key));
+  }
 }
 
 void check_stage_names(Diagnostics& d, const std::vector<Stage>& stages) {
@@ -518,6 +532,8 @@ LoadResult load_plan(std::string_view yaml_text) {
       }
     }
   }
+  report_missing_inherited(d, *root, plan, "flow_id");
+  report_missing_inherited(d, *root, plan, "project");
   check_stage_names(d, plan.stages);
   result.plan = std::move(plan);
   return result;
