@@ -26,7 +26,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 std::optional<std::string> closest_match(std::string_view word,
                                          std::span<const std::string_view> candidates) {
   // A typo changes a few characters; anything further is a different word.
-  const std::size_t limit = std::max<std::size_t>(1, std::min<std::size_t>(3, word.size() / 2));
+  const std::size_t limit = std::max<std::size_t>(1, std::min<std::size_t>(3, word.size() / 3));
   std::optional<std::string> best;
   std::size_t best_distance = limit + 1;
   for (std::string_view candidate : candidates) {

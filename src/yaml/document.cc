@@ -169,7 +169,7 @@ class TreeBuilder : public YAML::EventHandler {
     } else if (!parent.pending_key) {
       parent.pending_key = std::move(n);
     } else {
-      parent.node.entries.emplace_back(std::move(*parent.pending_key), std::move(n));
+      parent.node.entries.push_back(Entry{std::move(*parent.pending_key), std::move(n)});
       parent.pending_key.reset();
     }
   }

@@ -23,6 +23,8 @@ struct Limits {
   std::size_t max_nodes = 200'000;  // counted after aliases are expanded
 };
 
+struct Entry;
+
 struct Node {
   enum class Kind { null, scalar, sequence, map };
 
@@ -31,7 +33,7 @@ struct Node {
   std::string scalar;    // for scalars
   bool quoted = false;   // a quoted or block scalar: always a string, never a number or bool
   std::vector<Node> items;                        // for sequences
-  std::vector<std::pair<Node, Node>> entries;     // for maps, in document order
+  std::vector<Entry> entries;                     // for maps, in document order
 
   bool is_null() const { return kind == Kind::null; }
   bool is_scalar() const { return kind == Kind::scalar; }
@@ -40,6 +42,11 @@ struct Node {
 
   // For maps: the value under `key`, or nullptr.
   const Node* find(std::string_view key) const;
+};
+
+struct Entry {
+  Node key;
+  Node value;
 };
 
 // What a plain (unquoted) scalar means under YAML 1.2's core schema.
