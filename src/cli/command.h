@@ -10,6 +10,7 @@
 
 #include "dag/graph.h"
 #include "plan/model.h"
+#include "sim/fleet.h"
 
 namespace rollout::cli {
 
@@ -18,6 +19,7 @@ using Run = std::function<int()>;
 void add_validate_command(CLI::App& app, Run& run);
 void add_plan_command(CLI::App& app, Run& run);
 void add_graph_command(CLI::App& app, Run& run);
+void add_sim_command(CLI::App& app, Run& run);
 
 // A plan read from a file and checked through the DAG.
 struct CheckedPlan {
@@ -30,6 +32,9 @@ struct CheckedPlan {
 // Reads and checks PATH, printing every diagnostic to stderr. nullopt when the plan is
 // unusable (the caller exits 2).
 std::optional<CheckedPlan> load_checked_plan(const std::string& path);
+
+// Reads and checks a fleet file, printing diagnostics to stderr.
+std::optional<sim::FleetSpec> load_fleet_file(const std::string& path);
 
 // Reads a whole file; nullopt (with `why`) when it cannot.
 std::optional<std::string> read_file(const std::string& path, std::string* why);

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add_validate_command(app, run);
   add_plan_command(app, run);
   add_graph_command(app, run);
+  add_sim_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,12 +12,14 @@
 #include "plan/keys.h"
 #include "util/suggest.h"
 #include "yaml/document.h"
+#include "yaml/reader.h"
 
 namespace rollout::plan {
 
 namespace {
 
 using yaml::Node;
+using yaml::Reader;
 
 bool valid_stage_name(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
@@ -31,146 +33,17 @@ bool valid_stage_name(std::string_view s) {
   return true;
 }
 
-// Reads typed values out of the YAML tree, reporting what is wrong where it is wrong.
-class Reader {
- public:
-  explicit Reader(Diagnostics& d) : d_(d) {}
-
-  Diagnostics& diagnostics() { return d_; }
-
-  // Reports keys outside `allowed`; returns false when `node` is not a map at all.
-  bool map(const Node& node, std::span<const std::string_view> allowed, std::string_view what) {
-    if (!node.is_map()) {
-      d_.error(node.mark, fmt::format("{} must be a map, got {}", what, yaml::describe(node)));
-      return false;
-    }
-    for (const auto& [key, value] : node.entries) {
-      if (!key.is_scalar()) {
-        d_.error(key.mark, fmt::format("keys in {} must be plain names", what));
-        continue;
-      }
-      if (std::find(allowed.begin(), allowed.end(), key.scalar) == allowed.end()) {
-        d_.error(key.mark, fmt::format("unknown key '{}' in {}{}", key.scalar, what,
-                                       did_you_mean(key.scalar, allowed)));
-      }
-    }
-    return true;
+std::optional<Threshold> read_threshold(Reader& r, const Node& n, std::string_view what) {
+  if (!n.is_scalar()) {
+    r.diagnostics().error(n.mark, fmt::format("{} must be a percentage such as 95% or a device count, got {}",
+                                              what, yaml::describe(n)));
+    return std::nullopt;
   }
-
-  const Node* required(const Node& map, std::string_view key, std::string_view what) {
-    const Node* n = map.find(key);
-    if (!n) d_.error(map.mark, fmt::format("{} is missing required field '{}'", what, key));
-    return n;
-  }
-
-  std::optional<std::string> string(const Node& n, std::string_view what) {
-    if (!n.is_scalar()) {
-      d_.error(n.mark, fmt::format("{} must be a string, got {}", what, yaml::describe(n)));
-      return std::nullopt;
-    }
-    if (!n.quoted && yaml::resolve_plain_scalar(n.scalar) != yaml::ScalarType::string) {
-      d_.error(n.mark, fmt::format("{} must be a string, got {}; quote it: '{}'", what,
-                                   yaml::describe(n), n.scalar));
-      return std::nullopt;
-    }
-    if (n.scalar.empty()) {
-      d_.error(n.mark, fmt::format("{} must not be empty", what));
-      return std::nullopt;
-    }
-    return n.scalar;
-  }
-
-  std::optional<std::string> optional_string(const Node& map, std::string_view key,
-                                             std::string_view what) {
-    const Node* n = map.find(key);
-    return n ? string(*n, what) : std::nullopt;
-  }
-
-  std::optional<std::int64_t> integer(const Node& n, std::string_view what, std::int64_t min,
-                                      std::int64_t max) {
-    std::int64_t value = 0;
-    bool ok = n.is_scalar() && !n.quoted && !n.scalar.empty();
-    if (ok) {
-      const char* end = n.scalar.data() + n.scalar.size();
-      auto [ptr, ec] = std::from_chars(n.scalar.data(), end, value);
-      ok = ec == std::errc() && ptr == end;
-    }
-    if (!ok) {
-      d_.error(n.mark, fmt::format("{} must be a whole number, got {}", what, yaml::describe(n)));
-      return std::nullopt;
-    }
-    if (value < min || value > max) {
-      d_.error(n.mark, fmt::format("{} must be between {} and {}, got {}", what, min, max, value));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  // A scalar that must be one of `choices`.
-  std::optional<std::string> choice(const Node& n, std::string_view what,
-                                    std::span<const std::string_view> choices) {
-    if (!n.is_scalar()) {
-      d_.error(n.mark, fmt::format("{} must be one of {}, got {}", what, join(choices),
-                                   yaml::describe(n)));
-      return std::nullopt;
-    }
-    if (std::find(choices.begin(), choices.end(), n.scalar) == choices.end()) {
-      d_.error(n.mark, fmt::format("{} must be one of {}, not '{}'{}", what, join(choices), n.scalar,
-                                   did_you_mean(n.scalar, choices)));
-      return std::nullopt;
-    }
-    return n.scalar;
-  }
-
-  std::optional<Seconds> duration(const Node& n, std::string_view what) {
-    if (!n.is_scalar()) {
-      d_.error(n.mark, fmt::format("{} must be a duration such as 90s, 10m or 2h, got {}", what,
-                                   yaml::describe(n)));
-      return std::nullopt;
-    }
-    std::string why;
-    auto d = parse_duration(n.scalar, &why);
-    if (!d) d_.error(n.mark, fmt::format("{}: bad duration '{}': {}", what, n.scalar, why));
-    return d;
-  }
-
-  std::optional<Threshold> threshold(const Node& n, std::string_view what) {
-    if (!n.is_scalar()) {
-      d_.error(n.mark, fmt::format("{} must be a percentage such as 95% or a device count, got {}",
-                                   what, yaml::describe(n)));
-      return std::nullopt;
-    }
-    std::string why;
-    auto t = parse_threshold(n.scalar, &why);
-    if (!t) d_.error(n.mark, fmt::format("{}: bad value '{}': {}", what, n.scalar, why));
-    return t;
-  }
-
-  std::vector<std::string> string_list(const Node& n, std::string_view what) {
-    std::vector<std::string> out;
-    if (!n.is_sequence()) {
-      d_.error(n.mark, fmt::format("{} must be a list, got {}{}", what, yaml::describe(n),
-                                   n.is_scalar() ? fmt::format(" (write [{}])", n.scalar) : ""));
-      return out;
-    }
-    for (const Node& item : n.items) {
-      if (auto s = string(item, fmt::format("each entry of {}", what))) out.push_back(*s);
-    }
-    return out;
-  }
-
-  static std::string join(std::span<const std::string_view> words) {
-    std::string out;
-    for (std::size_t i = 0; i < words.size(); ++i) {
-      if (i > 0) out += ", ";
-      out += fmt::format("'{}'", words[i]);
-    }
-    return out;
-  }
-
- private:
-  Diagnostics& d_;
-};
+  std::string why;
+  auto t = parse_threshold(n.scalar, &why);
+  if (!t) r.diagnostics().error(n.mark, fmt::format("{}: bad value '{}': {}", what, n.scalar, why));
+  return t;
+}
 
 std::optional<upswift::AppVersion> read_app(Reader& r, const Node& n, std::string_view what) {
   if (!r.map(n, keys::kApp, what)) return std::nullopt;
@@ -189,8 +62,8 @@ GateSpec read_gate(Reader& r, const Node& n, std::string_view what) {
   if (const Node* v = n.find("bake")) g.bake = r.duration(*v, "bake");
   if (const Node* v = n.find("timeout")) g.timeout = r.duration(*v, "timeout");
   if (const Node* v = n.find("poll")) g.poll = r.duration(*v, "poll");
-  if (const Node* v = n.find("min_success")) g.min_success = r.threshold(*v, "min_success");
-  if (const Node* v = n.find("max_failed")) g.max_failed = r.threshold(*v, "max_failed");
+  if (const Node* v = n.find("min_success")) g.min_success = read_threshold(r, *v, "min_success");
+  if (const Node* v = n.find("max_failed")) g.max_failed = read_threshold(r, *v, "max_failed");
   if (const Node* v = n.find("min_devices")) {
     g.min_devices = r.integer(*v, "min_devices", 0, 100'000'000);
   }

@@ -1,0 +1,61 @@
+// HTTP over libcurl's multi interface, driven by an Asio io_context: no thread per
+// request, no blocking call; many requests in flight at once, each with its own timeout.
+// libcurl lives here and nowhere else.
+//
+// Shape (after curl's maintained multi-uv.c): one CURLM used only from the io_context's
+// thread; a context per socket, attached with curl_multi_assign and held by a
+// shared_ptr; async_wait on a stream_descriptor that is release()d (never closed: the
+// socket is curl's) on CURL_POLL_REMOVE; completions are posted, so user code never
+// runs inside a libcurl callback and may start new requests freely.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "util/asio.h"
+
+namespace rollout::http {
+
+struct Request {
+  std::string method = "GET";  // GET with a body is sent as a GET carrying that body
+  std::string url;
+  std::string body;
+  std::chrono::milliseconds timeout{30000};
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+enum class Transport {
+  ok,             // an HTTP answer arrived (any status)
+  not_sent,       // failed before the request went out (resolve, connect, TLS): certainly not applied
+  no_answer,      // the request went out, but no complete answer came (timeout, reset)
+};
+
+struct Response {
+  Transport transport = Transport::ok;
+  long status = 0;
+  std::string body;
+  std::string retry_after;  // the Retry-After header, if any
+  std::string error;        // for a person, when transport != ok
+};
+
+class CurlClient {
+ public:
+  explicit CurlClient(asio::io_context& io);
+  ~CurlClient();
+  CurlClient(const CurlClient&) = delete;
+  CurlClient& operator=(const CurlClient&) = delete;
+
+  // Must be called from the io_context's thread. `done` runs later, on that thread.
+  void send(Request request, std::function<void(Response)> done);
+
+  std::size_t in_flight() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rollout::http

@@ -1,0 +1,305 @@
+#include "sim/fleet.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace rollout::sim {
+
+namespace {
+
+Millis pick(const Range& r, std::mt19937_64& rng) {
+  if (r.max <= r.min) return r.min;
+  std::uniform_int_distribution<std::int64_t> d(r.min.count(), r.max.count());
+  return Millis(d(rng));
+}
+
+bool chance(double p, std::mt19937_64& rng) {
+  if (p <= 0) return false;
+  if (p >= 1) return true;
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < p;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+std::string format_sim_time(SimTime t) {
+  const std::time_t seconds = static_cast<std::time_t>(t.count() / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string SimUpdate::status_at(SimTime now) const {
+  if (now >= aborted) return "aborted";
+  if (now < starts) return "pending";
+  if (now < ends) return "in_progress";
+  return fails ? "failed" : "success";
+}
+
+bool SimDevice::online_at(SimTime now) const {
+  if (!online_initially && now < returns_at) return false;
+  if (!updates.empty() && now >= updates.back().offline_from) return false;
+  return true;
+}
+
+std::vector<upswift::AppVersion> SimDevice::apps_at(SimTime now) const {
+  std::vector<upswift::AppVersion> apps = initial_apps;
+  for (const SimUpdate& u : updates) {
+    if (!u.app || u.status_at(now) != "success") continue;
+    auto it = std::find_if(apps.begin(), apps.end(),
+                           [&](const upswift::AppVersion& a) { return a.name == u.app->name; });
+    if (it != apps.end()) {
+      it->version = u.app->version;
+    } else {
+      apps.push_back(*u.app);
+    }
+  }
+  return apps;
+}
+
+bool SimDevice::has_tag(const std::string& tag) const {
+  return std::find(tags.begin(), tags.end(), tag) != tags.end();
+}
+
+Fleet::Fleet(const FleetSpec& spec, SimTime start) : spec_(spec), rng_(spec.seed) {
+  std::int64_t next_id = 1001;
+  auto make_uuid = [&] {
+    std::uniform_int_distribution<int> hex(0, 0xffff);
+    return fmt::format("d-{:04x}-{:04x}", hex(rng_), hex(rng_));
+  };
+  auto place_offline = [&](SimDevice& d) {
+    if (!d.online_initially && spec_.behavior.offline_return) {
+      d.returns_at = start + pick(*spec_.behavior.offline_return, rng_);
+    }
+  };
+  for (const ProjectSpec& project : spec.projects) {
+    auto& group_names = groups_by_project_[project.name];
+    for (const GroupSpec& g : project.groups) {
+      group_names.push_back(g.name);
+      // Exact shares: the first round(share * n) devices of a shuffled order get the tag or go offline.
+      std::vector<int> order(static_cast<std::size_t>(g.devices));
+      for (int i = 0; i < g.devices; ++i) order[static_cast<std::size_t>(i)] = i;
+      std::vector<std::vector<std::string>> extra_tags(order.size());
+      for (const auto& [tag, share] : g.tag_shares) {
+        std::shuffle(order.begin(), order.end(), rng_);
+        const auto n = static_cast<std::size_t>(std::llround(share * g.devices));
+        for (std::size_t i = 0; i < n && i < order.size(); ++i) extra_tags[static_cast<std::size_t>(order[i])].push_back(tag);
+      }
+      std::shuffle(order.begin(), order.end(), rng_);
+      const auto online_count = static_cast<std::size_t>(std::llround(g.online * g.devices));
+      std::vector<bool> online(order.size(), false);
+      for (std::size_t i = 0; i < online_count && i < order.size(); ++i) online[static_cast<std::size_t>(order[i])] = true;
+      for (int i = 0; i < g.devices; ++i) {
+        SimDevice d;
+        d.device_id = next_id++;
+        d.uuid = make_uuid();
+        d.name = fmt::format("{}-{:04}", lower(g.name), i + 1);
+        d.project = project.name;
+        d.group = g.name;
+        d.tags = g.tags;
+        for (const std::string& t : extra_tags[static_cast<std::size_t>(i)]) d.tags.push_back(t);
+        d.initial_apps = g.apps;
+        d.online_initially = online[static_cast<std::size_t>(i)];
+        place_offline(d);
+        devices_.push_back(std::move(d));
+      }
+    }
+    int hand_written = 0;
+    for (const DeviceSpec& spec_device : project.devices) {
+      if (std::find(group_names.begin(), group_names.end(), spec_device.group) == group_names.end()) {
+        group_names.push_back(spec_device.group);
+      }
+      SimDevice d;
+      d.device_id = next_id++;
+      d.uuid = spec_device.uuid ? *spec_device.uuid : make_uuid();
+      d.name = spec_device.name ? *spec_device.name : fmt::format("device-{:04}", ++hand_written);
+      d.project = project.name;
+      d.group = spec_device.group;
+      d.tags = spec_device.tags;
+      d.initial_apps = spec_device.apps;
+      d.online_initially = spec_device.online;
+      place_offline(d);
+      devices_.push_back(std::move(d));
+    }
+  }
+}
+
+Behavior Fleet::behavior_for(const SimDevice& d) const {
+  Behavior b = spec_.behavior;
+  for (const BehaviorOverride& o : spec_.overrides) {
+    if (o.group && *o.group != d.group) continue;
+    if (o.tag && !d.has_tag(*o.tag)) continue;
+    if (o.duration) b.duration = *o.duration;
+    if (o.failure_rate) b.failure_rate = *o.failure_rate;
+    if (o.offline_mid_update) b.offline_mid_update = *o.offline_mid_update;
+  }
+  return b;
+}
+
+std::optional<std::string> Fleet::check_project_and_groups(const std::string& project,
+                                                           const std::vector<std::string>& groups) const {
+  auto it = groups_by_project_.find(project);
+  if (it == groups_by_project_.end()) return fmt::format("Project '{}' was not found", project);
+  for (const std::string& g : groups) {
+    if (std::find(it->second.begin(), it->second.end(), g) == it->second.end()) {
+      return fmt::format("Group '{}' was not found in project '{}'", g, project);
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<const SimDevice*> Fleet::select(const upswift::DeployRequest& r, SimTime now) const {
+  using upswift::FilterType;
+  using upswift::Operand;
+  std::vector<const SimDevice*> out;
+  for (const SimDevice& d : devices_) {
+    if (d.project != r.project) continue;
+    if (!r.groups.empty() &&
+        std::find(r.groups.begin(), r.groups.end(), d.group) == r.groups.end()) {
+      continue;
+    }
+    bool all = true;
+    for (const upswift::Filter& f : r.filters) {
+      bool match = false;
+      switch (f.type) {
+        case FilterType::specific_device: match = d.uuid == f.value; break;
+        case FilterType::tag: match = d.has_tag(f.value); break;
+        case FilterType::app: {
+          auto apps = d.apps_at(now);
+          match = std::any_of(apps.begin(), apps.end(),
+                              [&](const upswift::AppVersion& a) { return a.name == f.value; });
+          break;
+        }
+        case FilterType::device_state: match = (d.online_at(now) ? "online" : "offline") == f.value; break;
+        case FilterType::update_status:
+          // The device's LAST update; a device that never had one matches no status.
+          match = !d.updates.empty() && d.updates.back().status_at(now) == f.value;
+          break;
+      }
+      if (f.operand == Operand::is_not) match = !match;
+      if (!match) {
+        all = false;
+        break;
+      }
+    }
+    if (all) out.push_back(&d);
+  }
+  return out;
+}
+
+Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now) {
+  if (!spec_.flows.empty() && std::find(spec_.flows.begin(), spec_.flows.end(), r.flow_id) == spec_.flows.end()) {
+    return {fmt::format("Flow '{}' was not found", r.flow_id), 0};
+  }
+  if (auto error = check_project_and_groups(r.project, r.groups)) return {error, 0};
+  std::vector<const SimDevice*> chosen = select(r, now);
+  for (const SimDevice* target : chosen) {
+    SimDevice& d = devices_[static_cast<std::size_t>(target - devices_.data())];
+    const Behavior b = behavior_for(d);
+    if (!d.updates.empty()) {
+      SimUpdate& previous = d.updates.back();
+      const std::string st = previous.status_at(now);
+      if (st == "pending" || st == "in_progress") previous.aborted = now;
+    }
+    SimUpdate u;
+    u.update_id = ++next_update_id_;
+    u.scheduled = now;
+    u.version = r.app ? r.app->version : "";
+    u.comment = r.comment.value_or("");
+    u.app = r.app;
+    const SimTime online_from = d.online_at(now) ? now : d.returns_at;
+    if (online_from != kNever) {
+      u.starts = online_from + pick(b.start_delay, rng_);
+      const Millis duration = pick(b.duration, rng_);
+      u.fails = chance(b.failure_rate, rng_);
+      if (chance(b.offline_mid_update, rng_)) {
+        u.offline_from = u.starts + duration / 2;  // stays in_progress while it is gone
+      } else {
+        u.ends = u.starts + duration;
+      }
+    }
+    d.updates.push_back(std::move(u));
+  }
+  return {std::nullopt, chosen.size()};
+}
+
+upswift::Device Fleet::view(const SimDevice& d, SimTime now) const {
+  upswift::Device out;
+  out.device_id = d.device_id;
+  out.device_uuid = d.uuid;
+  out.device_name = d.name;
+  out.project = d.project;
+  out.group = d.group;
+  out.tags = d.tags;
+  out.apps = d.apps_at(now);
+  out.last_keepalive = format_sim_time(d.online_at(now) ? now : SimTime{0});
+  for (const SimUpdate& u : d.updates) {
+    if (u.scheduled > now) continue;
+    out.updates.push_back({u.update_id, u.status_at(now), u.version, u.comment, format_sim_time(u.scheduled)});
+  }
+  out.is_update_trigger_set = !out.updates.empty() && (out.updates.back().update_status == "pending");
+  return out;
+}
+
+Fleet::DevicesOutcome Fleet::devices_details(const upswift::DevicesQuery& q, SimTime now) const {
+  DevicesOutcome out;
+  std::vector<std::string> groups;
+  if (q.group_name) groups.push_back(*q.group_name);
+  if (auto error = check_project_and_groups(q.project_name, groups)) {
+    out.error = error;
+    return out;
+  }
+  // devices_ is ordered by device_id: find the first after the offset.
+  auto it = devices_.begin();
+  if (q.offset) {
+    it = std::upper_bound(devices_.begin(), devices_.end(), *q.offset,
+                          [](std::int64_t id, const SimDevice& d) { return id < d.device_id; });
+  }
+  for (; it != devices_.end(); ++it) {
+    const SimDevice& d = *it;
+    if (d.project != q.project_name) continue;
+    if (q.group_name && d.group != *q.group_name) continue;
+    if (q.device_name && d.name != *q.device_name) continue;
+    if (static_cast<int>(out.page.devices.size()) == q.limit) {
+      out.page.more = true;
+      break;
+    }
+    out.page.devices.push_back(view(d, now));
+  }
+  return out;
+}
+
+Fleet::StatesOutcome Fleet::devices_state(const upswift::StatesQuery& q, SimTime now) const {
+  StatesOutcome out;
+  std::vector<std::string> groups;
+  if (q.group_name) groups.push_back(*q.group_name);
+  if (auto error = check_project_and_groups(q.project_name, groups)) {
+    out.error = error;
+    return out;
+  }
+  bool started = !q.offset.has_value();
+  for (const SimDevice& d : devices_) {
+    if (d.project != q.project_name) continue;
+    if (q.group_name && d.group != *q.group_name) continue;
+    if (!started) {
+      if (d.uuid == *q.offset) started = true;
+      continue;
+    }
+    if (static_cast<int>(out.page.states.size()) == q.limit) {
+      out.page.more = true;
+      break;
+    }
+    out.page.states.push_back({d.uuid, d.name, d.online_at(now) ? "online" : "offline"});
+  }
+  return out;
+}
+
+}  // namespace rollout::sim

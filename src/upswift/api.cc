@@ -1,0 +1,364 @@
+#include "upswift/api.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace rollout::upswift {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+constexpr auto kReplaceInvalid = Json::error_handler_t::replace;
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, kReplaceInvalid); }
+
+template <typename T>
+bool get_to(const Json& j, const char* key, T& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return false;
+  out = it->get<T>();
+  return true;
+}
+
+}  // namespace
+
+std::string devices_details_body(const DevicesQuery& q, std::string_view user_token) {
+  Json body{{"user_token", user_token}, {"project_name", q.project_name}};
+  if (q.group_name) body["group_name"] = *q.group_name;
+  if (q.device_name) body["device_name"] = *q.device_name;
+  body["limit"] = q.limit;
+  if (q.offset) body["offset"] = *q.offset;
+  return dump(body);
+}
+
+std::string get_devices_state_body(const StatesQuery& q, std::string_view user_token) {
+  Json body{{"user_token", user_token}, {"project_name", q.project_name}};
+  if (q.group_name) body["group_name"] = *q.group_name;
+  body["limit"] = q.limit;
+  if (q.offset) body["offset"] = *q.offset;
+  return dump(body);
+}
+
+std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string* why) {
+  try {
+    const Json j = Json::parse(body);
+    DevicesPage page;
+    page.more = j.at("more").get<bool>();
+    for (const Json& d : j.at("message")) {
+      Device dev;
+      dev.device_id = d.at("device_id").get<std::int64_t>();
+      dev.device_uuid = d.at("device_uuid").get<std::string>();
+      get_to(d, "device_name", dev.device_name);
+      get_to(d, "project", dev.project);
+      get_to(d, "group", dev.group);
+      get_to(d, "tags", dev.tags);
+      get_to(d, "last_keepalive", dev.last_keepalive);
+      get_to(d, "is_update_trigger_set", dev.is_update_trigger_set);
+      if (auto apps = d.find("apps"); apps != d.end() && apps->is_array()) {
+        for (const Json& a : *apps) {
+          dev.apps.push_back({a.at("name").get<std::string>(), a.at("version").get<std::string>()});
+        }
+      }
+      if (auto updates = d.find("updates"); updates != d.end() && updates->is_array()) {
+        for (const Json& u : *updates) {
+          UpdateRecord r;
+          r.update_id = u.at("update_id").get<std::int64_t>();
+          r.update_status = u.at("update_status").get<std::string>();
+          get_to(u, "update_version", r.update_version);
+          get_to(u, "comment", r.comment);
+          get_to(u, "deployment_schedule_time", r.deployment_schedule_time);
+          dev.updates.push_back(std::move(r));
+        }
+      }
+      page.devices.push_back(std::move(dev));
+    }
+    return page;
+  } catch (const std::exception& e) {
+    if (why) *why = e.what();
+    return std::nullopt;
+  }
+}
+
+std::optional<StatesPage> parse_states_page(std::string_view body, std::string* why) {
+  try {
+    const Json j = Json::parse(body);
+    StatesPage page;
+    page.more = j.at("more").get<bool>();
+    for (const Json& s : j.at("message")) {
+      DeviceState st;
+      st.device_uuid = s.at("device_uuid").get<std::string>();
+      get_to(s, "device_name", st.device_name);
+      st.device_status = s.at("device_status").get<std::string>();
+      page.states.push_back(std::move(st));
+    }
+    return page;
+  } catch (const std::exception& e) {
+    if (why) *why = e.what();
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string> parse_error_message(std::string_view body) {
+  try {
+    const Json j = Json::parse(body);
+    if (auto it = j.find("error_message"); it != j.end() && it->is_string()) return it->get<std::string>();
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+std::string devices_page_json(const DevicesPage& page) {
+  Json devices = Json::array();
+  for (const Device& d : page.devices) {
+    Json apps = Json::array();
+    for (const AppVersion& a : d.apps) apps.push_back({{"name", a.name}, {"version", a.version}});
+    Json updates = Json::array();
+    for (const UpdateRecord& u : d.updates) {
+      updates.push_back({{"update_id", u.update_id},
+                         {"update_status", u.update_status},
+                         {"update_version", u.update_version},
+                         {"comment", u.comment},
+                         {"deployment_schedule_time", u.deployment_schedule_time}});
+    }
+    devices.push_back({{"device_id", d.device_id},
+                       {"device_uuid", d.device_uuid},
+                       {"device_name", d.device_name},
+                       {"project", d.project},
+                       {"group", d.group},
+                       {"tags", d.tags},
+                       {"last_keepalive", d.last_keepalive},
+                       {"is_update_trigger_set", d.is_update_trigger_set},
+                       {"apps", apps},
+                       {"updates", updates}});
+  }
+  return dump(Json{{"more", page.more}, {"message", devices}});
+}
+
+std::string states_page_json(const StatesPage& page) {
+  Json states = Json::array();
+  for (const DeviceState& s : page.states) {
+    states.push_back({{"device_uuid", s.device_uuid},
+                      {"device_name", s.device_name},
+                      {"device_status", s.device_status}});
+  }
+  return dump(Json{{"more", page.more}, {"message", states}});
+}
+
+std::string success_json() { return R"({"message": "Success"})"; }
+
+std::string error_json(std::string_view message) {
+  return dump(Json{{"error_message", message}});
+}
+
+std::string redact_token(std::string_view json_body) {
+  try {
+    Json j = Json::parse(json_body);
+    if (j.is_object() && j.contains("user_token")) j["user_token"] = kRedactedToken;
+    return dump(j);
+  } catch (const std::exception&) {
+    // Not JSON: never echo it, it might hold a token in some other shape.
+    return std::string("<unparseable body of ") + std::to_string(json_body.size()) + " bytes>";
+  }
+}
+
+}  // namespace rollout::upswift
+
+namespace rollout::upswift {
+
+namespace {
+
+// Reads a required string field, or says what is wrong with it.
+std::optional<std::string> string_field(const Json& j, const char* key, std::string& error,
+                                        const char* where) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    error = fmt::format("{}{} is missing", where, key);
+    return std::nullopt;
+  }
+  if (!it->is_string()) {
+    error = fmt::format("{}{} must be a string", where, key);
+    return std::nullopt;
+  }
+  return it->get<std::string>();
+}
+
+std::optional<Json> parse_object(std::string_view body, std::string& error) {
+  try {
+    Json j = Json::parse(body);
+    if (!j.is_object()) {
+      error = "the body must be a JSON object";
+      return std::nullopt;
+    }
+    return j;
+  } catch (const std::exception&) {
+    error = "the body is not valid JSON";
+    return std::nullopt;
+  }
+}
+
+std::optional<int> page_limit(const Json& j, std::string& error) {
+  auto it = j.find("limit");
+  if (it == j.end()) return kDefaultPageSize;
+  if (!it->is_number_integer() || it->get<std::int64_t>() < 1 || it->get<std::int64_t>() > kMaxPageSize) {
+    error = fmt::format("limit must be a whole number from 1 to {}", kMaxPageSize);
+    return std::nullopt;
+  }
+  return it->get<int>();
+}
+
+}  // namespace
+
+DeployParse parse_deploy_update(std::string_view body) {
+  DeployParse out;
+  auto j = parse_object(body, out.error);
+  if (!j) return out;
+  ParsedDeploy p;
+  auto token = string_field(*j, "user_token", out.error, "");
+  if (!token) return out;
+  p.user_token = *token;
+  auto flow = string_field(*j, "flow_id", out.error, "");
+  if (!flow) return out;
+  p.request.flow_id = *flow;
+  auto filter = j->find("devices_filter");
+  if (filter == j->end() || !filter->is_object()) {
+    out.error = "devices_filter is missing or not an object";
+    return out;
+  }
+  auto project = filter->find("project");
+  if (project == filter->end() || !project->is_object()) {
+    out.error = "devices_filter.project is missing or not an object";
+    return out;
+  }
+  auto project_name = string_field(*project, "name", out.error, "devices_filter.project.");
+  if (!project_name) return out;
+  p.request.project = *project_name;
+  auto groups = filter->find("groups");
+  if (groups == filter->end() || !groups->is_array()) {
+    out.error = "devices_filter.groups is missing or not a list";
+    return out;
+  }
+  for (const Json& g : *groups) {
+    if (!g.is_object()) {
+      out.error = "each entry of devices_filter.groups must be an object with a name";
+      return out;
+    }
+    auto name = string_field(g, "name", out.error, "devices_filter.groups[].");
+    if (!name) return out;
+    p.request.groups.push_back(*name);
+  }
+  if (auto filters = filter->find("filters"); filters != filter->end()) {
+    if (!filters->is_array()) {
+      out.error = "devices_filter.filters must be a list";
+      return out;
+    }
+    for (const Json& f : *filters) {
+      if (!f.is_object()) {
+        out.error = "each filter must be an object with type, operand and value";
+        return out;
+      }
+      auto type = string_field(f, "type", out.error, "filter ");
+      if (!type) return out;
+      auto operand = string_field(f, "operand", out.error, "filter ");
+      if (!operand) return out;
+      auto value = string_field(f, "value", out.error, "filter ");  // all values are strings
+      if (!value) return out;
+      if (auto why = check_filter(*type, *operand, *value)) {
+        out.error = *why;
+        return out;
+      }
+      p.request.filters.push_back({*parse_filter_type(*type), *parse_operand(*operand), *value});
+    }
+  }
+  auto metadata = j->find("metadata");
+  if (metadata == j->end() || !metadata->is_object()) {
+    out.error = "metadata is missing or not an object";
+    return out;
+  }
+  if (auto comment = metadata->find("comment"); comment != metadata->end()) {
+    if (!comment->is_string()) {
+      out.error = "metadata.comment must be a string";
+      return out;
+    }
+    p.request.comment = comment->get<std::string>();
+  }
+  if (auto app = metadata->find("app"); app != metadata->end()) {
+    if (!app->is_object()) {
+      out.error = "metadata.app must be an object with name and version";
+      return out;
+    }
+    auto name = string_field(*app, "name", out.error, "metadata.app.");
+    if (!name) return out;
+    auto version = string_field(*app, "version", out.error, "metadata.app.");
+    if (!version) return out;
+    p.request.app = AppVersion{*name, *version};
+  }
+  out.parsed = std::move(p);
+  return out;
+}
+
+DevicesParse parse_devices_details(std::string_view body) {
+  DevicesParse out;
+  auto j = parse_object(body, out.error);
+  if (!j) return out;
+  auto token = string_field(*j, "user_token", out.error, "");
+  if (!token) return out;
+  out.user_token = *token;
+  DevicesQuery q;
+  auto project = string_field(*j, "project_name", out.error, "");
+  if (!project) return out;
+  q.project_name = *project;
+  if (j->contains("group_name")) {
+    auto g = string_field(*j, "group_name", out.error, "");
+    if (!g) return out;
+    q.group_name = *g;
+  }
+  if (j->contains("device_name")) {
+    auto d = string_field(*j, "device_name", out.error, "");
+    if (!d) return out;
+    q.device_name = *d;
+  }
+  auto limit = page_limit(*j, out.error);
+  if (!limit) return out;
+  q.limit = *limit;
+  if (auto off = j->find("offset"); off != j->end()) {
+    if (!off->is_number_integer()) {
+      out.error = "offset must be the last device_id of the previous page";
+      return out;
+    }
+    q.offset = off->get<std::int64_t>();
+  }
+  out.query = std::move(q);
+  return out;
+}
+
+StatesParse parse_get_devices_state(std::string_view body) {
+  StatesParse out;
+  auto j = parse_object(body, out.error);
+  if (!j) return out;
+  auto token = string_field(*j, "user_token", out.error, "");
+  if (!token) return out;
+  out.user_token = *token;
+  StatesQuery q;
+  auto project = string_field(*j, "project_name", out.error, "");
+  if (!project) return out;
+  q.project_name = *project;
+  if (j->contains("group_name")) {
+    auto g = string_field(*j, "group_name", out.error, "");
+    if (!g) return out;
+    q.group_name = *g;
+  }
+  auto limit = page_limit(*j, out.error);
+  if (!limit) return out;
+  q.limit = *limit;
+  if (auto off = j->find("offset"); off != j->end()) {
+    if (!off->is_string()) {
+      out.error = "offset must be the last device_uuid of the previous page";
+      return out;
+    }
+    q.offset = off->get<std::string>();
+  }
+  out.query = std::move(q);
+  return out;
+}
+
+}  // namespace rollout::upswift

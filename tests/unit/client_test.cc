@@ -1,0 +1,69 @@
+#include <doctest/doctest.h>
+
+#include "client/retry.h"
+#include "client/upswift_client.h"
+
+using namespace rollout::client;
+using namespace std::chrono_literals;
+
+TEST_CASE("backoff grows exponentially under a cap, with jitter below the ceiling") {
+  RetryPolicy p;
+  p.base_delay = 100ms;
+  p.max_delay = 1000ms;
+  std::mt19937_64 rng(1);
+  for (int attempt = 1; attempt <= 10; ++attempt) {
+    const auto ceiling = std::min<std::int64_t>(1000, 100LL << (attempt - 1));
+    for (int i = 0; i < 50; ++i) {
+      auto d = backoff_delay(p, attempt, rng);
+      CHECK(d.count() >= 0);
+      CHECK(d.count() <= ceiling);
+    }
+  }
+}
+
+TEST_CASE("Retry-After in seconds") {
+  CHECK(parse_retry_after("5") == Millis(5000));
+  CHECK(parse_retry_after("0") == Millis(0));
+  CHECK_FALSE(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"));
+  CHECK_FALSE(parse_retry_after(""));
+  CHECK(parse_retry_after("999999") == Millis(3600 * 1000));
+}
+
+TEST_CASE("the rate limiter spaces calls evenly after its burst") {
+  const auto t0 = Clock::time_point{} + 1h;
+  RateLimiter limiter(60, 60000ms, t0);  // one a second, burst of 10
+  for (int i = 0; i < 10; ++i) CHECK(limiter.reserve(t0) == t0);
+  CHECK(limiter.reserve(t0) == t0 + 1s);
+  CHECK(limiter.reserve(t0) == t0 + 2s);
+}
+
+TEST_CASE("the rate limiter halves on 429 and recovers on success") {
+  const auto t0 = Clock::time_point{} + 1h;
+  RateLimiter limiter(600, 60000ms, t0);
+  CHECK(limiter.current_rate_per_second() == doctest::Approx(10.0));
+  limiter.on_throttled(t0);
+  CHECK(limiter.current_rate_per_second() == doctest::Approx(5.0));
+  limiter.on_throttled(t0);
+  CHECK(limiter.current_rate_per_second() == doctest::Approx(2.5));
+  for (int i = 0; i < 100; ++i) limiter.on_success();
+  CHECK(limiter.current_rate_per_second() == doctest::Approx(10.0));
+  for (int i = 0; i < 20; ++i) limiter.on_throttled(t0);
+  CHECK(limiter.current_rate_per_second() == doctest::Approx(10.0 / 16));
+  // Throttled: no burst left, the next call waits for a token.
+  CHECK(limiter.reserve(t0) > t0);
+}
+
+TEST_CASE("https anywhere, plain http only to loopback") {
+  CHECK_FALSE(check_base_url("https://api.upswift.io/v1/"));
+  CHECK_FALSE(check_base_url("http://127.0.0.1:8080/v1/"));
+  CHECK_FALSE(check_base_url("http://localhost:8080/v1/"));
+  CHECK_FALSE(check_base_url("http://[::1]:8080/v1/"));
+  CHECK(check_base_url("http://api.upswift.io/v1/") ==
+        "API URL 'http://api.upswift.io/v1/' uses plain http to 'api.upswift.io': only https is "
+        "allowed, except to a simulator on loopback (127.0.0.1, localhost, [::1])");
+  CHECK(check_base_url("http://10.0.0.1/v1/"));
+  CHECK(check_base_url("http://127.0.0.1.evil.com/v1/"));
+  CHECK(check_base_url("http://127.0.0.1@evil.com/v1/"));
+  CHECK(check_base_url("ftp://x/"));
+  CHECK(normalize_base_url("http://127.0.0.1:1/v1") == "http://127.0.0.1:1/v1/");
+}

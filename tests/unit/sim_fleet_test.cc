@@ -1,0 +1,173 @@
+// The simulated fleet's rules, on a driven simulated time: no sockets, no sleeps.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "sim/fleet.h"
+#include "sim/fleet_file.h"
+
+using namespace rollout;
+using namespace std::chrono_literals;
+using upswift::FilterType;
+using upswift::Operand;
+
+namespace {
+
+const sim::SimTime t0 = sim::SimTime(1'700'000'000'000);
+
+sim::FleetSpec spec() {
+  sim::FleetSpec s;
+  s.seed = 9;
+  s.flows = {"f"};
+  s.behavior.start_delay = {10s, 10s};
+  s.behavior.duration = {60s, 60s};
+  s.behavior.offline_return = sim::Range{30min, 30min};
+  sim::ProjectSpec p;
+  p.name = "Demo";
+  p.groups.push_back({"A", 10, {"a"}, {{"half", 0.5}}, {{"app1", "v1"}}, 1.0});
+  p.groups.push_back({"B", 10, {}, {}, {}, 0.3});
+  sim::DeviceSpec d;
+  d.uuid = "d-0000-0001";
+  d.group = "Lab";
+  d.tags = {"lab"};
+  p.devices.push_back(d);
+  s.projects.push_back(p);
+  s.overrides.push_back({std::string("B"), std::nullopt, std::nullopt, 1.0, std::nullopt});
+  return s;
+}
+
+upswift::DeployRequest request(std::vector<std::string> groups, std::vector<upswift::Filter> filters = {}) {
+  upswift::DeployRequest r;
+  r.flow_id = "f";
+  r.project = "Demo";
+  r.groups = std::move(groups);
+  r.filters = std::move(filters);
+  r.app = upswift::AppVersion{"app1", "v2"};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("groups select ANY, filters narrow with AND") {
+  sim::Fleet fleet(spec(), t0);
+  CHECK(fleet.size() == 21);
+  CHECK(fleet.select(request({"A"}), t0).size() == 10);
+  CHECK(fleet.select(request({"A", "B"}), t0).size() == 20);
+  CHECK(fleet.select(request({}), t0).size() == 21);
+  CHECK(fleet.select(request({"A"}, {{FilterType::tag, Operand::is, "half"}}), t0).size() == 5);
+  CHECK(fleet.select(request({"A"}, {{FilterType::tag, Operand::is_not, "half"}}), t0).size() == 5);
+  CHECK(fleet.select(request({}, {{FilterType::tag, Operand::is, "a"}, {FilterType::tag, Operand::is, "half"}}), t0).size() == 5);
+  CHECK(fleet.select(request({}, {{FilterType::specific_device, Operand::is, "d-0000-0001"}}), t0).size() == 1);
+  CHECK(fleet.select(request({}, {{FilterType::specific_device, Operand::is_not, "d-0000-0001"}}), t0).size() == 20);
+  CHECK(fleet.select(request({"B"}, {{FilterType::device_state, Operand::is, "online"}}), t0).size() == 3);
+  CHECK(fleet.select(request({}, {{FilterType::app, Operand::is, "app1"}}), t0).size() == 10);
+  CHECK(fleet.select(request({}, {{FilterType::app, Operand::is_not, "app1"}}), t0).size() == 11);
+}
+
+TEST_CASE("an update moves pending -> in_progress -> success, and sets the app version") {
+  sim::Fleet fleet(spec(), t0);
+  auto out = fleet.deploy(request({"A"}), t0);
+  REQUIRE_FALSE(out.error);
+  CHECK(out.targeted == 10);
+  const sim::SimDevice& d = fleet.devices().front();
+  CHECK(d.updates.back().status_at(t0) == "pending");
+  CHECK(d.updates.back().status_at(t0 + 10s) == "in_progress");
+  CHECK(d.updates.back().status_at(t0 + 70s) == "success");
+  CHECK(d.apps_at(t0 + 69s).front().version == "v1");
+  CHECK(d.apps_at(t0 + 70s).front().version == "v2");
+  // update_status is the LAST update's.
+  auto succeeded = request({}, {{FilterType::update_status, Operand::is, "success"}});
+  CHECK(fleet.select(succeeded, t0 + 70s).size() == 10);
+  auto not_succeeded = request({}, {{FilterType::update_status, Operand::is_not, "success"}});
+  CHECK(fleet.select(not_succeeded, t0 + 70s).size() == 11);
+  CHECK(fleet.select(request({}, {{FilterType::update_status, Operand::is, "pending"}}), t0).size() == 10);
+}
+
+TEST_CASE("failure rates by override, offline devices stay pending until they return") {
+  sim::Fleet fleet(spec(), t0);
+  REQUIRE_FALSE(fleet.deploy(request({"B"}), t0).error);
+  int failed = 0, pending = 0;
+  for (const auto& d : fleet.devices()) {
+    if (d.group != "B") continue;
+    const std::string at_5min = d.updates.back().status_at(t0 + 5min);
+    if (at_5min == "failed") ++failed;
+    if (at_5min == "pending") ++pending;
+    CHECK(d.updates.back().status_at(t0 + 40min) == "failed");  // back online at 30m, then 70s
+  }
+  CHECK(failed == 3);   // the online ones
+  CHECK(pending == 7);  // the offline ones
+}
+
+TEST_CASE("a newer update aborts one still running") {
+  sim::Fleet fleet(spec(), t0);
+  REQUIRE_FALSE(fleet.deploy(request({"A"}), t0).error);
+  REQUIRE_FALSE(fleet.deploy(request({"A"}), t0 + 20s).error);
+  const auto& d = fleet.devices().front();
+  REQUIRE(d.updates.size() == 2);
+  CHECK(d.updates[0].status_at(t0 + 20s) == "aborted");
+  CHECK(d.updates[1].status_at(t0 + 20s) == "pending");
+}
+
+TEST_CASE("refusals name what is missing") {
+  sim::Fleet fleet(spec(), t0);
+  auto r = request({"A"});
+  r.flow_id = "zz";
+  CHECK(fleet.deploy(r, t0).error == "Flow 'zz' was not found");
+  r = request({"Q"});
+  CHECK(fleet.deploy(r, t0).error == "Group 'Q' was not found in project 'Demo'");
+  r.project = "Nope";
+  CHECK(fleet.deploy(r, t0).error == "Project 'Nope' was not found");
+}
+
+TEST_CASE("devices_details and get_devices_state page by their offsets") {
+  sim::Fleet fleet(spec(), t0);
+  upswift::DevicesQuery q;
+  q.project_name = "Demo";
+  q.limit = 8;
+  std::vector<std::int64_t> ids;
+  for (;;) {
+    auto page = fleet.devices_details(q, t0);
+    REQUIRE_FALSE(page.error);
+    for (const auto& d : page.page.devices) ids.push_back(d.device_id);
+    if (!page.page.more) break;
+    q.offset = page.page.devices.back().device_id;
+  }
+  CHECK(ids.size() == 21);
+  CHECK(std::adjacent_find(ids.begin(), ids.end(), std::greater_equal<>()) == ids.end());
+
+  upswift::StatesQuery s;
+  s.project_name = "Demo";
+  s.group_name = "B";
+  s.limit = 4;
+  int online = 0, total = 0;
+  for (;;) {
+    auto page = fleet.devices_state(s, t0);
+    REQUIRE_FALSE(page.error);
+    for (const auto& st : page.page.states) {
+      ++total;
+      online += st.device_status == "online";
+    }
+    if (!page.page.more) break;
+    s.offset = page.page.states.back().device_uuid;
+  }
+  CHECK(total == 10);
+  CHECK(online == 3);
+}
+
+TEST_CASE("the fleet file: every example loads, mistakes are reported with positions") {
+  auto ok = sim::load_fleet(
+      "seed: 1\nprojects:\n  - name: Demo\n    groups:\n      - {name: A, devices: 3, online: 50%}\n");
+  CHECK(ok.diagnostics.format("f.yaml") == "");
+  REQUIRE(ok.spec);
+  CHECK(ok.spec->projects[0].groups[0].online == doctest::Approx(0.5));
+  auto bad = sim::load_fleet(
+      "projects:\n  - name: Demo\n    groups:\n      - {name: A, devices: many, onlin: 50%}\n"
+      "updates: {failure_rate: 150%, duration: {min: 5m, max: 1m}}\n");
+  CHECK(bad.diagnostics.format("f.yaml") ==
+        "f.yaml:4:28: error: devices must be a whole number, got a string\n"
+        "f.yaml:4:34: error: unknown key 'onlin' in group (did you mean 'online'?)\n"
+        "f.yaml:5:25: error: failure_rate must be a percentage from 0% to 100%, got '150%'\n"
+        "f.yaml:5:56: error: duration: max must not be below min\n");
+  CHECK_FALSE(bad.spec);
+}
