@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "upswift/select.h"
+
 namespace rollout::sim {
 
 namespace {
@@ -157,40 +159,12 @@ std::optional<std::string> Fleet::check_project_and_groups(const std::string& pr
 }
 
 std::vector<const SimDevice*> Fleet::select(const upswift::DeployRequest& r, SimTime now) const {
-  using upswift::FilterType;
-  using upswift::Operand;
   std::vector<const SimDevice*> out;
   for (const SimDevice& d : devices_) {
-    if (d.project != r.project) continue;
-    if (!r.groups.empty() &&
-        std::find(r.groups.begin(), r.groups.end(), d.group) == r.groups.end()) {
-      continue;
-    }
-    bool all = true;
-    for (const upswift::Filter& f : r.filters) {
-      bool match = false;
-      switch (f.type) {
-        case FilterType::specific_device: match = d.uuid == f.value; break;
-        case FilterType::tag: match = d.has_tag(f.value); break;
-        case FilterType::app: {
-          auto apps = d.apps_at(now);
-          match = std::any_of(apps.begin(), apps.end(),
-                              [&](const upswift::AppVersion& a) { return a.name == f.value; });
-          break;
-        }
-        case FilterType::device_state: match = (d.online_at(now) ? "online" : "offline") == f.value; break;
-        case FilterType::update_status:
-          // The device's LAST update; a device that never had one matches no status.
-          match = !d.updates.empty() && d.updates.back().status_at(now) == f.value;
-          break;
-      }
-      if (f.operand == Operand::is_not) match = !match;
-      if (!match) {
-        all = false;
-        break;
-      }
-    }
-    if (all) out.push_back(&d);
+    upswift::DeviceFacts facts{&d.uuid, &d.project, &d.group, &d.tags, {}, d.online_at(now), std::nullopt};
+    for (const upswift::AppVersion& a : d.apps_at(now)) facts.app_names.push_back(a.name);
+    if (!d.updates.empty()) facts.last_update_status = d.updates.back().status_at(now);
+    if (upswift::selects(r, facts)) out.push_back(&d);
   }
   return out;
 }

@@ -1,0 +1,913 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "engine/gate.h"
+#include "upswift/select.h"
+
+namespace rollout::engine {
+
+using state::ApiCall;
+using state::SnapshotDevice;
+using state::StageRecord;
+
+std::string_view name(Ending e) {
+  switch (e) {
+    case Ending::completed: return "completed";
+    case Ending::stopped: return "stopped";
+    case Ending::paused: return "paused";
+    case Ending::interrupted: return "interrupted";
+    case Ending::failed: return "failed";
+  }
+  return "failed";
+}
+
+std::string dispatch_marker(const std::string& run_id, const std::string& stage) {
+  return fmt::format("[rollout {}/{}]", run_id, stage);
+}
+
+std::string rollback_marker(const std::string& run_id, const std::string& stage) {
+  return fmt::format("[rollout {}/{}/rollback]", run_id, stage);
+}
+
+namespace {
+
+std::string with_marker(const std::optional<std::string>& comment, const std::string& marker) {
+  return comment ? fmt::format("{} {}", *comment, marker) : marker;
+}
+
+// The status of the update that carries `marker` on this device: its latest such update.
+std::optional<std::string> marked_status(const upswift::Device& d, const std::string& marker) {
+  for (auto it = d.updates.rbegin(); it != d.updates.rend(); ++it) {
+    if (it->comment.find(marker) != std::string::npos) return it->update_status;
+  }
+  return std::nullopt;
+}
+
+Millis since(WallTime later, WallTime earlier) {
+  return std::chrono::duration_cast<Millis>(later - earlier);
+}
+
+bool dynamic_selection(const upswift::DeployRequest& r) {
+  return std::any_of(r.filters.begin(), r.filters.end(), [](const upswift::Filter& f) {
+    return f.type == upswift::FilterType::update_status || f.type == upswift::FilterType::device_state;
+  });
+}
+
+}  // namespace
+
+struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
+  struct StageRun {
+    dag::StageId id = 0;
+    StageRecord record;
+    std::optional<std::vector<SnapshotDevice>> snapshot;
+    TimerHandle timer;
+    bool busy = false;  // its procedure is under way (snapshot, dispatch, gate)
+  };
+
+  Impl(asio::io_context& io_context, const plan::Plan& p, const dag::Graph& g, upswift::FleetApi& a,
+       state::StateStore& s, Clock& c, Observer& o, std::string id, EngineOptions opts)
+      : io(io_context), plan(p), graph(g), api(a), store(s), clock(c), observer(o), run_id(std::move(id)),
+        options(std::move(opts)) {}
+
+  asio::io_context& io;
+  const plan::Plan& plan;
+  const dag::Graph& graph;
+  upswift::FleetApi& api;
+  state::StateStore& store;
+  Clock& clock;
+  Observer& observer;
+  std::string run_id;
+  EngineOptions options;
+
+  std::vector<StageRun> stages;
+  std::function<void(Outcome)> done;
+  int in_flight = 0;  // API calls under way
+  bool step_posted = false;
+  bool finished = false;
+  bool interrupted = false;
+  bool aborted = false;
+  std::optional<Outcome> stopping;  // set once the run must end; waits for calls in flight
+  TimerHandle heartbeat_timer;
+  TimerHandle approval_timer;
+
+  // ---- bookkeeping -------------------------------------------------------------------
+
+  void event(const std::string& stage, const std::string& kind, const std::string& message) {
+    state::Event e{0, run_id, clock.now(), stage, kind, message};
+    store.add_event(e);
+    observer.on_event(e);
+  }
+
+  void crash_point(std::string_view point) {
+    if (options.crash_point) options.crash_point(point);
+  }
+
+  void set_stage(StageRun& s, const std::string& status, const std::string& reason = {}) {
+    s.record.status = status;
+    s.record.reason = reason;
+    const WallTime now = clock.now();
+    if (!s.record.started_at && status != "waiting" && status != "awaiting_approval") s.record.started_at = now;
+    if (status == "passed" || status == "failed" || status == "rolled_back" || status == "stopped") {
+      s.record.finished_at = now;
+    }
+    store.update_stage(s.record);
+  }
+
+  const plan::Stage& spec(const StageRun& s) const { return plan.stages[s.id]; }
+
+  bool is_done(const StageRun& s) const { return s.record.status == "passed"; }
+  bool is_terminal(const StageRun& s) const {
+    return s.record.status == "passed" || s.record.status == "failed" || s.record.status == "rolled_back" ||
+           s.record.status == "stopped";
+  }
+  bool is_active(const StageRun& s) const {
+    return s.record.status == "dispatching" || s.record.status == "gating";
+  }
+
+  // Calls into the API are counted so that an interrupt can wait for their outcomes.
+  template <typename Handler>
+  auto guarded(Handler h) {
+    ++in_flight;
+    return [self = shared_from_this(), h = std::move(h)](auto result) mutable {
+      --self->in_flight;
+      if (self->finished) return;
+      h(std::move(result));
+      self->post_step();
+    };
+  }
+
+  // ---- the main loop -----------------------------------------------------------------
+
+  void start(std::function<void(Outcome)> on_done) {
+    done = std::move(on_done);
+    auto records = store.load_stages(run_id);
+    std::map<std::string, StageRecord> by_name;
+    for (auto& r : records) by_name[r.name] = r;
+    for (dag::StageId id = 0; id < plan.stages.size(); ++id) {
+      StageRun s;
+      s.id = id;
+      auto it = by_name.find(plan.stages[id].name);
+      if (it == by_name.end()) throw std::runtime_error("state database has no record of stage " + plan.stages[id].name);
+      s.record = it->second;
+      s.snapshot = store.load_snapshot(run_id, s.record.name);
+      stages.push_back(std::move(s));
+    }
+    store.set_run_status(run_id, "running", "", clock.now(), false);
+    beat();
+    // A run that had begun to stop keeps stopping.
+    for (StageRun& s : stages) {
+      if (s.record.status == "failed" || s.record.status == "rolled_back" || s.record.status == "rolling_back") {
+        stopping = Outcome{Ending::stopped, fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
+      }
+    }
+    if (auto request = store.abort_request(run_id)) aborted = true;
+    // A stage that was mid-way when the last process stopped picks up where it was.
+    for (StageRun& s : stages) {
+      if (stopping && s.record.status != "rolling_back") continue;
+      if (s.record.status == "dispatching") resume_dispatch(s);
+      if (s.record.status == "gating") schedule_poll(s, Millis{0});
+      if (s.record.status == "rolling_back") rollback(s);
+    }
+    post_step();
+  }
+
+  void beat() {
+    store.heartbeat(run_id, options.owner, clock.now());
+    heartbeat_timer = clock.schedule(options.heartbeat, [self = shared_from_this()] {
+      if (self->finished) return;
+      self->beat();
+      self->post_step();  // picks up abort requests
+    });
+  }
+
+  void post_step() {
+    if (step_posted || finished) return;
+    step_posted = true;
+    asio::post(io, [self = shared_from_this()] {
+      self->step_posted = false;
+      self->step();
+    });
+  }
+
+  int max_parallel() const {
+    return plan.max_parallel ? *plan.max_parallel : static_cast<int>(plan.stages.size());
+  }
+
+  bool approved(const std::string& stage, std::optional<WallTime> after = std::nullopt) {
+    for (const auto& a : store.load_approvals(run_id)) {
+      if (a.stage == stage && (!after || a.at >= *after)) return true;
+    }
+    return false;
+  }
+
+  void step() {
+    if (finished) return;
+    if (!stopping) check_abort();
+    if (stopping) {
+      for (StageRun& s : stages) {
+        if (s.record.status != "rolling_back") s.timer.cancel();  // a rollback runs to its end
+      }
+      if (in_flight == 0 && !rollback_under_way()) finish(*stopping);
+      return;
+    }
+    int active = 0;
+    for (const StageRun& s : stages) active += is_active(s) ? 1 : 0;
+    bool waiting_on_people = false;
+    for (dag::StageId id : graph.order) {
+      StageRun& s = stages[id];
+      const std::string& status = s.record.status;
+      if (status == "paused") {
+        // An inconclusive gate: a person's approval lets it pass.
+        if (approved(s.record.name, s.record.finished_at ? s.record.finished_at : s.record.dispatched_at)) {
+          event(s.record.name, "approved", "inconclusive gate approved by a person: the stage passes");
+          set_stage(s, "passed", "approved after an inconclusive gate");
+        } else {
+          waiting_on_people = true;
+        }
+        continue;
+      }
+      if (status != "waiting" && status != "awaiting_approval") continue;
+      const bool needs_met = std::all_of(graph.needs[id].begin(), graph.needs[id].end(),
+                                         [&](dag::StageId n) { return is_done(stages[n]); });
+      if (!needs_met) continue;
+      if (spec(s).approval_required && !approved(s.record.name)) {
+        if (status != "awaiting_approval") {
+          set_stage(s, "awaiting_approval");
+          event(s.record.name, "approval_needed",
+                fmt::format("waiting for approval: rollout approve {} {}", run_id, s.record.name));
+        }
+        waiting_on_people = true;
+        continue;
+      }
+      if (active >= max_parallel()) continue;
+      ++active;
+      start_stage(s);
+    }
+    if (std::all_of(stages.begin(), stages.end(), [&](const StageRun& s) { return is_done(s); })) {
+      finish({Ending::completed, "every stage passed"});
+      return;
+    }
+    const bool work_left = in_flight > 0 ||
+                           std::any_of(stages.begin(), stages.end(), [&](const StageRun& s) { return is_active(s); });
+    if (!work_left) {
+      if (waiting_on_people) {
+        std::vector<std::string> waiting;
+        for (const StageRun& s : stages) {
+          if (s.record.status == "awaiting_approval") waiting.push_back(s.record.name + " (approval)");
+          if (s.record.status == "paused") waiting.push_back(s.record.name + " (inconclusive gate)");
+        }
+        std::string list;
+        for (const auto& w : waiting) list += (list.empty() ? "" : ", ") + w;
+        finish({Ending::paused, fmt::format("waiting for {}", list)});
+      } else {
+        finish({Ending::failed, "no stage can make progress"});
+      }
+      return;
+    }
+    if (waiting_on_people) {
+      // Others are still working: look for approvals given from another terminal.
+      approval_timer.cancel();
+      approval_timer = clock.schedule(options.approval_check, [self = shared_from_this()] { self->post_step(); });
+    }
+  }
+
+  void check_abort() {
+    auto request = store.abort_request(run_id);
+    if (!request) return;
+    event("", "abort", fmt::format("abort requested by {}{}", request->by, request->rollback ? ", with rollback" : ""));
+    if (request->rollback && plan.on_failure.rollback) {
+      for (StageRun& s : stages) {
+        const std::string& st = s.record.status;
+        if (s.record.dispatched_at && st != "rolled_back" && st != "rolling_back") rollback(s);
+      }
+    }
+    stopping = Outcome{Ending::stopped, fmt::format("aborted by {}", request->by)};
+    aborted = true;
+  }
+
+  bool rollback_under_way() const {
+    return std::any_of(stages.begin(), stages.end(), [](const StageRun& s) { return s.record.status == "rolling_back"; });
+  }
+
+  void finish(Outcome outcome) {
+    if (finished) return;
+    finished = true;
+    heartbeat_timer.cancel();
+    approval_timer.cancel();
+    for (StageRun& s : stages) s.timer.cancel();
+    std::string status;
+    switch (outcome.ending) {
+      case Ending::completed: status = "completed"; break;
+      case Ending::stopped: status = aborted ? "aborted" : "stopped"; break;
+      case Ending::paused: status = "paused"; break;
+      case Ending::interrupted: status = "interrupted"; break;
+      case Ending::failed: status = "failed"; break;
+    }
+    const bool final_state = outcome.ending == Ending::completed || outcome.ending == Ending::stopped;
+    if (final_state) {
+      for (StageRun& s : stages) {
+        if (!is_terminal(s) && s.record.status != "waiting") set_stage(s, "stopped", "the run stopped");
+      }
+    }
+    store.set_run_status(run_id, status, outcome.reason, clock.now(), final_state);
+    event("", "run_" + status, outcome.reason);
+    store.release_lease(run_id, options.owner);
+    auto callback = std::move(done);
+    if (callback) callback(outcome);
+  }
+
+  void interrupt() {
+    if (finished || stopping) return;
+    interrupted = true;
+    event("", "interrupt", "signal received: starting nothing new, waiting for calls in flight");
+    stopping = Outcome{Ending::interrupted, "interrupted by a signal; continue with rollout resume " + run_id};
+    post_step();
+  }
+
+  void fail_run(const std::string& reason) {
+    if (!stopping) stopping = Outcome{Ending::failed, reason};
+  }
+
+  // ---- reading devices -----------------------------------------------------------------
+
+  // Every device the stage's selection could cover: its groups, or the whole project.
+  void list_candidates(const upswift::DeployRequest& request,
+                       std::function<void(upswift::Result<std::vector<upswift::Device>>)> done_fn) {
+    auto groups = std::make_shared<std::vector<std::string>>(request.groups);
+    auto collected = std::make_shared<std::vector<upswift::Device>>();
+    auto next = std::make_shared<std::function<void(std::size_t)>>();
+    const std::string project = request.project;
+    *next = [this, groups, collected, next, project, done_fn](std::size_t i) {
+      std::optional<std::string> group;
+      if (!groups->empty()) group = (*groups)[i];
+      upswift::list_all_devices(api, project, group,
+                                guarded([collected, next, groups, i, done_fn](upswift::Result<std::vector<upswift::Device>> r) {
+                                  if (!r.ok()) {
+                                    done_fn(std::move(r));
+                                    *next = nullptr;
+                                    return;
+                                  }
+                                  for (auto& d : *r.value) collected->push_back(std::move(d));
+                                  if (i + 1 < groups->size()) {
+                                    (*next)(i + 1);
+                                  } else {
+                                    done_fn({std::move(*collected), {}});
+                                    *next = nullptr;
+                                  }
+                                }));
+    };
+    (*next)(0);
+  }
+
+  // Online/offline for the project's devices, page by page (only for device_state filters).
+  void list_states(const std::string& project,
+                   std::function<void(upswift::Result<std::map<std::string, bool>>)> done_fn) {
+    auto online = std::make_shared<std::map<std::string, bool>>();
+    auto next = std::make_shared<std::function<void(std::optional<std::string>)>>();
+    *next = [this, project, online, next, done_fn](std::optional<std::string> offset) {
+      upswift::StatesQuery q;
+      q.project_name = project;
+      q.offset = offset;
+      api.get_devices_state(q, guarded([online, next, done_fn](upswift::Result<upswift::StatesPage> r) {
+        if (!r.ok()) {
+          done_fn({std::nullopt, r.error});
+          *next = nullptr;
+          return;
+        }
+        for (const auto& s : r.value->states) (*online)[s.device_uuid] = s.device_status == "online";
+        if (r.value->more && !r.value->states.empty()) {
+          (*next)(r.value->states.back().device_uuid);
+        } else {
+          done_fn({std::move(*online), {}});
+          *next = nullptr;
+        }
+      }));
+    };
+    (*next)(std::nullopt);
+  }
+
+  // The snapshot devices as they are now (only those; in snapshot order).
+  void read_snapshot_devices(const StageRun& s,
+                             std::function<void(upswift::Result<std::vector<upswift::Device>>)> done_fn) {
+    auto wanted = std::make_shared<std::set<std::string>>();
+    for (const auto& d : *s.snapshot) wanted->insert(d.uuid);
+    list_candidates(spec(s).deploy_request(), [wanted, done_fn](upswift::Result<std::vector<upswift::Device>> r) {
+      if (!r.ok()) {
+        done_fn(std::move(r));
+        return;
+      }
+      std::vector<upswift::Device> out;
+      for (auto& d : *r.value) {
+        if (wanted->count(d.device_uuid)) out.push_back(std::move(d));
+      }
+      done_fn({std::move(out), {}});
+    });
+  }
+
+  // ---- a stage's procedure ---------------------------------------------------------------
+
+  void start_stage(StageRun& s) {
+    set_stage(s, "dispatching");
+    event(s.record.name, "stage_started", "listing the stage's devices");
+    resume_dispatch(s);
+  }
+
+  void take_snapshot(StageRun& s) {
+    s.busy = true;
+    const upswift::DeployRequest request = spec(s).deploy_request();
+    const dag::StageId id = s.id;
+    list_candidates(request, [this, id, request](upswift::Result<std::vector<upswift::Device>> devices) {
+      StageRun& st = stages[id];
+      if (!devices.ok()) {
+        st.busy = false;
+        event(st.record.name, "error", "could not list the stage's devices: " + devices.error.message);
+        fail_run(fmt::format("stage {}: could not list its devices: {}", st.record.name, devices.error.message));
+        return;
+      }
+      auto with_states = [this, id, request, devices = std::move(*devices.value)](
+                             std::optional<std::map<std::string, bool>> online) {
+        StageRun& stage = stages[id];
+        std::vector<SnapshotDevice> chosen;
+        for (const upswift::Device& d : devices) {
+          upswift::DeviceFacts facts{&d.device_uuid, &d.project, &d.group, &d.tags, {}, true, std::nullopt};
+          for (const auto& a : d.apps) facts.app_names.push_back(a.name);
+          if (!d.updates.empty()) facts.last_update_status = d.updates.back().update_status;
+          if (online) {
+            auto it = online->find(d.device_uuid);
+            facts.online = it != online->end() && it->second;
+          }
+          if (upswift::selects(request, facts)) chosen.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
+        }
+        std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) { return a.device_id < b.device_id; });
+        store.save_snapshot(run_id, stage.record.name, chosen);
+        stage.snapshot = std::move(chosen);
+        event(stage.record.name, "snapshot", fmt::format("targets {} device(s)", stage.snapshot->size()));
+        stage.busy = false;
+        crash_point("after_snapshot");
+        resume_dispatch(stage);
+      };
+      if (upswift::needs_online_state(request)) {
+        list_states(request.project, [this, id, with_states](upswift::Result<std::map<std::string, bool>> r) {
+          if (!r.ok()) {
+            stages[id].busy = false;
+            fail_run(fmt::format("stage {}: could not read device states: {}", stages[id].record.name, r.error.message));
+            return;
+          }
+          with_states(std::move(*r.value));
+        });
+      } else {
+        with_states(std::nullopt);
+      }
+    });
+  }
+
+  std::vector<ApiCall> calls_of(const StageRun& s, const std::string& kind) {
+    std::vector<ApiCall> out;
+    for (auto& c : store.load_calls(run_id)) {
+      if (c.stage == s.record.name && c.kind == kind) out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  // Decides the next move of a stage in `dispatching` from what the store knows: take the
+  // snapshot, send, settle an unknown call, or go on to the gate.
+  void resume_dispatch(StageRun& s) {
+    if (stopping) return;
+    if (!s.snapshot) {
+      take_snapshot(s);
+      return;
+    }
+    if (auto why = check_feasible(spec(s).gate, static_cast<std::int64_t>(s.snapshot->size()))) {
+      event(s.record.name, "stage_failed", "not dispatched: " + *why);
+      stage_failed(s, "not dispatched: " + *why, /*dispatched=*/false);
+      return;
+    }
+    if (s.snapshot->empty()) {
+      event(s.record.name, "stage_passed", "no devices to update: nothing sent");
+      set_stage(s, "passed", "no devices to update");
+      return;
+    }
+    const auto calls = calls_of(s, "dispatch");
+    for (const ApiCall& c : calls) {
+      if (c.outcome == "accepted" || c.outcome == "settled_applied") {
+        begin_gate(s, c.outcome_at.value_or(c.intent_at));
+        return;
+      }
+    }
+    if (!calls.empty()) {
+      const ApiCall& last = calls.back();
+      if (!last.outcome || *last.outcome == "unknown") {
+        settle(s, last);
+        return;
+      }
+      if (*last.outcome == "refused") {
+        stage_error(s, last.message);
+        return;
+      }
+    }
+    if (static_cast<int>(calls.size()) >= options.max_dispatch_attempts) {
+      stage_error(s, fmt::format("deploy_update did not go through in {} attempts: {}", calls.size(),
+                                 calls.empty() ? "" : calls.back().message));
+      return;
+    }
+    send_dispatch(s);
+  }
+
+  void send_dispatch(StageRun& s) {
+    upswift::DeployRequest request = spec(s).deploy_request();
+    const std::string marker = dispatch_marker(run_id, s.record.name);
+    request.comment = with_marker(request.comment, marker);
+    ApiCall call;
+    call.run_id = run_id;
+    call.stage = s.record.name;
+    call.kind = "dispatch";
+    call.marker = marker;
+    call.body = upswift::deploy_update_body(request, upswift::kRedactedToken);
+    call.devices = static_cast<std::int64_t>(s.snapshot->size());
+    call.intent_at = clock.now();
+    crash_point("before_intent");
+    const std::int64_t call_id = store.record_intent(call);
+    crash_point("after_intent");
+    event(s.record.name, "dispatch", fmt::format("deploy_update to {} device(s)", call.devices));
+    s.busy = true;
+    const dag::StageId id = s.id;
+    api.deploy_update(request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+      crash_point("after_answer");
+      StageRun& st = stages[id];
+      st.busy = false;
+      const WallTime now = clock.now();
+      switch (r.error.status) {
+        case upswift::CallStatus::ok:
+          store.record_outcome(call_id, "accepted", 200, "", now);
+          crash_point("after_outcome");
+          event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
+          if (!stopping) begin_gate(st, now);
+          return;
+        case upswift::CallStatus::refused:
+          store.record_outcome(call_id, "refused", r.error.http_status, r.error.message, now);
+          stage_error(st, r.error.message);
+          return;
+        case upswift::CallStatus::failed:
+          store.record_outcome(call_id, "failed", r.error.http_status, r.error.message, now);
+          event(st.record.name, "error", r.error.message);
+          fail_run(fmt::format("stage {}: deploy_update could not be sent ({}); nothing was applied; "
+                               "continue with rollout resume {}",
+                               st.record.name, r.error.message, run_id));
+          return;
+        case upswift::CallStatus::unknown_outcome:
+          store.record_outcome(call_id, "unknown", r.error.http_status, r.error.message, now);
+          event(st.record.name, "dispatch_unknown", r.error.message);
+          if (!stopping) resume_dispatch(st);
+          return;
+      }
+    }));
+  }
+
+  // An intent without a known outcome: after the settle delay, look for this run's update
+  // on the stage's devices. Found: it went through. Not found: it certainly did not.
+  void settle(StageRun& s, const ApiCall& call) {
+    const Millis waited = since(clock.now(), call.intent_at);
+    const Millis wait = std::max(Millis{0}, options.settle_delay - waited);
+    event(s.record.name, "settle", fmt::format("outcome of deploy_update unknown: reading the devices in {}s",
+                                               wait.count() / 1000));
+    s.busy = true;
+    const dag::StageId id = s.id;
+    const std::int64_t call_id = call.id;
+    const std::string marker = call.marker;
+    const WallTime intent_at = call.intent_at;
+    s.timer = clock.schedule(wait, [self = shared_from_this(), id, call_id, marker, intent_at] {
+      StageRun& st = self->stages[id];
+      self->read_snapshot_devices(st, [self, id, call_id, marker, intent_at](upswift::Result<std::vector<upswift::Device>> r) {
+        StageRun& stage = self->stages[id];
+        stage.busy = false;
+        if (!r.ok()) {
+          self->fail_run(fmt::format("stage {}: could not read its devices to settle an unknown "
+                                     "deploy_update: {}; continue with rollout resume {}",
+                                     stage.record.name, r.error.message, self->run_id));
+          return;
+        }
+        const bool applied = std::any_of(r.value->begin(), r.value->end(),
+                                         [&](const upswift::Device& d) { return marked_status(d, marker).has_value(); });
+        const WallTime now = self->clock.now();
+        if (applied) {
+          self->store.record_outcome(call_id, "settled_applied", 0, "found on the devices", now);
+          self->event(stage.record.name, "dispatched", "the deploy_update had gone through (found on the devices)");
+          if (!self->stopping) self->begin_gate(stage, intent_at);
+        } else {
+          self->store.record_outcome(call_id, "settled_not_applied", 0, "not found on any device", now);
+          self->event(stage.record.name, "settle", "the deploy_update had not gone through: sending it again");
+          if (!self->stopping) self->resume_dispatch(stage);
+        }
+      });
+    });
+  }
+
+  // ---- the gate --------------------------------------------------------------------------
+
+  void begin_gate(StageRun& s, WallTime dispatched_at) {
+    if (!s.record.dispatched_at) s.record.dispatched_at = dispatched_at;
+    set_stage(s, "gating");
+    schedule_poll(s, Millis{0});
+  }
+
+  void schedule_poll(StageRun& s, Millis delay) {
+    s.busy = true;
+    const dag::StageId id = s.id;
+    s.timer = clock.schedule(delay, [self = shared_from_this(), id] { self->poll(self->stages[id]); });
+  }
+
+  void poll(StageRun& s) {
+    if (stopping || finished) {
+      s.busy = false;
+      return;
+    }
+    const dag::StageId id = s.id;
+    read_snapshot_devices(s, [this, id](upswift::Result<std::vector<upswift::Device>> r) {
+      StageRun& st = stages[id];
+      const plan::Gate& gate = spec(st).gate;
+      const WallTime now = clock.now();
+      const Millis elapsed = since(now, *st.record.dispatched_at);
+      if (!r.ok()) {
+        event(st.record.name, "error", "could not read device statuses: " + r.error.message);
+        if (elapsed >= std::chrono::duration_cast<Millis>(gate.timeout)) {
+          on_verdict(st, {Verdict::timeout, "device statuses could not be read: " + r.error.message}, elapsed);
+        } else {
+          schedule_poll(st, std::chrono::duration_cast<Millis>(gate.poll));
+        }
+        return;
+      }
+      const std::string marker = dispatch_marker(run_id, st.record.name);
+      StatusCounts counts;
+      std::set<std::string> seen;
+      for (const upswift::Device& d : *r.value) {
+        seen.insert(d.device_uuid);
+        auto status = marked_status(d, marker);
+        if (!status) ++counts.missing;
+        else if (*status == "pending") ++counts.pending;
+        else if (*status == "in_progress") ++counts.in_progress;
+        else if (*status == "success") ++counts.success;
+        else if (*status == "failed") ++counts.failed;
+        else ++counts.aborted;
+      }
+      // A device that left the stage's groups is still one of its targets, and not a success.
+      counts.missing += static_cast<std::int64_t>(st.snapshot->size() - seen.size());
+      const auto targeted = static_cast<std::int64_t>(st.snapshot->size());
+      const Judgement j = judge(gate, targeted, counts, elapsed);
+      state::Observation o{run_id, st.record.name, now, elapsed.count(), targeted, counts.pending,
+                           counts.in_progress, counts.success, counts.failed, counts.aborted,
+                           counts.missing, std::string(name(j.verdict)), j.reason};
+      store.add_observation(o);
+      observer.on_observation(o);
+      on_verdict(st, j, elapsed);
+    });
+  }
+
+  void on_verdict(StageRun& s, const Judgement& j, Millis elapsed) {
+    const plan::Gate& gate = spec(s).gate;
+    switch (j.verdict) {
+      case Verdict::wait: {
+        const Millis poll_every = std::chrono::duration_cast<Millis>(gate.poll);
+        const Millis bake = std::chrono::duration_cast<Millis>(gate.bake);
+        const Millis timeout = std::chrono::duration_cast<Millis>(gate.timeout);
+        Millis next = poll_every;
+        if (elapsed < bake) next = std::min(next, bake - elapsed);
+        next = std::min(next, std::max(Millis{0}, timeout - elapsed));
+        schedule_poll(s, std::max(next, Millis{1}));
+        return;
+      }
+      case Verdict::pass:
+        s.busy = false;
+        event(s.record.name, "stage_passed", j.reason);
+        set_stage(s, "passed", j.reason);
+        return;
+      case Verdict::fail:
+        s.busy = false;
+        event(s.record.name, "stage_failed", j.reason);
+        stage_failed(s, j.reason, /*dispatched=*/true);
+        return;
+      case Verdict::timeout:
+        s.busy = false;
+        switch (gate.on_timeout) {
+          case plan::OnTimeout::pass:
+            event(s.record.name, "stage_passed", "on_timeout pass: " + j.reason);
+            set_stage(s, "passed", "on_timeout pass: " + j.reason);
+            return;
+          case plan::OnTimeout::fail:
+            event(s.record.name, "stage_failed", "on_timeout fail: " + j.reason);
+            stage_failed(s, "on_timeout fail: " + j.reason, true);
+            return;
+          case plan::OnTimeout::pause:
+            event(s.record.name, "stage_paused",
+                  fmt::format("{}; approve to let it pass: rollout approve {} {}", j.reason, run_id, s.record.name));
+            set_stage(s, "paused", j.reason);
+            s.record.finished_at = clock.now();
+            store.update_stage(s.record);
+            return;
+        }
+    }
+  }
+
+  // Upswift refused the call, or it never got through: a person has to look.
+  void stage_error(StageRun& s, const std::string& message) {
+    s.busy = false;
+    event(s.record.name, "error", message);
+    set_stage(s, "failed", message);
+    fail_run(fmt::format("stage {}: {}", s.record.name, message));
+  }
+
+  void stage_failed(StageRun& s, const std::string& reason, bool dispatched) {
+    if (dispatched && plan.on_failure.action == plan::FailureAction::rollback && plan.on_failure.rollback) {
+      // One write: a crash right here resumes into the rollback, never past it.
+      set_stage(s, "rolling_back", reason);
+      stopping = Outcome{Ending::stopped, fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
+      rollback(s);
+      return;
+    }
+    set_stage(s, "failed", reason);
+    if (!stopping) stopping = Outcome{Ending::stopped, fmt::format("stage {} failed: {}", s.record.name, reason)};
+  }
+
+  // ---- rollback ----------------------------------------------------------------------------
+
+  // Sends the rollback flow to the stage's devices that got the new version or failed: one
+  // deploy_update for the stage's own selection when every device is affected and the
+  // selection does not depend on update state, otherwise one per device. The targets are
+  // recorded first, so a resumed rollback sends exactly the calls still missing.
+  void rollback(StageRun& s) {
+    if (!plan.on_failure.rollback) return;
+    if (s.record.status != "rolling_back") {
+      s.record.status = "rolling_back";
+      store.update_stage(s.record);
+    }
+    event(s.record.name, "rollback", "rolling back the stage's updated and failed devices");
+    const std::string target_key = s.record.name + "/rollback";
+    if (auto targets = store.load_snapshot(run_id, target_key)) {
+      send_rollback_calls(s, *targets);
+      return;
+    }
+    const dag::StageId id = s.id;
+    s.busy = true;
+    read_snapshot_devices(s, [this, id, target_key](upswift::Result<std::vector<upswift::Device>> r) {
+      StageRun& st = stages[id];
+      st.busy = false;
+      if (!r.ok()) {
+        event(st.record.name, "error", "rollback: could not read the stage's devices: " + r.error.message);
+        stopping = Outcome{Ending::failed, fmt::format("rollback of stage {} could not read its devices ({}); "
+                                                       "continue with rollout resume {}",
+                                                       st.record.name, r.error.message, run_id)};
+        return;
+      }
+      const std::string marker = dispatch_marker(run_id, st.record.name);
+      std::vector<SnapshotDevice> affected;
+      for (const upswift::Device& d : *r.value) {
+        auto status = marked_status(d, marker);
+        if (status && (*status == "success" || *status == "failed")) {
+          affected.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
+        }
+      }
+      store.save_snapshot(run_id, target_key, affected);
+      send_rollback_calls(st, affected);
+    });
+  }
+
+  std::vector<upswift::DeployRequest> rollback_requests(const StageRun& s, const std::vector<SnapshotDevice>& targets) {
+    const plan::Rollback& rb = *plan.on_failure.rollback;
+    upswift::DeployRequest base;
+    base.flow_id = rb.flow_id;
+    base.project = spec(s).project;
+    base.app = rb.app;
+    base.comment = with_marker(rb.comment ? rb.comment : std::optional<std::string>(fmt::format("rollback of {}", plan.name)),
+                               rollback_marker(run_id, s.record.name));
+    std::vector<upswift::DeployRequest> out;
+    const upswift::DeployRequest stage_request = spec(s).deploy_request();
+    if (!targets.empty() && targets.size() == s.snapshot->size() && !dynamic_selection(stage_request)) {
+      upswift::DeployRequest whole = base;
+      whole.groups = stage_request.groups;
+      whole.filters = stage_request.filters;
+      out.push_back(std::move(whole));
+      return out;
+    }
+    for (const SnapshotDevice& d : targets) {
+      upswift::DeployRequest one = base;
+      one.filters = {{upswift::FilterType::specific_device, upswift::Operand::is, d.uuid}};
+      out.push_back(std::move(one));
+    }
+    return out;
+  }
+
+  void send_rollback_calls(StageRun& s, const std::vector<SnapshotDevice>& targets) {
+    const auto requests = rollback_requests(s, targets);
+    const auto previous = calls_of(s, "rollback");
+    // Each request's body identifies it; anything accepted or settled as applied is done.
+    std::map<std::string, const ApiCall*> last_by_body;
+    for (const ApiCall& c : previous) last_by_body[c.body] = &c;
+    for (const upswift::DeployRequest& request : requests) {
+      const std::string body = upswift::deploy_update_body(request, upswift::kRedactedToken);
+      auto it = last_by_body.find(body);
+      if (it != last_by_body.end()) {
+        const ApiCall& c = *it->second;
+        if (c.outcome == "accepted" || c.outcome == "settled_applied") continue;
+        if (!c.outcome || *c.outcome == "unknown") {
+          settle_rollback(s, c, request);
+          return;  // one call at a time; the rest follows when this one is settled
+        }
+      }
+      send_one_rollback(s, request, body);
+      return;
+    }
+    s.busy = false;
+    s.record.status = "rolled_back";
+    s.record.reason = fmt::format("{}{}rolled back {} device(s)", s.record.reason, s.record.reason.empty() ? "" : "; ",
+                                  targets.size());
+    s.record.finished_at = clock.now();
+    store.update_stage(s.record);
+    event(s.record.name, "rolled_back", s.record.reason);
+    post_step();
+  }
+
+  void send_one_rollback(StageRun& s, const upswift::DeployRequest& request, const std::string& body) {
+    ApiCall call;
+    call.run_id = run_id;
+    call.stage = s.record.name;
+    call.kind = "rollback";
+    call.marker = rollback_marker(run_id, s.record.name);
+    call.body = body;
+    call.devices = request.filters.size() == 1 && request.filters[0].type == upswift::FilterType::specific_device
+                       ? 1
+                       : static_cast<std::int64_t>(s.snapshot->size());
+    call.intent_at = clock.now();
+    const std::int64_t call_id = store.record_intent(call);
+    crash_point("after_rollback_intent");
+    s.busy = true;
+    const dag::StageId id = s.id;
+    api.deploy_update(request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+      StageRun& st = stages[id];
+      const WallTime now = clock.now();
+      const char* outcome = r.ok() ? "accepted"
+                            : r.error.status == upswift::CallStatus::refused ? "refused"
+                            : r.error.status == upswift::CallStatus::unknown_outcome ? "unknown"
+                                                                                    : "failed";
+      store.record_outcome(call_id, outcome, r.error.http_status, r.error.message, now);
+      if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome) {
+        st.busy = false;
+        event(st.record.name, "error", "rollback deploy_update: " + r.error.message);
+        stopping = Outcome{Ending::failed, fmt::format("rollback of stage {} failed: {}; continue with rollout "
+                                                       "resume {}", st.record.name, r.error.message, run_id)};
+        return;
+      }
+      auto targets = store.load_snapshot(run_id, st.record.name + "/rollback");
+      send_rollback_calls(st, targets.value_or(std::vector<SnapshotDevice>{}));
+    }));
+  }
+
+  void settle_rollback(StageRun& s, const ApiCall& call, const upswift::DeployRequest& request) {
+    const Millis wait = std::max(Millis{0}, options.settle_delay - since(clock.now(), call.intent_at));
+    s.busy = true;
+    const dag::StageId id = s.id;
+    const std::int64_t call_id = call.id;
+    const std::string marker = call.marker;
+    std::set<std::string> devices;
+    for (const auto& f : request.filters) {
+      if (f.type == upswift::FilterType::specific_device) devices.insert(f.value);
+    }
+    s.timer = clock.schedule(wait, [self = shared_from_this(), id, call_id, marker, devices] {
+      self->read_snapshot_devices(self->stages[id], [self, id, call_id, marker, devices](upswift::Result<std::vector<upswift::Device>> r) {
+        StageRun& st = self->stages[id];
+        if (!r.ok()) {
+          st.busy = false;
+          self->stopping = Outcome{Ending::failed, "rollback: could not read devices to settle a call: " + r.error.message};
+          return;
+        }
+        const bool applied = std::any_of(r.value->begin(), r.value->end(), [&](const upswift::Device& d) {
+          return (devices.empty() || devices.count(d.device_uuid)) && marked_status(d, marker).has_value();
+        });
+        self->store.record_outcome(call_id, applied ? "settled_applied" : "settled_not_applied", 0,
+                                   applied ? "found on the devices" : "not found on the devices", self->clock.now());
+        auto targets = self->store.load_snapshot(self->run_id, st.record.name + "/rollback");
+        self->send_rollback_calls(st, targets.value_or(std::vector<SnapshotDevice>{}));
+      });
+    });
+  }
+};
+
+Engine::Engine(asio::io_context& io, const plan::Plan& plan, const dag::Graph& graph, upswift::FleetApi& api,
+               state::StateStore& store, Clock& clock, Observer& observer, std::string run_id, EngineOptions options)
+    : impl_(std::make_shared<Impl>(io, plan, graph, api, store, clock, observer, std::move(run_id), std::move(options))) {}
+
+Engine::~Engine() {
+  impl_->finished = true;
+  impl_->heartbeat_timer.cancel();
+  impl_->approval_timer.cancel();
+  for (auto& s : impl_->stages) s.timer.cancel();
+}
+
+void Engine::start(std::function<void(Outcome)> done) { impl_->start(std::move(done)); }
+void Engine::interrupt() { impl_->interrupt(); }
+bool Engine::finished() const { return impl_->finished; }
+
+}  // namespace rollout::engine

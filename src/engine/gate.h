@@ -1,0 +1,46 @@
+// The gate's arithmetic: from a stage's resolved gate, the number of devices it targets,
+// the counts of their statuses and the time since dispatch, the verdict and the reason
+// in numbers. Pure: no clock, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "plan/model.h"
+#include "util/clock.h"
+
+namespace rollout::engine {
+
+struct StatusCounts {
+  std::int64_t pending = 0;
+  std::int64_t in_progress = 0;
+  std::int64_t success = 0;
+  std::int64_t failed = 0;
+  std::int64_t aborted = 0;
+  std::int64_t missing = 0;  // targeted, but this run's update is not on the device
+  std::int64_t total() const { return pending + in_progress + success + failed + aborted + missing; }
+};
+
+enum class Verdict { wait, pass, fail, timeout };
+std::string_view name(Verdict v);
+
+struct Judgement {
+  Verdict verdict = Verdict::wait;
+  std::string reason;
+};
+
+// How many successes a stage of `targeted` devices needs, and how many failures it tolerates.
+std::int64_t required_successes(const plan::Gate& gate, std::int64_t targeted);
+std::int64_t allowed_failures(const plan::Gate& gate, std::int64_t targeted);
+
+// Before dispatch: can this stage ever pass? A reason when it cannot (too few devices).
+std::optional<std::string> check_feasible(const plan::Gate& gate, std::int64_t targeted);
+
+// Failures beyond the budget fail at once, even during the bake; so does a stage that can
+// no longer reach its successes. A pass needs the bake to be over. At the timeout without
+// either, the verdict is `timeout` (the caller applies on_timeout).
+Judgement judge(const plan::Gate& gate, std::int64_t targeted, const StatusCounts& counts,
+                Millis since_dispatch);
+
+}  // namespace rollout::engine

@@ -1,0 +1,119 @@
+// What the state database holds, as plain values. The engine reads and writes these
+// through StateStore; only store/ knows they live in SQLite.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/clock.h"
+
+namespace rollout::state {
+
+// Run statuses: running, paused (approval or inconclusive gate; resumable), completed,
+// stopped (a gate failed; on_failure ran), aborted, failed (an error needs a person),
+// interrupted (signal or crash; resumable).
+struct RunRecord {
+  std::string id;
+  std::string plan_name;
+  std::string plan_path;
+  std::string plan_text;
+  std::string plan_hash;
+  std::string created_by;
+  std::string host;
+  std::string api_url;
+  std::string status = "running";
+  std::string reason;
+  WallTime created_at{};
+  WallTime updated_at{};
+  std::optional<WallTime> finished_at;
+};
+
+// Stage statuses: waiting, awaiting_approval, dispatching, gating, passed, failed,
+// paused (inconclusive gate), stopped (run stopped before it finished), rolled_back.
+struct StageRecord {
+  std::string run_id;
+  std::string name;
+  int position = 0;
+  std::string status = "waiting";
+  std::string reason;
+  std::optional<WallTime> started_at;
+  std::optional<WallTime> dispatched_at;
+  std::optional<WallTime> finished_at;
+};
+
+struct SnapshotDevice {
+  std::string uuid;
+  std::int64_t device_id = 0;
+  std::string name;
+  std::string group;
+  bool operator==(const SnapshotDevice&) const = default;
+};
+
+// One deploy_update, written before it is sent (outcome empty) and completed after.
+// Outcomes: accepted, refused, failed (certainly not applied), unknown, settled_applied,
+// settled_not_applied.
+struct ApiCall {
+  std::int64_t id = 0;
+  std::string run_id;
+  std::string stage;
+  std::string kind;    // dispatch, rollback
+  std::string marker;  // carried in metadata.comment: finds this call's updates on devices
+  std::string body;    // the exact body, token redacted
+  std::int64_t devices = 0;
+  WallTime intent_at{};
+  std::optional<std::string> outcome;
+  int http_status = 0;
+  std::string message;
+  std::optional<WallTime> outcome_at;
+};
+
+struct Observation {
+  std::string run_id;
+  std::string stage;
+  WallTime at{};
+  std::int64_t elapsed_ms = 0;  // since dispatch
+  std::int64_t targeted = 0, pending = 0, in_progress = 0, success = 0, failed = 0, aborted = 0,
+               missing = 0;
+  std::string verdict;  // wait, pass, fail, timeout
+  std::string reason;
+};
+
+struct Approval {
+  std::string run_id;
+  std::string stage;
+  std::string by;
+  WallTime at{};
+  std::string comment;
+};
+
+struct Event {
+  std::int64_t id = 0;
+  std::string run_id;
+  WallTime at{};
+  std::string stage;  // may be empty
+  std::string kind;
+  std::string message;
+};
+
+struct AbortRequest {
+  bool rollback = false;
+  std::string by;
+  WallTime at{};
+};
+
+struct LeaseOwner {
+  std::string host;
+  std::int64_t pid = 0;
+  std::string user;
+  bool operator==(const LeaseOwner&) const = default;
+};
+
+struct Lease {
+  LeaseOwner owner;
+  WallTime acquired_at{};
+  WallTime heartbeat_at{};
+};
+
+}  // namespace rollout::state

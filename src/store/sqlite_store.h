@@ -1,0 +1,70 @@
+// StateStore on SQLite (WAL, synchronous=FULL: an intent that was committed survives a
+// crash or a power cut). sqlite3 lives here and nowhere else.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "state/store.h"
+
+struct sqlite3;
+
+namespace rollout::store {
+
+// Why the database could not be used, for a person.
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class SqliteStore : public state::StateStore {
+ public:
+  // Opens (creating if needed) and migrates. Refuses a database whose schema is newer
+  // than this build knows. ":memory:" for tests.
+  explicit SqliteStore(const std::string& path);
+  ~SqliteStore() override;
+
+  int schema_version() const;
+  static int latest_schema_version();
+  std::string integrity_check();
+
+  void create_run(const state::RunRecord& run, const std::vector<state::StageRecord>& stages) override;
+  std::optional<state::RunRecord> load_run(const std::string& id) override;
+  std::vector<state::RunRecord> list_runs() override;
+  void set_run_status(const std::string& id, const std::string& status, const std::string& reason,
+                      WallTime at, bool finished) override;
+  std::vector<state::StageRecord> load_stages(const std::string& run_id) override;
+  void update_stage(const state::StageRecord& stage) override;
+  void save_snapshot(const std::string& run_id, const std::string& stage,
+                     const std::vector<state::SnapshotDevice>& devices) override;
+  std::optional<std::vector<state::SnapshotDevice>> load_snapshot(const std::string& run_id,
+                                                                  const std::string& stage) override;
+  std::int64_t record_intent(const state::ApiCall& call) override;
+  void record_outcome(std::int64_t call_id, const std::string& outcome, int http_status,
+                      const std::string& message, WallTime at) override;
+  std::vector<state::ApiCall> load_calls(const std::string& run_id) override;
+  void add_observation(const state::Observation& o) override;
+  std::vector<state::Observation> load_observations(const std::string& run_id) override;
+  void add_approval(const state::Approval& a) override;
+  std::vector<state::Approval> load_approvals(const std::string& run_id) override;
+  void add_event(const state::Event& e) override;
+  std::vector<state::Event> load_events(const std::string& run_id) override;
+  void request_abort(const std::string& run_id, const state::AbortRequest& request) override;
+  std::optional<state::AbortRequest> abort_request(const std::string& run_id) override;
+  std::optional<state::Lease> acquire_lease(const std::string& run_id, const state::LeaseOwner& owner,
+                                            WallTime now, Millis stale_after) override;
+  void heartbeat(const std::string& run_id, const state::LeaseOwner& owner, WallTime now) override;
+  void release_lease(const std::string& run_id, const state::LeaseOwner& owner) override;
+  std::optional<state::Lease> lease(const std::string& run_id) override;
+
+ private:
+  class Statement;
+  class Transaction;
+  void exec(const char* sql);
+  void migrate();
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace rollout::store

@@ -1,0 +1,364 @@
+// The engine on a driven clock against FakeFleet and an in-memory state database:
+// hour-long bakes pass in milliseconds, and every crash point is resumed exactly once.
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "check_plan.h"
+#include "engine/engine.h"
+#include "engine/run.h"
+#include "fake_fleet.h"
+#include "store/sqlite_store.h"
+
+using namespace rollout;
+using namespace std::chrono_literals;
+using test::FakeFleet;
+
+namespace {
+
+const std::string kPlan = R"(version: 1
+name: fw-3
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+comment: firmware 3
+defaults:
+  gate: {bake: 1h, timeout: 6h, poll: 5m, min_success: 90%, max_failed: 10%}
+stages:
+  - name: canary
+    groups: [Canary]
+    gate: {min_success: 100%, max_failed: 0, bake: 2h}
+  - name: eu
+    needs: [canary]
+    groups: [EU]
+  - name: us
+    needs: [canary]
+    groups: [US]
+  - name: everyone
+    needs: [eu, us]
+    filters:
+      - {type: update_status, operand: is_not, value: success}
+on_failure:
+  action: rollback
+  rollback: {flow_id: f-old, app: {name: fw, version: v2}}
+)";
+
+sim::FleetSpec fleet_spec(double canary_failure = 0.0) {
+  sim::FleetSpec spec;
+  spec.seed = 5;
+  spec.flows = {"f-new", "f-old"};
+  spec.behavior.start_delay = {10s, 60s};
+  spec.behavior.duration = {2min, 10min};
+  sim::ProjectSpec p;
+  p.name = "Demo";
+  p.groups.push_back({"Canary", 5, {"canary"}, {}, {{"fw", "v2"}}, 1.0});
+  p.groups.push_back({"EU", 20, {}, {}, {{"fw", "v2"}}, 1.0});
+  p.groups.push_back({"US", 20, {}, {}, {{"fw", "v2"}}, 1.0});
+  p.groups.push_back({"Rest", 12, {}, {}, {{"fw", "v2"}}, 1.0});
+  spec.projects.push_back(p);
+  if (canary_failure > 0) spec.overrides.push_back({std::string("Canary"), std::nullopt, std::nullopt, canary_failure, std::nullopt});
+  return spec;
+}
+
+struct Crash {};
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+class NullObserver : public engine::Observer {
+ public:
+  void on_event(const state::Event& e) override { kinds.push_back(e.stage + ":" + e.kind); }
+  std::vector<std::string> kinds;
+};
+
+// A fleet and a state database that outlive any number of engine "processes".
+struct Harness {
+  explicit Harness(const std::string& plan_text = kPlan, sim::FleetSpec spec = fleet_spec())
+      : checked(test::check_plan(plan_text)), now(WallTime(std::chrono::hours(24 * 365 * 50))),
+        fleet(spec, std::chrono::duration_cast<sim::Millis>(now.time_since_epoch())), store(":memory:") {
+    REQUIRE(checked.report == "");
+    REQUIRE(checked.graph);
+    engine::create_run(store, *checked.loaded.plan, {"plan.yaml", plan_text, "tester", "host", "fake"}, run_id, now);
+  }
+
+  // One process: runs the engine until it ends, or until `crash_at` (the n-th time that
+  // point is reached) throws, as a SIGKILL would stop it. nullopt when it crashed.
+  std::optional<engine::Outcome> run(std::function<void(FakeFleet&)> script = {}, std::string crash_at = {},
+                                     int crash_on = 1) {
+    asio::io_context io;
+    ManualClock clock(io, now);
+    FakeFleet api(io, fleet, clock);
+    if (script) script(api);
+    engine::EngineOptions options;
+    options.owner = {"host", 1, "tester"};
+    options.settle_delay = 2min;
+    int reached = 0;
+    options.crash_point = [&](std::string_view point) {
+      if (point == crash_at && ++reached == crash_on) throw Crash{};
+    };
+    REQUIRE_FALSE(store.acquire_lease(run_id, options.owner, clock.now(), 30s));
+    engine::Engine engine(io, *checked.loaded.plan, *checked.graph, api, store, clock, observer, run_id, options);
+    std::optional<engine::Outcome> outcome;
+    bool crashed = false;
+    try {
+      engine.start([&](engine::Outcome o) { outcome = o; });
+      // A stuck engine would spin on its heartbeat forever: a month of simulated time ends it.
+      const WallTime deadline = clock.now() + std::chrono::hours(24 * 30);
+      run_on_manual_clock(io, clock, [&] { return outcome.has_value() || clock.now() > deadline; });
+    } catch (const Crash&) {
+      crashed = true;
+    }
+    now = clock.now();
+    deploys_sent += api.deploys_sent;
+    deploys_applied += api.deploys_applied;
+    for (const auto& r : api.applied) applied_comments.push_back(r.comment.value_or(""));
+    if (crashed) {
+      store.release_lease(run_id, options.owner);  // a stale lease: the next process takes it over
+      return std::nullopt;
+    }
+    REQUIRE(outcome);
+    return outcome;
+  }
+
+  std::map<std::string, std::string> stage_status() {
+    std::map<std::string, std::string> out;
+    for (const auto& s : store.load_stages(run_id)) out[s.name] = s.status;
+    return out;
+  }
+
+  int applied_for(const std::string& marker) {
+    int n = 0;
+    for (const auto& c : applied_comments) n += c.find(marker) != std::string::npos;
+    return n;
+  }
+
+  test::Checked checked;
+  WallTime now;
+  sim::Fleet fleet;
+  store::SqliteStore store;
+  NullObserver observer;
+  std::string run_id = "r-test";
+  int deploys_sent = 0;
+  int deploys_applied = 0;
+  std::vector<std::string> applied_comments;
+};
+
+}  // namespace
+
+TEST_CASE("a four-stage plan with hour-long bakes completes on a driven clock") {
+  Harness h;
+  const WallTime started = h.now;
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  CHECK(h.stage_status() == std::map<std::string, std::string>{
+                                {"canary", "passed"}, {"eu", "passed"}, {"us", "passed"}, {"everyone", "passed"}});
+  CHECK(h.deploys_sent == 4);
+  for (const char* stage : {"canary", "eu", "us", "everyone"}) {
+    CHECK(h.applied_for(engine::dispatch_marker("r-test", stage)) == 1);
+  }
+  // Simulated time: canary bakes 2h, eu/us 1h in parallel, everyone 1h.
+  CHECK(h.now - started >= 4h);
+  CHECK(h.now - started < 5h);
+  CHECK(h.store.load_run("r-test")->status == "completed");
+  // "everyone" snapshotted only the devices without a successful update: the 12 in Rest.
+  CHECK(h.store.load_snapshot("r-test", "everyone")->size() == 12);
+  // The comment carries the marker after the plan's comment.
+  CHECK(h.applied_comments[0] == "firmware 3 [rollout r-test/canary]");
+  // Gate decisions have their numbers.
+  auto observations = h.store.load_observations("r-test");
+  REQUIRE_FALSE(observations.empty());
+  CHECK(observations.back().verdict == "pass");
+  CHECK(observations.back().success == 12);
+}
+
+TEST_CASE("eu and us run in parallel, unless max_parallel says one at a time") {
+  Harness parallel;
+  REQUIRE(parallel.run()->ending == engine::Ending::completed);
+  auto stages = parallel.store.load_stages("r-test");
+  CHECK(*stages[1].started_at == *stages[2].started_at);
+
+  const std::string serial_plan = replaced(kPlan, "stages:", "max_parallel: 1\nstages:");
+  Harness serial(serial_plan);
+  REQUIRE(serial.run()->ending == engine::Ending::completed);
+  auto s = serial.store.load_stages("r-test");
+  CHECK(*s[2].started_at >= *s[1].finished_at);
+}
+
+TEST_CASE("a failing canary rolls back its devices and stops the run") {
+  Harness h(kPlan, fleet_spec(/*canary_failure=*/0.5));
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  auto status = h.stage_status();
+  CHECK(status["canary"] == "rolled_back");
+  CHECK(status["eu"] == "waiting");
+  CHECK(status["everyone"] == "waiting");
+  CHECK(h.store.load_run("r-test")->status == "stopped");
+  // One dispatch, then one rollback call per affected device (the canary group is static,
+  // but not every device had finished when the gate failed early).
+  CHECK(h.applied_for("[rollout r-test/canary]") == 1);
+  const int rollbacks = h.applied_for("[rollout r-test/canary/rollback]");
+  CHECK(rollbacks >= 1);
+  auto targets = h.store.load_snapshot("r-test", "canary/rollback");
+  REQUIRE(targets);
+  CHECK((rollbacks == 1 || rollbacks == static_cast<int>(targets->size())));
+  for (const auto& call : h.store.load_calls("r-test")) {
+    CHECK(call.outcome == "accepted");
+    if (call.kind == "rollback") CHECK(call.body.find("\"flow_id\":\"f-old\"") != std::string::npos);
+  }
+}
+
+TEST_CASE("an approval pauses the run; approve and resume complete it") {
+  const std::string plan = replaced(kPlan, "    groups: [US]\n", "    groups: [US]\n    approval: required\n");
+  Harness h(plan);
+  auto first = h.run();
+  REQUIRE(first);
+  CHECK(first->ending == engine::Ending::paused);
+  CHECK(first->reason == "waiting for us (approval)");
+  CHECK(h.stage_status()["eu"] == "passed");  // the other branch went on meanwhile
+  CHECK(h.stage_status()["us"] == "awaiting_approval");
+  CHECK(h.store.load_run("r-test")->status == "paused");
+  // Resuming without an approval pauses again, and sends nothing.
+  const int sent = h.deploys_sent;
+  CHECK(h.run()->ending == engine::Ending::paused);
+  CHECK(h.deploys_sent == sent);
+  h.store.add_approval({"r-test", "us", "alice", h.now, "looks good"});
+  auto second = h.run();
+  REQUIRE(second);
+  CHECK(second->ending == engine::Ending::completed);
+  CHECK(h.deploys_sent == 4);
+}
+
+TEST_CASE("an unknown outcome that went through is settled from the devices, not re-sent") {
+  Harness h;
+  auto outcome = h.run([](FakeFleet& f) { f.script(FakeFleet::Script::unknown_applied); });
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  CHECK(h.applied_for("[rollout r-test/canary]") == 1);
+  CHECK(h.deploys_sent == 4);
+  auto calls = h.store.load_calls("r-test");
+  CHECK(calls[0].outcome == "settled_applied");
+}
+
+TEST_CASE("an unknown outcome that did not go through is sent again, once") {
+  Harness h;
+  auto outcome = h.run([](FakeFleet& f) { f.script(FakeFleet::Script::unknown_not_applied); });
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  CHECK(h.applied_for("[rollout r-test/canary]") == 1);
+  CHECK(h.deploys_sent == 5);
+  auto calls = h.store.load_calls("r-test");
+  CHECK(calls[0].outcome == "settled_not_applied");
+  CHECK(calls[1].outcome == "accepted");
+}
+
+TEST_CASE("a refused deploy_update fails the run with Upswift's words, and sends nothing more") {
+  Harness h;
+  auto outcome = h.run([](FakeFleet& f) { f.script(FakeFleet::Script::refuse); });
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::failed);
+  CHECK(outcome->reason == "stage canary: Upswift refused deploy_update: \"scripted refusal\"");
+  CHECK(h.deploys_sent == 1);
+  CHECK(h.deploys_applied == 0);
+}
+
+TEST_CASE("an API that cannot be reached fails the run resumably; resume sends it") {
+  Harness h;
+  auto outcome = h.run([](FakeFleet& f) { f.script(FakeFleet::Script::fail); });
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::failed);
+  CHECK(h.deploys_applied == 0);
+  auto resumed = h.run();
+  REQUIRE(resumed);
+  CHECK(resumed->ending == engine::Ending::completed);
+  CHECK(h.applied_for("[rollout r-test/canary]") == 1);
+}
+
+TEST_CASE("a stage with too few devices fails before anything is sent") {
+  const std::string plan = replaced(kPlan, "bake: 2h}", "bake: 2h, min_devices: 6}");
+  Harness h(plan);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  CHECK(h.deploys_sent == 0);
+  auto stages = h.store.load_stages("r-test");
+  CHECK(stages[0].status == "failed");
+  CHECK(stages[0].reason == "not dispatched: targets 5 device(s), fewer than min_devices 6");
+}
+
+TEST_CASE("an inconclusive gate pauses; an approval lets it pass") {
+  const std::string plan = replaced(kPlan, "bake: 2h}", "bake: 2h, timeout: 3h}");
+  sim::FleetSpec spec = fleet_spec();
+  spec.projects[0].groups[0].online = 0.6;  // 2 of 5 canaries are offline until 8h: they stay pending
+  spec.behavior.offline_return = sim::Range{8h, 8h};
+  Harness h(plan, spec);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::paused);
+  CHECK(h.stage_status()["canary"] == "paused");
+  h.store.add_approval({"r-test", "canary", "bob", h.now, "2 devices are in a ship's hold"});
+  auto resumed = h.run();
+  REQUIRE(resumed);
+  CHECK(resumed->ending == engine::Ending::completed);
+  CHECK(h.store.load_stages("r-test")[0].reason == "approved after an inconclusive gate");
+}
+
+TEST_CASE("an abort request stops the run; with rollback, dispatched stages are rolled back") {
+  Harness h;
+  h.store.request_abort("r-test", {true, "carol", h.now});
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  CHECK(h.store.load_run("r-test")->status == "aborted");
+  CHECK(h.deploys_sent == 0);
+}
+
+// Every named point where a process can die, at its first and later occurrences: the run,
+// resumed, completes with each stage's deploy_update applied exactly once.
+TEST_CASE("killed at any crash point and resumed, every dispatch is applied exactly once") {
+  const std::vector<std::string> points = {"after_snapshot", "before_intent", "after_intent", "after_answer",
+                                           "after_outcome"};
+  int scenarios = 0;
+  for (const std::string& point : points) {
+    for (int occurrence = 1; occurrence <= 4; ++occurrence) {
+      CAPTURE(point);
+      CAPTURE(occurrence);
+      Harness h;
+      auto first = h.run({}, point, occurrence);
+      CHECK_FALSE(first);
+      std::optional<engine::Outcome> outcome;
+      for (int attempt = 0; attempt < 3 && !outcome; ++attempt) outcome = h.run();
+      REQUIRE(outcome);
+      CHECK(outcome->ending == engine::Ending::completed);
+      for (const char* stage : {"canary", "eu", "us", "everyone"}) {
+        CHECK(h.applied_for(engine::dispatch_marker("r-test", stage)) == 1);
+      }
+      ++scenarios;
+    }
+  }
+  CHECK(scenarios == 20);
+}
+
+TEST_CASE("killed mid-rollback and resumed, each rollback call is applied exactly once") {
+  for (int occurrence = 1; occurrence <= 3; ++occurrence) {
+    CAPTURE(occurrence);
+    Harness h(kPlan, fleet_spec(0.5));
+    auto first = h.run({}, "after_rollback_intent", occurrence);
+    std::optional<engine::Outcome> outcome = first;
+    for (int attempt = 0; attempt < 3 && !outcome; ++attempt) outcome = h.run();
+    REQUIRE(outcome);
+    CHECK(outcome->ending == engine::Ending::stopped);
+    auto targets = h.store.load_snapshot("r-test", "canary/rollback");
+    REQUIRE(targets);
+    std::map<std::string, int> per_body;
+    for (const auto& c : h.store.load_calls("r-test")) {
+      if (c.kind == "rollback" && (c.outcome == "accepted" || c.outcome == "settled_applied")) ++per_body[c.body];
+    }
+    for (const auto& [body, n] : per_body) CHECK(n == 1);
+    CHECK(h.applied_for("[rollout r-test/canary/rollback]") == static_cast<int>(per_body.size()));
+  }
+}

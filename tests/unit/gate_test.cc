@@ -1,0 +1,72 @@
+#include <doctest/doctest.h>
+
+#include "engine/gate.h"
+
+using namespace rollout;
+using namespace rollout::engine;
+using namespace std::chrono_literals;
+using plan::Threshold;
+
+namespace {
+plan::Gate gate(double min_success_pct, double max_failed_pct) {
+  plan::Gate g;
+  g.bake = 10min;
+  g.timeout = 1h;
+  g.min_success = {Threshold::Kind::percent, min_success_pct};
+  g.max_failed = {Threshold::Kind::percent, max_failed_pct};
+  return g;
+}
+}  // namespace
+
+TEST_CASE("required successes round up, allowed failures round down") {
+  CHECK(required_successes(gate(95, 2), 30) == 29);   // 28.5
+  CHECK(required_successes(gate(100, 0), 7) == 7);
+  CHECK(required_successes(gate(0, 0), 7) == 0);
+  CHECK(allowed_failures(gate(95, 2), 30) == 0);      // 0.6
+  CHECK(allowed_failures(gate(95, 2), 50) == 1);
+  plan::Gate counts = gate(0, 0);
+  counts.min_success = {Threshold::Kind::count, 40};
+  counts.max_failed = {Threshold::Kind::count, 3};
+  CHECK(required_successes(counts, 100) == 40);
+  CHECK(allowed_failures(counts, 100) == 3);
+}
+
+TEST_CASE("feasibility before dispatch") {
+  plan::Gate g = gate(100, 0);
+  g.min_devices = 5;
+  CHECK(check_feasible(g, 4) == "targets 4 device(s), fewer than min_devices 5");
+  CHECK_FALSE(check_feasible(g, 5));
+  g.min_success = {Threshold::Kind::count, 40};
+  CHECK(check_feasible(g, 30) == "needs 40 successes (min_success 40) but targets only 30 device(s)");
+}
+
+TEST_CASE("a pass needs the bake to be over") {
+  const plan::Gate g = gate(90, 10);
+  StatusCounts all_good{0, 0, 10, 0, 0, 0};
+  CHECK(judge(g, 10, all_good, 5min).verdict == Verdict::wait);
+  auto j = judge(g, 10, all_good, 10min);
+  CHECK(j.verdict == Verdict::pass);
+  CHECK(j.reason == "10 >= 9 needed (min_success 90%), 0 failed <= 1 allowed; 10 of 10 succeeded, 0 failed, 0 aborted, 0 still updating");
+}
+
+TEST_CASE("too many failures fail at once, even during the bake") {
+  const plan::Gate g = gate(90, 10);
+  auto j = judge(g, 10, StatusCounts{3, 3, 2, 2, 0, 0}, 1min);
+  CHECK(j.verdict == Verdict::fail);
+  CHECK(j.reason == "2 failed, more than max_failed 10% allows (1); 2 of 10 succeeded, 2 failed, 0 aborted, 6 still updating");
+}
+
+TEST_CASE("a stage that can no longer reach its successes fails") {
+  const plan::Gate g = gate(90, 50);
+  auto j = judge(g, 10, StatusCounts{0, 0, 7, 1, 2, 0}, 20min);
+  CHECK(j.verdict == Verdict::fail);
+  CHECK(j.reason.rfind("at most 7 can succeed, min_success 90% needs 9", 0) == 0);
+}
+
+TEST_CASE("no verdict by the timeout is a timeout") {
+  const plan::Gate g = gate(100, 0);
+  CHECK(judge(g, 10, StatusCounts{2, 0, 8, 0, 0, 0}, 59min).verdict == Verdict::wait);
+  auto j = judge(g, 10, StatusCounts{2, 0, 8, 0, 0, 0}, 1h);
+  CHECK(j.verdict == Verdict::timeout);
+  CHECK(j.reason.rfind("no verdict after timeout 1h: 8 succeeded, 10 needed", 0) == 0);
+}
