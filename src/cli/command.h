@@ -20,6 +20,12 @@ void add_validate_command(CLI::App& app, Run& run);
 void add_plan_command(CLI::App& app, Run& run);
 void add_graph_command(CLI::App& app, Run& run);
 void add_sim_command(CLI::App& app, Run& run);
+void add_apply_command(CLI::App& app, Run& run);
+void add_resume_command(CLI::App& app, Run& run);
+void add_runs_command(CLI::App& app, Run& run);
+void add_show_command(CLI::App& app, Run& run);
+void add_approve_command(CLI::App& app, Run& run);
+void add_abort_command(CLI::App& app, Run& run);
 
 // A plan read from a file and checked through the DAG.
 struct CheckedPlan {

@@ -20,6 +20,12 @@ int main(int argc, char** argv) {
   add_validate_command(app, run);
   add_plan_command(app, run);
   add_graph_command(app, run);
+  add_apply_command(app, run);
+  add_resume_command(app, run);
+  add_runs_command(app, run);
+  add_show_command(app, run);
+  add_approve_command(app, run);
+  add_abort_command(app, run);
   add_sim_command(app, run);
   try {
     app.parse(argc, argv);

@@ -84,7 +84,7 @@ struct OnFailure {
 };
 
 struct RateLimit {
-  std::int64_t calls = 30;
+  std::int64_t calls = 600;
   Seconds per{std::chrono::minutes(1)};
   bool operator==(const RateLimit&) const = default;
 };

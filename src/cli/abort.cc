@@ -1,0 +1,64 @@
+// rollout abort RUN [--rollback]: stop a run; optionally roll back what it dispatched.
+#include <iostream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "cli/exit_codes.h"
+#include "cli/session.h"
+
+namespace rollout::cli {
+
+namespace {
+
+struct AbortOptions {
+  std::string run_id;
+  bool rollback = false;
+  StateOptions state;
+  ApiOptions api;
+  std::string output = "text";
+};
+
+int run_abort(AbortOptions& o) {
+  auto store = open_store(o.state);
+  if (!store) return kExitError;
+  auto run = find_run(*store, o.run_id);
+  if (!run) return kExitInvalidInput;
+  if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
+    std::cerr << fmt::format("rollout: run {} is already {}\n", run->id, run->status);
+    return kExitInvalidInput;
+  }
+  const std::string who = current_user();
+  const WallTime now = std::chrono::system_clock::now();
+  store->request_abort(run->id, {o.rollback, who, now});
+  store->add_event({0, run->id, now, "", "abort_requested",
+                    fmt::format("abort requested by {}{}", who, o.rollback ? ", with rollback" : "")});
+  // A live run picks the request up at its next heartbeat; otherwise this process carries it out.
+  if (!take_lease(*store, run->id)) {
+    std::cout << fmt::format("abort of run {} recorded; the process running it stops within seconds.\n", run->id);
+    return kExitOk;
+  }
+  if (!o.rollback) {
+    store->set_run_status(run->id, "aborted", fmt::format("aborted by {}", who), now, true);
+    store->release_lease(run->id, this_process());
+    std::cout << fmt::format("run {} aborted; nothing more will be sent for it.\n", run->id);
+    return kExitStopped;
+  }
+  o.api.json = o.output == "json";
+  return drive_run(*store, *run, o.api);
+}
+
+}  // namespace
+
+void add_abort_command(CLI::App& app, Run& run) {
+  auto o = std::make_shared<AbortOptions>();
+  CLI::App* cmd = app.add_subcommand("abort", "Stop a run: no further stage starts; with --rollback, send the rollback flow to what it updated.");
+  cmd->add_option("run", o->run_id, "Run id, or 'last'")->required();
+  cmd->add_flag("--rollback", o->rollback, "Roll back every dispatched stage's updated and failed devices (needs the API)");
+  cmd->add_option("--state", o->state.state_path, "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  cmd->footer("Upswift v1 has no cancel call: updates already sent run on; abort stops further waves.");
+  cmd->callback([o, &run] { run = [o] { return run_abort(*o); }; });
+}
+
+}  // namespace rollout::cli

@@ -1,0 +1,298 @@
+#include "cli/session.h"
+
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "cli/exit_codes.h"
+#include "client/upswift_client.h"
+#include "plan/loader.h"
+#include "sim/fleet_file.h"
+#include "sim/server.h"
+#include "util/clock.h"
+
+namespace rollout::cli {
+
+std::string resolve_state_path(const StateOptions& o) {
+  if (!o.state_path.empty()) return o.state_path;
+  if (const char* env = std::getenv("ROLLOUT_STATE"); env && *env) return env;
+  return "rollout.db";
+}
+
+std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o) {
+  const std::string path = resolve_state_path(o);
+  try {
+    return std::make_unique<store::SqliteStore>(path);
+  } catch (const store::StoreError& e) {
+    std::cerr << "rollout: " << e.what() << "\n";
+    return nullptr;
+  }
+}
+
+std::string current_user() {
+  if (const passwd* pw = getpwuid(geteuid()); pw && pw->pw_name) return pw->pw_name;
+  if (const char* user = std::getenv("USER")) return user;
+  return fmt::format("uid {}", geteuid());
+}
+
+state::LeaseOwner this_process() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return {host, static_cast<std::int64_t>(getpid()), current_user()};
+}
+
+std::optional<state::RunRecord> find_run(state::StateStore& store, const std::string& id) {
+  if (id == "last") {
+    auto runs = store.list_runs();
+    if (runs.empty()) {
+      std::cerr << "rollout: the state database holds no runs yet\n";
+      return std::nullopt;
+    }
+    return runs.back();
+  }
+  auto run = store.load_run(id);
+  if (!run) std::cerr << fmt::format("rollout: no run '{}' in the state database (rollout runs lists them)\n", id);
+  return run;
+}
+
+namespace {
+
+constexpr Millis kLeaseStale{30000};
+
+std::string clock_text(WallTime t) {
+  const std::time_t s = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  localtime_r(&s, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return buf;
+}
+
+// Events as a person reads them, or as JSON lines for scripts.
+class Console : public engine::Observer {
+ public:
+  Console(const std::string& run_id, bool json, bool quiet) : run_id_(run_id), json_(json), quiet_(quiet) {}
+
+  void on_event(const state::Event& e) override {
+    if (json_) {
+      nlohmann::ordered_json j{{"type", "event"}, {"time", format_time(e.at)}, {"run", run_id_},
+                               {"stage", e.stage}, {"kind", e.kind}, {"message", e.message}};
+      std::cout << j.dump() << "\n" << std::flush;
+      return;
+    }
+    if (quiet_) return;
+    std::cout << fmt::format("{}  {:<12} {}: {}\n", clock_text(e.at), e.stage.empty() ? "run" : e.stage, e.kind,
+                             e.message)
+              << std::flush;
+  }
+
+  void on_observation(const state::Observation& o) override {
+    if (json_) {
+      nlohmann::ordered_json j{{"type", "gate"}, {"time", format_time(o.at)}, {"run", run_id_}, {"stage", o.stage},
+                               {"targeted", o.targeted}, {"pending", o.pending}, {"in_progress", o.in_progress},
+                               {"success", o.success}, {"failed", o.failed}, {"aborted", o.aborted},
+                               {"missing", o.missing}, {"verdict", o.verdict}, {"reason", o.reason}};
+      std::cout << j.dump() << "\n" << std::flush;
+      return;
+    }
+    if (quiet_) return;
+    const std::string line = fmt::format("{}/{} success, {} failed, {} updating", o.success, o.targeted, o.failed,
+                                         o.pending + o.in_progress + o.missing);
+    if (last_[o.stage] == line + o.verdict) return;  // only changes
+    last_[o.stage] = line + o.verdict;
+    std::cout << fmt::format("{}  {:<12} gate: {} ({})\n", clock_text(o.at), o.stage, line, o.verdict) << std::flush;
+  }
+
+  static std::string format_time(WallTime t) {
+    const std::time_t s = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&s, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+  }
+
+ private:
+  std::string run_id_;
+  bool json_;
+  bool quiet_;
+  std::map<std::string, std::string> last_;
+};
+
+// The in-process simulator for --simulate: its own thread and io_context.
+class InProcessSim {
+ public:
+  InProcessSim(const sim::FleetSpec& spec, double scale)
+      : clock_(sim::scaled_clock(scale)), fleet_(spec, clock_()), server_(io_, fleet_, {}, clock_) {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~InProcessSim() {
+    asio::post(io_, [this] {
+      server_.stop();
+      io_.stop();
+    });
+    thread_.join();
+  }
+  std::string url() const { return server_.base_url(); }
+
+ private:
+  asio::io_context io_;
+  std::function<sim::SimTime()> clock_;
+  sim::Fleet fleet_;
+  sim::Server server_;
+  std::thread thread_;
+};
+
+// ROLLOUT_TEST_CRASH_AT=point[:n]: SIGKILL at the n-th time the engine reaches `point`.
+// For the kill-and-resume tests only.
+std::function<void(std::string_view)> crash_hook_from_env() {
+  const char* spec = std::getenv("ROLLOUT_TEST_CRASH_AT");
+  if (!spec || !*spec) return {};
+  std::string text(spec);
+  int nth = 1;
+  if (auto colon = text.find(':'); colon != std::string::npos) {
+    nth = std::atoi(text.c_str() + colon + 1);
+    text.resize(colon);
+  }
+  auto count = std::make_shared<int>(0);
+  return [text, nth, count](std::string_view point) {
+    if (point == text && ++*count == nth) ::raise(SIGKILL);
+  };
+}
+
+}  // namespace
+
+int exit_code(engine::Ending ending) {
+  switch (ending) {
+    case engine::Ending::completed: return kExitOk;
+    case engine::Ending::stopped: return kExitStopped;
+    case engine::Ending::paused: return kExitPaused;
+    case engine::Ending::interrupted: return kExitInterrupted;
+    case engine::Ending::failed: return kExitError;
+  }
+  return kExitError;
+}
+
+bool take_lease(state::StateStore& store, const std::string& run_id) {
+  const state::LeaseOwner me = this_process();
+  const WallTime now = std::chrono::system_clock::now();
+  auto held = store.acquire_lease(run_id, me, now, kLeaseStale);
+  if (held && held->owner.host == me.host && ::kill(static_cast<pid_t>(held->owner.pid), 0) != 0 && errno == ESRCH) {
+    // Its owner on this machine is gone: the lease is stale whatever its heartbeat says.
+    held = store.acquire_lease(run_id, me, now + kLeaseStale, kLeaseStale);
+    if (!held) store.heartbeat(run_id, me, now);
+  }
+  if (held) {
+    const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - held->heartbeat_at).count();
+    std::cerr << fmt::format("rollout: run {} is being run by {}@{} (pid {}), last heard from {}s ago; "
+                             "refusing to run it twice. If that process is gone, its lease goes stale "
+                             "{}s after its last heartbeat.\n",
+                             run_id, held->owner.user, held->owner.host, held->owner.pid, age,
+                             kLeaseStale.count() / 1000);
+    return false;
+  }
+  return true;
+}
+
+int drive_run(state::StateStore& store, const state::RunRecord& run, const ApiOptions& api_options) {
+  auto loaded = plan::load_plan(run.plan_text);
+  std::optional<dag::Graph> graph;
+  if (loaded.plan) graph = dag::build(*loaded.plan, loaded.diagnostics);
+  if (loaded.diagnostics.has_errors() || !graph) {
+    std::cerr << "rollout: the plan stored with run " << run.id << " does not load:\n"
+              << loaded.diagnostics.format(run.plan_path);
+    return kExitError;
+  }
+  const plan::Plan& plan = *loaded.plan;
+
+  std::unique_ptr<InProcessSim> sim;
+  std::string url = run.api_url;
+  std::string token;
+  if (const char* env = std::getenv("UPSWIFT_USER_TOKEN")) token = env;
+  if (url.rfind("simulated:", 0) == 0) {
+    if (api_options.simulate_fleet.empty()) {
+      std::cerr << fmt::format("rollout: run {} ran against an in-process simulator, which ended with its process; "
+                               "it cannot be resumed. For resumable demos run `rollout sim` separately and "
+                               "point UPSWIFT_API_URL at it.\n", run.id);
+      return kExitError;
+    }
+    auto spec = load_fleet_file(api_options.simulate_fleet);
+    if (!spec) return kExitInvalidInput;
+    sim = std::make_unique<InProcessSim>(*spec, api_options.time_scale);
+    url = sim->url();
+    if (token.empty()) token = "simulated";
+  } else if (token.empty()) {
+    std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from the command line)\n";
+    return kExitInvalidInput;
+  }
+  // Plain http is only accepted to loopback, so "not https" means a local simulator.
+  if (api_options.time_scale != 1.0 && !sim && url.rfind("http://", 0) != 0) {
+    std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator on loopback)\n";
+    return kExitInvalidInput;
+  }
+
+  asio::io_context io;
+  client::ClientConfig config;
+  config.base_url = url;
+  config.user_token = token;
+  // A time-scaled simulator lives in faster time: so does the rate limit.
+  config.rate_calls = static_cast<std::int64_t>(static_cast<double>(plan.api.rate_limit.calls) *
+                                                std::max(1.0, api_options.time_scale));
+  config.rate_per = std::chrono::duration_cast<Millis>(plan.api.rate_limit.per);
+  std::unique_ptr<client::UpswiftClient> client;
+  try {
+    client = std::make_unique<client::UpswiftClient>(io, config);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "rollout: " << e.what() << "\n";
+    return kExitInvalidInput;
+  }
+
+  AsioClock clock(io, api_options.time_scale);
+  Console console(run.id, api_options.json, api_options.quiet);
+  engine::EngineOptions options;
+  options.owner = this_process();
+  options.crash_point = crash_hook_from_env();
+  engine::Engine engine(io, plan, *graph, *client, store, clock, console, run.id, options);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        if (engine.finished()) return;
+        static bool second = false;
+        if (second) std::_Exit(kExitInterrupted);  // every write so far is a committed transaction
+        second = true;
+        engine.interrupt();
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+
+  std::optional<engine::Outcome> outcome;
+  engine.start([&](engine::Outcome o) {
+    outcome = o;
+    signals.cancel();
+    io.stop();
+  });
+  io.run();
+  if (!outcome) return kExitError;
+  if (!api_options.json) {
+    std::cout << fmt::format("\nrun {} {}: {}\n", run.id, engine::name(outcome->ending), outcome->reason);
+    if (outcome->ending == engine::Ending::paused || outcome->ending == engine::Ending::interrupted ||
+        outcome->ending == engine::Ending::failed) {
+      std::cout << fmt::format("see `rollout show {}`; continue with `rollout resume {}`\n", run.id, run.id);
+    }
+  }
+  return exit_code(outcome->ending);
+}
+
+}  // namespace rollout::cli
