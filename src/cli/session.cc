@@ -189,8 +189,7 @@ bool take_lease(state::StateStore& store, const std::string& run_id) {
   auto held = store.acquire_lease(run_id, me, now, kLeaseStale);
   if (held && held->owner.host == me.host && ::kill(static_cast<pid_t>(held->owner.pid), 0) != 0 && errno == ESRCH) {
     // Its owner on this machine is gone: the lease is stale whatever its heartbeat says.
-    held = store.acquire_lease(run_id, me, now + kLeaseStale, kLeaseStale);
-    if (!held) store.heartbeat(run_id, me, now);
+    held = store.acquire_lease(run_id, me, now, kLeaseStale, /*take_over=*/true);
   }
   if (held) {
     const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - held->heartbeat_at).count();

@@ -177,7 +177,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   void beat() {
-    store.heartbeat(run_id, options.owner, clock.now());
+    store.heartbeat(run_id, options.owner, options.wall_clock());
     heartbeat_timer = clock.schedule(options.heartbeat, [self = shared_from_this()] {
       if (self->finished) return;
       self->beat();

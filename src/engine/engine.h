@@ -51,6 +51,9 @@ struct EngineOptions {
   Millis approval_check{5000};
   int max_dispatch_attempts = 3;
   state::LeaseOwner owner;
+  // Lease heartbeats are in real wall time, whatever the engine's clock (which a
+  // simulation may run faster), so other processes can judge them.
+  std::function<WallTime()> wall_clock = [] { return std::chrono::system_clock::now(); };
   // Test hook: called at named points ("after_intent", "after_answer", ...), where the
   // kill-and-resume tests deliver SIGKILL.
   std::function<void(std::string_view point)> crash_point;

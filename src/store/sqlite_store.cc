@@ -391,9 +391,10 @@ std::optional<Lease> SqliteStore::lease(const std::string& run_id) {
 }
 
 std::optional<Lease> SqliteStore::acquire_lease(const std::string& run_id, const LeaseOwner& owner,
-                                                WallTime now, Millis stale_after) {
+                                                WallTime now, Millis stale_after, bool take_over) {
   Transaction t(*this);
-  if (auto held = lease(run_id); held && !(held->owner == owner) && now - held->heartbeat_at < stale_after) {
+  if (auto held = lease(run_id);
+      held && !take_over && !(held->owner == owner) && now - held->heartbeat_at < stale_after) {
     return held;  // someone else holds a fresh lease; the transaction rolls back
   }
   Statement(db_,

@@ -52,7 +52,7 @@ class SqliteStore : public state::StateStore {
   void request_abort(const std::string& run_id, const state::AbortRequest& request) override;
   std::optional<state::AbortRequest> abort_request(const std::string& run_id) override;
   std::optional<state::Lease> acquire_lease(const std::string& run_id, const state::LeaseOwner& owner,
-                                            WallTime now, Millis stale_after) override;
+                                            WallTime now, Millis stale_after, bool take_over = false) override;
   void heartbeat(const std::string& run_id, const state::LeaseOwner& owner, WallTime now) override;
   void release_lease(const std::string& run_id, const state::LeaseOwner& owner) override;
   std::optional<state::Lease> lease(const std::string& run_id) override;

@@ -1,0 +1,316 @@
+#!/usr/bin/python3
+"""The rollout binary end to end against the fleet simulator over loopback HTTP.
+
+Usage: cli_test.py ROLLOUT_BINARY SOURCE_DIR [--kill-trials N] [--random-kills N]
+Prints one line per test and 'N passed, M failed'.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+parser = argparse.ArgumentParser()
+parser.add_argument("rollout")
+parser.add_argument("source")
+parser.add_argument("--random-kills", type=int, default=4)
+parser.add_argument("--only", default="")
+args = parser.parse_args()
+ROLLOUT = args.rollout
+SRC = Path(args.source)
+PLAN = SRC / "tests/plans/four-stage.yaml"
+CANARY_PLAN = SRC / "plans/canary-then-fleet.yaml"
+STEADY = SRC / "tests/fleets/steady.yaml"
+FAILING = SRC / "tests/fleets/failing-canary.yaml"
+TOKEN = "tok-SECRET-5f3c9a"
+SCALE = "600"
+
+EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_STOPPED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+class Sim:
+    """rollout sim in its own process, with a request log."""
+
+    def __init__(self, workdir, fleet, extra=()):
+        self.log = Path(workdir) / f"requests-{time.monotonic_ns()}.jsonl"
+        self.proc = subprocess.Popen([ROLLOUT, "sim", "--fleet", str(fleet), "--listen", "127.0.0.1:0",
+                                      "--time-scale", SCALE, "--request-log", str(self.log), *extra],
+                                     stdout=subprocess.PIPE, text=True)
+        banner = self.proc.stdout.readline()
+        self.url = re.search(r"(http://\S+/v1/)", banner).group(1)
+
+    def requests(self):
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def applied_per_marker(self):
+        counts = {}
+        for r in self.requests():
+            if r["endpoint"] == "deploy_update" and r.get("applied"):
+                comment = r["body"]["metadata"].get("comment", "")
+                m = re.search(r"\[rollout ([^\]]+)\]", comment)
+                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+        return counts
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def rollout(*argv, env_extra=None, api=None, timeout=120, check_no_token=True):
+    env = dict(os.environ)
+    env["UPSWIFT_USER_TOKEN"] = TOKEN
+    if api:
+        env["UPSWIFT_API_URL"] = api
+    env.pop("ROLLOUT_TEST_CRASH_AT", None)
+    env.update(env_extra or {})
+    p = subprocess.run([ROLLOUT, *argv], env=env, capture_output=True, text=True, timeout=timeout)
+    if check_no_token:
+        assert TOKEN not in p.stdout and TOKEN not in p.stderr, "the token leaked into the output"
+    return p
+
+
+def run_id_of(output):
+    m = re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", output)
+    assert m, output
+    return m.group(1)
+
+
+def assert_db_clean(db):
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    for table, in con.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+        for row in con.execute(f"SELECT * FROM {table}").fetchall():
+            assert TOKEN not in repr(row), f"the token is in table {table}"
+    con.close()
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+@test
+def four_stage_plan_completes_once_each(tmp):
+    sim = Sim(tmp, STEADY)
+    try:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "completed"
+        assert [s["status"] for s in shown["stages"]] == ["passed"] * 4
+        assert all(c["outcome"] == "accepted" for c in shown["api_calls"])
+        assert shown["api_calls"][0]["body"]["user_token"] == "<redacted>"
+        runs = json.loads(rollout("runs", "--state", db, "--output", "json").stdout)
+        assert runs[0]["id"] == run and runs[0]["stages_done"] == 4
+        assert_db_clean(db)
+    finally:
+        sim.stop()
+
+
+@test
+def failing_canary_rolls_back_and_exits_3(tmp):
+    sim = Sim(tmp, FAILING)
+    try:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        applied = sim.applied_per_marker()
+        assert applied.get(f"{run}/canary") == 1
+        assert applied.get(f"{run}/canary/rollback", 0) >= 1
+        assert not any(k.endswith("/eu") or k.endswith("/us") for k in applied)
+        rollbacks = [r for r in sim.requests() if r["endpoint"] == "deploy_update" and r["body"]["flow_id"] == "11aa-22bb"]
+        assert rollbacks and all(r["body"]["metadata"]["app"]["version"] == "v2.3" for r in rollbacks)
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "stopped"
+        assert shown["stages"][0]["status"] == "rolled_back"
+        assert any(d["verdict"] == "fail" for d in shown["stages"][0]["gate_decisions"])
+    finally:
+        sim.stop()
+
+
+@test
+def approval_pauses_then_approve_and_resume_complete(tmp):
+    sim = Sim(tmp, STEADY)
+    try:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(CANARY_PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert "waiting for us (approval)" in p.stdout
+        a = rollout("approve", run, "us", "--comment", "EU looks healthy", "--state", db)
+        assert a.returncode == EXIT_OK, a.stderr
+        r = rollout("resume", run, "--state", db, "--time-scale", SCALE)
+        assert r.returncode == EXIT_OK, r.stdout + r.stderr
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["approvals"][0]["stage"] == "us" and shown["approvals"][0]["comment"] == "EU looks healthy"
+        assert shown["approvals"][0]["by"]
+        again = rollout("resume", run, "--state", db)
+        assert again.returncode == EXIT_INVALID and "nothing to resume" in again.stderr
+    finally:
+        sim.stop()
+
+
+@test
+def refused_call_quotes_upswift_and_sends_nothing_more(tmp):
+    sim = Sim(tmp, STEADY)
+    try:
+        plan = Path(tmp) / "bad-flow.yaml"
+        plan.write_text(PLAN.read_text().replace("flow_id: 73a7-1ft8", "flow_id: no-such-flow"))
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        assert "Upswift refused deploy_update: \"Flow 'no-such-flow' was not found\"" in p.stdout
+        assert sim.applied_per_marker() == {}
+    finally:
+        sim.stop()
+
+
+@test
+def invalid_plan_exits_2_and_writes_nothing(tmp):
+    db = f"{tmp}/state.db"
+    p = rollout("apply", str(SRC / "tests/plans/invalid/cycle.yaml"), "--state", db, "--yes")
+    assert p.returncode == EXIT_INVALID
+    assert "dependency cycle: a -> b -> c -> a" in p.stderr
+    assert not Path(db).exists()
+    d = rollout("apply", str(PLAN), "--dry-run", "--state", db)
+    assert d.returncode == EXIT_OK and "nothing is sent" in d.stdout
+    assert not Path(db).exists()
+
+
+@test
+def missing_token_and_plain_http_are_refused(tmp):
+    env = {"UPSWIFT_USER_TOKEN": ""}
+    p = rollout("apply", str(PLAN), "--state", f"{tmp}/s.db", "--yes", env_extra=env)
+    assert p.returncode == EXIT_INVALID and "set UPSWIFT_USER_TOKEN" in p.stderr
+    p = rollout("apply", str(PLAN), "--state", f"{tmp}/s.db", "--yes", api="http://example.com/v1/")
+    assert p.returncode == EXIT_INVALID and "only https is allowed" in p.stderr
+    p = rollout("apply", str(PLAN), "--state", f"{tmp}/s.db", "--yes", "--time-scale", "60")
+    assert p.returncode == EXIT_INVALID and "only for simulated fleets" in p.stderr
+
+
+@test
+def sigint_exits_130_and_resume_completes(tmp):
+    sim = Sim(tmp, STEADY)
+    try:
+        db = f"{tmp}/state.db"
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "60"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_INTERRUPTED, out + err
+        run = run_id_of(out)
+        assert "interrupted" in out
+        r = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
+        assert r.returncode == EXIT_OK, r.stdout + r.stderr
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+    finally:
+        sim.stop()
+
+
+@test
+def a_live_run_is_not_run_twice(tmp):
+    sim = Sim(tmp, STEADY)
+    try:
+        db = f"{tmp}/state.db"
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "30"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        second = rollout("resume", "last", "--state", db, "--time-scale", "30", api=sim.url)
+        assert second.returncode == EXIT_ERROR, second.stdout + second.stderr
+        assert "is being run by" in second.stderr and f"(pid {proc.pid})" in second.stderr
+        abort = rollout("abort", "last", "--state", db)
+        assert abort.returncode == EXIT_OK and "recorded" in abort.stdout
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_STOPPED, out + err
+        shown = json.loads(rollout("show", "last", "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "aborted"
+    finally:
+        sim.stop()
+
+
+def kill_and_resume(tmp, crash_at=None, kill_after=None):
+    sim = Sim(tmp, STEADY)
+    try:
+        db = f"{tmp}/state-{time.monotonic_ns()}.db"
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        if crash_at:
+            env["ROLLOUT_TEST_CRASH_AT"] = crash_at
+        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if kill_after is not None:
+            time.sleep(kill_after)
+            proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+        if crash_at:
+            assert proc.returncode == -signal.SIGKILL, f"{crash_at}: exit {proc.returncode}\n{out}{err}"
+        run = run_id_of(out)
+        for _ in range(5):
+            if proc.returncode == EXIT_OK:
+                break
+            r = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
+            proc = r
+        assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+        applied = sim.applied_per_marker()
+        assert applied == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}, applied
+        assert_db_clean(db)
+    finally:
+        sim.stop()
+
+
+def make_kill_test(point, nth):
+    def fn(tmp):
+        kill_and_resume(tmp, crash_at=f"{point}:{nth}")
+    fn.__name__ = f"sigkill_at_{point}_{nth}_then_resume_dispatches_exactly_once"
+    return fn
+
+
+for point in ["after_snapshot", "before_intent", "after_intent", "after_answer", "after_outcome"]:
+    for nth in range(1, 5):
+        TESTS.append(make_kill_test(point, nth))
+
+rng = random.Random(1234)
+for i in range(args.random_kills):
+    delay = rng.uniform(0.2, 2.5)
+
+    def fn(tmp, delay=delay):
+        kill_and_resume(tmp, kill_after=delay)
+    fn.__name__ = f"sigkill_after_{delay:.2f}s_then_resume_dispatches_exactly_once"
+    TESTS.append(fn)
+
+passed = failed = 0
+for t in TESTS:
+    if args.only and args.only not in t.__name__:
+        continue
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.monotonic()
+        try:
+            t(tmp)
+            passed += 1
+            print(f"ok    {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL  {t.__name__}", flush=True)
+            traceback.print_exc()
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
