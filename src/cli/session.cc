@@ -256,7 +256,11 @@ int drive_run(state::StateStore& store, const state::RunRecord& run, const ApiOp
     return kExitInvalidInput;
   }
 
-  AsioClock clock(io, api_options.time_scale);
+  // Simulated time runs faster than the wall clock: a resumed simulated run goes on from
+  // where its own time had got to, so its timeline stays in order.
+  const WallTime wall_now = std::chrono::system_clock::now();
+  AsioClock clock(io, api_options.time_scale,
+                  api_options.time_scale > 1.0 ? std::max(wall_now, run.updated_at) : wall_now);
   Console console(run.id, api_options.json, api_options.quiet);
   engine::EngineOptions options;
   options.owner = this_process();

@@ -2,8 +2,8 @@
 
 namespace rollout {
 
-AsioClock::AsioClock(asio::io_context& io, double scale)
-    : io_(io), scale_(scale), start_wall_(std::chrono::system_clock::now()),
+AsioClock::AsioClock(asio::io_context& io, double scale, WallTime start)
+    : io_(io), scale_(scale), start_wall_(start),
       start_steady_(std::chrono::steady_clock::now()) {}
 
 WallTime AsioClock::now() const {

@@ -41,7 +41,8 @@ class Clock {
 // runs that many times faster (for simulated fleets only: the CLI refuses it otherwise).
 class AsioClock : public Clock {
  public:
-  explicit AsioClock(asio::io_context& io, double scale = 1.0);
+  // A faster clock starts at `start` (a resumed simulated run continues its own time).
+  explicit AsioClock(asio::io_context& io, double scale = 1.0, WallTime start = std::chrono::system_clock::now());
   WallTime now() const override;
   TimerHandle schedule(Millis delay, std::function<void()> fn) override;
 
