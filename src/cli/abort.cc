@@ -32,11 +32,13 @@ int run_abort(AbortOptions& o) {
   const std::string who = current_user();
   const WallTime now = std::chrono::system_clock::now();
   store->request_abort(run->id, {o.rollback, who, now});
-  store->add_event({0, run->id, now, "", "abort_requested",
-                    fmt::format("abort requested by {}{}", who, o.rollback ? ", with rollback" : "")});
+  store->add_event(
+      {0, run->id, now, "", "abort_requested",
+       fmt::format("abort requested by {}{}", who, o.rollback ? ", with rollback" : "")});
   // A live run picks the request up at its next heartbeat; otherwise this process carries it out.
   if (!take_lease(*store, run->id)) {
-    std::cout << fmt::format("abort of run {} recorded; the process running it stops within seconds.\n", run->id);
+    std::cout << fmt::format(
+        "abort of run {} recorded; the process running it stops within seconds.\n", run->id);
     return kExitOk;
   }
   if (!o.rollback) {
@@ -53,11 +55,16 @@ int run_abort(AbortOptions& o) {
 
 void add_abort_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<AbortOptions>();
-  CLI::App* cmd = app.add_subcommand("abort", "Stop a run: no further stage starts; with --rollback, send the rollback flow to what it updated.");
+  CLI::App* cmd = app.add_subcommand("abort",
+                                     "Stop a run: no further stage starts; with --rollback, send "
+                                     "the rollback flow to what it updated.");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->required();
-  cmd->add_flag("--rollback", o->rollback, "Roll back every dispatched stage's updated and failed devices (needs the API)");
-  cmd->add_option("--state", o->state.state_path, "State database (default: $ROLLOUT_STATE, else rollout.db)");
-  cmd->footer("Upswift v1 has no cancel call: updates already sent run on; abort stops further waves.");
+  cmd->add_flag("--rollback", o->rollback,
+                "Roll back every dispatched stage's updated and failed devices (needs the API)");
+  cmd->add_option("--state", o->state.state_path,
+                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  cmd->footer(
+      "Upswift v1 has no cancel call: updates already sent run on; abort stops further waves.");
   cmd->callback([o, &run] { run = [o] { return run_abort(*o); }; });
 }
 

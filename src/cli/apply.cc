@@ -34,8 +34,8 @@ std::string api_url_for(const plan::Plan& plan) {
 }
 
 bool confirm(const CheckedPlan& c, const std::string& url) {
-  std::cout << fmt::format("Apply plan '{}' ({} stage(s)) through {}? Type 'yes' to start: ", c.plan.name,
-                           c.plan.stages.size(), url)
+  std::cout << fmt::format("Apply plan '{}' ({} stage(s)) through {}? Type 'yes' to start: ",
+                           c.plan.name, c.plan.stages.size(), url)
             << std::flush;
   std::string answer;
   std::getline(std::cin, answer);
@@ -47,13 +47,15 @@ int run_apply(ApplyOptions& o) {
   if (!checked) return kExitInvalidInput;
   o.api.json = o.output == "json";
   if (o.dry_run) {
-    std::cout << fmt::format("dry run of plan '{}': {} stage(s); nothing is sent and nothing is written.\n"
-                             "See every deploy_update body with: rollout plan --offline {}\n",
-                             checked->plan.name, checked->plan.stages.size(), o.plan);
+    std::cout << fmt::format(
+        "dry run of plan '{}': {} stage(s); nothing is sent and nothing is written.\n"
+        "See every deploy_update body with: rollout plan --offline {}\n",
+        checked->plan.name, checked->plan.stages.size(), o.plan);
     for (dag::StageId id : checked->graph.order) {
       const auto& s = checked->plan.stages[id];
       std::string needs;
-      for (dag::StageId n : checked->graph.needs[id]) needs += (needs.empty() ? "" : ", ") + checked->plan.stages[n].name;
+      for (dag::StageId n : checked->graph.needs[id])
+        needs += (needs.empty() ? "" : ", ") + checked->plan.stages[n].name;
       std::cout << fmt::format("  {:<16} after: {:<20} {}\n", s.name, needs.empty() ? "-" : needs,
                                s.approval_required ? "approval required" : "");
     }
@@ -62,23 +64,27 @@ int run_apply(ApplyOptions& o) {
   if (o.api.time_scale != 1.0 && o.api.simulate_fleet.empty()) {
     const std::string url = api_url_for(checked->plan);
     if (url.rfind("http://", 0) != 0) {
-      std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator on loopback)\n";
+      std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator "
+                   "on loopback)\n";
       return kExitInvalidInput;
     }
   }
-  const std::string url = o.api.simulate_fleet.empty() ? api_url_for(checked->plan) : "simulated:" + o.api.simulate_fleet;
+  const std::string url = o.api.simulate_fleet.empty() ? api_url_for(checked->plan)
+                                                       : "simulated:" + o.api.simulate_fleet;
   if (o.api.simulate_fleet.empty()) {
     if (auto why = client::check_base_url(url)) {
       std::cerr << "rollout: " << *why << "\n";
       return kExitInvalidInput;
     }
     if (!std::getenv("UPSWIFT_USER_TOKEN") || !*std::getenv("UPSWIFT_USER_TOKEN")) {
-      std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from the command line)\n";
+      std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from "
+                   "the command line)\n";
       return kExitInvalidInput;
     }
     if (!o.yes) {
       if (!isatty(STDIN_FILENO)) {
-        std::cerr << "rollout: not on a terminal: add --yes to start the rollout without confirmation\n";
+        std::cerr
+            << "rollout: not on a terminal: add --yes to start the rollout without confirmation\n";
         return kExitInvalidInput;
       }
       if (!confirm(*checked, url)) {
@@ -93,12 +99,13 @@ int run_apply(ApplyOptions& o) {
   const WallTime now = std::chrono::system_clock::now();
   const std::string run_id = engine::new_run_id(now, rng);
   const state::LeaseOwner me = this_process();
-  const state::RunRecord run =
-      engine::create_run(*store, checked->plan, {checked->path, checked->text, me.user, me.host, url}, run_id, now);
+  const state::RunRecord run = engine::create_run(
+      *store, checked->plan, {checked->path, checked->text, me.user, me.host, url}, run_id, now);
   if (!take_lease(*store, run_id)) return kExitError;
   if (!o.api.json) {
-    std::cout << fmt::format("run {}: plan '{}', {} stage(s), state in {}\n", run_id, checked->plan.name,
-                             checked->plan.stages.size(), resolve_state_path(o.state));
+    std::cout << fmt::format("run {}: plan '{}', {} stage(s), state in {}\n", run_id,
+                             checked->plan.name, checked->plan.stages.size(),
+                             resolve_state_path(o.state));
   }
   return drive_run(*store, run, o.api);
 }
@@ -106,11 +113,14 @@ int run_apply(ApplyOptions& o) {
 }  // namespace
 
 void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::string& output) {
-  cmd->add_option("--state", state.state_path, "State database (default: $ROLLOUT_STATE, else rollout.db)");
-  cmd->add_option("--simulate", api.simulate_fleet,
-                  "Run against an in-process fleet simulator built from FLEET.yaml instead of Upswift");
-  cmd->add_option("--time-scale", api.time_scale,
-                  "With a simulated fleet: run time this many times faster (600: 10 minutes a second)")
+  cmd->add_option("--state", state.state_path,
+                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  cmd->add_option(
+      "--simulate", api.simulate_fleet,
+      "Run against an in-process fleet simulator built from FLEET.yaml instead of Upswift");
+  cmd->add_option(
+         "--time-scale", api.time_scale,
+         "With a simulated fleet: run time this many times faster (600: 10 minutes a second)")
       ->check(CLI::Range(0.001, 1e6));
   cmd->add_option("--output", output, "text, or json: one JSON object per event on stdout")
       ->check(CLI::IsMember({"text", "json"}))
@@ -119,16 +129,20 @@ void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::s
 
 void add_apply_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<ApplyOptions>();
-  CLI::App* cmd = app.add_subcommand("apply", "Run a plan: dispatch each stage, gate it, record everything.");
+  CLI::App* cmd =
+      app.add_subcommand("apply", "Run a plan: dispatch each stage, gate it, record everything.");
   cmd->add_option("plan", o->plan, "Plan file (YAML)")->required();
   add_run_options(cmd, o->state, o->api, o->output);
   cmd->add_flag("--yes,-y", o->yes, "Start without asking (needed when not on a terminal)");
-  cmd->add_flag("--dry-run", o->dry_run, "Check the plan and show the order of stages; send and write nothing");
-  cmd->footer(std::string(
-      "The Upswift token comes from UPSWIFT_USER_TOKEN; the API URL from the plan's api.url,\n"
-      "else UPSWIFT_API_URL, else https://api.upswift.io/v1/.\n"
-      "Example: rollout apply plans/parallel-regions.yaml --simulate examples/fleets/small.yaml --time-scale 600\n\n") +
-              kExitCodesHelp);
+  cmd->add_flag("--dry-run", o->dry_run,
+                "Check the plan and show the order of stages; send and write nothing");
+  cmd->footer(
+      std::string(
+          "The Upswift token comes from UPSWIFT_USER_TOKEN; the API URL from the plan's api.url,\n"
+          "else UPSWIFT_API_URL, else https://api.upswift.io/v1/.\n"
+          "Example: rollout apply plans/parallel-regions.yaml --simulate "
+          "examples/fleets/small.yaml --time-scale 600\n\n") +
+      kExitCodesHelp);
   cmd->callback([o, &run] { run = [o] { return run_apply(*o); }; });
 }
 

@@ -32,12 +32,14 @@ int run_approve(const ApproveOptions& o) {
     names += (names.empty() ? "" : ", ") + s.name;
   }
   if (!stage) {
-    std::cerr << fmt::format("rollout: run {} has no stage '{}' (its stages: {})\n", run->id, o.stage, names);
+    std::cerr << fmt::format("rollout: run {} has no stage '{}' (its stages: {})\n", run->id,
+                             o.stage, names);
     return kExitInvalidInput;
   }
-  if (stage->status != "awaiting_approval" && stage->status != "paused" && stage->status != "waiting") {
-    std::cerr << fmt::format("rollout: stage {} of run {} is {}: there is nothing to approve\n", o.stage, run->id,
-                             stage->status);
+  if (stage->status != "awaiting_approval" && stage->status != "paused" &&
+      stage->status != "waiting") {
+    std::cerr << fmt::format("rollout: stage {} of run {} is {}: there is nothing to approve\n",
+                             o.stage, run->id, stage->status);
     return kExitInvalidInput;
   }
   if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
@@ -46,8 +48,9 @@ int run_approve(const ApproveOptions& o) {
   }
   const std::string who = current_user();
   store->add_approval({run->id, o.stage, who, std::chrono::system_clock::now(), o.comment});
-  store->add_event({0, run->id, std::chrono::system_clock::now(), o.stage, "approved",
-                    fmt::format("approved by {}{}", who, o.comment.empty() ? "" : ": " + o.comment)});
+  store->add_event(
+      {0, run->id, std::chrono::system_clock::now(), o.stage, "approved",
+       fmt::format("approved by {}{}", who, o.comment.empty() ? "" : ": " + o.comment)});
   std::cout << fmt::format("approved stage {} of run {} as {}.\n", o.stage, run->id, who);
   auto lease = store->lease(run->id);
   if (run->status == "running" && lease) {
@@ -62,11 +65,14 @@ int run_approve(const ApproveOptions& o) {
 
 void add_approve_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<ApproveOptions>();
-  CLI::App* cmd = app.add_subcommand("approve", "Approve a stage that waits for a person (approval: required, or an inconclusive gate).");
+  CLI::App* cmd = app.add_subcommand(
+      "approve",
+      "Approve a stage that waits for a person (approval: required, or an inconclusive gate).");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->required();
   cmd->add_option("stage", o->stage, "Stage name")->required();
   cmd->add_option("--comment", o->comment, "Why; recorded with your user name and the time");
-  cmd->add_option("--state", o->state.state_path, "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  cmd->add_option("--state", o->state.state_path,
+                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
   cmd->callback([o, &run] { run = [o] { return run_approve(*o); }; });
 }
 

@@ -4,12 +4,12 @@
 namespace rollout::cli {
 
 enum ExitCode : int {
-  kExitOk = 0,           // completed
-  kExitError = 1,        // a runtime error (API unreachable, state database unusable, ...)
-  kExitInvalidInput = 2, // bad plan, bad arguments, missing file
-  kExitStopped = 3,      // stopped by a gate or an abort (rolled back or not)
-  kExitPaused = 4,       // waiting for approval or an inconclusive gate; resumable
-  kExitInterrupted = 130 // stopped by a signal; resumable
+  kExitOk = 0,            // completed
+  kExitError = 1,         // a runtime error (API unreachable, state database unusable, ...)
+  kExitInvalidInput = 2,  // bad plan, bad arguments, missing file
+  kExitStopped = 3,       // stopped by a gate or an abort (rolled back or not)
+  kExitPaused = 4,        // waiting for approval or an inconclusive gate; resumable
+  kExitInterrupted = 130  // stopped by a signal; resumable
 };
 
 inline constexpr const char* kExitCodesHelp =

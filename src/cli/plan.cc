@@ -22,7 +22,9 @@ struct PlanOptions {
 
 using Json = nlohmann::ordered_json;
 
-Json threshold_json(const plan::Threshold& t) { return plan::format_threshold(t); }
+Json threshold_json(const plan::Threshold& t) {
+  return plan::format_threshold(t);
+}
 
 Json gate_json(const plan::Gate& g) {
   return Json{{"bake", format_duration(g.bake)},
@@ -35,11 +37,12 @@ Json gate_json(const plan::Gate& g) {
 }
 
 std::string gate_text(const plan::Gate& g) {
-  return fmt::format("bake {}, timeout {}, poll {}, min_success {}, max_failed {}, min_devices {}, "
-                     "on_timeout {}",
-                     format_duration(g.bake), format_duration(g.timeout), format_duration(g.poll),
-                     plan::format_threshold(g.min_success), plan::format_threshold(g.max_failed),
-                     g.min_devices, plan::name(g.on_timeout));
+  return fmt::format(
+      "bake {}, timeout {}, poll {}, min_success {}, max_failed {}, min_devices {}, "
+      "on_timeout {}",
+      format_duration(g.bake), format_duration(g.timeout), format_duration(g.poll),
+      plan::format_threshold(g.min_success), plan::format_threshold(g.max_failed), g.min_devices,
+      plan::name(g.on_timeout));
 }
 
 std::string needs_text(const CheckedPlan& c, dag::StageId id) {
@@ -56,7 +59,8 @@ std::string api_url(const plan::Plan& p) {
 std::string on_failure_text(const plan::OnFailure& f) {
   if (f.action == plan::FailureAction::stop || !f.rollback) return "stop";
   std::string out = fmt::format("rollback with flow {}", f.rollback->flow_id);
-  if (f.rollback->app) out += fmt::format(" to {} {}", f.rollback->app->name, f.rollback->app->version);
+  if (f.rollback->app)
+    out += fmt::format(" to {} {}", f.rollback->app->name, f.rollback->app->version);
   return out + ", then stop";
 }
 
@@ -67,14 +71,13 @@ Json plan_json(const CheckedPlan& c) {
     const plan::Stage& s = p.stages[id];
     Json needs = Json::array();
     for (dag::StageId n : c.graph.needs[id]) needs.push_back(p.stages[n].name);
-    stages.push_back(Json{
-        {"name", s.name},
-        {"needs", needs},
-        {"level", c.graph.level[id]},
-        {"approval", s.approval_required ? "required" : "none"},
-        {"gate", gate_json(s.gate)},
-        {"deploy_update", Json::parse(upswift::deploy_update_body(s.deploy_request(),
-                                                                   upswift::kRedactedToken))}});
+    stages.push_back(Json{{"name", s.name},
+                          {"needs", needs},
+                          {"level", c.graph.level[id]},
+                          {"approval", s.approval_required ? "required" : "none"},
+                          {"gate", gate_json(s.gate)},
+                          {"deploy_update", Json::parse(upswift::deploy_update_body(
+                                                s.deploy_request(), upswift::kRedactedToken))}});
   }
   Json rollback = nullptr;
   if (p.on_failure.action == plan::FailureAction::rollback && p.on_failure.rollback) {
@@ -87,8 +90,9 @@ Json plan_json(const CheckedPlan& c) {
   return Json{{"plan", p.name},
               {"file", c.path},
               {"max_parallel", p.max_parallel ? Json(*p.max_parallel) : Json(nullptr)},
-              {"api", {{"url", p.api.url ? Json(*p.api.url) : Json(nullptr)},
-                       {"rate_limit", plan::format_rate_limit(p.api.rate_limit)}}},
+              {"api",
+               {{"url", p.api.url ? Json(*p.api.url) : Json(nullptr)},
+                {"rate_limit", plan::format_rate_limit(p.api.rate_limit)}}},
               {"on_failure", {{"action", plan::name(p.on_failure.action)}, {"rollback", rollback}}},
               {"stages", stages}};
 }
@@ -106,11 +110,13 @@ void print_text(const CheckedPlan& c) {
     const plan::Stage& s = p.stages[id];
     std::cout << fmt::format("\n{}. {}\n", ++step, s.name);
     std::cout << fmt::format("   needs:    {}\n", needs_text(c, id));
-    std::cout << fmt::format("   approval: {}\n", s.approval_required ? "required before dispatch" : "none");
+    std::cout << fmt::format("   approval: {}\n",
+                             s.approval_required ? "required before dispatch" : "none");
     std::cout << fmt::format("   gate:     {}\n", gate_text(s.gate));
     // The exact bytes POSTed to deploy_update, the token aside.
-    std::cout << fmt::format("   deploy_update: {}\n",
-                             upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken));
+    std::cout << fmt::format(
+        "   deploy_update: {}\n",
+        upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken));
   }
 }
 
@@ -118,8 +124,9 @@ void print_text(const CheckedPlan& c) {
 
 void add_plan_command(CLI::App& app, Run& run) {
   auto opts = std::make_shared<PlanOptions>();
-  CLI::App* cmd = app.add_subcommand("plan", "Show what a plan will do: stage order, gates and the "
-                                             "exact deploy_update bodies.");
+  CLI::App* cmd = app.add_subcommand("plan",
+                                     "Show what a plan will do: stage order, gates and the "
+                                     "exact deploy_update bodies.");
   cmd->add_option("plan", opts->plan, "Plan file (YAML)")->required();
   cmd->add_flag("--offline", opts->offline,
                 "Do not contact the API: show the plan as written (required for now)");

@@ -23,7 +23,8 @@ struct ResumeOptions {
 int run_resume(ResumeOptions& o) {
   o.api.json = o.output == "json";
   if (!o.api.simulate_fleet.empty()) {
-    std::cerr << "rollout: resume continues against the API the run started with; --simulate would start a "
+    std::cerr << "rollout: resume continues against the API the run started with; --simulate would "
+                 "start a "
                  "new, empty simulator\n";
     return kExitInvalidInput;
   }
@@ -32,17 +33,23 @@ int run_resume(ResumeOptions& o) {
   auto run = find_run(*store, o.run_id);
   if (!run) return kExitInvalidInput;
   if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
-    std::cerr << fmt::format("rollout: run {} is {} ({}); there is nothing to resume\n", run->id, run->status, run->reason);
+    std::cerr << fmt::format("rollout: run {} is {} ({}); there is nothing to resume\n", run->id,
+                             run->status, run->reason);
     return kExitInvalidInput;
   }
   // The stored plan is what runs. Say so when the file on disk has changed since.
   std::string why;
-  if (auto current = read_file(run->plan_path, &why); current && sha256_hex(*current) != run->plan_hash) {
-    std::cerr << fmt::format("rollout: note: {} has changed since run {} started; resuming the plan as it was "
-                             "applied (sha256 {}), not the file\n", run->plan_path, run->id, run->plan_hash.substr(0, 12));
+  if (auto current = read_file(run->plan_path, &why);
+      current && sha256_hex(*current) != run->plan_hash) {
+    std::cerr << fmt::format(
+        "rollout: note: {} has changed since run {} started; resuming the plan as it was "
+        "applied (sha256 {}), not the file\n",
+        run->plan_path, run->id, run->plan_hash.substr(0, 12));
   }
   if (!take_lease(*store, run->id)) return kExitError;
-  if (!o.api.json) std::cout << fmt::format("resuming run {} ({}, was {})\n", run->id, run->plan_name, run->status);
+  if (!o.api.json)
+    std::cout << fmt::format("resuming run {} ({}, was {})\n", run->id, run->plan_name,
+                             run->status);
   return drive_run(*store, *run, o.api);
 }
 
@@ -52,11 +59,15 @@ void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::s
 
 void add_resume_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<ResumeOptions>();
-  CLI::App* cmd = app.add_subcommand("resume", "Continue a paused, interrupted or crashed run, without sending any update twice.");
+  CLI::App* cmd = app.add_subcommand(
+      "resume", "Continue a paused, interrupted or crashed run, without sending any update twice.");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->capture_default_str();
   add_run_options(cmd, o->state, o->api, o->output);
-  cmd->footer(std::string("A deploy_update whose outcome was not recorded is settled by reading the devices,\n"
-                          "and is sent again only if it certainly did not take effect.\n\n") + kExitCodesHelp);
+  cmd->footer(
+      std::string(
+          "A deploy_update whose outcome was not recorded is settled by reading the devices,\n"
+          "and is sent again only if it certainly did not take effect.\n\n") +
+      kExitCodesHelp);
   cmd->callback([o, &run] { run = [o] { return run_resume(*o); }; });
 }
 

@@ -37,23 +37,26 @@ StageTally tally(const std::vector<state::StageRecord>& stages) {
   return t;
 }
 
-nlohmann::ordered_json to_json(const state::RunRecord& run, const std::vector<state::StageRecord>& stages) {
+nlohmann::ordered_json to_json(const state::RunRecord& run,
+                               const std::vector<state::StageRecord>& stages) {
   const StageTally t = tally(stages);
   const WallTime end = run.finished_at.value_or(run.updated_at);
-  return {{"id", run.id},
-          {"plan", run.plan_name},
-          {"plan_path", run.plan_path},
-          {"plan_sha256", run.plan_hash},
-          {"status", run.status},
-          {"reason", run.reason},
-          {"created_by", run.created_by},
-          {"host", run.host},
-          {"api_url", run.api_url},
-          {"started", iso_time(run.created_at)},
-          {"finished", run.finished_at ? nlohmann::ordered_json(iso_time(*run.finished_at)) : nullptr},
-          {"duration_s", std::chrono::duration_cast<std::chrono::seconds>(end - run.created_at).count()},
-          {"stages_done", t.done},
-          {"stages_total", t.total}};
+  return {
+      {"id", run.id},
+      {"plan", run.plan_name},
+      {"plan_path", run.plan_path},
+      {"plan_sha256", run.plan_hash},
+      {"status", run.status},
+      {"reason", run.reason},
+      {"created_by", run.created_by},
+      {"host", run.host},
+      {"api_url", run.api_url},
+      {"started", iso_time(run.created_at)},
+      {"finished", run.finished_at ? nlohmann::ordered_json(iso_time(*run.finished_at)) : nullptr},
+      {"duration_s",
+       std::chrono::duration_cast<std::chrono::seconds>(end - run.created_at).count()},
+      {"stages_done", t.done},
+      {"stages_total", t.total}};
 }
 
 }  // namespace rollout::cli

@@ -20,6 +20,7 @@ struct StageTally {
 };
 StageTally tally(const std::vector<state::StageRecord>& stages);
 
-nlohmann::ordered_json to_json(const state::RunRecord& run, const std::vector<state::StageRecord>& stages);
+nlohmann::ordered_json to_json(const state::RunRecord& run,
+                               const std::vector<state::StageRecord>& stages);
 
 }  // namespace rollout::cli

@@ -31,12 +31,13 @@ int run_runs(const RunsOptions& o) {
     std::cout << "no runs yet in " << resolve_state_path(o.state) << "\n";
     return kExitOk;
   }
-  std::cout << fmt::format("{:<24} {:<24} {:<12} {:<20} {:>9} {:>7}\n", "RUN", "PLAN", "STATUS", "STARTED", "DURATION",
-                           "STAGES");
+  std::cout << fmt::format("{:<24} {:<24} {:<12} {:<20} {:>9} {:>7}\n", "RUN", "PLAN", "STATUS",
+                           "STARTED", "DURATION", "STAGES");
   for (const auto& r : runs) {
     const auto t = tally(store->load_stages(r.id));
-    std::cout << fmt::format("{:<24} {:<24} {:<12} {:<20} {:>9} {:>7}\n", r.id, r.plan_name, r.status,
-                             local_time(r.created_at), span(r.created_at, r.finished_at.value_or(r.updated_at)),
+    std::cout << fmt::format("{:<24} {:<24} {:<12} {:<20} {:>9} {:>7}\n", r.id, r.plan_name,
+                             r.status, local_time(r.created_at),
+                             span(r.created_at, r.finished_at.value_or(r.updated_at)),
                              fmt::format("{}/{}", t.done, t.total));
   }
   return kExitOk;
@@ -46,8 +47,11 @@ int run_runs(const RunsOptions& o) {
 void add_runs_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<RunsOptions>();
   CLI::App* cmd = app.add_subcommand("runs", "List past and current runs.");
-  cmd->add_option("--state", o->state.state_path, "State database (default: $ROLLOUT_STATE, else rollout.db)");
-  cmd->add_option("--output", o->output, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  cmd->add_option("--state", o->state.state_path,
+                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  cmd->add_option("--output", o->output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   cmd->callback([o, &run] { run = [o] { return run_runs(*o); }; });
 }
 

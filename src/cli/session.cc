@@ -61,7 +61,9 @@ std::optional<state::RunRecord> find_run(state::StateStore& store, const std::st
     return runs.back();
   }
   auto run = store.load_run(id);
-  if (!run) std::cerr << fmt::format("rollout: no run '{}' in the state database (rollout runs lists them)\n", id);
+  if (!run)
+    std::cerr << fmt::format(
+        "rollout: no run '{}' in the state database (rollout runs lists them)\n", id);
   return run;
 }
 
@@ -81,36 +83,50 @@ std::string clock_text(WallTime t) {
 // Events as a person reads them, or as JSON lines for scripts.
 class Console : public engine::Observer {
  public:
-  Console(const std::string& run_id, bool json, bool quiet) : run_id_(run_id), json_(json), quiet_(quiet) {}
+  Console(const std::string& run_id, bool json, bool quiet)
+      : run_id_(run_id), json_(json), quiet_(quiet) {}
 
   void on_event(const state::Event& e) override {
     if (json_) {
-      nlohmann::ordered_json j{{"type", "event"}, {"time", format_time(e.at)}, {"run", run_id_},
-                               {"stage", e.stage}, {"kind", e.kind}, {"message", e.message}};
+      nlohmann::ordered_json j{{"type", "event"}, {"time", format_time(e.at)},
+                               {"run", run_id_},  {"stage", e.stage},
+                               {"kind", e.kind},  {"message", e.message}};
       std::cout << j.dump() << "\n" << std::flush;
       return;
     }
     if (quiet_) return;
-    std::cout << fmt::format("{}  {:<12} {}: {}\n", clock_text(e.at), e.stage.empty() ? "run" : e.stage, e.kind,
-                             e.message)
+    std::cout << fmt::format("{}  {:<12} {}: {}\n", clock_text(e.at),
+                             e.stage.empty() ? "run" : e.stage, e.kind, e.message)
               << std::flush;
   }
 
   void on_observation(const state::Observation& o) override {
     if (json_) {
-      nlohmann::ordered_json j{{"type", "gate"}, {"time", format_time(o.at)}, {"run", run_id_}, {"stage", o.stage},
-                               {"targeted", o.targeted}, {"pending", o.pending}, {"in_progress", o.in_progress},
-                               {"success", o.success}, {"failed", o.failed}, {"aborted", o.aborted},
-                               {"missing", o.missing}, {"verdict", o.verdict}, {"reason", o.reason}};
+      nlohmann::ordered_json j{{"type", "gate"},
+                               {"time", format_time(o.at)},
+                               {"run", run_id_},
+                               {"stage", o.stage},
+                               {"targeted", o.targeted},
+                               {"pending", o.pending},
+                               {"in_progress", o.in_progress},
+                               {"success", o.success},
+                               {"failed", o.failed},
+                               {"aborted", o.aborted},
+                               {"missing", o.missing},
+                               {"verdict", o.verdict},
+                               {"reason", o.reason}};
       std::cout << j.dump() << "\n" << std::flush;
       return;
     }
     if (quiet_) return;
-    const std::string line = fmt::format("{}/{} success, {} failed, {} updating", o.success, o.targeted, o.failed,
-                                         o.pending + o.in_progress + o.missing);
+    const std::string line =
+        fmt::format("{}/{} success, {} failed, {} updating", o.success, o.targeted, o.failed,
+                    o.pending + o.in_progress + o.missing);
     if (last_[o.stage] == line + o.verdict) return;  // only changes
     last_[o.stage] = line + o.verdict;
-    std::cout << fmt::format("{}  {:<12} gate: {} ({})\n", clock_text(o.at), o.stage, line, o.verdict) << std::flush;
+    std::cout << fmt::format("{}  {:<12} gate: {} ({})\n", clock_text(o.at), o.stage, line,
+                             o.verdict)
+              << std::flush;
   }
 
   static std::string format_time(WallTime t) {
@@ -174,11 +190,16 @@ std::function<void(std::string_view)> crash_hook_from_env() {
 
 int exit_code(engine::Ending ending) {
   switch (ending) {
-    case engine::Ending::completed: return kExitOk;
-    case engine::Ending::stopped: return kExitStopped;
-    case engine::Ending::paused: return kExitPaused;
-    case engine::Ending::interrupted: return kExitInterrupted;
-    case engine::Ending::failed: return kExitError;
+    case engine::Ending::completed:
+      return kExitOk;
+    case engine::Ending::stopped:
+      return kExitStopped;
+    case engine::Ending::paused:
+      return kExitPaused;
+    case engine::Ending::interrupted:
+      return kExitInterrupted;
+    case engine::Ending::failed:
+      return kExitError;
   }
   return kExitError;
 }
@@ -187,23 +208,27 @@ bool take_lease(state::StateStore& store, const std::string& run_id) {
   const state::LeaseOwner me = this_process();
   const WallTime now = std::chrono::system_clock::now();
   auto held = store.acquire_lease(run_id, me, now, kLeaseStale);
-  if (held && held->owner.host == me.host && ::kill(static_cast<pid_t>(held->owner.pid), 0) != 0 && errno == ESRCH) {
+  if (held && held->owner.host == me.host && ::kill(static_cast<pid_t>(held->owner.pid), 0) != 0 &&
+      errno == ESRCH) {
     // Its owner on this machine is gone: the lease is stale whatever its heartbeat says.
     held = store.acquire_lease(run_id, me, now, kLeaseStale, /*take_over=*/true);
   }
   if (held) {
-    const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - held->heartbeat_at).count();
-    std::cerr << fmt::format("rollout: run {} is being run by {}@{} (pid {}), last heard from {}s ago; "
-                             "refusing to run it twice. If that process is gone, its lease goes stale "
-                             "{}s after its last heartbeat.\n",
-                             run_id, held->owner.user, held->owner.host, held->owner.pid, age,
-                             kLeaseStale.count() / 1000);
+    const auto age =
+        std::chrono::duration_cast<std::chrono::seconds>(now - held->heartbeat_at).count();
+    std::cerr << fmt::format(
+        "rollout: run {} is being run by {}@{} (pid {}), last heard from {}s ago; "
+        "refusing to run it twice. If that process is gone, its lease goes stale "
+        "{}s after its last heartbeat.\n",
+        run_id, held->owner.user, held->owner.host, held->owner.pid, age,
+        kLeaseStale.count() / 1000);
     return false;
   }
   return true;
 }
 
-int drive_run(state::StateStore& store, const state::RunRecord& run, const ApiOptions& api_options) {
+int drive_run(state::StateStore& store, const state::RunRecord& run,
+              const ApiOptions& api_options) {
   auto loaded = plan::load_plan(run.plan_text);
   std::optional<dag::Graph> graph;
   if (loaded.plan) graph = dag::build(*loaded.plan, loaded.diagnostics);
@@ -220,9 +245,11 @@ int drive_run(state::StateStore& store, const state::RunRecord& run, const ApiOp
   if (const char* env = std::getenv("UPSWIFT_USER_TOKEN")) token = env;
   if (url.rfind("simulated:", 0) == 0) {
     if (api_options.simulate_fleet.empty()) {
-      std::cerr << fmt::format("rollout: run {} ran against an in-process simulator, which ended with its process; "
-                               "it cannot be resumed. For resumable demos run `rollout sim` separately and "
-                               "point UPSWIFT_API_URL at it.\n", run.id);
+      std::cerr << fmt::format(
+          "rollout: run {} ran against an in-process simulator, which ended with its process; "
+          "it cannot be resumed. For resumable demos run `rollout sim` separately and "
+          "point UPSWIFT_API_URL at it.\n",
+          run.id);
       return kExitError;
     }
     auto spec = load_fleet_file(api_options.simulate_fleet);
@@ -231,12 +258,14 @@ int drive_run(state::StateStore& store, const state::RunRecord& run, const ApiOp
     url = sim->url();
     if (token.empty()) token = "simulated";
   } else if (token.empty()) {
-    std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from the command line)\n";
+    std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from "
+                 "the command line)\n";
     return kExitInvalidInput;
   }
   // Plain http is only accepted to loopback, so "not https" means a local simulator.
   if (api_options.time_scale != 1.0 && !sim && url.rfind("http://", 0) != 0) {
-    std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator on loopback)\n";
+    std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator "
+                 "on loopback)\n";
     return kExitInvalidInput;
   }
 
@@ -289,10 +318,13 @@ int drive_run(state::StateStore& store, const state::RunRecord& run, const ApiOp
   io.run();
   if (!outcome) return kExitError;
   if (!api_options.json) {
-    std::cout << fmt::format("\nrun {} {}: {}\n", run.id, engine::name(outcome->ending), outcome->reason);
-    if (outcome->ending == engine::Ending::paused || outcome->ending == engine::Ending::interrupted ||
+    std::cout << fmt::format("\nrun {} {}: {}\n", run.id, engine::name(outcome->ending),
+                             outcome->reason);
+    if (outcome->ending == engine::Ending::paused ||
+        outcome->ending == engine::Ending::interrupted ||
         outcome->ending == engine::Ending::failed) {
-      std::cout << fmt::format("see `rollout show {}`; continue with `rollout resume {}`\n", run.id, run.id);
+      std::cout << fmt::format("see `rollout show {}`; continue with `rollout resume {}`\n", run.id,
+                               run.id);
     }
   }
   return exit_code(outcome->ending);

@@ -38,7 +38,8 @@ int run_sim(const SimOptions& o) {
   try {
     server_options.port = static_cast<unsigned short>(std::stoul(o.listen.substr(colon + 1)));
   } catch (const std::exception&) {
-    std::cerr << fmt::format("rollout sim: --listen '{}' must be ADDRESS:PORT, e.g. 127.0.0.1:0\n", o.listen);
+    std::cerr << fmt::format("rollout sim: --listen '{}' must be ADDRESS:PORT, e.g. 127.0.0.1:0\n",
+                             o.listen);
     return kExitInvalidInput;
   }
   server_options.faults = o.faults;
@@ -62,8 +63,8 @@ int run_sim(const SimOptions& o) {
     server->stop();
     io.stop();
   });
-  std::cout << fmt::format("rollout sim: listening on {} ({} devices, time x{})\n", server->base_url(),
-                           fleet.size(), o.time_scale)
+  std::cout << fmt::format("rollout sim: listening on {} ({} devices, time x{})\n",
+                           server->base_url(), fleet.size(), o.time_scale)
             << std::flush;
   io.run();
   std::cout << fmt::format("rollout sim: stopped after {} requests, {} deploy_update applied\n",
@@ -75,27 +76,36 @@ int run_sim(const SimOptions& o) {
 
 void add_sim_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<SimOptions>();
-  CLI::App* cmd = app.add_subcommand("sim", "Run the Upswift-compatible fleet simulator (loopback HTTP).");
-  cmd->add_option("--fleet", o->fleet, "Fleet file (YAML), e.g. examples/fleets/small.yaml")->required();
+  CLI::App* cmd =
+      app.add_subcommand("sim", "Run the Upswift-compatible fleet simulator (loopback HTTP).");
+  cmd->add_option("--fleet", o->fleet, "Fleet file (YAML), e.g. examples/fleets/small.yaml")
+      ->required();
   cmd->add_option("--listen", o->listen, "ADDRESS:PORT on loopback; port 0 picks a free one")
       ->capture_default_str();
-  cmd->add_option("--time-scale", o->time_scale, "Simulated seconds per real second (60: a minute a second)")
+  cmd->add_option("--time-scale", o->time_scale,
+                  "Simulated seconds per real second (60: a minute a second)")
       ->check(CLI::Range(0.001, 1e7))
       ->capture_default_str();
-  cmd->add_option("--request-log", o->request_log, "Append every request as a JSON line (token redacted)");
+  cmd->add_option("--request-log", o->request_log,
+                  "Append every request as a JSON line (token redacted)");
   cmd->add_option("--seed", o->seed, "Seed for fault injection")->capture_default_str();
-  cmd->add_option("--fail-429", o->faults.rate_429, "Share of requests answered 429 (0..1)")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--fail-5xx", o->faults.rate_5xx, "Share answered 500 without acting (0..1)")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--slow", o->faults.rate_slow, "Share answered late (0..1)")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--fail-429", o->faults.rate_429, "Share of requests answered 429 (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--fail-5xx", o->faults.rate_5xx, "Share answered 500 without acting (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--slow", o->faults.rate_slow, "Share answered late (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--slow-ms", o->slow_ms, "How late a slow answer is")->capture_default_str();
-  cmd->add_option("--drop", o->faults.rate_drop, "Share of connections dropped before acting (0..1)")
+  cmd->add_option("--drop", o->faults.rate_drop,
+                  "Share of connections dropped before acting (0..1)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--drop-after-apply", o->faults.rate_drop_after_apply,
                   "Share of deploy_update calls applied, then dropped unanswered (0..1)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->footer(
       "Endpoints: POST /v1/deploy_update, GET /v1/devices_details, GET /v1/get_devices_state.\n"
-      "Point rollout at it with UPSWIFT_API_URL=http://127.0.0.1:PORT/v1/ (any non-empty token works).");
+      "Point rollout at it with UPSWIFT_API_URL=http://127.0.0.1:PORT/v1/ (any non-empty token "
+      "works).");
   cmd->callback([o, &run] { run = [o] { return run_sim(*o); }; });
 }
 

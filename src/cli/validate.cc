@@ -12,11 +12,13 @@ namespace rollout::cli {
 
 void add_validate_command(CLI::App& app, Run& run) {
   auto files = std::make_shared<std::vector<std::string>>();
-  CLI::App* cmd = app.add_subcommand("validate", "Check plans: syntax, fields, filters, gates, the "
-                                                 "DAG. Sends nothing.");
+  CLI::App* cmd = app.add_subcommand("validate",
+                                     "Check plans: syntax, fields, filters, gates, the "
+                                     "DAG. Sends nothing.");
   cmd->add_option("plans", *files, "Plan files (YAML)")->required();
-  cmd->footer("Every problem of a file is reported at once as FILE:LINE:COL: error: MESSAGE.\n"
-              "Exit 0 when every plan is valid, 2 otherwise.");
+  cmd->footer(
+      "Every problem of a file is reported at once as FILE:LINE:COL: error: MESSAGE.\n"
+      "Exit 0 when every plan is valid, 2 otherwise.");
   cmd->callback([files, &run] {
     run = [files] {
       int code = kExitOk;

@@ -8,9 +8,9 @@ namespace rollout::client {
 
 Millis backoff_delay(const RetryPolicy& policy, int attempt, std::mt19937_64& rng) {
   const int shift = std::clamp(attempt - 1, 0, 30);
-  const double ceiling = std::min<double>(static_cast<double>(policy.max_delay.count()),
-                                          static_cast<double>(policy.base_delay.count()) *
-                                              std::ldexp(1.0, shift));
+  const double ceiling =
+      std::min<double>(static_cast<double>(policy.max_delay.count()),
+                       static_cast<double>(policy.base_delay.count()) * std::ldexp(1.0, shift));
   std::uniform_real_distribution<double> uniform(0.0, ceiling);
   return Millis(static_cast<std::int64_t>(uniform(rng)));
 }
@@ -25,7 +25,8 @@ std::optional<Millis> parse_retry_after(std::string_view value) {
 }
 
 RateLimiter::RateLimiter(std::int64_t calls, Millis per, Clock::time_point now)
-    : configured_(static_cast<double>(calls) * 1000.0 / static_cast<double>(std::max<std::int64_t>(1, per.count()))),
+    : configured_(static_cast<double>(calls) * 1000.0 /
+                  static_cast<double>(std::max<std::int64_t>(1, per.count()))),
       rate_(configured_),
       min_rate_(configured_ / 16.0),
       capacity_(std::clamp(static_cast<double>(calls), 1.0, 10.0)),
@@ -54,6 +55,8 @@ void RateLimiter::on_throttled(Clock::time_point now) {
   tokens_ = std::min(tokens_, 0.0);  // no more bursts until the server is happy again
 }
 
-void RateLimiter::on_success() { rate_ = std::min(configured_, rate_ * 1.05); }
+void RateLimiter::on_success() {
+  rate_ = std::min(configured_, rate_ * 1.05);
+}
 
 }  // namespace rollout::client

@@ -14,10 +14,10 @@ using Clock = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
 
 struct RetryPolicy {
-  int max_attempts = 8;            // per call, the first one included
+  int max_attempts = 8;  // per call, the first one included
   Millis base_delay{500};
   Millis max_delay{30000};
-  Millis budget{120000};           // total waiting across the retries of one call
+  Millis budget{120000};  // total waiting across the retries of one call
 };
 
 // "Full jitter": a uniform delay in [0, min(max, base * 2^(attempt-1))], attempt >= 1.

@@ -41,7 +41,8 @@ std::optional<std::string> check_base_url(const std::string& url) {
     return std::nullopt;
   }
   if (url.rfind(kHttp, 0) != 0) {
-    return fmt::format("API URL '{}' must start with https:// (or http:// to a loopback simulator)", url);
+    return fmt::format("API URL '{}' must start with https:// (or http:// to a loopback simulator)",
+                       url);
   }
   std::string_view rest = std::string_view(url).substr(kHttp.size());
   std::string_view host = rest.substr(0, rest.find('/'));
@@ -51,9 +52,10 @@ std::optional<std::string> check_base_url(const std::string& url) {
     host = host.substr(0, host.find(':'));
   }
   if (!is_loopback_host(host)) {
-    return fmt::format("API URL '{}' uses plain http to '{}': only https is allowed, except to a "
-                       "simulator on loopback (127.0.0.1, localhost, [::1])",
-                       url, host);
+    return fmt::format(
+        "API URL '{}' uses plain http to '{}': only https is allowed, except to a "
+        "simulator on loopback (127.0.0.1, localhost, [::1])",
+        url, host);
   }
   return std::nullopt;
 }
@@ -88,7 +90,9 @@ UpswiftClient::UpswiftClient(asio::io_context& io, ClientConfig config)
   }
 }
 
-UpswiftClient::~UpswiftClient() { *alive_ = false; }
+UpswiftClient::~UpswiftClient() {
+  *alive_ = false;
+}
 
 void UpswiftClient::start(std::shared_ptr<Call> call) {
   const auto now = Clock::now();
@@ -126,7 +130,8 @@ void UpswiftClient::on_response(std::shared_ptr<Call> call, http::Response respo
   switch (response.transport) {
     case http::Transport::not_sent:
       // Nothing reached the server: safe to try again, deploy_update included.
-      retry_later(call, Millis{0}, fmt::format("could not reach {}: {}", config_.base_url, response.error));
+      retry_later(call, Millis{0},
+                  fmt::format("could not reach {}: {}", config_.base_url, response.error));
       return;
     case http::Transport::no_answer:
       if (call->is_deploy) {
@@ -135,7 +140,8 @@ void UpswiftClient::on_response(std::shared_ptr<Call> call, http::Response respo
                          "have started the update",
                          response.error));
       } else {
-        retry_later(call, Millis{0}, fmt::format("{}: no answer ({})", call->endpoint, response.error));
+        retry_later(call, Millis{0},
+                    fmt::format("{}: no answer ({})", call->endpoint, response.error));
       }
       return;
     case http::Transport::ok:
@@ -151,7 +157,8 @@ void UpswiftClient::on_response(std::shared_ptr<Call> call, http::Response respo
     auto message = upswift::parse_error_message(response.body);
     fail(CallStatus::refused,
          message ? fmt::format("Upswift refused {}: \"{}\"", call->endpoint, *message)
-                 : fmt::format("Upswift refused {} (HTTP 400 without an error_message)", call->endpoint));
+                 : fmt::format("Upswift refused {} (HTTP 400 without an error_message)",
+                               call->endpoint));
     return;
   }
   if (status == 429) {
@@ -172,13 +179,14 @@ void UpswiftClient::on_response(std::shared_ptr<Call> call, http::Response respo
     }
     return;
   }
-  fail(CallStatus::failed, fmt::format("{}: unexpected HTTP {} from {}", call->endpoint, status,
-                                       config_.base_url));
+  fail(CallStatus::failed,
+       fmt::format("{}: unexpected HTTP {} from {}", call->endpoint, status, config_.base_url));
 }
 
 void UpswiftClient::retry_later(std::shared_ptr<Call> call, Millis floor, std::string why) {
   const auto give_up = [&](std::string message) {
-    call->finish(std::nullopt, CallError{CallStatus::failed, 0, std::move(message), call->attempts});
+    call->finish(std::nullopt,
+                 CallError{CallStatus::failed, 0, std::move(message), call->attempts});
   };
   if (call->attempts >= config_.retry.max_attempts) {
     give_up(fmt::format("gave up after {} attempts: {}", call->attempts, why));
@@ -231,9 +239,10 @@ std::function<void(std::optional<std::string>, CallError)> parse_with(
     std::string why;
     auto page = parse(*body, &why);
     if (!page) {
-      done({std::nullopt, CallError{CallStatus::failed, 200,
-                                    fmt::format("{}: unexpected answer from Upswift: {}", endpoint, why),
-                                    error.attempts}});
+      done({std::nullopt,
+            CallError{CallStatus::failed, 200,
+                      fmt::format("{}: unexpected answer from Upswift: {}", endpoint, why),
+                      error.attempts}});
       return;
     }
     done({std::move(page), error});
@@ -242,23 +251,27 @@ std::function<void(std::optional<std::string>, CallError)> parse_with(
 
 }  // namespace
 
-void UpswiftClient::devices_details(const upswift::DevicesQuery& query,
-                                    std::function<void(upswift::Result<upswift::DevicesPage>)> done) {
+void UpswiftClient::devices_details(
+    const upswift::DevicesQuery& query,
+    std::function<void(upswift::Result<upswift::DevicesPage>)> done) {
   auto call = std::make_shared<Call>();
   call->endpoint = "devices_details";
   call->method = "GET";
   call->body = upswift::devices_details_body(query, config_.user_token);
-  call->finish = parse_with<upswift::DevicesPage>(&upswift::parse_devices_page, call->endpoint, std::move(done));
+  call->finish = parse_with<upswift::DevicesPage>(&upswift::parse_devices_page, call->endpoint,
+                                                  std::move(done));
   start(std::move(call));
 }
 
-void UpswiftClient::get_devices_state(const upswift::StatesQuery& query,
-                                      std::function<void(upswift::Result<upswift::StatesPage>)> done) {
+void UpswiftClient::get_devices_state(
+    const upswift::StatesQuery& query,
+    std::function<void(upswift::Result<upswift::StatesPage>)> done) {
   auto call = std::make_shared<Call>();
   call->endpoint = "get_devices_state";
   call->method = "GET";
   call->body = upswift::get_devices_state_body(query, config_.user_token);
-  call->finish = parse_with<upswift::StatesPage>(&upswift::parse_states_page, call->endpoint, std::move(done));
+  call->finish =
+      parse_with<upswift::StatesPage>(&upswift::parse_states_page, call->endpoint, std::move(done));
   start(std::move(call));
 }
 

@@ -18,7 +18,7 @@ inline constexpr const char* kDefaultApiUrl = "https://api.upswift.io/v1/";
 
 struct ClientConfig {
   std::string base_url = kDefaultApiUrl;  // ends with '/'
-  std::string user_token;                  // from UPSWIFT_USER_TOKEN; never logged
+  std::string user_token;                 // from UPSWIFT_USER_TOKEN; never logged
   std::int64_t rate_calls = 600;
   Millis rate_per{60000};
   Millis timeout{30000};

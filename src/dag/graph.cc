@@ -66,7 +66,8 @@ std::string selection_label(const plan::Stage& s) {
     parts.push_back(g);
   }
   for (const upswift::Filter& f : s.filters) {
-    parts.push_back(fmt::format("{} {} {}", upswift::name(f.type), upswift::name(f.operand), f.value));
+    parts.push_back(
+        fmt::format("{} {} {}", upswift::name(f.type), upswift::name(f.operand), f.value));
   }
   std::string out;
   for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "\n" : "") + parts[i];
@@ -95,11 +96,16 @@ std::string escape_dot(std::string_view s) {
 std::string escape_mermaid(std::string_view s) {
   std::string out;
   for (char c : s) {
-    if (c == '"') out += "#quot;";
-    else if (c == '\n') out += "<br/>";
-    else if (c == '<') out += "#lt;";
-    else if (c == '>') out += "#gt;";
-    else out += c;
+    if (c == '"')
+      out += "#quot;";
+    else if (c == '\n')
+      out += "<br/>";
+    else if (c == '<')
+      out += "#lt;";
+    else if (c == '>')
+      out += "#gt;";
+    else
+      out += c;
   }
   return out;
 }
@@ -158,13 +164,14 @@ std::optional<Graph> build(const plan::Plan& plan, Diagnostics& diagnostics) {
 }
 
 std::string to_dot(const plan::Plan& plan, const Graph& graph) {
-  std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
-                                escape_dot(plan.name));
+  std::string out =
+      fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
+                  escape_dot(plan.name));
   for (StageId i : graph.order) {
     const plan::Stage& s = plan.stages[i];
-    out += fmt::format("  \"{}\" [label=\"{}\\n{}\\n{}\"{}];\n", escape_dot(s.name), escape_dot(s.name),
-                       escape_dot(selection_label(s)), escape_dot(gate_label(s)),
-                       s.approval_required ? ", peripheries=2" : "");
+    out += fmt::format("  \"{}\" [label=\"{}\\n{}\\n{}\"{}];\n", escape_dot(s.name),
+                       escape_dot(s.name), escape_dot(selection_label(s)),
+                       escape_dot(gate_label(s)), s.approval_required ? ", peripheries=2" : "");
   }
   for (StageId i : graph.order) {
     for (StageId d : graph.dependents[i]) {

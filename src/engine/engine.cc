@@ -17,11 +17,16 @@ using state::StageRecord;
 
 std::string_view name(Ending e) {
   switch (e) {
-    case Ending::completed: return "completed";
-    case Ending::stopped: return "stopped";
-    case Ending::paused: return "paused";
-    case Ending::interrupted: return "interrupted";
-    case Ending::failed: return "failed";
+    case Ending::completed:
+      return "completed";
+    case Ending::stopped:
+      return "stopped";
+    case Ending::paused:
+      return "paused";
+    case Ending::interrupted:
+      return "interrupted";
+    case Ending::failed:
+      return "failed";
   }
   return "failed";
 }
@@ -54,7 +59,8 @@ Millis since(WallTime later, WallTime earlier) {
 
 bool dynamic_selection(const upswift::DeployRequest& r) {
   return std::any_of(r.filters.begin(), r.filters.end(), [](const upswift::Filter& f) {
-    return f.type == upswift::FilterType::update_status || f.type == upswift::FilterType::device_state;
+    return f.type == upswift::FilterType::update_status ||
+           f.type == upswift::FilterType::device_state;
   });
 }
 
@@ -71,7 +77,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   Impl(asio::io_context& io_context, const plan::Plan& p, const dag::Graph& g, upswift::FleetApi& a,
        state::StateStore& s, Clock& c, Observer& o, std::string id, EngineOptions opts)
-      : io(io_context), plan(p), graph(g), api(a), store(s), clock(c), observer(o), run_id(std::move(id)),
+      : io(io_context),
+        plan(p),
+        graph(g),
+        api(a),
+        store(s),
+        clock(c),
+        observer(o),
+        run_id(std::move(id)),
         options(std::move(opts)) {}
 
   asio::io_context& io;
@@ -111,8 +124,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     s.record.status = status;
     s.record.reason = reason;
     const WallTime now = clock.now();
-    if (!s.record.started_at && status != "waiting" && status != "awaiting_approval") s.record.started_at = now;
-    if (status == "passed" || status == "failed" || status == "rolled_back" || status == "stopped") {
+    if (!s.record.started_at && status != "waiting" && status != "awaiting_approval")
+      s.record.started_at = now;
+    if (status == "passed" || status == "failed" || status == "rolled_back" ||
+        status == "stopped") {
       s.record.finished_at = now;
     }
     store.update_stage(s.record);
@@ -122,8 +137,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   bool is_done(const StageRun& s) const { return s.record.status == "passed"; }
   bool is_terminal(const StageRun& s) const {
-    return s.record.status == "passed" || s.record.status == "failed" || s.record.status == "rolled_back" ||
-           s.record.status == "stopped";
+    return s.record.status == "passed" || s.record.status == "failed" ||
+           s.record.status == "rolled_back" || s.record.status == "stopped";
   }
   bool is_active(const StageRun& s) const {
     return s.record.status == "dispatching" || s.record.status == "gating";
@@ -152,7 +167,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       StageRun s;
       s.id = id;
       auto it = by_name.find(plan.stages[id].name);
-      if (it == by_name.end()) throw std::runtime_error("state database has no record of stage " + plan.stages[id].name);
+      if (it == by_name.end())
+        throw std::runtime_error("state database has no record of stage " + plan.stages[id].name);
       s.record = it->second;
       s.snapshot = store.load_snapshot(run_id, s.record.name);
       stages.push_back(std::move(s));
@@ -161,8 +177,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     beat();
     // A run that had begun to stop keeps stopping.
     for (StageRun& s : stages) {
-      if (s.record.status == "failed" || s.record.status == "rolled_back" || s.record.status == "rolling_back") {
-        stopping = Outcome{Ending::stopped, fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
+      if (s.record.status == "failed" || s.record.status == "rolled_back" ||
+          s.record.status == "rolling_back") {
+        stopping = Outcome{Ending::stopped,
+                           fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
       }
     }
     if (auto request = store.abort_request(run_id)) aborted = true;
@@ -223,8 +241,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       const std::string& status = s.record.status;
       if (status == "paused") {
         // An inconclusive gate: a person's approval lets it pass.
-        if (approved(s.record.name, s.record.finished_at ? s.record.finished_at : s.record.dispatched_at)) {
-          event(s.record.name, "approved", "inconclusive gate approved by a person: the stage passes");
+        if (approved(s.record.name,
+                     s.record.finished_at ? s.record.finished_at : s.record.dispatched_at)) {
+          event(s.record.name, "approved",
+                "inconclusive gate approved by a person: the stage passes");
           set_stage(s, "passed", "approved after an inconclusive gate");
         } else {
           waiting_on_people = true;
@@ -252,14 +272,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       finish({Ending::completed, "every stage passed"});
       return;
     }
-    const bool work_left = in_flight > 0 ||
-                           std::any_of(stages.begin(), stages.end(), [&](const StageRun& s) { return is_active(s); });
+    const bool work_left =
+        in_flight > 0 ||
+        std::any_of(stages.begin(), stages.end(), [&](const StageRun& s) { return is_active(s); });
     if (!work_left) {
       if (waiting_on_people) {
         std::vector<std::string> waiting;
         for (const StageRun& s : stages) {
-          if (s.record.status == "awaiting_approval") waiting.push_back(s.record.name + " (approval)");
-          if (s.record.status == "paused") waiting.push_back(s.record.name + " (inconclusive gate)");
+          if (s.record.status == "awaiting_approval")
+            waiting.push_back(s.record.name + " (approval)");
+          if (s.record.status == "paused")
+            waiting.push_back(s.record.name + " (inconclusive gate)");
         }
         std::string list;
         for (const auto& w : waiting) list += (list.empty() ? "" : ", ") + w;
@@ -272,14 +295,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (waiting_on_people) {
       // Others are still working: look for approvals given from another terminal.
       approval_timer.cancel();
-      approval_timer = clock.schedule(options.approval_check, [self = shared_from_this()] { self->post_step(); });
+      approval_timer = clock.schedule(options.approval_check,
+                                      [self = shared_from_this()] { self->post_step(); });
     }
   }
 
   void check_abort() {
     auto request = store.abort_request(run_id);
     if (!request) return;
-    event("", "abort", fmt::format("abort requested by {}{}", request->by, request->rollback ? ", with rollback" : ""));
+    event("", "abort",
+          fmt::format("abort requested by {}{}", request->by,
+                      request->rollback ? ", with rollback" : ""));
     if (request->rollback && plan.on_failure.rollback) {
       for (StageRun& s : stages) {
         const std::string& st = s.record.status;
@@ -291,7 +317,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   bool rollback_under_way() const {
-    return std::any_of(stages.begin(), stages.end(), [](const StageRun& s) { return s.record.status == "rolling_back"; });
+    return std::any_of(stages.begin(), stages.end(),
+                       [](const StageRun& s) { return s.record.status == "rolling_back"; });
   }
 
   void finish(Outcome outcome) {
@@ -302,16 +329,28 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     for (StageRun& s : stages) s.timer.cancel();
     std::string status;
     switch (outcome.ending) {
-      case Ending::completed: status = "completed"; break;
-      case Ending::stopped: status = aborted ? "aborted" : "stopped"; break;
-      case Ending::paused: status = "paused"; break;
-      case Ending::interrupted: status = "interrupted"; break;
-      case Ending::failed: status = "failed"; break;
+      case Ending::completed:
+        status = "completed";
+        break;
+      case Ending::stopped:
+        status = aborted ? "aborted" : "stopped";
+        break;
+      case Ending::paused:
+        status = "paused";
+        break;
+      case Ending::interrupted:
+        status = "interrupted";
+        break;
+      case Ending::failed:
+        status = "failed";
+        break;
     }
-    const bool final_state = outcome.ending == Ending::completed || outcome.ending == Ending::stopped;
+    const bool final_state =
+        outcome.ending == Ending::completed || outcome.ending == Ending::stopped;
     if (final_state) {
       for (StageRun& s : stages) {
-        if (!is_terminal(s) && s.record.status != "waiting") set_stage(s, "stopped", "the run stopped");
+        if (!is_terminal(s) && s.record.status != "waiting")
+          set_stage(s, "stopped", "the run stopped");
       }
     }
     store.set_run_status(run_id, status, outcome.reason, clock.now(), final_state);
@@ -325,7 +364,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (finished || stopping) return;
     interrupted = true;
     event("", "interrupt", "signal received: starting nothing new, waiting for calls in flight");
-    stopping = Outcome{Ending::interrupted, "interrupted by a signal; continue with rollout resume " + run_id};
+    stopping = Outcome{Ending::interrupted,
+                       "interrupted by a signal; continue with rollout resume " + run_id};
     post_step();
   }
 
@@ -346,7 +386,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       std::optional<std::string> group;
       if (!groups->empty()) group = (*groups)[i];
       upswift::list_all_devices(api, project, group,
-                                guarded([collected, next, groups, i, done_fn](upswift::Result<std::vector<upswift::Device>> r) {
+                                guarded([collected, next, groups, i,
+                                         done_fn](upswift::Result<std::vector<upswift::Device>> r) {
                                   if (!r.ok()) {
                                     done_fn(std::move(r));
                                     *next = nullptr;
@@ -373,40 +414,44 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       upswift::StatesQuery q;
       q.project_name = project;
       q.offset = offset;
-      api.get_devices_state(q, guarded([online, next, done_fn](upswift::Result<upswift::StatesPage> r) {
-        if (!r.ok()) {
-          done_fn({std::nullopt, r.error});
-          *next = nullptr;
-          return;
-        }
-        for (const auto& s : r.value->states) (*online)[s.device_uuid] = s.device_status == "online";
-        if (r.value->more && !r.value->states.empty()) {
-          (*next)(r.value->states.back().device_uuid);
-        } else {
-          done_fn({std::move(*online), {}});
-          *next = nullptr;
-        }
-      }));
+      api.get_devices_state(
+          q, guarded([online, next, done_fn](upswift::Result<upswift::StatesPage> r) {
+            if (!r.ok()) {
+              done_fn({std::nullopt, r.error});
+              *next = nullptr;
+              return;
+            }
+            for (const auto& s : r.value->states)
+              (*online)[s.device_uuid] = s.device_status == "online";
+            if (r.value->more && !r.value->states.empty()) {
+              (*next)(r.value->states.back().device_uuid);
+            } else {
+              done_fn({std::move(*online), {}});
+              *next = nullptr;
+            }
+          }));
     };
     (*next)(std::nullopt);
   }
 
   // The snapshot devices as they are now (only those; in snapshot order).
-  void read_snapshot_devices(const StageRun& s,
-                             std::function<void(upswift::Result<std::vector<upswift::Device>>)> done_fn) {
+  void read_snapshot_devices(
+      const StageRun& s,
+      std::function<void(upswift::Result<std::vector<upswift::Device>>)> done_fn) {
     auto wanted = std::make_shared<std::set<std::string>>();
     for (const auto& d : *s.snapshot) wanted->insert(d.uuid);
-    list_candidates(spec(s).deploy_request(), [wanted, done_fn](upswift::Result<std::vector<upswift::Device>> r) {
-      if (!r.ok()) {
-        done_fn(std::move(r));
-        return;
-      }
-      std::vector<upswift::Device> out;
-      for (auto& d : *r.value) {
-        if (wanted->count(d.device_uuid)) out.push_back(std::move(d));
-      }
-      done_fn({std::move(out), {}});
-    });
+    list_candidates(spec(s).deploy_request(),
+                    [wanted, done_fn](upswift::Result<std::vector<upswift::Device>> r) {
+                      if (!r.ok()) {
+                        done_fn(std::move(r));
+                        return;
+                      }
+                      std::vector<upswift::Device> out;
+                      for (auto& d : *r.value) {
+                        if (wanted->count(d.device_uuid)) out.push_back(std::move(d));
+                      }
+                      done_fn({std::move(out), {}});
+                    });
   }
 
   // ---- a stage's procedure ---------------------------------------------------------------
@@ -421,49 +466,58 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     s.busy = true;
     const upswift::DeployRequest request = spec(s).deploy_request();
     const dag::StageId id = s.id;
-    list_candidates(request, [this, id, request](upswift::Result<std::vector<upswift::Device>> devices) {
-      StageRun& st = stages[id];
-      if (!devices.ok()) {
-        st.busy = false;
-        event(st.record.name, "error", "could not list the stage's devices: " + devices.error.message);
-        fail_run(fmt::format("stage {}: could not list its devices: {}", st.record.name, devices.error.message));
-        return;
-      }
-      auto with_states = [this, id, request, devices = std::move(*devices.value)](
-                             std::optional<std::map<std::string, bool>> online) {
-        StageRun& stage = stages[id];
-        std::vector<SnapshotDevice> chosen;
-        for (const upswift::Device& d : devices) {
-          upswift::DeviceFacts facts{&d.device_uuid, &d.project, &d.group, &d.tags, {}, true, std::nullopt};
-          for (const auto& a : d.apps) facts.app_names.push_back(a.name);
-          if (!d.updates.empty()) facts.last_update_status = d.updates.back().update_status;
-          if (online) {
-            auto it = online->find(d.device_uuid);
-            facts.online = it != online->end() && it->second;
-          }
-          if (upswift::selects(request, facts)) chosen.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
-        }
-        std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) { return a.device_id < b.device_id; });
-        store.save_snapshot(run_id, stage.record.name, chosen);
-        stage.snapshot = std::move(chosen);
-        event(stage.record.name, "snapshot", fmt::format("targets {} device(s)", stage.snapshot->size()));
-        stage.busy = false;
-        crash_point("after_snapshot");
-        resume_dispatch(stage);
-      };
-      if (upswift::needs_online_state(request)) {
-        list_states(request.project, [this, id, with_states](upswift::Result<std::map<std::string, bool>> r) {
-          if (!r.ok()) {
-            stages[id].busy = false;
-            fail_run(fmt::format("stage {}: could not read device states: {}", stages[id].record.name, r.error.message));
+    list_candidates(
+        request, [this, id, request](upswift::Result<std::vector<upswift::Device>> devices) {
+          StageRun& st = stages[id];
+          if (!devices.ok()) {
+            st.busy = false;
+            event(st.record.name, "error",
+                  "could not list the stage's devices: " + devices.error.message);
+            fail_run(fmt::format("stage {}: could not list its devices: {}", st.record.name,
+                                 devices.error.message));
             return;
           }
-          with_states(std::move(*r.value));
+          auto with_states = [this, id, request, devices = std::move(*devices.value)](
+                                 std::optional<std::map<std::string, bool>> online) {
+            StageRun& stage = stages[id];
+            std::vector<SnapshotDevice> chosen;
+            for (const upswift::Device& d : devices) {
+              upswift::DeviceFacts facts{&d.device_uuid, &d.project,  &d.group, &d.tags, {},
+                                         true,           std::nullopt};
+              for (const auto& a : d.apps) facts.app_names.push_back(a.name);
+              if (!d.updates.empty()) facts.last_update_status = d.updates.back().update_status;
+              if (online) {
+                auto it = online->find(d.device_uuid);
+                facts.online = it != online->end() && it->second;
+              }
+              if (upswift::selects(request, facts))
+                chosen.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
+            }
+            std::sort(chosen.begin(), chosen.end(),
+                      [](const auto& a, const auto& b) { return a.device_id < b.device_id; });
+            store.save_snapshot(run_id, stage.record.name, chosen);
+            stage.snapshot = std::move(chosen);
+            event(stage.record.name, "snapshot",
+                  fmt::format("targets {} device(s)", stage.snapshot->size()));
+            stage.busy = false;
+            crash_point("after_snapshot");
+            resume_dispatch(stage);
+          };
+          if (upswift::needs_online_state(request)) {
+            list_states(request.project,
+                        [this, id, with_states](upswift::Result<std::map<std::string, bool>> r) {
+                          if (!r.ok()) {
+                            stages[id].busy = false;
+                            fail_run(fmt::format("stage {}: could not read device states: {}",
+                                                 stages[id].record.name, r.error.message));
+                            return;
+                          }
+                          with_states(std::move(*r.value));
+                        });
+          } else {
+            with_states(std::nullopt);
+          }
         });
-      } else {
-        with_states(std::nullopt);
-      }
-    });
   }
 
   std::vector<ApiCall> calls_of(const StageRun& s, const std::string& kind) {
@@ -511,8 +565,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       }
     }
     if (static_cast<int>(calls.size()) >= options.max_dispatch_attempts) {
-      stage_error(s, fmt::format("deploy_update did not go through in {} attempts: {}", calls.size(),
-                                 calls.empty() ? "" : calls.back().message));
+      stage_error(s, fmt::format("deploy_update did not go through in {} attempts: {}",
+                                 calls.size(), calls.empty() ? "" : calls.back().message));
       return;
     }
     send_dispatch(s);
@@ -536,36 +590,38 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     event(s.record.name, "dispatch", fmt::format("deploy_update to {} device(s)", call.devices));
     s.busy = true;
     const dag::StageId id = s.id;
-    api.deploy_update(request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
-      crash_point("after_answer");
-      StageRun& st = stages[id];
-      st.busy = false;
-      const WallTime now = clock.now();
-      switch (r.error.status) {
-        case upswift::CallStatus::ok:
-          store.record_outcome(call_id, "accepted", 200, "", now);
-          crash_point("after_outcome");
-          event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
-          if (!stopping) begin_gate(st, now);
-          return;
-        case upswift::CallStatus::refused:
-          store.record_outcome(call_id, "refused", r.error.http_status, r.error.message, now);
-          stage_error(st, r.error.message);
-          return;
-        case upswift::CallStatus::failed:
-          store.record_outcome(call_id, "failed", r.error.http_status, r.error.message, now);
-          event(st.record.name, "error", r.error.message);
-          fail_run(fmt::format("stage {}: deploy_update could not be sent ({}); nothing was applied; "
-                               "continue with rollout resume {}",
-                               st.record.name, r.error.message, run_id));
-          return;
-        case upswift::CallStatus::unknown_outcome:
-          store.record_outcome(call_id, "unknown", r.error.http_status, r.error.message, now);
-          event(st.record.name, "dispatch_unknown", r.error.message);
-          if (!stopping) resume_dispatch(st);
-          return;
-      }
-    }));
+    api.deploy_update(
+        request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+          crash_point("after_answer");
+          StageRun& st = stages[id];
+          st.busy = false;
+          const WallTime now = clock.now();
+          switch (r.error.status) {
+            case upswift::CallStatus::ok:
+              store.record_outcome(call_id, "accepted", 200, "", now);
+              crash_point("after_outcome");
+              event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
+              if (!stopping) begin_gate(st, now);
+              return;
+            case upswift::CallStatus::refused:
+              store.record_outcome(call_id, "refused", r.error.http_status, r.error.message, now);
+              stage_error(st, r.error.message);
+              return;
+            case upswift::CallStatus::failed:
+              store.record_outcome(call_id, "failed", r.error.http_status, r.error.message, now);
+              event(st.record.name, "error", r.error.message);
+              fail_run(fmt::format(
+                  "stage {}: deploy_update could not be sent ({}); nothing was applied; "
+                  "continue with rollout resume {}",
+                  st.record.name, r.error.message, run_id));
+              return;
+            case upswift::CallStatus::unknown_outcome:
+              store.record_outcome(call_id, "unknown", r.error.http_status, r.error.message, now);
+              event(st.record.name, "dispatch_unknown", r.error.message);
+              if (!stopping) resume_dispatch(st);
+              return;
+          }
+        }));
   }
 
   // An intent without a known outcome: after the settle delay, look for this run's update
@@ -573,8 +629,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void settle(StageRun& s, const ApiCall& call) {
     const Millis waited = since(clock.now(), call.intent_at);
     const Millis wait = std::max(Millis{0}, options.settle_delay - waited);
-    event(s.record.name, "settle", fmt::format("outcome of deploy_update unknown: reading the devices in {}s",
-                                               wait.count() / 1000));
+    event(s.record.name, "settle",
+          fmt::format("outcome of deploy_update unknown: reading the devices in {}s",
+                      wait.count() / 1000));
     s.busy = true;
     const dag::StageId id = s.id;
     const std::int64_t call_id = call.id;
@@ -582,25 +639,31 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const WallTime intent_at = call.intent_at;
     s.timer = clock.schedule(wait, [self = shared_from_this(), id, call_id, marker, intent_at] {
       StageRun& st = self->stages[id];
-      self->read_snapshot_devices(st, [self, id, call_id, marker, intent_at](upswift::Result<std::vector<upswift::Device>> r) {
+      self->read_snapshot_devices(st, [self, id, call_id, marker,
+                                       intent_at](upswift::Result<std::vector<upswift::Device>> r) {
         StageRun& stage = self->stages[id];
         stage.busy = false;
         if (!r.ok()) {
-          self->fail_run(fmt::format("stage {}: could not read its devices to settle an unknown "
-                                     "deploy_update: {}; continue with rollout resume {}",
-                                     stage.record.name, r.error.message, self->run_id));
+          self->fail_run(
+              fmt::format("stage {}: could not read its devices to settle an unknown "
+                          "deploy_update: {}; continue with rollout resume {}",
+                          stage.record.name, r.error.message, self->run_id));
           return;
         }
-        const bool applied = std::any_of(r.value->begin(), r.value->end(),
-                                         [&](const upswift::Device& d) { return marked_status(d, marker).has_value(); });
+        const bool applied = std::any_of(
+            r.value->begin(), r.value->end(),
+            [&](const upswift::Device& d) { return marked_status(d, marker).has_value(); });
         const WallTime now = self->clock.now();
         if (applied) {
           self->store.record_outcome(call_id, "settled_applied", 0, "found on the devices", now);
-          self->event(stage.record.name, "dispatched", "the deploy_update had gone through (found on the devices)");
+          self->event(stage.record.name, "dispatched",
+                      "the deploy_update had gone through (found on the devices)");
           if (!self->stopping) self->begin_gate(stage, intent_at);
         } else {
-          self->store.record_outcome(call_id, "settled_not_applied", 0, "not found on any device", now);
-          self->event(stage.record.name, "settle", "the deploy_update had not gone through: sending it again");
+          self->store.record_outcome(call_id, "settled_not_applied", 0, "not found on any device",
+                                     now);
+          self->event(stage.record.name, "settle",
+                      "the deploy_update had not gone through: sending it again");
           if (!self->stopping) self->resume_dispatch(stage);
         }
       });
@@ -618,7 +681,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void schedule_poll(StageRun& s, Millis delay) {
     s.busy = true;
     const dag::StageId id = s.id;
-    s.timer = clock.schedule(delay, [self = shared_from_this(), id] { self->poll(self->stages[id]); });
+    s.timer =
+        clock.schedule(delay, [self = shared_from_this(), id] { self->poll(self->stages[id]); });
   }
 
   void poll(StageRun& s) {
@@ -635,7 +699,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       if (!r.ok()) {
         event(st.record.name, "error", "could not read device statuses: " + r.error.message);
         if (elapsed >= std::chrono::duration_cast<Millis>(gate.timeout)) {
-          on_verdict(st, {Verdict::timeout, "device statuses could not be read: " + r.error.message}, elapsed);
+          on_verdict(st,
+                     {Verdict::timeout, "device statuses could not be read: " + r.error.message},
+                     elapsed);
         } else {
           schedule_poll(st, std::chrono::duration_cast<Millis>(gate.poll));
         }
@@ -647,20 +713,36 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       for (const upswift::Device& d : *r.value) {
         seen.insert(d.device_uuid);
         auto status = marked_status(d, marker);
-        if (!status) ++counts.missing;
-        else if (*status == "pending") ++counts.pending;
-        else if (*status == "in_progress") ++counts.in_progress;
-        else if (*status == "success") ++counts.success;
-        else if (*status == "failed") ++counts.failed;
-        else ++counts.aborted;
+        if (!status)
+          ++counts.missing;
+        else if (*status == "pending")
+          ++counts.pending;
+        else if (*status == "in_progress")
+          ++counts.in_progress;
+        else if (*status == "success")
+          ++counts.success;
+        else if (*status == "failed")
+          ++counts.failed;
+        else
+          ++counts.aborted;
       }
       // A device that left the stage's groups is still one of its targets, and not a success.
       counts.missing += static_cast<std::int64_t>(st.snapshot->size() - seen.size());
       const auto targeted = static_cast<std::int64_t>(st.snapshot->size());
       const Judgement j = judge(gate, targeted, counts, elapsed);
-      state::Observation o{run_id, st.record.name, now, elapsed.count(), targeted, counts.pending,
-                           counts.in_progress, counts.success, counts.failed, counts.aborted,
-                           counts.missing, std::string(name(j.verdict)), j.reason};
+      state::Observation o{run_id,
+                           st.record.name,
+                           now,
+                           elapsed.count(),
+                           targeted,
+                           counts.pending,
+                           counts.in_progress,
+                           counts.success,
+                           counts.failed,
+                           counts.aborted,
+                           counts.missing,
+                           std::string(name(j.verdict)),
+                           j.reason};
       store.add_observation(o);
       observer.on_observation(o);
       on_verdict(st, j, elapsed);
@@ -703,7 +785,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             return;
           case plan::OnTimeout::pause:
             event(s.record.name, "stage_paused",
-                  fmt::format("{}; approve to let it pass: rollout approve {} {}", j.reason, run_id, s.record.name));
+                  fmt::format("{}; approve to let it pass: rollout approve {} {}", j.reason, run_id,
+                              s.record.name));
             set_stage(s, "paused", j.reason);
             s.record.finished_at = clock.now();
             store.update_stage(s.record);
@@ -721,15 +804,19 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   void stage_failed(StageRun& s, const std::string& reason, bool dispatched) {
-    if (dispatched && plan.on_failure.action == plan::FailureAction::rollback && plan.on_failure.rollback) {
+    if (dispatched && plan.on_failure.action == plan::FailureAction::rollback &&
+        plan.on_failure.rollback) {
       // One write: a crash right here resumes into the rollback, never past it.
       set_stage(s, "rolling_back", reason);
-      stopping = Outcome{Ending::stopped, fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
+      stopping = Outcome{Ending::stopped,
+                         fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
       rollback(s);
       return;
     }
     set_stage(s, "failed", reason);
-    if (!stopping) stopping = Outcome{Ending::stopped, fmt::format("stage {} failed: {}", s.record.name, reason)};
+    if (!stopping)
+      stopping =
+          Outcome{Ending::stopped, fmt::format("stage {} failed: {}", s.record.name, reason)};
   }
 
   // ---- rollback ----------------------------------------------------------------------------
@@ -752,40 +839,47 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     const dag::StageId id = s.id;
     s.busy = true;
-    read_snapshot_devices(s, [this, id, target_key](upswift::Result<std::vector<upswift::Device>> r) {
-      StageRun& st = stages[id];
-      st.busy = false;
-      if (!r.ok()) {
-        event(st.record.name, "error", "rollback: could not read the stage's devices: " + r.error.message);
-        stopping = Outcome{Ending::failed, fmt::format("rollback of stage {} could not read its devices ({}); "
-                                                       "continue with rollout resume {}",
-                                                       st.record.name, r.error.message, run_id)};
-        return;
-      }
-      const std::string marker = dispatch_marker(run_id, st.record.name);
-      std::vector<SnapshotDevice> affected;
-      for (const upswift::Device& d : *r.value) {
-        auto status = marked_status(d, marker);
-        if (status && (*status == "success" || *status == "failed")) {
-          affected.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
-        }
-      }
-      store.save_snapshot(run_id, target_key, affected);
-      send_rollback_calls(st, affected);
-    });
+    read_snapshot_devices(
+        s, [this, id, target_key](upswift::Result<std::vector<upswift::Device>> r) {
+          StageRun& st = stages[id];
+          st.busy = false;
+          if (!r.ok()) {
+            event(st.record.name, "error",
+                  "rollback: could not read the stage's devices: " + r.error.message);
+            stopping = Outcome{Ending::failed,
+                               fmt::format("rollback of stage {} could not read its devices ({}); "
+                                           "continue with rollout resume {}",
+                                           st.record.name, r.error.message, run_id)};
+            return;
+          }
+          const std::string marker = dispatch_marker(run_id, st.record.name);
+          std::vector<SnapshotDevice> affected;
+          for (const upswift::Device& d : *r.value) {
+            auto status = marked_status(d, marker);
+            if (status && (*status == "success" || *status == "failed")) {
+              affected.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
+            }
+          }
+          store.save_snapshot(run_id, target_key, affected);
+          send_rollback_calls(st, affected);
+        });
   }
 
-  std::vector<upswift::DeployRequest> rollback_requests(const StageRun& s, const std::vector<SnapshotDevice>& targets) {
+  std::vector<upswift::DeployRequest> rollback_requests(
+      const StageRun& s, const std::vector<SnapshotDevice>& targets) {
     const plan::Rollback& rb = *plan.on_failure.rollback;
     upswift::DeployRequest base;
     base.flow_id = rb.flow_id;
     base.project = spec(s).project;
     base.app = rb.app;
-    base.comment = with_marker(rb.comment ? rb.comment : std::optional<std::string>(fmt::format("rollback of {}", plan.name)),
-                               rollback_marker(run_id, s.record.name));
+    base.comment = with_marker(
+        rb.comment ? rb.comment
+                   : std::optional<std::string>(fmt::format("rollback of {}", plan.name)),
+        rollback_marker(run_id, s.record.name));
     std::vector<upswift::DeployRequest> out;
     const upswift::DeployRequest stage_request = spec(s).deploy_request();
-    if (!targets.empty() && targets.size() == s.snapshot->size() && !dynamic_selection(stage_request)) {
+    if (!targets.empty() && targets.size() == s.snapshot->size() &&
+        !dynamic_selection(stage_request)) {
       upswift::DeployRequest whole = base;
       whole.groups = stage_request.groups;
       whole.filters = stage_request.filters;
@@ -822,22 +916,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     s.busy = false;
     s.record.status = "rolled_back";
-    s.record.reason = fmt::format("{}{}rolled back {} device(s)", s.record.reason, s.record.reason.empty() ? "" : "; ",
-                                  targets.size());
+    s.record.reason = fmt::format("{}{}rolled back {} device(s)", s.record.reason,
+                                  s.record.reason.empty() ? "" : "; ", targets.size());
     s.record.finished_at = clock.now();
     store.update_stage(s.record);
     event(s.record.name, "rolled_back", s.record.reason);
     post_step();
   }
 
-  void send_one_rollback(StageRun& s, const upswift::DeployRequest& request, const std::string& body) {
+  void send_one_rollback(StageRun& s, const upswift::DeployRequest& request,
+                         const std::string& body) {
     ApiCall call;
     call.run_id = run_id;
     call.stage = s.record.name;
     call.kind = "rollback";
     call.marker = rollback_marker(run_id, s.record.name);
     call.body = body;
-    call.devices = request.filters.size() == 1 && request.filters[0].type == upswift::FilterType::specific_device
+    call.devices = request.filters.size() == 1 &&
+                           request.filters[0].type == upswift::FilterType::specific_device
                        ? 1
                        : static_cast<std::int64_t>(s.snapshot->size());
     call.intent_at = clock.now();
@@ -845,28 +941,32 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     crash_point("after_rollback_intent");
     s.busy = true;
     const dag::StageId id = s.id;
-    api.deploy_update(request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
-      StageRun& st = stages[id];
-      const WallTime now = clock.now();
-      const char* outcome = r.ok() ? "accepted"
-                            : r.error.status == upswift::CallStatus::refused ? "refused"
-                            : r.error.status == upswift::CallStatus::unknown_outcome ? "unknown"
-                                                                                    : "failed";
-      store.record_outcome(call_id, outcome, r.error.http_status, r.error.message, now);
-      if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome) {
-        st.busy = false;
-        event(st.record.name, "error", "rollback deploy_update: " + r.error.message);
-        stopping = Outcome{Ending::failed, fmt::format("rollback of stage {} failed: {}; continue with rollout "
-                                                       "resume {}", st.record.name, r.error.message, run_id)};
-        return;
-      }
-      auto targets = store.load_snapshot(run_id, st.record.name + "/rollback");
-      send_rollback_calls(st, targets.value_or(std::vector<SnapshotDevice>{}));
-    }));
+    api.deploy_update(
+        request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+          StageRun& st = stages[id];
+          const WallTime now = clock.now();
+          const char* outcome = r.ok()                                           ? "accepted"
+                                : r.error.status == upswift::CallStatus::refused ? "refused"
+                                : r.error.status == upswift::CallStatus::unknown_outcome ? "unknown"
+                                                                                         : "failed";
+          store.record_outcome(call_id, outcome, r.error.http_status, r.error.message, now);
+          if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome) {
+            st.busy = false;
+            event(st.record.name, "error", "rollback deploy_update: " + r.error.message);
+            stopping = Outcome{Ending::failed,
+                               fmt::format("rollback of stage {} failed: {}; continue with rollout "
+                                           "resume {}",
+                                           st.record.name, r.error.message, run_id)};
+            return;
+          }
+          auto targets = store.load_snapshot(run_id, st.record.name + "/rollback");
+          send_rollback_calls(st, targets.value_or(std::vector<SnapshotDevice>{}));
+        }));
   }
 
   void settle_rollback(StageRun& s, const ApiCall& call, const upswift::DeployRequest& request) {
-    const Millis wait = std::max(Millis{0}, options.settle_delay - since(clock.now(), call.intent_at));
+    const Millis wait =
+        std::max(Millis{0}, options.settle_delay - since(clock.now(), call.intent_at));
     s.busy = true;
     const dag::StageId id = s.id;
     const std::int64_t call_id = call.id;
@@ -876,28 +976,37 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       if (f.type == upswift::FilterType::specific_device) devices.insert(f.value);
     }
     s.timer = clock.schedule(wait, [self = shared_from_this(), id, call_id, marker, devices] {
-      self->read_snapshot_devices(self->stages[id], [self, id, call_id, marker, devices](upswift::Result<std::vector<upswift::Device>> r) {
-        StageRun& st = self->stages[id];
-        if (!r.ok()) {
-          st.busy = false;
-          self->stopping = Outcome{Ending::failed, "rollback: could not read devices to settle a call: " + r.error.message};
-          return;
-        }
-        const bool applied = std::any_of(r.value->begin(), r.value->end(), [&](const upswift::Device& d) {
-          return (devices.empty() || devices.count(d.device_uuid)) && marked_status(d, marker).has_value();
-        });
-        self->store.record_outcome(call_id, applied ? "settled_applied" : "settled_not_applied", 0,
-                                   applied ? "found on the devices" : "not found on the devices", self->clock.now());
-        auto targets = self->store.load_snapshot(self->run_id, st.record.name + "/rollback");
-        self->send_rollback_calls(st, targets.value_or(std::vector<SnapshotDevice>{}));
-      });
+      self->read_snapshot_devices(
+          self->stages[id],
+          [self, id, call_id, marker, devices](upswift::Result<std::vector<upswift::Device>> r) {
+            StageRun& st = self->stages[id];
+            if (!r.ok()) {
+              st.busy = false;
+              self->stopping =
+                  Outcome{Ending::failed,
+                          "rollback: could not read devices to settle a call: " + r.error.message};
+              return;
+            }
+            const bool applied =
+                std::any_of(r.value->begin(), r.value->end(), [&](const upswift::Device& d) {
+                  return (devices.empty() || devices.count(d.device_uuid)) &&
+                         marked_status(d, marker).has_value();
+                });
+            self->store.record_outcome(
+                call_id, applied ? "settled_applied" : "settled_not_applied", 0,
+                applied ? "found on the devices" : "not found on the devices", self->clock.now());
+            auto targets = self->store.load_snapshot(self->run_id, st.record.name + "/rollback");
+            self->send_rollback_calls(st, targets.value_or(std::vector<SnapshotDevice>{}));
+          });
     });
   }
 };
 
-Engine::Engine(asio::io_context& io, const plan::Plan& plan, const dag::Graph& graph, upswift::FleetApi& api,
-               state::StateStore& store, Clock& clock, Observer& observer, std::string run_id, EngineOptions options)
-    : impl_(std::make_shared<Impl>(io, plan, graph, api, store, clock, observer, std::move(run_id), std::move(options))) {}
+Engine::Engine(asio::io_context& io, const plan::Plan& plan, const dag::Graph& graph,
+               upswift::FleetApi& api, state::StateStore& store, Clock& clock, Observer& observer,
+               std::string run_id, EngineOptions options)
+    : impl_(std::make_shared<Impl>(io, plan, graph, api, store, clock, observer, std::move(run_id),
+                                   std::move(options))) {}
 
 Engine::~Engine() {
   impl_->finished = true;
@@ -906,8 +1015,14 @@ Engine::~Engine() {
   for (auto& s : impl_->stages) s.timer.cancel();
 }
 
-void Engine::start(std::function<void(Outcome)> done) { impl_->start(std::move(done)); }
-void Engine::interrupt() { impl_->interrupt(); }
-bool Engine::finished() const { return impl_->finished; }
+void Engine::start(std::function<void(Outcome)> done) {
+  impl_->start(std::move(done));
+}
+void Engine::interrupt() {
+  impl_->interrupt();
+}
+bool Engine::finished() const {
+  return impl_->finished;
+}
 
 }  // namespace rollout::engine

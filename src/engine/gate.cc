@@ -8,10 +8,14 @@ namespace rollout::engine {
 
 std::string_view name(Verdict v) {
   switch (v) {
-    case Verdict::wait: return "wait";
-    case Verdict::pass: return "pass";
-    case Verdict::fail: return "fail";
-    case Verdict::timeout: return "timeout";
+    case Verdict::wait:
+      return "wait";
+    case Verdict::pass:
+      return "pass";
+    case Verdict::fail:
+      return "fail";
+    case Verdict::timeout:
+      return "timeout";
   }
   return "wait";
 }
@@ -21,19 +25,22 @@ std::int64_t required_successes(const plan::Gate& gate, std::int64_t targeted) {
     return static_cast<std::int64_t>(gate.min_success.value);
   }
   // 95% of 30 devices is 28.5: 29 must succeed. The epsilon keeps 100% of 7 at 7.
-  return static_cast<std::int64_t>(std::ceil(static_cast<double>(targeted) * gate.min_success.value / 100.0 - 1e-9));
+  return static_cast<std::int64_t>(
+      std::ceil(static_cast<double>(targeted) * gate.min_success.value / 100.0 - 1e-9));
 }
 
 std::int64_t allowed_failures(const plan::Gate& gate, std::int64_t targeted) {
   if (gate.max_failed.kind == plan::Threshold::Kind::count) {
     return static_cast<std::int64_t>(gate.max_failed.value);
   }
-  return static_cast<std::int64_t>(std::floor(static_cast<double>(targeted) * gate.max_failed.value / 100.0 + 1e-9));
+  return static_cast<std::int64_t>(
+      std::floor(static_cast<double>(targeted) * gate.max_failed.value / 100.0 + 1e-9));
 }
 
 std::optional<std::string> check_feasible(const plan::Gate& gate, std::int64_t targeted) {
   if (targeted < gate.min_devices) {
-    return fmt::format("targets {} device(s), fewer than min_devices {}", targeted, gate.min_devices);
+    return fmt::format("targets {} device(s), fewer than min_devices {}", targeted,
+                       gate.min_devices);
   }
   const std::int64_t needed = required_successes(gate, targeted);
   if (needed > targeted) {
@@ -43,31 +50,36 @@ std::optional<std::string> check_feasible(const plan::Gate& gate, std::int64_t t
   return std::nullopt;
 }
 
-Judgement judge(const plan::Gate& gate, std::int64_t targeted, const StatusCounts& c, Millis since_dispatch) {
+Judgement judge(const plan::Gate& gate, std::int64_t targeted, const StatusCounts& c,
+                Millis since_dispatch) {
   const std::int64_t needed = required_successes(gate, targeted);
   const std::int64_t tolerated = allowed_failures(gate, targeted);
   const std::int64_t unfinished = c.pending + c.in_progress + c.missing;
-  const std::string counts = fmt::format("{} of {} succeeded, {} failed, {} aborted, {} still updating",
-                                         c.success, targeted, c.failed, c.aborted, unfinished);
+  const std::string counts =
+      fmt::format("{} of {} succeeded, {} failed, {} aborted, {} still updating", c.success,
+                  targeted, c.failed, c.aborted, unfinished);
   if (c.failed > tolerated) {
-    return {Verdict::fail, fmt::format("{} failed, more than max_failed {} allows ({}); {}", c.failed,
-                                       plan::format_threshold(gate.max_failed), tolerated, counts)};
+    return {Verdict::fail,
+            fmt::format("{} failed, more than max_failed {} allows ({}); {}", c.failed,
+                        plan::format_threshold(gate.max_failed), tolerated, counts)};
   }
   if (c.success + unfinished < needed) {
     return {Verdict::fail, fmt::format("at most {} can succeed, min_success {} needs {}; {}",
-                                       c.success + unfinished, plan::format_threshold(gate.min_success),
-                                       needed, counts)};
+                                       c.success + unfinished,
+                                       plan::format_threshold(gate.min_success), needed, counts)};
   }
   const Millis bake = std::chrono::duration_cast<Millis>(gate.bake);
   const Millis timeout = std::chrono::duration_cast<Millis>(gate.timeout);
   if (c.success >= needed && since_dispatch >= bake) {
-    return {Verdict::pass, fmt::format("{} >= {} needed (min_success {}), {} failed <= {} allowed; {}",
-                                       c.success, needed, plan::format_threshold(gate.min_success),
-                                       c.failed, tolerated, counts)};
+    return {
+        Verdict::pass,
+        fmt::format("{} >= {} needed (min_success {}), {} failed <= {} allowed; {}", c.success,
+                    needed, plan::format_threshold(gate.min_success), c.failed, tolerated, counts)};
   }
   if (since_dispatch >= timeout) {
-    return {Verdict::timeout, fmt::format("no verdict after timeout {}: {} succeeded, {} needed; {}",
-                                          format_duration(gate.timeout), c.success, needed, counts)};
+    return {Verdict::timeout,
+            fmt::format("no verdict after timeout {}: {} succeeded, {} needed; {}",
+                        format_duration(gate.timeout), c.success, needed, counts)};
   }
   if (since_dispatch < bake) {
     return {Verdict::wait, fmt::format("baking until {}; {}", format_duration(gate.bake), counts)};

@@ -19,7 +19,9 @@ struct StatusCounts {
   std::int64_t failed = 0;
   std::int64_t aborted = 0;
   std::int64_t missing = 0;  // targeted, but this run's update is not on the device
-  std::int64_t total() const { return pending + in_progress + success + failed + aborted + missing; }
+  std::int64_t total() const {
+    return pending + in_progress + success + failed + aborted + missing;
+  }
 };
 
 enum class Verdict { wait, pass, fail, timeout };

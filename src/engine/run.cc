@@ -17,8 +17,8 @@ std::string new_run_id(WallTime now, std::mt19937_64& rng) {
   return fmt::format("r-{}-{:04x}", stamp, std::uniform_int_distribution<int>(0, 0xffff)(rng));
 }
 
-state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan, const RunOrigin& origin,
-                            const std::string& run_id, WallTime now) {
+state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
+                            const RunOrigin& origin, const std::string& run_id, WallTime now) {
   state::RunRecord run;
   run.id = run_id;
   run.plan_name = plan.name;

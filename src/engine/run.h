@@ -21,7 +21,7 @@ struct RunOrigin {
   std::string api_url;
 };
 
-state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan, const RunOrigin& origin,
-                            const std::string& run_id, WallTime now);
+state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
+                            const RunOrigin& origin, const std::string& run_id, WallTime now);
 
 }  // namespace rollout::engine

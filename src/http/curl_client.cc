@@ -66,8 +66,10 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
     }
     if (match) {
       std::string_view value = line.substr(kName.size());
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-      while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
+      while (!value.empty() &&
+             (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
         value.remove_suffix(1);
       }
       t->response.retry_after = std::string(value);
@@ -216,7 +218,9 @@ struct CurlClient::Impl {
 CurlClient::CurlClient(asio::io_context& io) : impl_(std::make_unique<Impl>(io)) {}
 CurlClient::~CurlClient() = default;
 
-std::size_t CurlClient::in_flight() const { return impl_->transfers.size(); }
+std::size_t CurlClient::in_flight() const {
+  return impl_->transfers.size();
+}
 
 void CurlClient::send(Request request, std::function<void(Response)> done) {
   auto t = std::make_unique<Transfer>();

@@ -28,9 +28,9 @@ struct Request {
 };
 
 enum class Transport {
-  ok,             // an HTTP answer arrived (any status)
-  not_sent,       // failed before the request went out (resolve, connect, TLS): certainly not applied
-  no_answer,      // the request went out, but no complete answer came (timeout, reset)
+  ok,         // an HTTP answer arrived (any status)
+  not_sent,   // failed before the request went out (resolve, connect, TLS): certainly not applied
+  no_answer,  // the request went out, but no complete answer came (timeout, reset)
 };
 
 struct Response {

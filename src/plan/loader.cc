@@ -35,8 +35,9 @@ bool valid_stage_name(std::string_view s) {
 
 std::optional<Threshold> read_threshold(Reader& r, const Node& n, std::string_view what) {
   if (!n.is_scalar()) {
-    r.diagnostics().error(n.mark, fmt::format("{} must be a percentage such as 95% or a device count, got {}",
-                                              what, yaml::describe(n)));
+    r.diagnostics().error(
+        n.mark, fmt::format("{} must be a percentage such as 95% or a device count, got {}", what,
+                            yaml::describe(n)));
     return std::nullopt;
   }
   std::string why;
@@ -69,7 +70,9 @@ GateSpec read_gate(Reader& r, const Node& n, std::string_view what) {
   }
   if (const Node* v = n.find("on_timeout")) {
     if (auto c = r.choice(*v, "on_timeout", keys::kOnTimeoutValues)) {
-      g.on_timeout = *c == "pause" ? OnTimeout::pause : *c == "fail" ? OnTimeout::fail : OnTimeout::pass;
+      g.on_timeout = *c == "pause"  ? OnTimeout::pause
+                     : *c == "fail" ? OnTimeout::fail
+                                    : OnTimeout::pass;
     }
   }
   return g;
@@ -93,25 +96,28 @@ std::vector<upswift::Filter> read_filters(Reader& r, const Node& n) {
     if (!type_s || !operand_s || !value_s) continue;
     if (auto why = upswift::check_filter(*type_s, *operand_s, *value_s)) {
       // Point at the part that is wrong.
-      const Node* at = !upswift::parse_filter_type(*type_s) ? type
+      const Node* at = !upswift::parse_filter_type(*type_s)        ? type
                        : why->find("operand") != std::string::npos ? operand
-                                                                    : value;
+                                                                   : value;
       r.diagnostics().error(at->mark, *why);
       continue;
     }
-    out.push_back({*upswift::parse_filter_type(*type_s), *upswift::parse_operand(*operand_s),
-                   *value_s});
+    out.push_back(
+        {*upswift::parse_filter_type(*type_s), *upswift::parse_operand(*operand_s), *value_s});
   }
   return out;
 }
 
 void check_gate(Diagnostics& d, const Gate& g, Mark where, std::string_view stage) {
-  if (g.timeout.count() == 0) d.error(where, fmt::format("stage '{}': gate timeout must be above 0s", stage));
-  if (g.poll.count() == 0) d.error(where, fmt::format("stage '{}': gate poll must be above 0s", stage));
+  if (g.timeout.count() == 0)
+    d.error(where, fmt::format("stage '{}': gate timeout must be above 0s", stage));
+  if (g.poll.count() == 0)
+    d.error(where, fmt::format("stage '{}': gate poll must be above 0s", stage));
   if (g.timeout.count() > 0 && g.bake >= g.timeout) {
-    d.error(where, fmt::format("stage '{}': bake ({}) must be shorter than timeout ({}), or the gate "
-                               "can never judge",
-                               stage, format_duration(g.bake), format_duration(g.timeout)));
+    d.error(where,
+            fmt::format("stage '{}': bake ({}) must be shorter than timeout ({}), or the gate "
+                        "can never judge",
+                        stage, format_duration(g.bake), format_duration(g.timeout)));
   }
   if (g.poll > g.timeout) {
     d.warning(where, fmt::format("stage '{}': poll ({}) is longer than timeout ({})", stage,
@@ -139,10 +145,10 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) 
   const std::string label = s.name.empty() ? what : fmt::format("stage '{}'", s.name);
   if (const Node* needs = n.find("needs")) {
     if (!needs->is_sequence()) {
-      r.diagnostics().error(needs->mark,
-                            fmt::format("needs must be a list of stage names, got {}{}",
-                                        yaml::describe(*needs),
-                                        needs->is_scalar() ? fmt::format(" (write [{}])", needs->scalar) : ""));
+      r.diagnostics().error(
+          needs->mark,
+          fmt::format("needs must be a list of stage names, got {}{}", yaml::describe(*needs),
+                      needs->is_scalar() ? fmt::format(" (write [{}])", needs->scalar) : ""));
     } else {
       for (const Node& item : needs->items) {
         if (auto v = r.string(item, "each entry of needs")) s.needs.push_back({*v, item.mark});
@@ -159,7 +165,8 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) 
     }
   }
   GateSpec own;
-  if (const Node* gate = n.find("gate")) own = read_gate(r, *gate, fmt::format("gate of {}", label));
+  if (const Node* gate = n.find("gate"))
+    own = read_gate(r, *gate, fmt::format("gate of {}", label));
   s.gate = resolve(own, plan.default_gate);
 
   auto own_flow = r.optional_string(n, "flow_id", "flow_id");
@@ -168,8 +175,14 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) 
   if (const Node* app = n.find("app")) own_app = read_app(r, *app, "app");
   auto own_comment = r.optional_string(n, "comment", "comment");
 
-  if (own_flow) s.flow_id = *own_flow; else if (plan.flow_id) s.flow_id = *plan.flow_id;
-  if (own_project) s.project = *own_project; else if (plan.project) s.project = *plan.project;
+  if (own_flow)
+    s.flow_id = *own_flow;
+  else if (plan.flow_id)
+    s.flow_id = *plan.flow_id;
+  if (own_project)
+    s.project = *own_project;
+  else if (plan.project)
+    s.project = *plan.project;
   s.app = own_app ? own_app : plan.app;
   s.comment = own_comment ? own_comment : plan.comment;
 
@@ -211,8 +224,9 @@ OnFailure read_on_failure(Reader& r, const Node& n) {
     }
   }
   if (f.action == FailureAction::rollback && !rollback) {
-    r.diagnostics().error(n.mark, "on_failure action 'rollback' needs a rollback block with the "
-                                  "rollback flow_id (and usually the previous app version)");
+    r.diagnostics().error(n.mark,
+                          "on_failure action 'rollback' needs a rollback block with the "
+                          "rollback flow_id (and usually the previous app version)");
   }
   return f;
 }
@@ -234,7 +248,8 @@ Api read_api(Reader& r, const Node& n) {
   if (const Node* rate = n.find("rate_limit")) {
     std::string why;
     auto parsed = rate->is_scalar() ? parse_rate_limit(rate->scalar, &why) : std::nullopt;
-    if (!rate->is_scalar()) why = fmt::format("expected text such as 30/min, got {}", yaml::describe(*rate));
+    if (!rate->is_scalar())
+      why = fmt::format("expected text such as 30/min, got {}", yaml::describe(*rate));
     if (parsed) {
       api.rate_limit = *parsed;
     } else {
@@ -288,7 +303,8 @@ void check_stage_names(Diagnostics& d, const std::vector<Stage>& stages) {
         d.error(need.mark, fmt::format("stage '{}' needs unknown stage '{}'{}", s.name, need.name,
                                        did_you_mean(need.name, names)));
       } else if (!seen.insert(need.name).second) {
-        d.warning(need.mark, fmt::format("stage '{}' lists '{}' in needs twice", s.name, need.name));
+        d.warning(need.mark,
+                  fmt::format("stage '{}' lists '{}' in needs twice", s.name, need.name));
       }
     }
   }
@@ -328,29 +344,32 @@ std::optional<RateLimit> parse_rate_limit(std::string_view text, std::string* wh
     return std::nullopt;
   };
   const auto slash = text.find('/');
-  if (slash == std::string_view::npos) return fail(fmt::format("'{}' is not a rate such as 30/min", text));
+  if (slash == std::string_view::npos)
+    return fail(fmt::format("'{}' is not a rate such as 30/min", text));
   std::string_view count = text.substr(0, slash);
   std::string_view per = text.substr(slash + 1);
   std::int64_t calls = 0;
   auto [ptr, ec] = std::from_chars(count.data(), count.data() + count.size(), calls);
   if (count.empty() || ec != std::errc() || ptr != count.data() + count.size() || calls < 1 ||
       calls > 100000) {
-    return fail(fmt::format("'{}' is not a rate such as 30/min: the count must be a whole number "
-                            "from 1 to 100000",
-                            text));
+    return fail(
+        fmt::format("'{}' is not a rate such as 30/min: the count must be a whole number "
+                    "from 1 to 100000",
+                    text));
   }
   static const std::map<std::string_view, Seconds> kUnits = {
-      {"s", Seconds{1}},     {"sec", Seconds{1}},     {"second", Seconds{1}},
-      {"m", Seconds{60}},    {"min", Seconds{60}},    {"minute", Seconds{60}},
-      {"h", Seconds{3600}},  {"hour", Seconds{3600}},
+      {"s", Seconds{1}},    {"sec", Seconds{1}},     {"second", Seconds{1}},
+      {"m", Seconds{60}},   {"min", Seconds{60}},    {"minute", Seconds{60}},
+      {"h", Seconds{3600}}, {"hour", Seconds{3600}},
   };
   if (auto it = kUnits.find(per); it != kUnits.end()) return RateLimit{calls, it->second};
   std::string duration_why;
   auto d = parse_duration(per, &duration_why);
   if (!d || d->count() == 0) {
-    return fail(fmt::format("'{}' is not a rate such as 30/min: the period must be s, min, hour or "
-                            "a duration such as 10s",
-                            text));
+    return fail(
+        fmt::format("'{}' is not a rate such as 30/min: the period must be s, min, hour or "
+                    "a duration such as 10s",
+                    text));
   }
   return RateLimit{calls, *d};
 }
@@ -389,7 +408,8 @@ LoadResult load_plan(std::string_view yaml_text) {
     }
   }
   if (const Node* mp = root->find("max_parallel")) {
-    if (auto v = r.integer(*mp, "max_parallel", 1, 10'000)) plan.max_parallel = static_cast<int>(*v);
+    if (auto v = r.integer(*mp, "max_parallel", 1, 10'000))
+      plan.max_parallel = static_cast<int>(*v);
   }
   if (const Node* api = root->find("api")) plan.api = read_api(r, *api);
   if (const Node* f = root->find("on_failure")) plan.on_failure = read_on_failure(r, *f);

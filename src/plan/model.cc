@@ -7,20 +7,26 @@
 namespace rollout::plan {
 
 std::string format_threshold(const Threshold& t) {
-  if (t.kind == Threshold::Kind::count) return fmt::format("{}", static_cast<std::int64_t>(t.value));
+  if (t.kind == Threshold::Kind::count)
+    return fmt::format("{}", static_cast<std::int64_t>(t.value));
   return fmt::format("{}%", t.value);
 }
 
 std::string_view name(OnTimeout v) {
   switch (v) {
-    case OnTimeout::pause: return "pause";
-    case OnTimeout::fail: return "fail";
-    case OnTimeout::pass: return "pass";
+    case OnTimeout::pause:
+      return "pause";
+    case OnTimeout::fail:
+      return "fail";
+    case OnTimeout::pass:
+      return "pass";
   }
   return "pause";
 }
 
-std::string_view name(FailureAction v) { return v == FailureAction::stop ? "stop" : "rollback"; }
+std::string_view name(FailureAction v) {
+  return v == FailureAction::stop ? "stop" : "rollback";
+}
 
 std::string format_rate_limit(const RateLimit& r) {
   return fmt::format("{}/{}", r.calls, format_duration(r.per));

@@ -86,19 +86,22 @@ Fleet::Fleet(const FleetSpec& spec, SimTime start) : spec_(spec), rng_(spec.seed
     auto& group_names = groups_by_project_[project.name];
     for (const GroupSpec& g : project.groups) {
       group_names.push_back(g.name);
-      // Exact shares: the first round(share * n) devices of a shuffled order get the tag or go offline.
+      // Exact shares: the first round(share * n) devices of a shuffled order get the tag or go
+      // offline.
       std::vector<int> order(static_cast<std::size_t>(g.devices));
       for (int i = 0; i < g.devices; ++i) order[static_cast<std::size_t>(i)] = i;
       std::vector<std::vector<std::string>> extra_tags(order.size());
       for (const auto& [tag, share] : g.tag_shares) {
         std::shuffle(order.begin(), order.end(), rng_);
         const auto n = static_cast<std::size_t>(std::llround(share * g.devices));
-        for (std::size_t i = 0; i < n && i < order.size(); ++i) extra_tags[static_cast<std::size_t>(order[i])].push_back(tag);
+        for (std::size_t i = 0; i < n && i < order.size(); ++i)
+          extra_tags[static_cast<std::size_t>(order[i])].push_back(tag);
       }
       std::shuffle(order.begin(), order.end(), rng_);
       const auto online_count = static_cast<std::size_t>(std::llround(g.online * g.devices));
       std::vector<bool> online(order.size(), false);
-      for (std::size_t i = 0; i < online_count && i < order.size(); ++i) online[static_cast<std::size_t>(order[i])] = true;
+      for (std::size_t i = 0; i < online_count && i < order.size(); ++i)
+        online[static_cast<std::size_t>(order[i])] = true;
       for (int i = 0; i < g.devices; ++i) {
         SimDevice d;
         d.device_id = next_id++;
@@ -116,7 +119,8 @@ Fleet::Fleet(const FleetSpec& spec, SimTime start) : spec_(spec), rng_(spec.seed
     }
     int hand_written = 0;
     for (const DeviceSpec& spec_device : project.devices) {
-      if (std::find(group_names.begin(), group_names.end(), spec_device.group) == group_names.end()) {
+      if (std::find(group_names.begin(), group_names.end(), spec_device.group) ==
+          group_names.end()) {
         group_names.push_back(spec_device.group);
       }
       SimDevice d;
@@ -146,8 +150,8 @@ Behavior Fleet::behavior_for(const SimDevice& d) const {
   return b;
 }
 
-std::optional<std::string> Fleet::check_project_and_groups(const std::string& project,
-                                                           const std::vector<std::string>& groups) const {
+std::optional<std::string> Fleet::check_project_and_groups(
+    const std::string& project, const std::vector<std::string>& groups) const {
   auto it = groups_by_project_.find(project);
   if (it == groups_by_project_.end()) return fmt::format("Project '{}' was not found", project);
   for (const std::string& g : groups) {
@@ -161,7 +165,8 @@ std::optional<std::string> Fleet::check_project_and_groups(const std::string& pr
 std::vector<const SimDevice*> Fleet::select(const upswift::DeployRequest& r, SimTime now) const {
   std::vector<const SimDevice*> out;
   for (const SimDevice& d : devices_) {
-    upswift::DeviceFacts facts{&d.uuid, &d.project, &d.group, &d.tags, {}, d.online_at(now), std::nullopt};
+    upswift::DeviceFacts facts{&d.uuid, &d.project,       &d.group,    &d.tags,
+                               {},      d.online_at(now), std::nullopt};
     for (const upswift::AppVersion& a : d.apps_at(now)) facts.app_names.push_back(a.name);
     if (!d.updates.empty()) facts.last_update_status = d.updates.back().status_at(now);
     if (upswift::selects(r, facts)) out.push_back(&d);
@@ -170,7 +175,8 @@ std::vector<const SimDevice*> Fleet::select(const upswift::DeployRequest& r, Sim
 }
 
 Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now) {
-  if (!spec_.flows.empty() && std::find(spec_.flows.begin(), spec_.flows.end(), r.flow_id) == spec_.flows.end()) {
+  if (!spec_.flows.empty() &&
+      std::find(spec_.flows.begin(), spec_.flows.end(), r.flow_id) == spec_.flows.end()) {
     return {fmt::format("Flow '{}' was not found", r.flow_id), 0};
   }
   if (auto error = check_project_and_groups(r.project, r.groups)) return {error, 0};
@@ -217,9 +223,11 @@ upswift::Device Fleet::view(const SimDevice& d, SimTime now) const {
   out.last_keepalive = format_sim_time(d.online_at(now) ? now : SimTime{0});
   for (const SimUpdate& u : d.updates) {
     if (u.scheduled > now) continue;
-    out.updates.push_back({u.update_id, u.status_at(now), u.version, u.comment, format_sim_time(u.scheduled)});
+    out.updates.push_back(
+        {u.update_id, u.status_at(now), u.version, u.comment, format_sim_time(u.scheduled)});
   }
-  out.is_update_trigger_set = !out.updates.empty() && (out.updates.back().update_status == "pending");
+  out.is_update_trigger_set =
+      !out.updates.empty() && (out.updates.back().update_status == "pending");
   return out;
 }
 

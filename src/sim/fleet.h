@@ -34,7 +34,7 @@ struct Behavior {
   Range duration{Millis{30000}, Millis{300000}};   // in_progress -> success/failed
   double failure_rate = 0.0;                       // 0..1
   double offline_mid_update = 0.0;                 // 0..1: drops offline while in_progress
-  std::optional<Range> offline_return;             // offline devices come back after this; never if unset
+  std::optional<Range> offline_return;  // offline devices come back after this; never if unset
 };
 
 struct BehaviorOverride {
@@ -57,10 +57,10 @@ struct DeviceSpec {
 struct GroupSpec {
   std::string name;
   int devices = 0;
-  std::vector<std::string> tags;                 // on every device of the group
+  std::vector<std::string> tags;                           // on every device of the group
   std::vector<std::pair<std::string, double>> tag_shares;  // tag on this share of devices
   std::vector<upswift::AppVersion> apps;
-  double online = 1.0;                           // share of devices online
+  double online = 1.0;  // share of devices online
 };
 
 struct ProjectSpec {
@@ -80,9 +80,9 @@ struct FleetSpec {
 struct SimUpdate {
   std::int64_t update_id = 0;
   SimTime scheduled{0};
-  SimTime starts = kNever;   // in_progress from here
-  SimTime ends = kNever;     // success/failed from here
-  SimTime aborted = kNever;  // replaced by a newer update before it finished
+  SimTime starts = kNever;        // in_progress from here
+  SimTime ends = kNever;          // success/failed from here
+  SimTime aborted = kNever;       // replaced by a newer update before it finished
   SimTime offline_from = kNever;  // the device drops offline mid-update
   bool fails = false;
   std::string version;

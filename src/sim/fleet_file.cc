@@ -13,14 +13,17 @@ namespace {
 using yaml::Node;
 using yaml::Reader;
 
-constexpr std::array<std::string_view, 6> kTopKeys = {"seed", "flows", "updates", "overrides", "projects", "description"};
+constexpr std::array<std::string_view, 6> kTopKeys = {"seed",      "flows",    "updates",
+                                                      "overrides", "projects", "description"};
 constexpr std::array<std::string_view, 5> kUpdateKeys = {"start_delay", "duration", "failure_rate",
                                                          "offline_mid_update", "offline_return"};
-constexpr std::array<std::string_view, 5> kOverrideKeys = {"group", "tag", "duration", "failure_rate",
-                                                           "offline_mid_update"};
+constexpr std::array<std::string_view, 5> kOverrideKeys = {"group", "tag", "duration",
+                                                           "failure_rate", "offline_mid_update"};
 constexpr std::array<std::string_view, 3> kProjectKeys = {"name", "groups", "devices"};
-constexpr std::array<std::string_view, 6> kGroupKeys = {"name", "devices", "tags", "tag_shares", "apps", "online"};
-constexpr std::array<std::string_view, 6> kDeviceKeys = {"uuid", "name", "group", "tags", "apps", "online"};
+constexpr std::array<std::string_view, 6> kGroupKeys = {"name",       "devices", "tags",
+                                                        "tag_shares", "apps",    "online"};
+constexpr std::array<std::string_view, 6> kDeviceKeys = {"uuid", "name", "group",
+                                                         "tags", "apps", "online"};
 constexpr std::array<std::string_view, 2> kRangeKeys = {"min", "max"};
 constexpr std::array<std::string_view, 2> kAppKeys = {"name", "version"};
 
@@ -65,17 +68,20 @@ void read_updates(Reader& r, const Node& n, Behavior& b) {
   if (const Node* v = n.find("duration")) {
     if (auto range = read_range(r, *v, "duration")) b.duration = *range;
   }
-  if (const Node* v = n.find("failure_rate")) b.failure_rate = r.percentage(*v, "failure_rate").value_or(0);
+  if (const Node* v = n.find("failure_rate"))
+    b.failure_rate = r.percentage(*v, "failure_rate").value_or(0);
   if (const Node* v = n.find("offline_mid_update")) {
     b.offline_mid_update = r.percentage(*v, "offline_mid_update").value_or(0);
   }
-  if (const Node* v = n.find("offline_return")) b.offline_return = read_range(r, *v, "offline_return");
+  if (const Node* v = n.find("offline_return"))
+    b.offline_return = read_range(r, *v, "offline_return");
 }
 
 GroupSpec read_group(Reader& r, const Node& n) {
   GroupSpec g;
   if (!r.map(n, kGroupKeys, "group")) return g;
-  if (const Node* name = r.required(n, "name", "group")) g.name = r.string(*name, "group name").value_or("");
+  if (const Node* name = r.required(n, "name", "group"))
+    g.name = r.string(*name, "group name").value_or("");
   if (const Node* count = r.required(n, "devices", "group")) {
     g.devices = static_cast<int>(r.integer(*count, "devices", 0, 1'000'000).value_or(0));
   }
@@ -92,7 +98,8 @@ GroupSpec read_group(Reader& r, const Node& n) {
     }
   }
   if (const Node* apps = n.find("apps")) g.apps = read_apps(r, *apps);
-  if (const Node* online = n.find("online")) g.online = r.percentage(*online, "online").value_or(1.0);
+  if (const Node* online = n.find("online"))
+    g.online = r.percentage(*online, "online").value_or(1.0);
   return g;
 }
 
@@ -101,7 +108,8 @@ DeviceSpec read_device(Reader& r, const Node& n) {
   if (!r.map(n, kDeviceKeys, "device")) return d;
   d.uuid = r.optional_string(n, "uuid", "device uuid");
   d.name = r.optional_string(n, "name", "device name");
-  if (const Node* group = r.required(n, "group", "device")) d.group = r.string(*group, "device group").value_or("");
+  if (const Node* group = r.required(n, "group", "device"))
+    d.group = r.string(*group, "device group").value_or("");
   if (const Node* tags = n.find("tags")) d.tags = r.string_list(*tags, "tags");
   if (const Node* apps = n.find("apps")) d.apps = read_apps(r, *apps);
   if (const Node* online = n.find("online")) d.online = r.boolean(*online, "online").value_or(true);
@@ -134,7 +142,8 @@ FleetLoad load_fleet(std::string_view yaml_text) {
         bo.tag = r.optional_string(o, "tag", "override tag");
         if (!bo.group && !bo.tag) d.error(o.mark, "an override needs a group, a tag or both");
         if (const Node* v = o.find("duration")) bo.duration = read_range(r, *v, "duration");
-        if (const Node* v = o.find("failure_rate")) bo.failure_rate = r.percentage(*v, "failure_rate");
+        if (const Node* v = o.find("failure_rate"))
+          bo.failure_rate = r.percentage(*v, "failure_rate");
         if (const Node* v = o.find("offline_mid_update")) {
           bo.offline_mid_update = r.percentage(*v, "offline_mid_update");
         }

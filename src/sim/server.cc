@@ -5,9 +5,9 @@
 #include <random>
 #include <stdexcept>
 
+#include <fmt/format.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "upswift/api.h"
@@ -27,12 +27,18 @@ enum class Fault { none, too_many, server_error, slow, drop, drop_after_apply };
 
 std::string_view name(Fault f) {
   switch (f) {
-    case Fault::none: return "none";
-    case Fault::too_many: return "429";
-    case Fault::server_error: return "5xx";
-    case Fault::slow: return "slow";
-    case Fault::drop: return "drop";
-    case Fault::drop_after_apply: return "drop_after_apply";
+    case Fault::none:
+      return "none";
+    case Fault::too_many:
+      return "429";
+    case Fault::server_error:
+      return "5xx";
+    case Fault::slow:
+      return "slow";
+    case Fault::drop:
+      return "drop";
+    case Fault::drop_after_apply:
+      return "drop_after_apply";
   }
   return "none";
 }
@@ -40,7 +46,7 @@ std::string_view name(Fault f) {
 struct Answer {
   unsigned status = 200;
   std::string body;
-  bool applied = false;      // a deploy_update that started updates
+  bool applied = false;  // a deploy_update that started updates
   std::size_t targeted = 0;
 };
 
@@ -50,7 +56,8 @@ Answer route(Fleet& fleet, bhttp::verb method, std::string_view endpoint, std::s
              SimTime now) {
   auto refuse = [](std::string message) { return Answer{400, upswift::error_json(message)}; };
   if (endpoint == "deploy_update") {
-    if (method != bhttp::verb::post) return Answer{405, upswift::error_json("deploy_update takes POST")};
+    if (method != bhttp::verb::post)
+      return Answer{405, upswift::error_json("deploy_update takes POST")};
     auto parsed = upswift::parse_deploy_update(body);
     if (!parsed.parsed) return refuse(parsed.error);
     if (parsed.parsed->user_token.empty()) return refuse("user_token is missing");
@@ -59,7 +66,8 @@ Answer route(Fleet& fleet, bhttp::verb method, std::string_view endpoint, std::s
     return Answer{200, upswift::success_json(), true, outcome.targeted};
   }
   if (endpoint == "devices_details") {
-    if (method != bhttp::verb::get) return Answer{405, upswift::error_json("devices_details takes GET")};
+    if (method != bhttp::verb::get)
+      return Answer{405, upswift::error_json("devices_details takes GET")};
     auto parsed = upswift::parse_devices_details(body);
     if (!parsed.query) return refuse(parsed.error);
     if (parsed.user_token.empty()) return refuse("user_token is missing");
@@ -68,7 +76,8 @@ Answer route(Fleet& fleet, bhttp::verb method, std::string_view endpoint, std::s
     return Answer{200, upswift::devices_page_json(outcome.page)};
   }
   if (endpoint == "get_devices_state") {
-    if (method != bhttp::verb::get) return Answer{405, upswift::error_json("get_devices_state takes GET")};
+    if (method != bhttp::verb::get)
+      return Answer{405, upswift::error_json("get_devices_state takes GET")};
     auto parsed = upswift::parse_get_devices_state(body);
     if (!parsed.query) return refuse(parsed.error);
     if (parsed.user_token.empty()) return refuse("user_token is missing");
@@ -81,17 +90,24 @@ Answer route(Fleet& fleet, bhttp::verb method, std::string_view endpoint, std::s
 
 std::string iso_now() {
   const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   return fmt::format("{}.{:03}Z", format_sim_time(SimTime(ms)).replace(10, 1, "T"), ms % 1000);
 }
 
-bool is_loopback(const asio::ip::address& a) { return a.is_loopback(); }
+bool is_loopback(const asio::ip::address& a) {
+  return a.is_loopback();
+}
 
 }  // namespace
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Impl(asio::io_context& context, Fleet& f, ServerOptions o, std::function<SimTime()> clock)
-      : io(context), acceptor(context), fleet(f), options(std::move(o)), now(std::move(clock)),
+      : io(context),
+        acceptor(context),
+        fleet(f),
+        options(std::move(o)),
+        now(std::move(clock)),
         rng(options.seed) {}
 
   ~Impl() {
@@ -114,7 +130,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     if (f.rate_drop > 0 && u(rng) < f.rate_drop) return Fault::drop;
     if (f.rate_429 > 0 && u(rng) < f.rate_429) return Fault::too_many;
     if (f.rate_5xx > 0 && u(rng) < f.rate_5xx) return Fault::server_error;
-    if (endpoint == "deploy_update" && f.rate_drop_after_apply > 0 && u(rng) < f.rate_drop_after_apply) {
+    if (endpoint == "deploy_update" && f.rate_drop_after_apply > 0 &&
+        u(rng) < f.rate_drop_after_apply) {
       return Fault::drop_after_apply;
     }
     if (f.rate_slow > 0 && u(rng) < f.rate_slow) return Fault::slow;
@@ -124,12 +141,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void write_log(std::string_view endpoint, std::string_view method, std::string_view body,
                  unsigned status, Fault fault, const Answer& answer, SimTime sim_now) {
     if (!log) return;
-    nlohmann::ordered_json line{{"time", iso_now()},
-                                {"sim_time", format_sim_time(sim_now)},
-                                {"endpoint", endpoint},
-                                {"method", method},
-                                {"status", status},
-                                {"fault", name(fault)}};
+    nlohmann::ordered_json line{{"time", iso_now()},    {"sim_time", format_sim_time(sim_now)},
+                                {"endpoint", endpoint}, {"method", method},
+                                {"status", status},     {"fault", name(fault)}};
     if (endpoint == "deploy_update") {
       line["applied"] = answer.applied;
       line["targeted"] = answer.targeted;
@@ -139,7 +153,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     } catch (const std::exception&) {
       line["body"] = upswift::redact_token(body);
     }
-    const std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    const std::string text =
+        line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
     std::fwrite(text.data(), 1, text.size(), log);
     std::fflush(log);  // append-only and complete per line: tests read it while we run
   }
@@ -159,8 +174,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->body_limit(kBodyLimit);
     stream_.expires_after(std::chrono::seconds(60));
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -264,14 +280,16 @@ void accept(std::shared_ptr<Server::Impl> s) {
 
 }  // namespace
 
-Server::Server(asio::io_context& io, Fleet& fleet, ServerOptions options, std::function<SimTime()> now)
+Server::Server(asio::io_context& io, Fleet& fleet, ServerOptions options,
+               std::function<SimTime()> now)
     : impl_(std::make_shared<Impl>(io, fleet, std::move(options), std::move(now))) {
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(impl_->options.address, ec);
-  if (ec) throw std::runtime_error(fmt::format("'{}' is not an IP address", impl_->options.address));
+  if (ec)
+    throw std::runtime_error(fmt::format("'{}' is not an IP address", impl_->options.address));
   if (!is_loopback(address)) {
-    throw std::runtime_error(fmt::format("the simulator listens on loopback only, not on '{}'",
-                                         impl_->options.address));
+    throw std::runtime_error(
+        fmt::format("the simulator listens on loopback only, not on '{}'", impl_->options.address));
   }
   const tcp::endpoint endpoint(address, impl_->options.port);
   impl_->acceptor.open(endpoint.protocol());
@@ -285,15 +303,20 @@ Server::Server(asio::io_context& io, Fleet& fleet, ServerOptions options, std::f
   if (!impl_->options.request_log.empty()) {
     impl_->log = std::fopen(impl_->options.request_log.c_str(), "a");
     if (!impl_->log) {
-      throw std::runtime_error(fmt::format("cannot open the request log '{}'", impl_->options.request_log));
+      throw std::runtime_error(
+          fmt::format("cannot open the request log '{}'", impl_->options.request_log));
     }
   }
   accept(impl_);
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
-unsigned short Server::port() const { return impl_->acceptor.local_endpoint().port(); }
+unsigned short Server::port() const {
+  return impl_->acceptor.local_endpoint().port();
+}
 
 std::string Server::base_url() const {
   const auto ep = impl_->acceptor.local_endpoint();
@@ -302,7 +325,9 @@ std::string Server::base_url() const {
   return fmt::format("http://{}:{}/v1/", host, ep.port());
 }
 
-const ServerCounters& Server::counters() const { return impl_->counters; }
+const ServerCounters& Server::counters() const {
+  return impl_->counters;
+}
 
 void Server::stop() {
   if (impl_->stopped) return;
@@ -313,10 +338,11 @@ void Server::stop() {
 
 std::function<SimTime()> scaled_clock(double scale) {
   const auto start_steady = std::chrono::steady_clock::now();
-  const auto start_wall = std::chrono::duration_cast<Millis>(
-      std::chrono::system_clock::now().time_since_epoch());
+  const auto start_wall =
+      std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch());
   return [=] {
-    const auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_steady);
+    const auto elapsed =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_steady);
     return start_wall + Millis(static_cast<std::int64_t>(elapsed.count() * scale));
   };
 }

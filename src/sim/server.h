@@ -14,9 +14,9 @@
 namespace rollout::sim {
 
 struct Faults {
-  double rate_429 = 0;               // answer 429 {} instead
-  double rate_5xx = 0;               // answer 500 without acting
-  double rate_slow = 0;              // answer after `slow`
+  double rate_429 = 0;   // answer 429 {} instead
+  double rate_5xx = 0;   // answer 500 without acting
+  double rate_slow = 0;  // answer after `slow`
   Millis slow{2000};
   double rate_drop = 0;              // close the connection without acting or answering
   double rate_drop_after_apply = 0;  // act (deploy_update applies), then close without answering
@@ -26,8 +26,8 @@ struct ServerOptions {
   std::string address = "127.0.0.1";  // loopback only
   unsigned short port = 0;            // 0: the system picks one
   Faults faults;
-  std::string request_log;            // JSON lines; empty: no log
-  std::uint64_t seed = 1;             // for fault injection
+  std::string request_log;  // JSON lines; empty: no log
+  std::uint64_t seed = 1;   // for fault injection
   // Observer of every request as it arrived (raw body, token included): for tests that
   // assert the exact bytes on the wire. Runs on the server's thread.
   std::function<void(const std::string& endpoint, const std::string& raw_body)> on_request;

@@ -50,7 +50,8 @@ class StateStore {
   // `stale_after`); returns the holder it could not take it from. `take_over` takes it
   // regardless: for a holder known to be dead (its process is gone from this host).
   virtual std::optional<Lease> acquire_lease(const std::string& run_id, const LeaseOwner& owner,
-                                             WallTime now, Millis stale_after, bool take_over = false) = 0;
+                                             WallTime now, Millis stale_after,
+                                             bool take_over = false) = 0;
   virtual void heartbeat(const std::string& run_id, const LeaseOwner& owner, WallTime now) = 0;
   virtual void release_lease(const std::string& run_id, const LeaseOwner& owner) = 0;
   virtual std::optional<Lease> lease(const std::string& run_id) = 0;

@@ -15,7 +15,9 @@ namespace {
 std::int64_t to_ms(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-WallTime from_ms(std::int64_t ms) { return WallTime(std::chrono::milliseconds(ms)); }
+WallTime from_ms(std::int64_t ms) {
+  return WallTime(std::chrono::milliseconds(ms));
+}
 
 }  // namespace
 
@@ -24,7 +26,8 @@ class SqliteStore::Statement {
  public:
   Statement(sqlite3* db, const char* sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw StoreError(fmt::format("state database: cannot prepare a statement: {}", sqlite3_errmsg(db)));
+      throw StoreError(
+          fmt::format("state database: cannot prepare a statement: {}", sqlite3_errmsg(db)));
     }
   }
   ~Statement() { sqlite3_finalize(stmt_); }
@@ -70,7 +73,8 @@ class SqliteStore::Statement {
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
   }
   bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   WallTime time(int col) const { return from_ms(integer(col)); }
@@ -106,7 +110,8 @@ class SqliteStore::Transaction {
 };
 
 SqliteStore::SqliteStore(const std::string& path) : path_(path) {
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
     const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
@@ -144,15 +149,18 @@ int SqliteStore::schema_version() const {
   return static_cast<int>(s.integer(0));
 }
 
-int SqliteStore::latest_schema_version() { return static_cast<int>(migrations().size()); }
+int SqliteStore::latest_schema_version() {
+  return static_cast<int>(migrations().size());
+}
 
 void SqliteStore::migrate() {
   const int current = schema_version();
   const int latest = latest_schema_version();
   if (current > latest) {
-    throw StoreError(fmt::format("the state database '{}' has schema version {}, newer than this "
-                                 "rollout knows ({}): use a newer rollout; nothing was changed",
-                                 path_, current, latest));
+    throw StoreError(
+        fmt::format("the state database '{}' has schema version {}, newer than this "
+                    "rollout knows ({}): use a newer rollout; nothing was changed",
+                    path_, current, latest));
   }
   for (int v = current; v < latest; ++v) {
     Transaction t(*this);
@@ -171,16 +179,32 @@ std::string SqliteStore::integrity_check() {
 
 void SqliteStore::create_run(const RunRecord& r, const std::vector<StageRecord>& stages) {
   Transaction t(*this);
-  Statement(db_,
-            "INSERT INTO runs (id, plan_name, plan_path, plan_text, plan_hash, created_by, host, api_url, "
-            "status, reason, created_at, updated_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
-      .bind(1, r.id).bind(2, r.plan_name).bind(3, r.plan_path).bind(4, r.plan_text).bind(5, r.plan_hash)
-      .bind(6, r.created_by).bind(7, r.host).bind(8, r.api_url).bind(9, r.status).bind(10, r.reason)
-      .bind(11, r.created_at).bind(12, r.updated_at).bind(13, r.finished_at)
+  Statement(
+      db_,
+      "INSERT INTO runs (id, plan_name, plan_path, plan_text, plan_hash, created_by, host, "
+      "api_url, "
+      "status, reason, created_at, updated_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+      .bind(1, r.id)
+      .bind(2, r.plan_name)
+      .bind(3, r.plan_path)
+      .bind(4, r.plan_text)
+      .bind(5, r.plan_hash)
+      .bind(6, r.created_by)
+      .bind(7, r.host)
+      .bind(8, r.api_url)
+      .bind(9, r.status)
+      .bind(10, r.reason)
+      .bind(11, r.created_at)
+      .bind(12, r.updated_at)
+      .bind(13, r.finished_at)
       .run();
   for (const StageRecord& s : stages) {
     Statement(db_, "INSERT INTO stages (run_id, name, position, status, reason) VALUES (?,?,?,?,?)")
-        .bind(1, r.id).bind(2, s.name).bind(3, s.position).bind(4, s.status).bind(5, s.reason)
+        .bind(1, r.id)
+        .bind(2, s.name)
+        .bind(3, s.position)
+        .bind(4, s.status)
+        .bind(5, s.reason)
         .run();
   }
   t.commit();
@@ -188,7 +212,8 @@ void SqliteStore::create_run(const RunRecord& r, const std::vector<StageRecord>&
 
 namespace {
 constexpr const char* kRunColumns =
-    "SELECT id, plan_name, plan_path, plan_text, plan_hash, created_by, host, api_url, status, reason, "
+    "SELECT id, plan_name, plan_path, plan_text, plan_hash, created_by, host, api_url, status, "
+    "reason, "
     "created_at, updated_at, finished_at FROM runs";
 }
 
@@ -196,8 +221,9 @@ std::optional<RunRecord> SqliteStore::load_run(const std::string& id) {
   Statement s(db_, fmt::format("{} WHERE id = ?", kRunColumns).c_str());
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
-  return RunRecord{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6),
-                   s.text(7), s.text(8), s.text(9), s.time(10), s.time(11), s.optional_time(12)};
+  return RunRecord{s.text(0),  s.text(1),  s.text(2),          s.text(3), s.text(4),
+                   s.text(5),  s.text(6),  s.text(7),          s.text(8), s.text(9),
+                   s.time(10), s.time(11), s.optional_time(12)};
 }
 
 std::vector<RunRecord> SqliteStore::list_runs() {
@@ -213,17 +239,22 @@ std::vector<RunRecord> SqliteStore::list_runs() {
 void SqliteStore::set_run_status(const std::string& id, const std::string& status,
                                  const std::string& reason, WallTime at, bool finished) {
   Transaction t(*this);
-  Statement(db_, "UPDATE runs SET status = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?")
-      .bind(1, status).bind(2, reason).bind(3, at)
-      .bind(4, finished ? std::optional<WallTime>(at) : std::nullopt).bind(5, id)
+  Statement(db_,
+            "UPDATE runs SET status = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?")
+      .bind(1, status)
+      .bind(2, reason)
+      .bind(3, at)
+      .bind(4, finished ? std::optional<WallTime>(at) : std::nullopt)
+      .bind(5, id)
       .run();
   t.commit();
 }
 
 std::vector<StageRecord> SqliteStore::load_stages(const std::string& run_id) {
-  Statement s(db_,
-              "SELECT run_id, name, position, status, reason, started_at, dispatched_at, finished_at "
-              "FROM stages WHERE run_id = ? ORDER BY position");
+  Statement s(
+      db_,
+      "SELECT run_id, name, position, status, reason, started_at, dispatched_at, finished_at "
+      "FROM stages WHERE run_id = ? ORDER BY position");
   s.bind(1, run_id);
   std::vector<StageRecord> out;
   while (s.step()) {
@@ -236,10 +267,16 @@ std::vector<StageRecord> SqliteStore::load_stages(const std::string& run_id) {
 void SqliteStore::update_stage(const StageRecord& st) {
   Transaction t(*this);
   Statement(db_,
-            "UPDATE stages SET status = ?, reason = ?, started_at = ?, dispatched_at = ?, finished_at = ? "
+            "UPDATE stages SET status = ?, reason = ?, started_at = ?, dispatched_at = ?, "
+            "finished_at = ? "
             "WHERE run_id = ? AND name = ?")
-      .bind(1, st.status).bind(2, st.reason).bind(3, st.started_at).bind(4, st.dispatched_at)
-      .bind(5, st.finished_at).bind(6, st.run_id).bind(7, st.name)
+      .bind(1, st.status)
+      .bind(2, st.reason)
+      .bind(3, st.started_at)
+      .bind(4, st.dispatched_at)
+      .bind(5, st.finished_at)
+      .bind(6, st.run_id)
+      .bind(7, st.name)
       .run();
   t.commit();
 }
@@ -247,13 +284,22 @@ void SqliteStore::update_stage(const StageRecord& st) {
 void SqliteStore::save_snapshot(const std::string& run_id, const std::string& stage,
                                 const std::vector<SnapshotDevice>& devices) {
   Transaction t(*this);
-  Statement(db_, "INSERT INTO snapshots (run_id, stage) VALUES (?, ?)").bind(1, run_id).bind(2, stage).run();
-  Statement insert(db_,
-                   "INSERT INTO snapshot_devices (run_id, stage, device_uuid, device_id, device_name, grp) "
-                   "VALUES (?,?,?,?,?,?)");
+  Statement(db_, "INSERT INTO snapshots (run_id, stage) VALUES (?, ?)")
+      .bind(1, run_id)
+      .bind(2, stage)
+      .run();
+  Statement insert(
+      db_,
+      "INSERT INTO snapshot_devices (run_id, stage, device_uuid, device_id, device_name, grp) "
+      "VALUES (?,?,?,?,?,?)");
   for (const SnapshotDevice& d : devices) {
     insert.reset();
-    insert.bind(1, run_id).bind(2, stage).bind(3, d.uuid).bind(4, d.device_id).bind(5, d.name).bind(6, d.group);
+    insert.bind(1, run_id)
+        .bind(2, stage)
+        .bind(3, d.uuid)
+        .bind(4, d.device_id)
+        .bind(5, d.name)
+        .bind(6, d.group);
     insert.run();
   }
   t.commit();
@@ -278,8 +324,13 @@ std::int64_t SqliteStore::record_intent(const ApiCall& c) {
   Statement(db_,
             "INSERT INTO api_calls (run_id, stage, kind, marker, body, devices, intent_at) "
             "VALUES (?,?,?,?,?,?,?)")
-      .bind(1, c.run_id).bind(2, c.stage).bind(3, c.kind).bind(4, c.marker).bind(5, c.body)
-      .bind(6, c.devices).bind(7, c.intent_at)
+      .bind(1, c.run_id)
+      .bind(2, c.stage)
+      .bind(3, c.kind)
+      .bind(4, c.marker)
+      .bind(5, c.body)
+      .bind(6, c.devices)
+      .bind(7, c.intent_at)
       .run();
   const std::int64_t id = sqlite3_last_insert_rowid(db_);
   t.commit();
@@ -289,48 +340,67 @@ std::int64_t SqliteStore::record_intent(const ApiCall& c) {
 void SqliteStore::record_outcome(std::int64_t call_id, const std::string& outcome, int http_status,
                                  const std::string& message, WallTime at) {
   Transaction t(*this);
-  Statement(db_, "UPDATE api_calls SET outcome = ?, http_status = ?, message = ?, outcome_at = ? WHERE id = ?")
-      .bind(1, outcome).bind(2, http_status).bind(3, message).bind(4, at).bind(5, call_id)
+  Statement(
+      db_,
+      "UPDATE api_calls SET outcome = ?, http_status = ?, message = ?, outcome_at = ? WHERE id = ?")
+      .bind(1, outcome)
+      .bind(2, http_status)
+      .bind(3, message)
+      .bind(4, at)
+      .bind(5, call_id)
       .run();
   t.commit();
 }
 
 std::vector<ApiCall> SqliteStore::load_calls(const std::string& run_id) {
-  Statement s(db_,
-              "SELECT id, run_id, stage, kind, marker, body, devices, intent_at, outcome, http_status, "
-              "message, outcome_at FROM api_calls WHERE run_id = ? ORDER BY id");
+  Statement s(
+      db_,
+      "SELECT id, run_id, stage, kind, marker, body, devices, intent_at, outcome, http_status, "
+      "message, outcome_at FROM api_calls WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
   std::vector<ApiCall> out;
   while (s.step()) {
-    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.integer(6),
-                   s.time(7), s.optional_text(8), static_cast<int>(s.integer(9)), s.text(10),
-                   s.optional_time(11)});
+    out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5),
+                   s.integer(6), s.time(7), s.optional_text(8), static_cast<int>(s.integer(9)),
+                   s.text(10), s.optional_time(11)});
   }
   return out;
 }
 
 void SqliteStore::add_observation(const Observation& o) {
   Transaction t(*this);
-  Statement(db_,
-            "INSERT INTO observations (run_id, stage, at, elapsed_ms, targeted, pending, in_progress, "
-            "success, failed, aborted, missing, verdict, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
-      .bind(1, o.run_id).bind(2, o.stage).bind(3, o.at).bind(4, o.elapsed_ms).bind(5, o.targeted)
-      .bind(6, o.pending).bind(7, o.in_progress).bind(8, o.success).bind(9, o.failed).bind(10, o.aborted)
-      .bind(11, o.missing).bind(12, o.verdict).bind(13, o.reason)
+  Statement(
+      db_,
+      "INSERT INTO observations (run_id, stage, at, elapsed_ms, targeted, pending, in_progress, "
+      "success, failed, aborted, missing, verdict, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+      .bind(1, o.run_id)
+      .bind(2, o.stage)
+      .bind(3, o.at)
+      .bind(4, o.elapsed_ms)
+      .bind(5, o.targeted)
+      .bind(6, o.pending)
+      .bind(7, o.in_progress)
+      .bind(8, o.success)
+      .bind(9, o.failed)
+      .bind(10, o.aborted)
+      .bind(11, o.missing)
+      .bind(12, o.verdict)
+      .bind(13, o.reason)
       .run();
   t.commit();
 }
 
 std::vector<Observation> SqliteStore::load_observations(const std::string& run_id) {
-  Statement s(db_,
-              "SELECT run_id, stage, at, elapsed_ms, targeted, pending, in_progress, success, failed, "
-              "aborted, missing, verdict, reason FROM observations WHERE run_id = ? ORDER BY id");
+  Statement s(
+      db_,
+      "SELECT run_id, stage, at, elapsed_ms, targeted, pending, in_progress, success, failed, "
+      "aborted, missing, verdict, reason FROM observations WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
   std::vector<Observation> out;
   while (s.step()) {
     out.push_back({s.text(0), s.text(1), s.time(2), s.integer(3), s.integer(4), s.integer(5),
-                   s.integer(6), s.integer(7), s.integer(8), s.integer(9), s.integer(10), s.text(11),
-                   s.text(12)});
+                   s.integer(6), s.integer(7), s.integer(8), s.integer(9), s.integer(10),
+                   s.text(11), s.text(12)});
   }
   return out;
 }
@@ -338,13 +408,19 @@ std::vector<Observation> SqliteStore::load_observations(const std::string& run_i
 void SqliteStore::add_approval(const Approval& a) {
   Transaction t(*this);
   Statement(db_, "INSERT INTO approvals (run_id, stage, by_user, at, comment) VALUES (?,?,?,?,?)")
-      .bind(1, a.run_id).bind(2, a.stage).bind(3, a.by).bind(4, a.at).bind(5, a.comment)
+      .bind(1, a.run_id)
+      .bind(2, a.stage)
+      .bind(3, a.by)
+      .bind(4, a.at)
+      .bind(5, a.comment)
       .run();
   t.commit();
 }
 
 std::vector<Approval> SqliteStore::load_approvals(const std::string& run_id) {
-  Statement s(db_, "SELECT run_id, stage, by_user, at, comment FROM approvals WHERE run_id = ? ORDER BY rowid");
+  Statement s(
+      db_,
+      "SELECT run_id, stage, by_user, at, comment FROM approvals WHERE run_id = ? ORDER BY rowid");
   s.bind(1, run_id);
   std::vector<Approval> out;
   while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.time(3), s.text(4)});
@@ -354,23 +430,33 @@ std::vector<Approval> SqliteStore::load_approvals(const std::string& run_id) {
 void SqliteStore::add_event(const Event& e) {
   Transaction t(*this);
   Statement(db_, "INSERT INTO events (run_id, at, stage, kind, message) VALUES (?,?,?,?,?)")
-      .bind(1, e.run_id).bind(2, e.at).bind(3, e.stage).bind(4, e.kind).bind(5, e.message)
+      .bind(1, e.run_id)
+      .bind(2, e.at)
+      .bind(3, e.stage)
+      .bind(4, e.kind)
+      .bind(5, e.message)
       .run();
   t.commit();
 }
 
 std::vector<Event> SqliteStore::load_events(const std::string& run_id) {
-  Statement s(db_, "SELECT id, run_id, at, stage, kind, message FROM events WHERE run_id = ? ORDER BY id");
+  Statement s(
+      db_, "SELECT id, run_id, at, stage, kind, message FROM events WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
   std::vector<Event> out;
-  while (s.step()) out.push_back({s.integer(0), s.text(1), s.time(2), s.text(3), s.text(4), s.text(5)});
+  while (s.step())
+    out.push_back({s.integer(0), s.text(1), s.time(2), s.text(3), s.text(4), s.text(5)});
   return out;
 }
 
 void SqliteStore::request_abort(const std::string& run_id, const AbortRequest& r) {
   Transaction t(*this);
-  Statement(db_, "INSERT OR REPLACE INTO abort_requests (run_id, rollback, by_user, at) VALUES (?,?,?,?)")
-      .bind(1, run_id).bind(2, r.rollback ? 1 : 0).bind(3, r.by).bind(4, r.at)
+  Statement(
+      db_, "INSERT OR REPLACE INTO abort_requests (run_id, rollback, by_user, at) VALUES (?,?,?,?)")
+      .bind(1, run_id)
+      .bind(2, r.rollback ? 1 : 0)
+      .bind(3, r.by)
+      .bind(4, r.at)
       .run();
   t.commit();
 }
@@ -384,7 +470,8 @@ std::optional<AbortRequest> SqliteStore::abort_request(const std::string& run_id
 
 std::optional<Lease> SqliteStore::lease(const std::string& run_id) {
   Statement s(db_,
-              "SELECT owner_host, owner_pid, owner_user, acquired_at, heartbeat_at FROM leases WHERE run_id = ?");
+              "SELECT owner_host, owner_pid, owner_user, acquired_at, heartbeat_at FROM leases "
+              "WHERE run_id = ?");
   s.bind(1, run_id);
   if (!s.step()) return std::nullopt;
   return Lease{{s.text(0), s.integer(1), s.text(2)}, s.time(3), s.time(4)};
@@ -398,9 +485,15 @@ std::optional<Lease> SqliteStore::acquire_lease(const std::string& run_id, const
     return held;  // someone else holds a fresh lease; the transaction rolls back
   }
   Statement(db_,
-            "INSERT OR REPLACE INTO leases (run_id, owner_host, owner_pid, owner_user, acquired_at, heartbeat_at) "
+            "INSERT OR REPLACE INTO leases (run_id, owner_host, owner_pid, owner_user, "
+            "acquired_at, heartbeat_at) "
             "VALUES (?,?,?,?,?,?)")
-      .bind(1, run_id).bind(2, owner.host).bind(3, owner.pid).bind(4, owner.user).bind(5, now).bind(6, now)
+      .bind(1, run_id)
+      .bind(2, owner.host)
+      .bind(3, owner.pid)
+      .bind(4, owner.user)
+      .bind(5, now)
+      .bind(6, now)
       .run();
   t.commit();
   return std::nullopt;
@@ -408,8 +501,13 @@ std::optional<Lease> SqliteStore::acquire_lease(const std::string& run_id, const
 
 void SqliteStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, WallTime now) {
   Transaction t(*this);
-  Statement(db_, "UPDATE leases SET heartbeat_at = ? WHERE run_id = ? AND owner_host = ? AND owner_pid = ?")
-      .bind(1, now).bind(2, run_id).bind(3, owner.host).bind(4, owner.pid)
+  Statement(
+      db_,
+      "UPDATE leases SET heartbeat_at = ? WHERE run_id = ? AND owner_host = ? AND owner_pid = ?")
+      .bind(1, now)
+      .bind(2, run_id)
+      .bind(3, owner.host)
+      .bind(4, owner.pid)
       .run();
   t.commit();
 }
@@ -417,7 +515,9 @@ void SqliteStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, 
 void SqliteStore::release_lease(const std::string& run_id, const LeaseOwner& owner) {
   Transaction t(*this);
   Statement(db_, "DELETE FROM leases WHERE run_id = ? AND owner_host = ? AND owner_pid = ?")
-      .bind(1, run_id).bind(2, owner.host).bind(3, owner.pid)
+      .bind(1, run_id)
+      .bind(2, owner.host)
+      .bind(3, owner.pid)
       .run();
   t.commit();
 }

@@ -28,7 +28,8 @@ class SqliteStore : public state::StateStore {
   static int latest_schema_version();
   std::string integrity_check();
 
-  void create_run(const state::RunRecord& run, const std::vector<state::StageRecord>& stages) override;
+  void create_run(const state::RunRecord& run,
+                  const std::vector<state::StageRecord>& stages) override;
   std::optional<state::RunRecord> load_run(const std::string& id) override;
   std::vector<state::RunRecord> list_runs() override;
   void set_run_status(const std::string& id, const std::string& status, const std::string& reason,
@@ -37,8 +38,8 @@ class SqliteStore : public state::StateStore {
   void update_stage(const state::StageRecord& stage) override;
   void save_snapshot(const std::string& run_id, const std::string& stage,
                      const std::vector<state::SnapshotDevice>& devices) override;
-  std::optional<std::vector<state::SnapshotDevice>> load_snapshot(const std::string& run_id,
-                                                                  const std::string& stage) override;
+  std::optional<std::vector<state::SnapshotDevice>> load_snapshot(
+      const std::string& run_id, const std::string& stage) override;
   std::int64_t record_intent(const state::ApiCall& call) override;
   void record_outcome(std::int64_t call_id, const std::string& outcome, int http_status,
                       const std::string& message, WallTime at) override;
@@ -51,8 +52,9 @@ class SqliteStore : public state::StateStore {
   std::vector<state::Event> load_events(const std::string& run_id) override;
   void request_abort(const std::string& run_id, const state::AbortRequest& request) override;
   std::optional<state::AbortRequest> abort_request(const std::string& run_id) override;
-  std::optional<state::Lease> acquire_lease(const std::string& run_id, const state::LeaseOwner& owner,
-                                            WallTime now, Millis stale_after, bool take_over = false) override;
+  std::optional<state::Lease> acquire_lease(const std::string& run_id,
+                                            const state::LeaseOwner& owner, WallTime now,
+                                            Millis stale_after, bool take_over = false) override;
   void heartbeat(const std::string& run_id, const state::LeaseOwner& owner, WallTime now) override;
   void release_lease(const std::string& run_id, const state::LeaseOwner& owner) override;
   std::optional<state::Lease> lease(const std::string& run_id) override;

@@ -10,7 +10,9 @@ namespace {
 using Json = nlohmann::ordered_json;
 constexpr auto kReplaceInvalid = Json::error_handler_t::replace;
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, kReplaceInvalid); }
+std::string dump(const Json& j) {
+  return j.dump(-1, ' ', false, kReplaceInvalid);
+}
 
 template <typename T>
 bool get_to(const Json& j, const char* key, T& out) {
@@ -101,7 +103,8 @@ std::optional<StatesPage> parse_states_page(std::string_view body, std::string* 
 std::optional<std::string> parse_error_message(std::string_view body) {
   try {
     const Json j = Json::parse(body);
-    if (auto it = j.find("error_message"); it != j.end() && it->is_string()) return it->get<std::string>();
+    if (auto it = j.find("error_message"); it != j.end() && it->is_string())
+      return it->get<std::string>();
   } catch (const std::exception&) {
   }
   return std::nullopt;
@@ -144,7 +147,9 @@ std::string states_page_json(const StatesPage& page) {
   return dump(Json{{"more", page.more}, {"message", states}});
 }
 
-std::string success_json() { return R"({"message": "Success"})"; }
+std::string success_json() {
+  return R"({"message": "Success"})";
+}
 
 std::string error_json(std::string_view message) {
   return dump(Json{{"error_message", message}});
@@ -199,7 +204,8 @@ std::optional<Json> parse_object(std::string_view body, std::string& error) {
 std::optional<int> page_limit(const Json& j, std::string& error) {
   auto it = j.find("limit");
   if (it == j.end()) return kDefaultPageSize;
-  if (!it->is_number_integer() || it->get<std::int64_t>() < 1 || it->get<std::int64_t>() > kMaxPageSize) {
+  if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+      it->get<std::int64_t>() > kMaxPageSize) {
     error = fmt::format("limit must be a whole number from 1 to {}", kMaxPageSize);
     return std::nullopt;
   }

@@ -83,8 +83,8 @@ std::optional<std::string> parse_error_message(std::string_view body);
 // The simulator's side: answers as JSON text.
 std::string devices_page_json(const DevicesPage& page);
 std::string states_page_json(const StatesPage& page);
-std::string success_json();                          // {"message": "Success"}
-std::string error_json(std::string_view message);    // {"error_message": "..."}
+std::string success_json();                        // {"message": "Success"}
+std::string error_json(std::string_view message);  // {"error_message": "..."}
 
 // Any JSON text with the "user_token" value replaced by "<redacted>", for logs.
 // Text that is not a JSON object comes back as-is when it has no token-like content.

@@ -24,7 +24,8 @@ nlohmann::ordered_json to_json(const DeployRequest& r, std::string_view token) {
   ordered_json body = ordered_json::object();
   body["user_token"] = token;
   body["flow_id"] = r.flow_id;
-  body["devices_filter"] = {{"project", {{"name", r.project}}}, {"groups", groups}, {"filters", filters}};
+  body["devices_filter"] = {
+      {"project", {{"name", r.project}}}, {"groups", groups}, {"filters", filters}};
   body["metadata"] = metadata;
   return body;
 }

@@ -29,8 +29,12 @@ std::string quoted_list(std::span<const std::string_view> words) {
 
 }  // namespace
 
-std::string_view name(FilterType type) { return kFilterTypeNames[static_cast<std::size_t>(type)]; }
-std::string_view name(Operand operand) { return kOperandNames[static_cast<std::size_t>(operand)]; }
+std::string_view name(FilterType type) {
+  return kFilterTypeNames[static_cast<std::size_t>(type)];
+}
+std::string_view name(Operand operand) {
+  return kOperandNames[static_cast<std::size_t>(operand)];
+}
 
 std::optional<FilterType> parse_filter_type(std::string_view text) {
   for (std::size_t i = 0; i < kFilterTypeNames.size(); ++i) {
@@ -53,9 +57,12 @@ std::span<const std::string_view> allowed_operands(FilterType type) {
 
 std::span<const std::string_view> allowed_values(FilterType type) {
   switch (type) {
-    case FilterType::device_state: return kDeviceStates;
-    case FilterType::update_status: return kUpdateStatuses;
-    default: return {};
+    case FilterType::device_state:
+      return kDeviceStates;
+    case FilterType::update_status:
+      return kUpdateStatuses;
+    default:
+      return {};
   }
 }
 
@@ -73,8 +80,8 @@ std::optional<std::string> check_filter(std::string_view type_text, std::string_
   }
   auto values = allowed_values(*type);
   if (!values.empty() && !contains(values, value)) {
-    return fmt::format("filter type '{}' takes value {}, not '{}'{}", type_text, quoted_list(values),
-                       value, did_you_mean(value, values));
+    return fmt::format("filter type '{}' takes value {}, not '{}'{}", type_text,
+                       quoted_list(values), value, did_you_mean(value, values));
   }
   if (values.empty() && value.empty()) {
     return fmt::format("filter type '{}' needs a non-empty value", type_text);

@@ -18,8 +18,8 @@ inline constexpr std::array<std::string_view, 5> kFilterTypeNames = {
     "specific_device", "tag", "app", "device_state", "update_status"};
 inline constexpr std::array<std::string_view, 2> kOperandNames = {"is", "is_not"};
 inline constexpr std::array<std::string_view, 2> kDeviceStates = {"online", "offline"};
-inline constexpr std::array<std::string_view, 5> kUpdateStatuses = {
-    "pending", "in_progress", "success", "failed", "aborted"};
+inline constexpr std::array<std::string_view, 5> kUpdateStatuses = {"pending", "in_progress",
+                                                                    "success", "failed", "aborted"};
 
 std::string_view name(FilterType type);
 std::string_view name(Operand operand);

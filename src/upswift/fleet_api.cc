@@ -6,10 +6,14 @@ namespace rollout::upswift {
 
 std::string_view name(CallStatus s) {
   switch (s) {
-    case CallStatus::ok: return "ok";
-    case CallStatus::refused: return "refused";
-    case CallStatus::unknown_outcome: return "unknown_outcome";
-    case CallStatus::failed: return "failed";
+    case CallStatus::ok:
+      return "ok";
+    case CallStatus::refused:
+      return "refused";
+    case CallStatus::unknown_outcome:
+      return "unknown_outcome";
+    case CallStatus::failed:
+      return "failed";
   }
   return "failed";
 }

@@ -13,10 +13,14 @@ bool contains(const Range& range, const T& value) {
 
 bool matches(const Filter& f, const DeviceFacts& d) {
   switch (f.type) {
-    case FilterType::specific_device: return *d.uuid == f.value;
-    case FilterType::tag: return contains(*d.tags, f.value);
-    case FilterType::app: return contains(d.app_names, f.value);
-    case FilterType::device_state: return (d.online ? "online" : "offline") == f.value;
+    case FilterType::specific_device:
+      return *d.uuid == f.value;
+    case FilterType::tag:
+      return contains(*d.tags, f.value);
+    case FilterType::app:
+      return contains(d.app_names, f.value);
+    case FilterType::device_state:
+      return (d.online ? "online" : "offline") == f.value;
     case FilterType::update_status:
       // The device's LAST update; a device that never had one matches no status.
       return d.last_update_status && *d.last_update_status == f.value;

@@ -3,19 +3,20 @@
 namespace rollout {
 
 AsioClock::AsioClock(asio::io_context& io, double scale, WallTime start)
-    : io_(io), scale_(scale), start_wall_(start),
-      start_steady_(std::chrono::steady_clock::now()) {}
+    : io_(io), scale_(scale), start_wall_(start), start_steady_(std::chrono::steady_clock::now()) {}
 
 WallTime AsioClock::now() const {
   if (scale_ == 1.0) return std::chrono::system_clock::now();
-  const auto elapsed = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start_steady_);
-  return start_wall_ + std::chrono::microseconds(static_cast<std::int64_t>(elapsed.count() * scale_));
+  const auto elapsed =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start_steady_);
+  return start_wall_ +
+         std::chrono::microseconds(static_cast<std::int64_t>(elapsed.count() * scale_));
 }
 
 TimerHandle AsioClock::schedule(Millis delay, std::function<void()> fn) {
   auto cancelled = std::make_shared<bool>(false);
-  const auto real = std::chrono::microseconds(
-      static_cast<std::int64_t>(static_cast<double>(std::chrono::microseconds(delay).count()) / scale_));
+  const auto real = std::chrono::microseconds(static_cast<std::int64_t>(
+      static_cast<double>(std::chrono::microseconds(delay).count()) / scale_));
   auto timer = std::make_shared<asio::steady_timer>(io_, real);
   timer->async_wait([timer, cancelled, fn = std::move(fn)](const boost::system::error_code& ec) {
     if (!ec && !*cancelled) fn();
@@ -27,7 +28,8 @@ ManualClock::ManualClock(asio::io_context& io, WallTime start) : io_(io), now_(s
 
 TimerHandle ManualClock::schedule(Millis delay, std::function<void()> fn) {
   auto cancelled = std::make_shared<bool>(false);
-  queue_.emplace(std::make_pair(now_ + std::max(delay, Millis{0}), sequence_++), Entry{cancelled, std::move(fn)});
+  queue_.emplace(std::make_pair(now_ + std::max(delay, Millis{0}), sequence_++),
+                 Entry{cancelled, std::move(fn)});
   return TimerHandle(cancelled);
 }
 
@@ -59,7 +61,8 @@ void ManualClock::advance_by(Millis d) {
   now_ = std::max(now_, target);
 }
 
-void run_on_manual_clock(asio::io_context& io, ManualClock& clock, const std::function<bool()>& done) {
+void run_on_manual_clock(asio::io_context& io, ManualClock& clock,
+                         const std::function<bool()>& done) {
   for (;;) {
     io.restart();
     io.poll();

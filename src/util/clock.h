@@ -42,7 +42,8 @@ class Clock {
 class AsioClock : public Clock {
  public:
   // A faster clock starts at `start` (a resumed simulated run continues its own time).
-  explicit AsioClock(asio::io_context& io, double scale = 1.0, WallTime start = std::chrono::system_clock::now());
+  explicit AsioClock(asio::io_context& io, double scale = 1.0,
+                     WallTime start = std::chrono::system_clock::now());
   WallTime now() const override;
   TimerHandle schedule(Millis delay, std::function<void()> fn) override;
 
@@ -81,6 +82,7 @@ class ManualClock : public Clock {
 
 // Runs `io` with `clock`'s time jumping ahead whenever nothing else is left to do, until
 // `done()` or no work and no timers remain. Rehearsals and engine tests run this way.
-void run_on_manual_clock(asio::io_context& io, ManualClock& clock, const std::function<bool()>& done);
+void run_on_manual_clock(asio::io_context& io, ManualClock& clock,
+                         const std::function<bool()>& done);
 
 }  // namespace rollout

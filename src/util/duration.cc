@@ -11,11 +11,16 @@ namespace {
 
 std::optional<std::int64_t> unit_seconds(char unit) {
   switch (unit) {
-    case 's': return 1;
-    case 'm': return 60;
-    case 'h': return 3600;
-    case 'd': return 86400;
-    default: return std::nullopt;
+    case 's':
+      return 1;
+    case 'm':
+      return 60;
+    case 'h':
+      return 3600;
+    case 'd':
+      return 86400;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -51,8 +56,8 @@ std::optional<Seconds> parse_duration(std::string_view text, std::string* why) {
     }
     auto unit = unit_seconds(text[i]);
     if (!unit) {
-      return fail(why, fmt::format("unknown unit '{}': use s, m, h or d (e.g. 90s, 10m, 2h)",
-                                   text[i]));
+      return fail(why,
+                  fmt::format("unknown unit '{}': use s, m, h or d (e.g. 90s, 10m, 2h)", text[i]));
     }
     if (last_unit != 0 && *unit >= *unit_seconds(last_unit)) {
       return fail(why, "units must go from largest to smallest, each once (e.g. 1h30m)");

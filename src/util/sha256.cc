@@ -19,7 +19,9 @@ constexpr std::array<std::uint32_t, 64> kRound = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-constexpr std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+constexpr std::uint32_t rotr(std::uint32_t x, int n) {
+  return (x >> n) | (x << (32 - n));
+}
 
 void compress(std::array<std::uint32_t, 8>& h, const unsigned char* block) {
   std::array<std::uint32_t, 64> w{};
@@ -49,7 +51,14 @@ void compress(std::array<std::uint32_t, 8>& h, const unsigned char* block) {
     b = a;
     a = t1 + t2;
   }
-  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+  h[0] += a;
+  h[1] += b;
+  h[2] += c;
+  h[3] += d;
+  h[4] += e;
+  h[5] += f;
+  h[6] += g;
+  h[7] += hh;
 }
 
 }  // namespace
@@ -59,13 +68,15 @@ std::string sha256_hex(std::string_view data) {
                                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
   std::size_t i = 0;
-  for (; i + 64 <= data.size(); i += 64) compress(h, reinterpret_cast<const unsigned char*>(data.data() + i));
+  for (; i + 64 <= data.size(); i += 64)
+    compress(h, reinterpret_cast<const unsigned char*>(data.data() + i));
   std::array<unsigned char, 128> tail{};
   const std::size_t rest = data.size() - i;
   for (std::size_t k = 0; k < rest; ++k) tail[k] = static_cast<unsigned char>(data[i + k]);
   tail[rest] = 0x80;
   const std::size_t blocks = rest + 9 > 64 ? 2 : 1;
-  for (int k = 0; k < 8; ++k) tail[blocks * 64 - 1 - k] = static_cast<unsigned char>(bits >> (8 * k));
+  for (int k = 0; k < 8; ++k)
+    tail[blocks * 64 - 1 - k] = static_cast<unsigned char>(bits >> (8 * k));
   for (std::size_t b = 0; b < blocks; ++b) compress(h, tail.data() + 64 * b);
   std::string out;
   for (std::uint32_t v : h) out += fmt::format("{:08x}", v);

@@ -40,7 +40,8 @@ std::optional<std::string> closest_match(std::string_view word,
 }
 
 std::string did_you_mean(std::string_view word, std::span<const std::string_view> candidates) {
-  if (auto match = closest_match(word, candidates)) return fmt::format(" (did you mean '{}'?)", *match);
+  if (auto match = closest_match(word, candidates))
+    return fmt::format(" (did you mean '{}'?)", *match);
   return {};
 }
 

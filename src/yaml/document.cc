@@ -38,18 +38,26 @@ ScalarType resolve_plain_scalar(std::string_view text) {
 
 std::string describe(const Node& node) {
   switch (node.kind) {
-    case Node::Kind::null: return "null";
-    case Node::Kind::sequence: return "a list";
-    case Node::Kind::map: return "a map";
-    case Node::Kind::scalar: break;
+    case Node::Kind::null:
+      return "null";
+    case Node::Kind::sequence:
+      return "a list";
+    case Node::Kind::map:
+      return "a map";
+    case Node::Kind::scalar:
+      break;
   }
   if (node.quoted) return "a string";
   switch (resolve_plain_scalar(node.scalar)) {
     case ScalarType::integer:
-    case ScalarType::floating: return "a number";
-    case ScalarType::boolean: return "a boolean";
-    case ScalarType::null: return "null";
-    case ScalarType::string: return "a string";
+    case ScalarType::floating:
+      return "a number";
+    case ScalarType::boolean:
+      return "a boolean";
+    case ScalarType::null:
+      return "null";
+    case ScalarType::string:
+      return "a string";
   }
   return "a string";
 }
@@ -241,8 +249,8 @@ void check_duplicate_keys(const Node& node, Diagnostics& diagnostics) {
 
 std::optional<Node> parse(std::string_view text, Diagnostics& diagnostics, const Limits& limits) {
   if (text.size() > limits.max_bytes) {
-    diagnostics.error({}, fmt::format("file is {} bytes; the limit is {} bytes", text.size(),
-                                      limits.max_bytes));
+    diagnostics.error(
+        {}, fmt::format("file is {} bytes; the limit is {} bytes", text.size(), limits.max_bytes));
     return std::nullopt;
   }
   if (auto bad = first_invalid_utf8(text); bad != std::string_view::npos) {

@@ -30,10 +30,10 @@ struct Node {
 
   Kind kind = Kind::null;
   Mark mark;
-  std::string scalar;    // for scalars
-  bool quoted = false;   // a quoted or block scalar: always a string, never a number or bool
-  std::vector<Node> items;                        // for sequences
-  std::vector<Entry> entries;                     // for maps, in document order
+  std::string scalar;          // for scalars
+  bool quoted = false;         // a quoted or block scalar: always a string, never a number or bool
+  std::vector<Node> items;     // for sequences
+  std::vector<Entry> entries;  // for maps, in document order
 
   bool is_null() const { return kind == Kind::null; }
   bool is_scalar() const { return kind == Kind::scalar; }
@@ -57,6 +57,7 @@ std::string describe(const Node& node);
 
 // Parses the first document of `text`. Problems go into `diagnostics`; the result is
 // nullopt when the document could not be read at all.
-std::optional<Node> parse(std::string_view text, Diagnostics& diagnostics, const Limits& limits = {});
+std::optional<Node> parse(std::string_view text, Diagnostics& diagnostics,
+                          const Limits& limits = {});
 
 }  // namespace rollout::yaml

@@ -10,7 +10,8 @@
 namespace rollout::yaml {
 
 // Reports keys outside `allowed`; returns false when `node` is not a map at all.
-bool Reader::map(const Node& node, std::span<const std::string_view> allowed, std::string_view what) {
+bool Reader::map(const Node& node, std::span<const std::string_view> allowed,
+                 std::string_view what) {
   if (!node.is_map()) {
     d_.error(node.mark, fmt::format("{} must be a map, got {}", what, describe(node)));
     return false;
@@ -40,8 +41,8 @@ std::optional<std::string> Reader::string(const Node& n, std::string_view what) 
     return std::nullopt;
   }
   if (!n.quoted && resolve_plain_scalar(n.scalar) != ScalarType::string) {
-    d_.error(n.mark, fmt::format("{} must be a string, got {}; quote it: '{}'", what,
-                                 describe(n), n.scalar));
+    d_.error(n.mark, fmt::format("{} must be a string, got {}; quote it: '{}'", what, describe(n),
+                                 n.scalar));
     return std::nullopt;
   }
   if (n.scalar.empty()) {
@@ -52,13 +53,13 @@ std::optional<std::string> Reader::string(const Node& n, std::string_view what) 
 }
 
 std::optional<std::string> Reader::optional_string(const Node& map, std::string_view key,
-                                           std::string_view what) {
+                                                   std::string_view what) {
   const Node* n = map.find(key);
   return n ? string(*n, what) : std::nullopt;
 }
 
 std::optional<std::int64_t> Reader::integer(const Node& n, std::string_view what, std::int64_t min,
-                                    std::int64_t max) {
+                                            std::int64_t max) {
   std::int64_t value = 0;
   bool ok = n.is_scalar() && !n.quoted && !n.scalar.empty();
   if (ok) {
@@ -78,10 +79,9 @@ std::optional<std::int64_t> Reader::integer(const Node& n, std::string_view what
 }
 
 std::optional<std::string> Reader::choice(const Node& n, std::string_view what,
-                                  std::span<const std::string_view> choices) {
+                                          std::span<const std::string_view> choices) {
   if (!n.is_scalar()) {
-    d_.error(n.mark, fmt::format("{} must be one of {}, got {}", what, join(choices),
-                                 describe(n)));
+    d_.error(n.mark, fmt::format("{} must be one of {}, got {}", what, join(choices), describe(n)));
     return std::nullopt;
   }
   if (std::find(choices.begin(), choices.end(), n.scalar) == choices.end()) {

@@ -29,7 +29,8 @@ class Reader {
 
   // A non-empty string; a plain number or boolean is refused with a hint to quote it.
   std::optional<std::string> string(const Node& n, std::string_view what);
-  std::optional<std::string> optional_string(const Node& map, std::string_view key, std::string_view what);
+  std::optional<std::string> optional_string(const Node& map, std::string_view key,
+                                             std::string_view what);
   std::vector<std::string> string_list(const Node& n, std::string_view what);
 
   std::optional<std::int64_t> integer(const Node& n, std::string_view what, std::int64_t min,

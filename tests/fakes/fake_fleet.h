@@ -17,7 +17,8 @@ class FakeFleet : public upswift::FleetApi {
  public:
   enum class Script { normal, refuse, fail, unknown_applied, unknown_not_applied };
 
-  FakeFleet(asio::io_context& io, sim::Fleet& fleet, const Clock& clock) : io_(io), fleet_(fleet), clock_(clock) {}
+  FakeFleet(asio::io_context& io, sim::Fleet& fleet, const Clock& clock)
+      : io_(io), fleet_(fleet), clock_(clock) {}
 
   // Outcomes for the next deploy_update calls, in order; then normal.
   void script(Script s) { scripts_.push_back(s); }
@@ -43,15 +44,18 @@ class FakeFleet : public upswift::FleetApi {
     }
     upswift::Result<upswift::Accepted> result;
     if (s == Script::refuse) {
-      result.error = {upswift::CallStatus::refused, 400, "Upswift refused deploy_update: \"scripted refusal\"", 1};
+      result.error = {upswift::CallStatus::refused, 400,
+                      "Upswift refused deploy_update: \"scripted refusal\"", 1};
     } else if (s == Script::fail) {
-      result.error = {upswift::CallStatus::failed, 0, "gave up after 8 attempts: could not reach the API", 8};
+      result.error = {upswift::CallStatus::failed, 0,
+                      "gave up after 8 attempts: could not reach the API", 8};
     } else if (s == Script::unknown_not_applied) {
       result.error = {upswift::CallStatus::unknown_outcome, 0, "no answer (scripted)", 1};
     } else {
       auto outcome = fleet_.deploy(r, now());
       if (outcome.error) {
-        result.error = {upswift::CallStatus::refused, 400, "Upswift refused deploy_update: \"" + *outcome.error + "\"", 1};
+        result.error = {upswift::CallStatus::refused, 400,
+                        "Upswift refused deploy_update: \"" + *outcome.error + "\"", 1};
       } else {
         ++deploys_applied;
         applied.push_back(r);

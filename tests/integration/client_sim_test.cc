@@ -78,11 +78,12 @@ TEST_CASE("deploy_update sends the seed page's body to the byte and is accepted 
   auto seen = sim.requests();
   REQUIRE(seen.size() == 1);
   CHECK(seen[0].endpoint == "deploy_update");
-  CHECK(seen[0].body ==
-        R"({"user_token":"tok-123","flow_id":"73a7-1ft8","devices_filter":{"project":{"name":"Demo"},)"
-        R"("groups":[{"name":"TestGroup1"},{"name":"TestGroup2"}],"filters":[{"type":"specific_device",)"
-        R"("operand":"is","value":"d-4ec7-1be9"}]},"metadata":{"comment":"test webhook 1","app":)"
-        R"({"name":"default_app","version":"v1.1"}}})");
+  CHECK(
+      seen[0].body ==
+      R"({"user_token":"tok-123","flow_id":"73a7-1ft8","devices_filter":{"project":{"name":"Demo"},)"
+      R"("groups":[{"name":"TestGroup1"},{"name":"TestGroup2"}],"filters":[{"type":"specific_device",)"
+      R"("operand":"is","value":"d-4ec7-1be9"}]},"metadata":{"comment":"test webhook 1","app":)"
+      R"({"name":"default_app","version":"v1.1"}}})");
   sim.stop();
   CHECK(sim.counters().deploys_applied == 1);
 }
@@ -134,7 +135,8 @@ TEST_CASE("a 400 is surfaced with Upswift's error_message quoted, and not retrie
   CHECK_FALSE(result.ok());
   CHECK(result.error.status == CallStatus::refused);
   CHECK(result.error.http_status == 400);
-  CHECK(result.error.message == "Upswift refused deploy_update: \"Flow 'no-such-flow' was not found\"");
+  CHECK(result.error.message ==
+        "Upswift refused deploy_update: \"Flow 'no-such-flow' was not found\"");
   CHECK(stats.requests == 1);
   request.flow_id = "f-1";
   request.groups = {"Nope"};
@@ -187,7 +189,8 @@ TEST_CASE("a deploy_update applied but never answered is an unknown outcome, nev
   auto [result, stats] = run_call(config_for(sim.url()), deploy(seed_request()));
   CHECK_FALSE(result.ok());
   CHECK(result.error.status == CallStatus::unknown_outcome);
-  CHECK(result.error.message.find("Upswift may or may not have started the update") != std::string::npos);
+  CHECK(result.error.message.find("Upswift may or may not have started the update") !=
+        std::string::npos);
   CHECK(stats.requests == 1);
   sim.stop();
   CHECK(sim.counters().deploys_applied == 1);

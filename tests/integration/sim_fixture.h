@@ -51,7 +51,10 @@ class SimFixture {
 
   void stop() {
     if (!thread_.joinable()) return;
-    asio::post(io_, [this] { server_->stop(); io_.stop(); });
+    asio::post(io_, [this] {
+      server_->stop();
+      io_.stop();
+    });
     thread_.join();
   }
 

@@ -56,9 +56,11 @@ TEST_CASE("Mermaid output numbers nodes so any stage name is safe") {
 }
 
 TEST_CASE("a long chain of stages builds without deep recursion") {
-  std::string text = "version: 1\nname: p\nflow_id: f\nproject: P\nstages:\n  - {name: s0, groups: [G]}\n";
+  std::string text =
+      "version: 1\nname: p\nflow_id: f\nproject: P\nstages:\n  - {name: s0, groups: [G]}\n";
   for (int i = 1; i < 5000; ++i) {
-    text += "  - {name: s" + std::to_string(i) + ", groups: [G], needs: [s" + std::to_string(i - 1) + "]}\n";
+    text += "  - {name: s" + std::to_string(i) + ", groups: [G], needs: [s" +
+            std::to_string(i - 1) + "]}\n";
   }
   auto c = check_plan(text);
   REQUIRE(c.graph);

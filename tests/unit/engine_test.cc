@@ -56,7 +56,9 @@ sim::FleetSpec fleet_spec(double canary_failure = 0.0) {
   p.groups.push_back({"US", 20, {}, {}, {{"fw", "v2"}}, 1.0});
   p.groups.push_back({"Rest", 12, {}, {}, {{"fw", "v2"}}, 1.0});
   spec.projects.push_back(p);
-  if (canary_failure > 0) spec.overrides.push_back({std::string("Canary"), std::nullopt, std::nullopt, canary_failure, std::nullopt});
+  if (canary_failure > 0)
+    spec.overrides.push_back(
+        {std::string("Canary"), std::nullopt, std::nullopt, canary_failure, std::nullopt});
   return spec;
 }
 
@@ -77,17 +79,20 @@ class NullObserver : public engine::Observer {
 // A fleet and a state database that outlive any number of engine "processes".
 struct Harness {
   explicit Harness(const std::string& plan_text = kPlan, sim::FleetSpec spec = fleet_spec())
-      : checked(test::check_plan(plan_text)), now(WallTime(std::chrono::hours(24 * 365 * 50))),
-        fleet(spec, std::chrono::duration_cast<sim::Millis>(now.time_since_epoch())), store(":memory:") {
+      : checked(test::check_plan(plan_text)),
+        now(WallTime(std::chrono::hours(24 * 365 * 50))),
+        fleet(spec, std::chrono::duration_cast<sim::Millis>(now.time_since_epoch())),
+        store(":memory:") {
     REQUIRE(checked.report == "");
     REQUIRE(checked.graph);
-    engine::create_run(store, *checked.loaded.plan, {"plan.yaml", plan_text, "tester", "host", "fake"}, run_id, now);
+    engine::create_run(store, *checked.loaded.plan,
+                       {"plan.yaml", plan_text, "tester", "host", "fake"}, run_id, now);
   }
 
   // One process: runs the engine until it ends, or until `crash_at` (the n-th time that
   // point is reached) throws, as a SIGKILL would stop it. nullopt when it crashed.
-  std::optional<engine::Outcome> run(std::function<void(FakeFleet&)> script = {}, std::string crash_at = {},
-                                     int crash_on = 1) {
+  std::optional<engine::Outcome> run(std::function<void(FakeFleet&)> script = {},
+                                     std::string crash_at = {}, int crash_on = 1) {
     asio::io_context io;
     ManualClock clock(io, now);
     FakeFleet api(io, fleet, clock);
@@ -100,7 +105,8 @@ struct Harness {
       if (point == crash_at && ++reached == crash_on) throw Crash{};
     };
     REQUIRE_FALSE(store.acquire_lease(run_id, options.owner, clock.now(), 30s));
-    engine::Engine engine(io, *checked.loaded.plan, *checked.graph, api, store, clock, observer, run_id, options);
+    engine::Engine engine(io, *checked.loaded.plan, *checked.graph, api, store, clock, observer,
+                          run_id, options);
     std::optional<engine::Outcome> outcome;
     bool crashed = false;
     try {
@@ -154,8 +160,9 @@ TEST_CASE("a four-stage plan with hour-long bakes completes on a driven clock") 
   auto outcome = h.run();
   REQUIRE(outcome);
   CHECK(outcome->ending == engine::Ending::completed);
-  CHECK(h.stage_status() == std::map<std::string, std::string>{
-                                {"canary", "passed"}, {"eu", "passed"}, {"us", "passed"}, {"everyone", "passed"}});
+  CHECK(h.stage_status() ==
+        std::map<std::string, std::string>{
+            {"canary", "passed"}, {"eu", "passed"}, {"us", "passed"}, {"everyone", "passed"}});
   CHECK(h.deploys_sent == 4);
   for (const char* stage : {"canary", "eu", "us", "everyone"}) {
     CHECK(h.applied_for(engine::dispatch_marker("r-test", stage)) == 1);
@@ -208,12 +215,14 @@ TEST_CASE("a failing canary rolls back its devices and stops the run") {
   CHECK((rollbacks == 1 || rollbacks == static_cast<int>(targets->size())));
   for (const auto& call : h.store.load_calls("r-test")) {
     CHECK(call.outcome == "accepted");
-    if (call.kind == "rollback") CHECK(call.body.find("\"flow_id\":\"f-old\"") != std::string::npos);
+    if (call.kind == "rollback")
+      CHECK(call.body.find("\"flow_id\":\"f-old\"") != std::string::npos);
   }
 }
 
 TEST_CASE("an approval pauses the run; approve and resume complete it") {
-  const std::string plan = replaced(kPlan, "    groups: [US]\n", "    groups: [US]\n    approval: required\n");
+  const std::string plan =
+      replaced(kPlan, "    groups: [US]\n", "    groups: [US]\n    approval: required\n");
   Harness h(plan);
   auto first = h.run();
   REQUIRE(first);
@@ -293,7 +302,8 @@ TEST_CASE("a stage with too few devices fails before anything is sent") {
 TEST_CASE("an inconclusive gate pauses; an approval lets it pass") {
   const std::string plan = replaced(kPlan, "bake: 2h}", "bake: 2h, timeout: 3h}");
   sim::FleetSpec spec = fleet_spec();
-  spec.projects[0].groups[0].online = 0.6;  // 2 of 5 canaries are offline until 8h: they stay pending
+  spec.projects[0].groups[0].online =
+      0.6;  // 2 of 5 canaries are offline until 8h: they stay pending
   spec.behavior.offline_return = sim::Range{8h, 8h};
   Harness h(plan, spec);
   auto outcome = h.run();
@@ -320,8 +330,8 @@ TEST_CASE("an abort request stops the run; with rollback, dispatched stages are 
 // Every named point where a process can die, at its first and later occurrences: the run,
 // resumed, completes with each stage's deploy_update applied exactly once.
 TEST_CASE("killed at any crash point and resumed, every dispatch is applied exactly once") {
-  const std::vector<std::string> points = {"after_snapshot", "before_intent", "after_intent", "after_answer",
-                                           "after_outcome"};
+  const std::vector<std::string> points = {"after_snapshot", "before_intent", "after_intent",
+                                           "after_answer", "after_outcome"};
   int scenarios = 0;
   for (const std::string& point : points) {
     for (int occurrence = 1; occurrence <= 4; ++occurrence) {
@@ -356,7 +366,8 @@ TEST_CASE("killed mid-rollback and resumed, each rollback call is applied exactl
     REQUIRE(targets);
     std::map<std::string, int> per_body;
     for (const auto& c : h.store.load_calls("r-test")) {
-      if (c.kind == "rollback" && (c.outcome == "accepted" || c.outcome == "settled_applied")) ++per_body[c.body];
+      if (c.kind == "rollback" && (c.outcome == "accepted" || c.outcome == "settled_applied"))
+        ++per_body[c.body];
     }
     for (const auto& [body, n] : per_body) CHECK(n == 1);
     CHECK(h.applied_for("[rollout r-test/canary/rollback]") == static_cast<int>(per_body.size()));

@@ -19,10 +19,10 @@ plan::Gate gate(double min_success_pct, double max_failed_pct) {
 }  // namespace
 
 TEST_CASE("required successes round up, allowed failures round down") {
-  CHECK(required_successes(gate(95, 2), 30) == 29);   // 28.5
+  CHECK(required_successes(gate(95, 2), 30) == 29);  // 28.5
   CHECK(required_successes(gate(100, 0), 7) == 7);
   CHECK(required_successes(gate(0, 0), 7) == 0);
-  CHECK(allowed_failures(gate(95, 2), 30) == 0);      // 0.6
+  CHECK(allowed_failures(gate(95, 2), 30) == 0);  // 0.6
   CHECK(allowed_failures(gate(95, 2), 50) == 1);
   plan::Gate counts = gate(0, 0);
   counts.min_success = {Threshold::Kind::count, 40};
@@ -37,7 +37,8 @@ TEST_CASE("feasibility before dispatch") {
   CHECK(check_feasible(g, 4) == "targets 4 device(s), fewer than min_devices 5");
   CHECK_FALSE(check_feasible(g, 5));
   g.min_success = {Threshold::Kind::count, 40};
-  CHECK(check_feasible(g, 30) == "needs 40 successes (min_success 40) but targets only 30 device(s)");
+  CHECK(check_feasible(g, 30) ==
+        "needs 40 successes (min_success 40) but targets only 30 device(s)");
 }
 
 TEST_CASE("a pass needs the bake to be over") {
@@ -46,14 +47,18 @@ TEST_CASE("a pass needs the bake to be over") {
   CHECK(judge(g, 10, all_good, 5min).verdict == Verdict::wait);
   auto j = judge(g, 10, all_good, 10min);
   CHECK(j.verdict == Verdict::pass);
-  CHECK(j.reason == "10 >= 9 needed (min_success 90%), 0 failed <= 1 allowed; 10 of 10 succeeded, 0 failed, 0 aborted, 0 still updating");
+  CHECK(j.reason ==
+        "10 >= 9 needed (min_success 90%), 0 failed <= 1 allowed; 10 of 10 succeeded, 0 failed, 0 "
+        "aborted, 0 still updating");
 }
 
 TEST_CASE("too many failures fail at once, even during the bake") {
   const plan::Gate g = gate(90, 10);
   auto j = judge(g, 10, StatusCounts{3, 3, 2, 2, 0, 0}, 1min);
   CHECK(j.verdict == Verdict::fail);
-  CHECK(j.reason == "2 failed, more than max_failed 10% allows (1); 2 of 10 succeeded, 2 failed, 0 aborted, 6 still updating");
+  CHECK(j.reason ==
+        "2 failed, more than max_failed 10% allows (1); 2 of 10 succeeded, 2 failed, 0 aborted, 6 "
+        "still updating");
 }
 
 TEST_CASE("a stage that can no longer reach its successes fails") {

@@ -10,10 +10,10 @@ namespace {
 
 // A valid plan; tests append to or alter it. Line numbers are written beside it.
 const std::string kHead =
-    "version: 1\n"           // 1
-    "name: p\n"              // 2
-    "flow_id: f-1\n"         // 3
-    "project: Demo\n";       // 4
+    "version: 1\n"      // 1
+    "name: p\n"         // 2
+    "flow_id: f-1\n"    // 3
+    "project: Demo\n";  // 4
 
 }  // namespace
 
@@ -60,8 +60,10 @@ on_failure:
   CHECK(canary.gate.bake == 30min);
   CHECK(canary.gate.timeout == 2h);
   CHECK(canary.gate.poll == 30s);
-  CHECK(canary.gate.min_success == rollout::plan::Threshold{rollout::plan::Threshold::Kind::percent, 100});
-  CHECK(canary.gate.max_failed == rollout::plan::Threshold{rollout::plan::Threshold::Kind::percent, 2});
+  CHECK(canary.gate.min_success ==
+        rollout::plan::Threshold{rollout::plan::Threshold::Kind::percent, 100});
+  CHECK(canary.gate.max_failed ==
+        rollout::plan::Threshold{rollout::plan::Threshold::Kind::percent, 2});
   CHECK(canary.gate.on_timeout == rollout::plan::OnTimeout::pause);
   CHECK(canary.filters.size() == 2);
   CHECK(canary.flow_id == "73a7-1ft8");
@@ -93,12 +95,12 @@ TEST_CASE("built-in gate defaults apply when the plan gives none") {
 
 TEST_CASE("unknown keys, with did you mean, at the key") {
   auto c = check_plan(kHead +
-                      "stages:\n"                         // 5
-                      "  - name: a\n"                     // 6
-                      "    group: [G]\n"                  // 7
-                      "    groups: [G]\n"                 // 8
-                      "    gate: {bak: 1m}\n"             // 9
-                      "coment: x\n");                      // 10
+                      "stages:\n"              // 5
+                      "  - name: a\n"          // 6
+                      "    group: [G]\n"       // 7
+                      "    groups: [G]\n"      // 8
+                      "    gate: {bak: 1m}\n"  // 9
+                      "coment: x\n");          // 10
   CHECK(c.report ==
         "p.yaml:7:5: error: unknown key 'group' in stage #1 (did you mean 'groups'?)\n"
         "p.yaml:9:12: error: unknown key 'bak' in gate of stage 'a' (did you mean 'bake'?)\n"
@@ -116,45 +118,55 @@ TEST_CASE("missing required fields are reported at the map that lacks them") {
 }
 
 TEST_CASE("only plan version 1 is read") {
-  auto c = check_plan("version: 2\nname: p\nflow_id: f\nproject: P\nstages:\n  - {name: a, groups: [G]}\n");
-  CHECK(c.report == "p.yaml:1:10: error: plan version 2 is not supported: this rollout reads version 1\n");
+  auto c = check_plan(
+      "version: 2\nname: p\nflow_id: f\nproject: P\nstages:\n  - {name: a, groups: [G]}\n");
+  CHECK(c.report ==
+        "p.yaml:1:10: error: plan version 2 is not supported: this rollout reads version 1\n");
 }
 
 TEST_CASE("flow_id and project must come from the plan or the stage") {
-  auto c = check_plan("version: 1\nname: p\nstages:\n  - name: a\n    groups: [G]\n  - {name: b, groups: [G], flow_id: f, project: P}\n");
+  auto c = check_plan(
+      "version: 1\nname: p\nstages:\n  - name: a\n    groups: [G]\n  - {name: b, groups: [G], "
+      "flow_id: f, project: P}\n");
   CHECK(c.report ==
         "p.yaml:4:11: error: stage 'a' has no flow_id: set flow_id on the plan or on the stage\n"
         "p.yaml:4:11: error: stage 'a' has no project: set project on the plan or on the stage\n");
-  auto none = check_plan("version: 1\nname: p\nstages:\n  - {name: a, groups: [G]}\n  - {name: b, groups: [G]}\n");
+  auto none = check_plan(
+      "version: 1\nname: p\nstages:\n  - {name: a, groups: [G]}\n  - {name: b, groups: [G]}\n");
   CHECK(none.report ==
-        "p.yaml:1:1: error: the plan is missing required field 'flow_id' (set it at the top, or on every stage)\n"
-        "p.yaml:1:1: error: the plan is missing required field 'project' (set it at the top, or on every stage)\n");
-  auto ok = check_plan("version: 1\nname: p\nstages:\n  - {name: a, groups: [G], flow_id: f, project: P}\n");
+        "p.yaml:1:1: error: the plan is missing required field 'flow_id' (set it at the top, or on "
+        "every stage)\n"
+        "p.yaml:1:1: error: the plan is missing required field 'project' (set it at the top, or on "
+        "every stage)\n");
+  auto ok = check_plan(
+      "version: 1\nname: p\nstages:\n  - {name: a, groups: [G], flow_id: f, project: P}\n");
   CHECK(ok.report == "");
 }
 
 TEST_CASE("filter rules are the seed's, exactly") {
   auto c = check_plan(kHead +
-      "stages:\n"                                                      // 5
-      "  - name: a\n"                                                  // 6
-      "    filters:\n"                                                 // 7
-      "      - {type: tags, operand: is, value: x}\n"                  // 8
-      "      - {type: device_state, operand: is_not, value: online}\n" // 9
-      "      - {type: device_state, operand: is, value: up}\n"         // 10
-      "      - {type: update_status, operand: is, value: sucess}\n"    // 11
-      "      - {type: specific_device, operand: equals, value: d-1}\n" // 12
-      "      - {type: tag, operand: is, value: 1234}\n"                // 13
-      "      - {type: app, operand: is}\n"                             // 14
-      "      - {type: tag, operand: is, value: true}\n"                // 15
-      "      - {type: tag, operand: is, value: \"\"}\n");              // 16
+                      "stages:\n"                                                       // 5
+                      "  - name: a\n"                                                   // 6
+                      "    filters:\n"                                                  // 7
+                      "      - {type: tags, operand: is, value: x}\n"                   // 8
+                      "      - {type: device_state, operand: is_not, value: online}\n"  // 9
+                      "      - {type: device_state, operand: is, value: up}\n"          // 10
+                      "      - {type: update_status, operand: is, value: sucess}\n"     // 11
+                      "      - {type: specific_device, operand: equals, value: d-1}\n"  // 12
+                      "      - {type: tag, operand: is, value: 1234}\n"                 // 13
+                      "      - {type: app, operand: is}\n"                              // 14
+                      "      - {type: tag, operand: is, value: true}\n"                 // 15
+                      "      - {type: tag, operand: is, value: \"\"}\n");               // 16
   CHECK(c.report ==
         "p.yaml:8:16: error: unknown filter type 'tags' (did you mean 'tag'?); the types are "
         "'specific_device', 'tag', 'app', 'device_state' or 'update_status'\n"
         "p.yaml:9:39: error: filter type 'device_state' takes operand 'is', not 'is_not'\n"
-        "p.yaml:10:50: error: filter type 'device_state' takes value 'online' or 'offline', not 'up'\n"
+        "p.yaml:10:50: error: filter type 'device_state' takes value 'online' or 'offline', not "
+        "'up'\n"
         "p.yaml:11:51: error: filter type 'update_status' takes value 'pending', 'in_progress', "
         "'success', 'failed' or 'aborted', not 'sucess' (did you mean 'success'?)\n"
-        "p.yaml:12:42: error: filter type 'specific_device' takes operand 'is' or 'is_not', not 'equals'\n"
+        "p.yaml:12:42: error: filter type 'specific_device' takes operand 'is' or 'is_not', not "
+        "'equals'\n"
         "p.yaml:13:41: error: filter value must be a string, got a number; quote it: '1234'\n"
         "p.yaml:14:9: error: filter is missing required field 'value'\n"
         "p.yaml:15:41: error: filter value must be a string, got a boolean; quote it: 'true'\n"
@@ -163,23 +175,24 @@ TEST_CASE("filter rules are the seed's, exactly") {
 
 TEST_CASE("every operand and value the seed lists is accepted") {
   auto c = check_plan(kHead +
-      "stages:\n"
-      "  - name: a\n"
-      "    filters:\n"
-      "      - {type: specific_device, operand: is_not, value: d-4ec7-1be9}\n"
-      "      - {type: tag, operand: is_not, value: lab}\n"
-      "      - {type: app, operand: is_not, value: default_app}\n"
-      "      - {type: device_state, operand: is, value: offline}\n"
-      "      - {type: update_status, operand: is_not, value: aborted}\n"
-      "      - {type: update_status, operand: is, value: in_progress}\n"
-      "      - {type: tag, operand: is, value: \"1234\"}\n");
+                      "stages:\n"
+                      "  - name: a\n"
+                      "    filters:\n"
+                      "      - {type: specific_device, operand: is_not, value: d-4ec7-1be9}\n"
+                      "      - {type: tag, operand: is_not, value: lab}\n"
+                      "      - {type: app, operand: is_not, value: default_app}\n"
+                      "      - {type: device_state, operand: is, value: offline}\n"
+                      "      - {type: update_status, operand: is_not, value: aborted}\n"
+                      "      - {type: update_status, operand: is, value: in_progress}\n"
+                      "      - {type: tag, operand: is, value: \"1234\"}\n");
   CHECK(c.report == "");
   CHECK(c.loaded.plan->stages[0].filters.size() == 7);
 }
 
 TEST_CASE("string fields refuse numbers and booleans, with a hint to quote") {
-  auto c = check_plan("version: 1\nname: p\nflow_id: 1234\nproject: P\napp: {name: a, version: 2.4}\n"
-                      "stages:\n  - {name: a, groups: [G, 7]}\n");
+  auto c = check_plan(
+      "version: 1\nname: p\nflow_id: 1234\nproject: P\napp: {name: a, version: 2.4}\n"
+      "stages:\n  - {name: a, groups: [G, 7]}\n");
   CHECK(c.report ==
         "p.yaml:3:10: error: flow_id must be a string, got a number; quote it: '1234'\n"
         "p.yaml:5:25: error: app version must be a string, got a number; quote it: '2.4'\n"
@@ -188,14 +201,14 @@ TEST_CASE("string fields refuse numbers and booleans, with a hint to quote") {
 
 TEST_CASE("duplicate stage names and unknown needs") {
   auto c = check_plan(kHead +
-      "stages:\n"                      // 5
-      "  - name: canary\n"             // 6
-      "    groups: [C]\n"              // 7
-      "  - name: canary\n"             // 8
-      "    groups: [D]\n"              // 9
-      "  - name: eu\n"                 // 10
-      "    needs: [canery, us]\n"      // 11
-      "    groups: [E]\n");            // 12
+                      "stages:\n"                  // 5
+                      "  - name: canary\n"         // 6
+                      "    groups: [C]\n"          // 7
+                      "  - name: canary\n"         // 8
+                      "    groups: [D]\n"          // 9
+                      "  - name: eu\n"             // 10
+                      "    needs: [canery, us]\n"  // 11
+                      "    groups: [E]\n");        // 12
   CHECK(c.report ==
         "p.yaml:8:11: error: duplicate stage name 'canary' (first defined at line 6)\n"
         "p.yaml:11:13: error: stage 'eu' needs unknown stage 'canery' (did you mean 'canary'?)\n"
@@ -205,12 +218,12 @@ TEST_CASE("duplicate stage names and unknown needs") {
 
 TEST_CASE("a cycle is printed as a path, at the needs entry that closes it") {
   auto c = check_plan(kHead +
-      "stages:\n"                          // 5
-      "  - {name: a, groups: [G]}\n"       // 6
-      "  - {name: b, groups: [G], needs: [a, d]}\n"  // 7
-      "  - {name: c, groups: [G], needs: [b]}\n"     // 8
-      "  - {name: d, groups: [G], needs: [c]}\n"     // 9
-      "  - {name: e, groups: [G], needs: [e]}\n");   // 10
+                      "stages:\n"                                    // 5
+                      "  - {name: a, groups: [G]}\n"                 // 6
+                      "  - {name: b, groups: [G], needs: [a, d]}\n"  // 7
+                      "  - {name: c, groups: [G], needs: [b]}\n"     // 8
+                      "  - {name: d, groups: [G], needs: [c]}\n"     // 9
+                      "  - {name: e, groups: [G], needs: [e]}\n");   // 10
   CHECK(c.report ==
         "p.yaml:8:36: error: dependency cycle: b -> c -> d -> b\n"
         "p.yaml:10:36: error: dependency cycle: e -> e\n");
@@ -219,11 +232,11 @@ TEST_CASE("a cycle is printed as a path, at the needs entry that closes it") {
 
 TEST_CASE("a stage must have a way to select devices") {
   auto c = check_plan(kHead +
-      "stages:\n"                              // 5
-      "  - name: a\n"                          // 6
-      "  - name: b\n"                          // 7
-      "    groups: []\n"                       // 8
-      "    filters: []\n");                    // 9
+                      "stages:\n"            // 5
+                      "  - name: a\n"        // 6
+                      "  - name: b\n"        // 7
+                      "    groups: []\n"     // 8
+                      "    filters: []\n");  // 9
   CHECK(c.report ==
         "p.yaml:6:11: error: stage 'a' has no way to select devices: give it groups, filters, or "
         "both (to reach every remaining device, filter {type: update_status, operand: is_not, "
@@ -234,60 +247,77 @@ TEST_CASE("a stage must have a way to select devices") {
 
 TEST_CASE("bad durations, percentages and counts") {
   auto c = check_plan(kHead +
-      "defaults:\n"                                                  // 5
-      "  gate: {bake: 10, poll: 1w, min_success: 120%, max_failed: 2.5}\n"  // 6
-      "stages:\n"                                                    // 7
-      "  - name: a\n"                                                // 8
-      "    groups: [G]\n"                                            // 9
-      "    gate: {timeout: soon, min_devices: -1, min_success: lots}\n");  // 10
+                      "defaults:\n"                                                         // 5
+                      "  gate: {bake: 10, poll: 1w, min_success: 120%, max_failed: 2.5}\n"  // 6
+                      "stages:\n"                                                           // 7
+                      "  - name: a\n"                                                       // 8
+                      "    groups: [G]\n"                                                   // 9
+                      "    gate: {timeout: soon, min_devices: -1, min_success: lots}\n");   // 10
   CHECK(c.report ==
-        "p.yaml:6:16: error: bake: bad duration '10': missing unit after 10 (did you mean '10s' or '10m'?)\n"
-        "p.yaml:6:26: error: poll: bad duration '1w': unknown unit 'w': use s, m, h or d (e.g. 90s, 10m, 2h)\n"
+        "p.yaml:6:16: error: bake: bad duration '10': missing unit after 10 (did you mean '10s' or "
+        "'10m'?)\n"
+        "p.yaml:6:26: error: poll: bad duration '1w': unknown unit 'w': use s, m, h or d (e.g. "
+        "90s, 10m, 2h)\n"
         "p.yaml:6:43: error: min_success: bad value '120%': a percentage must be at most 100%\n"
-        "p.yaml:6:61: error: max_failed: bad value '2.5': a device count must be whole (did you mean '2.5%'?)\n"
-        "p.yaml:10:21: error: timeout: bad duration 'soon': expected a number followed by a unit: s, m, h or d (e.g. 90s, 10m, 2h)\n"
+        "p.yaml:6:61: error: max_failed: bad value '2.5': a device count must be whole (did you "
+        "mean '2.5%'?)\n"
+        "p.yaml:10:21: error: timeout: bad duration 'soon': expected a number followed by a unit: "
+        "s, m, h or d (e.g. 90s, 10m, 2h)\n"
         "p.yaml:10:40: error: min_devices must be between 0 and 100000000, got -1\n"
-        "p.yaml:10:57: error: min_success: bad value 'lots': expected a percentage such as 95% or a whole device count such as 3\n");
+        "p.yaml:10:57: error: min_success: bad value 'lots': expected a percentage such as 95% or "
+        "a whole device count such as 3\n");
 }
 
 TEST_CASE("a gate whose bake outlasts its timeout can never judge") {
-  auto c = check_plan(kHead + "stages:\n  - name: a\n    groups: [G]\n    gate: {bake: 2h, timeout: 1h}\n");
-  CHECK(c.report == "p.yaml:6:11: error: stage 'a': bake (2h) must be shorter than timeout (1h), or the gate can never judge\n");
+  auto c = check_plan(kHead +
+                      "stages:\n  - name: a\n    groups: [G]\n    gate: {bake: 2h, timeout: 1h}\n");
+  CHECK(c.report ==
+        "p.yaml:6:11: error: stage 'a': bake (2h) must be shorter than timeout (1h), or the gate "
+        "can never judge\n");
 }
 
 TEST_CASE("enumerated values: on_timeout, approval, on_failure action") {
   auto c = check_plan(kHead +
-      "stages:\n"                                          // 5
-      "  - name: a\n"                                      // 6
-      "    groups: [G]\n"                                  // 7
-      "    approval: yes\n"                                // 8
-      "    gate: {on_timeout: pass_}\n"                    // 9
-      "on_failure: {action: rolback}\n");                  // 10
+                      "stages:\n"                          // 5
+                      "  - name: a\n"                      // 6
+                      "    groups: [G]\n"                  // 7
+                      "    approval: yes\n"                // 8
+                      "    gate: {on_timeout: pass_}\n"    // 9
+                      "on_failure: {action: rolback}\n");  // 10
   CHECK(c.report ==
         "p.yaml:8:15: error: approval must be one of 'required', 'none', not 'yes'\n"
-        "p.yaml:9:24: error: on_timeout must be one of 'pause', 'fail', 'pass', not 'pass_' (did you mean 'pass'?)\n"
-        "p.yaml:10:22: error: on_failure action must be one of 'stop', 'rollback', not 'rolback' (did you mean 'rollback'?)\n");
+        "p.yaml:9:24: error: on_timeout must be one of 'pause', 'fail', 'pass', not 'pass_' (did "
+        "you mean 'pass'?)\n"
+        "p.yaml:10:22: error: on_failure action must be one of 'stop', 'rollback', not 'rolback' "
+        "(did you mean 'rollback'?)\n");
 }
 
 TEST_CASE("rollback needs its flow") {
-  auto c = check_plan(kHead + "stages:\n  - {name: a, groups: [G]}\non_failure:\n  action: rollback\n");
-  CHECK(c.report == "p.yaml:8:3: error: on_failure action 'rollback' needs a rollback block with the rollback flow_id (and usually the previous app version)\n");
-  auto w = check_plan(kHead + "stages:\n  - {name: a, groups: [G]}\non_failure:\n  action: stop\n  rollback: {flow_id: x}\n");
-  CHECK(w.report == "p.yaml:9:13: warning: on_failure action is 'stop': the rollback block is not used\n");
+  auto c =
+      check_plan(kHead + "stages:\n  - {name: a, groups: [G]}\non_failure:\n  action: rollback\n");
+  CHECK(c.report ==
+        "p.yaml:8:3: error: on_failure action 'rollback' needs a rollback block with the rollback "
+        "flow_id (and usually the previous app version)\n");
+  auto w = check_plan(kHead +
+                      "stages:\n  - {name: a, groups: [G]}\non_failure:\n  action: stop\n  "
+                      "rollback: {flow_id: x}\n");
+  CHECK(w.report ==
+        "p.yaml:9:13: warning: on_failure action is 'stop': the rollback block is not used\n");
   CHECK_FALSE(w.loaded.diagnostics.has_errors());
 }
 
 TEST_CASE("shapes: lists, maps, names") {
   auto c = check_plan(kHead +
-      "max_parallel: 0\n"                                // 5
-      "stages:\n"                                        // 6
-      "  - name: a b\n"                                  // 7
-      "    groups: Canary\n"                             // 8
-      "    needs: x\n"                                   // 9
-      "  - just-a-string\n");                            // 10
+                      "max_parallel: 0\n"      // 5
+                      "stages:\n"              // 6
+                      "  - name: a b\n"        // 7
+                      "    groups: Canary\n"   // 8
+                      "    needs: x\n"         // 9
+                      "  - just-a-string\n");  // 10
   CHECK(c.report ==
         "p.yaml:5:15: error: max_parallel must be between 1 and 10000, got 0\n"
-        "p.yaml:7:11: error: stage name 'a b' must be 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit\n"
+        "p.yaml:7:11: error: stage name 'a b' must be 1 to 64 letters, digits, '-', '_' or '.', "
+        "starting with a letter or digit\n"
         "p.yaml:8:13: error: groups must be a list, got a string (write [Canary])\n"
         "p.yaml:9:12: error: needs must be a list of stage names, got a string (write [x])\n"
         "p.yaml:10:5: error: stage #2 must be a map, got a string\n");
@@ -298,11 +328,15 @@ TEST_CASE("shapes: lists, maps, names") {
 }
 
 TEST_CASE("api block: url and rate limit") {
-  auto c = check_plan(kHead + "api: {url: ftp://x, rate_limit: lots}\nstages:\n  - {name: a, groups: [G]}\n");
+  auto c = check_plan(
+      kHead + "api: {url: ftp://x, rate_limit: lots}\nstages:\n  - {name: a, groups: [G]}\n");
   CHECK(c.report ==
-        "p.yaml:5:12: error: api url 'ftp://x' must start with https:// (or http:// for a simulator on loopback)\n"
+        "p.yaml:5:12: error: api url 'ftp://x' must start with https:// (or http:// for a "
+        "simulator on loopback)\n"
         "p.yaml:5:33: error: api rate_limit: 'lots' is not a rate such as 30/min\n");
-  auto ok = check_plan(kHead + "api: {url: \"http://127.0.0.1:8080/v1/\", rate_limit: 120/min}\nstages:\n  - {name: a, groups: [G]}\n");
+  auto ok = check_plan(kHead +
+                       "api: {url: \"http://127.0.0.1:8080/v1/\", rate_limit: 120/min}\nstages:\n  "
+                       "- {name: a, groups: [G]}\n");
   CHECK(ok.report == "");
   CHECK(ok.loaded.plan->api.rate_limit.calls == 120);
   CHECK(ok.loaded.plan->api.rate_limit.per == 60s);
@@ -312,14 +346,21 @@ TEST_CASE("api block: url and rate limit") {
 }
 
 TEST_CASE("all diagnostics of a file come at once, in file order") {
-  auto c = check_plan("version: 1\nname: p\nstages:\n  - {name: a, gruops: [G]}\n  - {name: a, needs: [zz], groups: [G], gate: {bake: x}}\n");
+  auto c = check_plan(
+      "version: 1\nname: p\nstages:\n  - {name: a, gruops: [G]}\n  - {name: a, needs: [zz], "
+      "groups: [G], gate: {bake: x}}\n");
   CHECK(c.loaded.diagnostics.error_count() == 7);
   CHECK(c.report ==
-        "p.yaml:1:1: error: the plan is missing required field 'flow_id' (set it at the top, or on every stage)\n"
-        "p.yaml:1:1: error: the plan is missing required field 'project' (set it at the top, or on every stage)\n"
-        "p.yaml:4:12: error: stage 'a' has no way to select devices: give it groups, filters, or both (to reach every remaining device, filter {type: update_status, operand: is_not, value: success})\n"
+        "p.yaml:1:1: error: the plan is missing required field 'flow_id' (set it at the top, or on "
+        "every stage)\n"
+        "p.yaml:1:1: error: the plan is missing required field 'project' (set it at the top, or on "
+        "every stage)\n"
+        "p.yaml:4:12: error: stage 'a' has no way to select devices: give it groups, filters, or "
+        "both (to reach every remaining device, filter {type: update_status, operand: is_not, "
+        "value: success})\n"
         "p.yaml:4:15: error: unknown key 'gruops' in stage #1 (did you mean 'groups'?)\n"
         "p.yaml:5:12: error: duplicate stage name 'a' (first defined at line 4)\n"
         "p.yaml:5:23: error: stage 'a' needs unknown stage 'zz'\n"
-        "p.yaml:5:54: error: bake: bad duration 'x': expected a number followed by a unit: s, m, h or d (e.g. 90s, 10m, 2h)\n");
+        "p.yaml:5:54: error: bake: bad duration 'x': expected a number followed by a unit: s, m, h "
+        "or d (e.g. 90s, 10m, 2h)\n");
 }

@@ -37,7 +37,8 @@ sim::FleetSpec spec() {
   return s;
 }
 
-upswift::DeployRequest request(std::vector<std::string> groups, std::vector<upswift::Filter> filters = {}) {
+upswift::DeployRequest request(std::vector<std::string> groups,
+                               std::vector<upswift::Filter> filters = {}) {
   upswift::DeployRequest r;
   r.flow_id = "f";
   r.project = "Demo";
@@ -57,10 +58,18 @@ TEST_CASE("groups select ANY, filters narrow with AND") {
   CHECK(fleet.select(request({}), t0).size() == 21);
   CHECK(fleet.select(request({"A"}, {{FilterType::tag, Operand::is, "half"}}), t0).size() == 5);
   CHECK(fleet.select(request({"A"}, {{FilterType::tag, Operand::is_not, "half"}}), t0).size() == 5);
-  CHECK(fleet.select(request({}, {{FilterType::tag, Operand::is, "a"}, {FilterType::tag, Operand::is, "half"}}), t0).size() == 5);
-  CHECK(fleet.select(request({}, {{FilterType::specific_device, Operand::is, "d-0000-0001"}}), t0).size() == 1);
-  CHECK(fleet.select(request({}, {{FilterType::specific_device, Operand::is_not, "d-0000-0001"}}), t0).size() == 20);
-  CHECK(fleet.select(request({"B"}, {{FilterType::device_state, Operand::is, "online"}}), t0).size() == 3);
+  CHECK(fleet
+            .select(request({}, {{FilterType::tag, Operand::is, "a"},
+                                 {FilterType::tag, Operand::is, "half"}}),
+                    t0)
+            .size() == 5);
+  CHECK(fleet.select(request({}, {{FilterType::specific_device, Operand::is, "d-0000-0001"}}), t0)
+            .size() == 1);
+  CHECK(
+      fleet.select(request({}, {{FilterType::specific_device, Operand::is_not, "d-0000-0001"}}), t0)
+          .size() == 20);
+  CHECK(fleet.select(request({"B"}, {{FilterType::device_state, Operand::is, "online"}}), t0)
+            .size() == 3);
   CHECK(fleet.select(request({}, {{FilterType::app, Operand::is, "app1"}}), t0).size() == 10);
   CHECK(fleet.select(request({}, {{FilterType::app, Operand::is_not, "app1"}}), t0).size() == 11);
 }
@@ -81,7 +90,9 @@ TEST_CASE("an update moves pending -> in_progress -> success, and sets the app v
   CHECK(fleet.select(succeeded, t0 + 70s).size() == 10);
   auto not_succeeded = request({}, {{FilterType::update_status, Operand::is_not, "success"}});
   CHECK(fleet.select(not_succeeded, t0 + 70s).size() == 11);
-  CHECK(fleet.select(request({}, {{FilterType::update_status, Operand::is, "pending"}}), t0).size() == 10);
+  CHECK(
+      fleet.select(request({}, {{FilterType::update_status, Operand::is, "pending"}}), t0).size() ==
+      10);
 }
 
 TEST_CASE("failure rates by override, offline devices stay pending until they return") {
@@ -157,7 +168,8 @@ TEST_CASE("devices_details and get_devices_state page by their offsets") {
 
 TEST_CASE("the fleet file: every example loads, mistakes are reported with positions") {
   auto ok = sim::load_fleet(
-      "seed: 1\nprojects:\n  - name: Demo\n    groups:\n      - {name: A, devices: 3, online: 50%}\n");
+      "seed: 1\nprojects:\n  - name: Demo\n    groups:\n      - {name: A, devices: 3, online: "
+      "50%}\n");
   CHECK(ok.diagnostics.format("f.yaml") == "");
   REQUIRE(ok.spec);
   CHECK(ok.spec->projects[0].groups[0].online == doctest::Approx(0.5));

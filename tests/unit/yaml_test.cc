@@ -45,7 +45,8 @@ TEST_CASE("aliases expand, and an alias bomb stops at the node budget") {
   }
   Diagnostics d;
   CHECK_FALSE(yaml::parse(bomb, d));
-  CHECK(d.format("f").find("nodes once aliases are expanded (an alias bomb?)") != std::string::npos);
+  CHECK(d.format("f").find("nodes once aliases are expanded (an alias bomb?)") !=
+        std::string::npos);
 }
 
 TEST_CASE("deep nesting is an error, not a stack overflow") {
@@ -55,7 +56,8 @@ TEST_CASE("deep nesting is an error, not a stack overflow") {
   CHECK(d.has_errors());
   Diagnostics d2;
   std::string nested_maps;
-  for (int i = 0; i < 100; ++i) nested_maps += std::string(static_cast<std::size_t>(i) * 2, ' ') + "k:\n";
+  for (int i = 0; i < 100; ++i)
+    nested_maps += std::string(static_cast<std::size_t>(i) * 2, ' ') + "k:\n";
   CHECK_FALSE(yaml::parse(nested_maps, d2));
   CHECK(d2.format("f").find("nesting is deeper than 64 levels") != std::string::npos);
 }
