@@ -375,63 +375,71 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // ---- reading devices -----------------------------------------------------------------
 
-  // Every device the stage's selection could cover: its groups, or the whole project.
+  // Every device the stage's selection could cover: its groups one after another, or the
+  // whole project. Each step holds the lister; nothing refers to itself, so an abandoned
+  // listing (a crash, an interrupt) frees everything.
+  struct CandidateLister : std::enable_shared_from_this<CandidateLister> {
+    Impl* engine = nullptr;
+    std::string project;
+    std::vector<std::string> groups;
+    std::vector<upswift::Device> collected;
+    std::function<void(upswift::Result<std::vector<upswift::Device>>)> done;
+
+    void list(std::size_t i) {
+      std::optional<std::string> group;
+      if (!groups.empty()) group = groups[i];
+      upswift::list_all_devices(
+          engine->api, project, group,
+          engine->guarded(
+              [self = shared_from_this(), i](upswift::Result<std::vector<upswift::Device>> r) {
+                if (!r.ok()) return self->done(std::move(r));
+                for (auto& d : *r.value) self->collected.push_back(std::move(d));
+                if (i + 1 < self->groups.size()) return self->list(i + 1);
+                self->done({std::move(self->collected), {}});
+              }));
+    }
+  };
+
   void list_candidates(const upswift::DeployRequest& request,
                        std::function<void(upswift::Result<std::vector<upswift::Device>>)> done_fn) {
-    auto groups = std::make_shared<std::vector<std::string>>(request.groups);
-    auto collected = std::make_shared<std::vector<upswift::Device>>();
-    auto next = std::make_shared<std::function<void(std::size_t)>>();
-    const std::string project = request.project;
-    *next = [this, groups, collected, next, project, done_fn](std::size_t i) {
-      std::optional<std::string> group;
-      if (!groups->empty()) group = (*groups)[i];
-      upswift::list_all_devices(api, project, group,
-                                guarded([collected, next, groups, i,
-                                         done_fn](upswift::Result<std::vector<upswift::Device>> r) {
-                                  if (!r.ok()) {
-                                    done_fn(std::move(r));
-                                    *next = nullptr;
-                                    return;
-                                  }
-                                  for (auto& d : *r.value) collected->push_back(std::move(d));
-                                  if (i + 1 < groups->size()) {
-                                    (*next)(i + 1);
-                                  } else {
-                                    done_fn({std::move(*collected), {}});
-                                    *next = nullptr;
-                                  }
-                                }));
-    };
-    (*next)(0);
+    auto lister = std::make_shared<CandidateLister>();
+    lister->engine = this;
+    lister->project = request.project;
+    lister->groups = request.groups;
+    lister->done = std::move(done_fn);
+    lister->list(0);
   }
 
   // Online/offline for the project's devices, page by page (only for device_state filters).
-  void list_states(const std::string& project,
-                   std::function<void(upswift::Result<std::map<std::string, bool>>)> done_fn) {
-    auto online = std::make_shared<std::map<std::string, bool>>();
-    auto next = std::make_shared<std::function<void(std::optional<std::string>)>>();
-    *next = [this, project, online, next, done_fn](std::optional<std::string> offset) {
+  struct StateLister : std::enable_shared_from_this<StateLister> {
+    Impl* engine = nullptr;
+    std::string project;
+    std::map<std::string, bool> online;
+    std::function<void(upswift::Result<std::map<std::string, bool>>)> done;
+
+    void list(std::optional<std::string> offset) {
       upswift::StatesQuery q;
       q.project_name = project;
-      q.offset = offset;
-      api.get_devices_state(
-          q, guarded([online, next, done_fn](upswift::Result<upswift::StatesPage> r) {
-            if (!r.ok()) {
-              done_fn({std::nullopt, r.error});
-              *next = nullptr;
-              return;
-            }
+      q.offset = std::move(offset);
+      engine->api.get_devices_state(
+          q, engine->guarded([self = shared_from_this()](upswift::Result<upswift::StatesPage> r) {
+            if (!r.ok()) return self->done({std::nullopt, r.error});
             for (const auto& s : r.value->states)
-              (*online)[s.device_uuid] = s.device_status == "online";
-            if (r.value->more && !r.value->states.empty()) {
-              (*next)(r.value->states.back().device_uuid);
-            } else {
-              done_fn({std::move(*online), {}});
-              *next = nullptr;
-            }
+              self->online[s.device_uuid] = s.device_status == "online";
+            if (r.value->more && !r.value->states.empty())
+              return self->list(r.value->states.back().device_uuid);
+            self->done({std::move(self->online), {}});
           }));
-    };
-    (*next)(std::nullopt);
+    }
+  };
+
+  void list_states(const std::string& project,
+                   std::function<void(upswift::Result<std::map<std::string, bool>>)> done_fn) {
+    auto lister = std::make_shared<StateLister>();
+    lister->engine = this;
+    lister->project = project;
+    lister->done = std::move(done_fn);
+    lister->list(std::nullopt);
   }
 
   // The snapshot devices as they are now (only those; in snapshot order).
