@@ -257,6 +257,20 @@ std::optional<Node> parse(std::string_view text, Diagnostics& diagnostics, const
     diagnostics.error(mark_of_offset(text, bad), "the file is not valid UTF-8 here");
     return std::nullopt;
   }
+  // yaml-cpp's own message for a tab in indentation ("illegal block entry") does not say it.
+  std::size_t line_start = 0;
+  for (int line = 1; line_start < text.size(); ++line) {
+    std::size_t i = line_start;
+    while (i < text.size() && text[i] == ' ') ++i;
+    if (i < text.size() && text[i] == '\t') {
+      diagnostics.error({line, static_cast<int>(i - line_start) + 1},
+                        "YAML indentation must use spaces; this line is indented with a tab");
+      return std::nullopt;
+    }
+    const std::size_t end = text.find('\n', line_start);
+    if (end == std::string_view::npos) break;
+    line_start = end + 1;
+  }
   std::istringstream in{std::string(text)};
   TreeBuilder builder(limits);
   try {

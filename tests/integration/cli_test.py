@@ -66,7 +66,7 @@ class Sim:
         self.proc.wait(timeout=10)
 
 
-def rollout(*argv, env_extra=None, api=None, timeout=120, check_no_token=True):
+def rollout(*argv, env_extra=None, api=None, timeout=180, check_no_token=True):
     env = dict(os.environ)
     env["UPSWIFT_USER_TOKEN"] = TOKEN
     if api:
@@ -245,6 +245,54 @@ def a_live_run_is_not_run_twice(tmp):
         assert proc.returncode == EXIT_STOPPED, out + err
         shown = json.loads(rollout("show", "last", "--state", db, "--output", "json").stdout)
         assert shown["status"] == "aborted"
+    finally:
+        sim.stop()
+
+
+@test
+def faults_429_5xx_slow_drops_complete_without_duplicates(tmp):
+    # 30% 429s, 10% 500s, 10% slow, 5% dropped before acting, 20% of deploy_update calls
+    # applied and then dropped unanswered: the run completes, each stage applied once.
+    sim = Sim(tmp, STEADY, ["--fail-429", "0.3", "--fail-5xx", "0.1", "--slow", "0.1", "--slow-ms", "200",
+                            "--drop", "0.05", "--drop-after-apply", "0.2", "--seed", "17"])
+    try:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url, timeout=300)
+        run = run_id_of(p.stdout)
+        for _ in range(5):
+            if p.returncode == EXIT_OK:
+                break
+            assert p.returncode == EXIT_ERROR, p.stdout + p.stderr  # gave up cleanly; resumable
+            p = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url, timeout=300)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+        faults = [r["fault"] for r in sim.requests()]
+        assert "429" in faults and "5xx" in faults
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        outcomes = [c["outcome"] for c in shown["api_calls"]]
+        assert all(o in ("accepted", "settled_applied", "settled_not_applied") for o in outcomes), outcomes
+        assert_db_clean(db)
+    finally:
+        sim.stop()
+
+
+@test
+def the_token_is_in_no_log_output_or_database(tmp):
+    sim = Sim(tmp, STEADY)
+    try:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json", api=sim.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        for line in p.stdout.splitlines():
+            json.loads(line)  # the event stream is JSON lines
+        assert TOKEN not in sim.log.read_text()
+        assert '"user_token":"<redacted>"' in sim.log.read_text()
+        for cmd in (["show", "last", "--output", "json"], ["show", "last"], ["runs"]):
+            out = rollout(*cmd, "--state", db)
+            assert TOKEN not in out.stdout + out.stderr
+        raw = b"".join(Path(f).read_bytes() for f in Path(tmp).glob("state.db*"))
+        assert TOKEN.encode() not in raw
+        assert_db_clean(db)
     finally:
         sim.stop()
 
