@@ -62,6 +62,7 @@ CREATE TABLE api_calls (
   outcome_at  INTEGER
 );
 CREATE INDEX api_calls_by_run ON api_calls(run_id, id);
+CREATE INDEX api_calls_by_stage ON api_calls(run_id, stage, kind, id);
 
 -- Each gate poll: the counts behind every decision.
 CREATE TABLE observations (

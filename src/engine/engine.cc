@@ -529,11 +529,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   std::vector<ApiCall> calls_of(const StageRun& s, const std::string& kind) {
-    std::vector<ApiCall> out;
-    for (auto& c : store.load_calls(run_id)) {
-      if (c.stage == s.record.name && c.kind == kind) out.push_back(std::move(c));
-    }
-    return out;
+    return store.load_stage_calls(run_id, s.record.name, kind);
   }
 
   // Decides the next move of a stage in `dispatching` from what the store knows: take the

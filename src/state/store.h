@@ -33,6 +33,8 @@ class StateStore {
   virtual void record_outcome(std::int64_t call_id, const std::string& outcome, int http_status,
                               const std::string& message, WallTime at) = 0;
   virtual std::vector<ApiCall> load_calls(const std::string& run_id) = 0;
+  virtual std::vector<ApiCall> load_stage_calls(const std::string& run_id, const std::string& stage,
+                                                const std::string& kind) = 0;
 
   virtual void add_observation(const Observation& o) = 0;
   virtual std::vector<Observation> load_observations(const std::string& run_id) = 0;

@@ -21,16 +21,16 @@ WallTime from_ms(std::int64_t ms) {
 
 }  // namespace
 
-// A prepared statement: bind by position (1-based), step, read columns (0-based).
+// A prepared statement, kept by the store and reused: bind by position (1-based), step,
+// read columns (0-based). It is reset when the handle goes.
 class SqliteStore::Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw StoreError(
-          fmt::format("state database: cannot prepare a statement: {}", sqlite3_errmsg(db)));
-    }
+  Statement(SqliteStore& store, const std::string& sql)
+      : db_(store.db_), stmt_(store.prepared(sql)) {}
+  ~Statement() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -70,6 +70,16 @@ class SqliteStore::Statement {
     sqlite3_clear_bindings(stmt_);
   }
 
+  static sqlite3_stmt* prepare(sqlite3* db, const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+        SQLITE_OK) {
+      throw StoreError(
+          fmt::format("state database: cannot prepare a statement: {}", sqlite3_errmsg(db)));
+    }
+    return stmt;
+  }
+
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
@@ -89,18 +99,26 @@ class SqliteStore::Statement {
 
  private:
   sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
+  sqlite3_stmt* stmt_;
 };
+
+sqlite3_stmt* SqliteStore::prepared(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it != statements_.end()) return it->second;
+  sqlite3_stmt* stmt = Statement::prepare(db_, sql);
+  statements_.emplace(sql, stmt);
+  return stmt;
+}
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back unless committed.
 class SqliteStore::Transaction {
  public:
-  explicit Transaction(SqliteStore& s) : store_(s) { store_.exec("BEGIN IMMEDIATE"); }
+  explicit Transaction(SqliteStore& s) : store_(s) { Statement(store_, "BEGIN IMMEDIATE").run(); }
   ~Transaction() {
     if (!committed_) sqlite3_exec(store_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
   void commit() {
-    store_.exec("COMMIT");
+    Statement(store_, "COMMIT").run();
     committed_ = true;
   }
 
@@ -131,6 +149,7 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
 }
 
 SqliteStore::~SqliteStore() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
   if (db_) sqlite3_close(db_);
 }
 
@@ -144,9 +163,11 @@ void SqliteStore::exec(const char* sql) {
 }
 
 int SqliteStore::schema_version() const {
-  Statement s(db_, "PRAGMA user_version");
-  s.step();
-  return static_cast<int>(s.integer(0));
+  sqlite3_stmt* stmt = Statement::prepare(db_, "PRAGMA user_version");
+  sqlite3_step(stmt);
+  const int version = sqlite3_column_int(stmt, 0);
+  sqlite3_finalize(stmt);
+  return version;
 }
 
 int SqliteStore::latest_schema_version() {
@@ -171,7 +192,7 @@ void SqliteStore::migrate() {
 }
 
 std::string SqliteStore::integrity_check() {
-  Statement s(db_, "PRAGMA integrity_check");
+  Statement s(*this, "PRAGMA integrity_check");
   std::string out;
   while (s.step()) out += s.text(0);
   return out;
@@ -180,7 +201,7 @@ std::string SqliteStore::integrity_check() {
 void SqliteStore::create_run(const RunRecord& r, const std::vector<StageRecord>& stages) {
   Transaction t(*this);
   Statement(
-      db_,
+      *this,
       "INSERT INTO runs (id, plan_name, plan_path, plan_text, plan_hash, created_by, host, "
       "api_url, "
       "status, reason, created_at, updated_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
@@ -199,7 +220,8 @@ void SqliteStore::create_run(const RunRecord& r, const std::vector<StageRecord>&
       .bind(13, r.finished_at)
       .run();
   for (const StageRecord& s : stages) {
-    Statement(db_, "INSERT INTO stages (run_id, name, position, status, reason) VALUES (?,?,?,?,?)")
+    Statement(*this,
+              "INSERT INTO stages (run_id, name, position, status, reason) VALUES (?,?,?,?,?)")
         .bind(1, r.id)
         .bind(2, s.name)
         .bind(3, s.position)
@@ -218,7 +240,7 @@ constexpr const char* kRunColumns =
 }
 
 std::optional<RunRecord> SqliteStore::load_run(const std::string& id) {
-  Statement s(db_, fmt::format("{} WHERE id = ?", kRunColumns).c_str());
+  Statement s(*this, fmt::format("{} WHERE id = ?", kRunColumns));
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return RunRecord{s.text(0),  s.text(1),  s.text(2),          s.text(3), s.text(4),
@@ -227,7 +249,7 @@ std::optional<RunRecord> SqliteStore::load_run(const std::string& id) {
 }
 
 std::vector<RunRecord> SqliteStore::list_runs() {
-  Statement s(db_, fmt::format("{} ORDER BY created_at, id", kRunColumns).c_str());
+  Statement s(*this, fmt::format("{} ORDER BY created_at, id", kRunColumns));
   std::vector<RunRecord> out;
   while (s.step()) {
     out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6),
@@ -239,7 +261,7 @@ std::vector<RunRecord> SqliteStore::list_runs() {
 void SqliteStore::set_run_status(const std::string& id, const std::string& status,
                                  const std::string& reason, WallTime at, bool finished) {
   Transaction t(*this);
-  Statement(db_,
+  Statement(*this,
             "UPDATE runs SET status = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?")
       .bind(1, status)
       .bind(2, reason)
@@ -252,7 +274,7 @@ void SqliteStore::set_run_status(const std::string& id, const std::string& statu
 
 std::vector<StageRecord> SqliteStore::load_stages(const std::string& run_id) {
   Statement s(
-      db_,
+      *this,
       "SELECT run_id, name, position, status, reason, started_at, dispatched_at, finished_at "
       "FROM stages WHERE run_id = ? ORDER BY position");
   s.bind(1, run_id);
@@ -266,7 +288,7 @@ std::vector<StageRecord> SqliteStore::load_stages(const std::string& run_id) {
 
 void SqliteStore::update_stage(const StageRecord& st) {
   Transaction t(*this);
-  Statement(db_,
+  Statement(*this,
             "UPDATE stages SET status = ?, reason = ?, started_at = ?, dispatched_at = ?, "
             "finished_at = ? "
             "WHERE run_id = ? AND name = ?")
@@ -284,12 +306,12 @@ void SqliteStore::update_stage(const StageRecord& st) {
 void SqliteStore::save_snapshot(const std::string& run_id, const std::string& stage,
                                 const std::vector<SnapshotDevice>& devices) {
   Transaction t(*this);
-  Statement(db_, "INSERT INTO snapshots (run_id, stage) VALUES (?, ?)")
+  Statement(*this, "INSERT INTO snapshots (run_id, stage) VALUES (?, ?)")
       .bind(1, run_id)
       .bind(2, stage)
       .run();
   Statement insert(
-      db_,
+      *this,
       "INSERT INTO snapshot_devices (run_id, stage, device_uuid, device_id, device_name, grp) "
       "VALUES (?,?,?,?,?,?)");
   for (const SnapshotDevice& d : devices) {
@@ -307,10 +329,10 @@ void SqliteStore::save_snapshot(const std::string& run_id, const std::string& st
 
 std::optional<std::vector<SnapshotDevice>> SqliteStore::load_snapshot(const std::string& run_id,
                                                                       const std::string& stage) {
-  Statement exists(db_, "SELECT 1 FROM snapshots WHERE run_id = ? AND stage = ?");
+  Statement exists(*this, "SELECT 1 FROM snapshots WHERE run_id = ? AND stage = ?");
   exists.bind(1, run_id).bind(2, stage);
   if (!exists.step()) return std::nullopt;
-  Statement s(db_,
+  Statement s(*this,
               "SELECT device_uuid, device_id, device_name, grp FROM snapshot_devices "
               "WHERE run_id = ? AND stage = ? ORDER BY device_id");
   s.bind(1, run_id).bind(2, stage);
@@ -321,7 +343,7 @@ std::optional<std::vector<SnapshotDevice>> SqliteStore::load_snapshot(const std:
 
 std::int64_t SqliteStore::record_intent(const ApiCall& c) {
   Transaction t(*this);
-  Statement(db_,
+  Statement(*this,
             "INSERT INTO api_calls (run_id, stage, kind, marker, body, devices, intent_at) "
             "VALUES (?,?,?,?,?,?,?)")
       .bind(1, c.run_id)
@@ -341,7 +363,7 @@ void SqliteStore::record_outcome(std::int64_t call_id, const std::string& outcom
                                  const std::string& message, WallTime at) {
   Transaction t(*this);
   Statement(
-      db_,
+      *this,
       "UPDATE api_calls SET outcome = ?, http_status = ?, message = ?, outcome_at = ? WHERE id = ?")
       .bind(1, outcome)
       .bind(2, http_status)
@@ -352,12 +374,13 @@ void SqliteStore::record_outcome(std::int64_t call_id, const std::string& outcom
   t.commit();
 }
 
-std::vector<ApiCall> SqliteStore::load_calls(const std::string& run_id) {
-  Statement s(
-      db_,
-      "SELECT id, run_id, stage, kind, marker, body, devices, intent_at, outcome, http_status, "
-      "message, outcome_at FROM api_calls WHERE run_id = ? ORDER BY id");
-  s.bind(1, run_id);
+namespace {
+constexpr const char* kCallColumns =
+    "SELECT id, run_id, stage, kind, marker, body, devices, intent_at, outcome, http_status, "
+    "message, outcome_at FROM api_calls";
+}
+
+std::vector<ApiCall> SqliteStore::read_calls(Statement& s) {
   std::vector<ApiCall> out;
   while (s.step()) {
     out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5),
@@ -367,10 +390,25 @@ std::vector<ApiCall> SqliteStore::load_calls(const std::string& run_id) {
   return out;
 }
 
+std::vector<ApiCall> SqliteStore::load_calls(const std::string& run_id) {
+  Statement s(*this, fmt::format("{} WHERE run_id = ? ORDER BY id", kCallColumns));
+  s.bind(1, run_id);
+  return read_calls(s);
+}
+
+std::vector<ApiCall> SqliteStore::load_stage_calls(const std::string& run_id,
+                                                   const std::string& stage,
+                                                   const std::string& kind) {
+  Statement s(*this, fmt::format("{} WHERE run_id = ? AND stage = ? AND kind = ? ORDER BY id",
+                                 kCallColumns));
+  s.bind(1, run_id).bind(2, stage).bind(3, kind);
+  return read_calls(s);
+}
+
 void SqliteStore::add_observation(const Observation& o) {
   Transaction t(*this);
   Statement(
-      db_,
+      *this,
       "INSERT INTO observations (run_id, stage, at, elapsed_ms, targeted, pending, in_progress, "
       "success, failed, aborted, missing, verdict, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
       .bind(1, o.run_id)
@@ -392,7 +430,7 @@ void SqliteStore::add_observation(const Observation& o) {
 
 std::vector<Observation> SqliteStore::load_observations(const std::string& run_id) {
   Statement s(
-      db_,
+      *this,
       "SELECT run_id, stage, at, elapsed_ms, targeted, pending, in_progress, success, failed, "
       "aborted, missing, verdict, reason FROM observations WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
@@ -407,7 +445,7 @@ std::vector<Observation> SqliteStore::load_observations(const std::string& run_i
 
 void SqliteStore::add_approval(const Approval& a) {
   Transaction t(*this);
-  Statement(db_, "INSERT INTO approvals (run_id, stage, by_user, at, comment) VALUES (?,?,?,?,?)")
+  Statement(*this, "INSERT INTO approvals (run_id, stage, by_user, at, comment) VALUES (?,?,?,?,?)")
       .bind(1, a.run_id)
       .bind(2, a.stage)
       .bind(3, a.by)
@@ -419,7 +457,7 @@ void SqliteStore::add_approval(const Approval& a) {
 
 std::vector<Approval> SqliteStore::load_approvals(const std::string& run_id) {
   Statement s(
-      db_,
+      *this,
       "SELECT run_id, stage, by_user, at, comment FROM approvals WHERE run_id = ? ORDER BY rowid");
   s.bind(1, run_id);
   std::vector<Approval> out;
@@ -429,7 +467,7 @@ std::vector<Approval> SqliteStore::load_approvals(const std::string& run_id) {
 
 void SqliteStore::add_event(const Event& e) {
   Transaction t(*this);
-  Statement(db_, "INSERT INTO events (run_id, at, stage, kind, message) VALUES (?,?,?,?,?)")
+  Statement(*this, "INSERT INTO events (run_id, at, stage, kind, message) VALUES (?,?,?,?,?)")
       .bind(1, e.run_id)
       .bind(2, e.at)
       .bind(3, e.stage)
@@ -441,7 +479,8 @@ void SqliteStore::add_event(const Event& e) {
 
 std::vector<Event> SqliteStore::load_events(const std::string& run_id) {
   Statement s(
-      db_, "SELECT id, run_id, at, stage, kind, message FROM events WHERE run_id = ? ORDER BY id");
+      *this,
+      "SELECT id, run_id, at, stage, kind, message FROM events WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
   std::vector<Event> out;
   while (s.step())
@@ -452,7 +491,8 @@ std::vector<Event> SqliteStore::load_events(const std::string& run_id) {
 void SqliteStore::request_abort(const std::string& run_id, const AbortRequest& r) {
   Transaction t(*this);
   Statement(
-      db_, "INSERT OR REPLACE INTO abort_requests (run_id, rollback, by_user, at) VALUES (?,?,?,?)")
+      *this,
+      "INSERT OR REPLACE INTO abort_requests (run_id, rollback, by_user, at) VALUES (?,?,?,?)")
       .bind(1, run_id)
       .bind(2, r.rollback ? 1 : 0)
       .bind(3, r.by)
@@ -462,14 +502,14 @@ void SqliteStore::request_abort(const std::string& run_id, const AbortRequest& r
 }
 
 std::optional<AbortRequest> SqliteStore::abort_request(const std::string& run_id) {
-  Statement s(db_, "SELECT rollback, by_user, at FROM abort_requests WHERE run_id = ?");
+  Statement s(*this, "SELECT rollback, by_user, at FROM abort_requests WHERE run_id = ?");
   s.bind(1, run_id);
   if (!s.step()) return std::nullopt;
   return AbortRequest{s.integer(0) != 0, s.text(1), s.time(2)};
 }
 
 std::optional<Lease> SqliteStore::lease(const std::string& run_id) {
-  Statement s(db_,
+  Statement s(*this,
               "SELECT owner_host, owner_pid, owner_user, acquired_at, heartbeat_at FROM leases "
               "WHERE run_id = ?");
   s.bind(1, run_id);
@@ -484,7 +524,7 @@ std::optional<Lease> SqliteStore::acquire_lease(const std::string& run_id, const
       held && !take_over && !(held->owner == owner) && now - held->heartbeat_at < stale_after) {
     return held;  // someone else holds a fresh lease; the transaction rolls back
   }
-  Statement(db_,
+  Statement(*this,
             "INSERT OR REPLACE INTO leases (run_id, owner_host, owner_pid, owner_user, "
             "acquired_at, heartbeat_at) "
             "VALUES (?,?,?,?,?,?)")
@@ -502,7 +542,7 @@ std::optional<Lease> SqliteStore::acquire_lease(const std::string& run_id, const
 void SqliteStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, WallTime now) {
   Transaction t(*this);
   Statement(
-      db_,
+      *this,
       "UPDATE leases SET heartbeat_at = ? WHERE run_id = ? AND owner_host = ? AND owner_pid = ?")
       .bind(1, now)
       .bind(2, run_id)
@@ -514,7 +554,7 @@ void SqliteStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, 
 
 void SqliteStore::release_lease(const std::string& run_id, const LeaseOwner& owner) {
   Transaction t(*this);
-  Statement(db_, "DELETE FROM leases WHERE run_id = ? AND owner_host = ? AND owner_pid = ?")
+  Statement(*this, "DELETE FROM leases WHERE run_id = ? AND owner_host = ? AND owner_pid = ?")
       .bind(1, run_id)
       .bind(2, owner.host)
       .bind(3, owner.pid)

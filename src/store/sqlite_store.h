@@ -2,6 +2,7 @@
 // crash or a power cut). sqlite3 lives here and nowhere else.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -9,6 +10,7 @@
 #include "state/store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace rollout::store {
 
@@ -44,6 +46,8 @@ class SqliteStore : public state::StateStore {
   void record_outcome(std::int64_t call_id, const std::string& outcome, int http_status,
                       const std::string& message, WallTime at) override;
   std::vector<state::ApiCall> load_calls(const std::string& run_id) override;
+  std::vector<state::ApiCall> load_stage_calls(const std::string& run_id, const std::string& stage,
+                                               const std::string& kind) override;
   void add_observation(const state::Observation& o) override;
   std::vector<state::Observation> load_observations(const std::string& run_id) override;
   void add_approval(const state::Approval& a) override;
@@ -63,10 +67,14 @@ class SqliteStore : public state::StateStore {
   class Statement;
   class Transaction;
   void exec(const char* sql);
+  std::vector<state::ApiCall> read_calls(Statement& s);
   void migrate();
+
+  sqlite3_stmt* prepared(const std::string& sql);
 
   std::string path_;
   sqlite3* db_ = nullptr;
+  std::map<std::string, sqlite3_stmt*> statements_;  // prepared once, reused
 };
 
 }  // namespace rollout::store

@@ -23,6 +23,7 @@ parser.add_argument("rollout")
 parser.add_argument("source")
 parser.add_argument("--random-kills", type=int, default=4)
 parser.add_argument("--only", default="")
+parser.add_argument("--skip", default="", help="skip tests whose name contains this")
 args = parser.parse_args()
 ROLLOUT = args.rollout
 SRC = Path(args.source)
@@ -349,6 +350,8 @@ for i in range(args.random_kills):
 passed = failed = 0
 for t in TESTS:
     if args.only and args.only not in t.__name__:
+        continue
+    if args.skip and args.skip in t.__name__:
         continue
     with tempfile.TemporaryDirectory() as tmp:
         start = time.monotonic()

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Runs every benchmark side by side with its baseline and writes tests/bench/RESULTS.md.
+#   tests/bench/run.sh            (about two minutes)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+src=$(pwd)
+bash scripts/setup.sh
+command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null)
+cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-bench --target rollout rollout_bench >/dev/null
+bench=build-bench/tests/rollout_bench
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+start_sim() {  # FLEET -> prints the base URL
+  build-bench/rollout sim --fleet "$1" --listen 127.0.0.1:0 > "$work/sim-$2.out" &
+  for _ in $(seq 100); do grep -q listening "$work/sim-$2.out" 2>/dev/null && break; sleep 0.1; done
+  grep -o 'http://[^ ]*/v1/' "$work/sim-$2.out"
+}
+
+url=$(start_sim examples/fleets/small.yaml small)
+body='{"user_token":"bench","project_name":"Demo","group_name":"Canary","limit":50}'
+cat > "$work/get.lua" <<LUA
+wrk.method = "GET"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+concurrency=16
+wrk_out=$(wrk -t 1 -c $concurrency -d 5s -s "$work/get.lua" "${url}devices_details")
+wrk_rps=$(echo "$wrk_out" | awk '/Requests\/sec/ {print int($2)}')
+ours=$($bench client "$url" $concurrency 40000)
+ours_rps=$(echo "$ours" | sed 's/.*"requests_per_second":\([0-9]*\).*/\1/')
+ours1=$($bench client "$url" 1 5000)
+ours1_rps=$(echo "$ours1" | sed 's/.*"requests_per_second":\([0-9]*\).*/\1/')
+curl_start=$(date +%s.%N)
+for _ in $(seq 300); do curl -s -X GET -H 'Content-Type: application/json' -d "$body" "${url}devices_details" >/dev/null; done
+curl_rps=$(echo "300 / ($(date +%s.%N) - $curl_start)" | bc -l | cut -d. -f1)
+python_rps=$(/usr/bin/python3 - "$url" "$body" <<'PY'
+import json, sys, time, requests
+url, body = sys.argv[1], json.loads(sys.argv[2])
+t = time.monotonic()
+for _ in range(1000):
+    requests.get(url + "devices_details", json=body)
+print(int(1000 / (time.monotonic() - t)))
+PY
+)
+
+large_url=$(start_sim examples/fleets/large.yaml large)
+cat > "$work/mem.yaml" <<'YAML'
+seed: 1
+projects:
+  - name: Mem
+    groups:
+      - {name: All, devices: 100000}
+YAML
+mem_url=$(start_sim "$work/mem.yaml" mem)
+
+plan=$($bench plan-load 10000)
+engine_mem=$($bench engine 1000 :memory:)
+engine_file=$($bench engine 200 "$work/engine.db")
+economy=$($bench economy 120)
+resume=$($bench resume 100000 "$work/resume.db")
+memory=$($bench memory "$mem_url" 100000)
+sim_wrk=$(wrk -t 2 -c 64 -d 5s -s "$work/get.lua" "${url}devices_details" | awk '/Requests\/sec/ {print int($2)}')
+
+field() { echo "$1" | sed "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/"; }
+
+cat > tests/bench/RESULTS.md <<MD
+# Benchmark results
+
+Measured by \`tests/bench/run.sh\` on $(date -u +%Y-%m-%d), on this machine:
+$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB,
+$(. /etc/os-release; echo "$PRETTY_NAME"), Release build. Shared machine: read the ratios, not the absolute numbers.
+
+## HTTP throughput against the simulator (devices_details, loopback)
+
+| client | concurrency | requests/s | ratio to wrk |
+|---|---|---|---|
+| wrk (the ceiling) | $concurrency | $wrk_rps | 1.00 |
+| rollout's client (libcurl multi on Asio) | $concurrency | $ours_rps | $(echo "scale=2; $ours_rps / $wrk_rps" | bc) |
+| rollout's client | 1 | $ours1_rps | |
+| a \`curl\` process per request | 1 | $curl_rps | |
+| Python \`requests\` loop (the seed page's style) | 1 | $python_rps | |
+
+The simulator's own ceiling (wrk, 2 threads, 64 connections): $sim_wrk requests/s.
+
+## Orchestration
+
+| what | measured | baseline | target |
+|---|---|---|---|
+| load + validate + DAG of a 10,000-stage plan ($(field "$plan" bytes) bytes) | $(field "$plan" rollout_load_validate_dag_ms) ms | yaml-cpp's own YAML::Load of the text: $(field "$plan" yaml_cpp_load_ms) ms (ratio $(field "$plan" ratio)) | < 100 ms |
+| engine time per stage, 1,000 stages, zero bakes, in-memory state | $(field "$engine_mem" engine_us_per_stage) µs | fake API time taken out: $(field "$engine_mem" fake_api_ms) ms of $(field "$engine_mem" total_ms) ms | < 50 µs |
+| engine time per stage, 200 stages, state on disk (WAL, synchronous=FULL) | $(field "$engine_file" engine_us_per_stage) µs | | |
+| resume of a run whose database holds 100,000 events, to its first API call | $(field "$resume" resume_to_first_call_ms) ms | opening the database and reading the run: $(field "$resume" open_and_read_run_ms) ms | < 100 ms |
+
+## API economy
+
+A one-stage run over $(field "$economy" devices) devices (one group): $(field "$economy" pages_per_listing) pages per listing
+(ceil(n/50)), $(field "$economy" polls) gate polls, $(field "$economy" api_calls) API calls against a minimum of
+$(field "$economy" minimum) (one snapshot listing + one deploy_update + one listing per poll): ratio $(field "$economy" ratio).
+
+## Memory
+
+One stage over $(field "$memory" devices) devices through the real client against the simulator (2,000 pages a
+poll): peak RSS $(field "$memory" peak_rss_mib) MiB (target < 64 MiB), tracked $(field "$memory" tracked) devices, run $(field "$memory" outcome).
+
+## Raw lines
+
+\`\`\`
+$ours
+$ours1
+$plan
+$engine_mem
+$engine_file
+$economy
+$resume
+$memory
+\`\`\`
+MD
+cat tests/bench/RESULTS.md
