@@ -503,6 +503,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             }
             std::sort(chosen.begin(), chosen.end(),
                       [](const auto& a, const auto& b) { return a.device_id < b.device_id; });
+            // A device listed twice (pages that shifted while being read) is one target.
+            std::set<std::string> seen_uuids;
+            chosen.erase(std::remove_if(chosen.begin(), chosen.end(),
+                                        [&](const SnapshotDevice& d) {
+                                          return !seen_uuids.insert(d.uuid).second;
+                                        }),
+                         chosen.end());
             store.save_snapshot(run_id, stage.record.name, chosen);
             stage.snapshot = std::move(chosen);
             event(stage.record.name, "snapshot",

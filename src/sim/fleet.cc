@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -73,9 +74,19 @@ bool SimDevice::has_tag(const std::string& tag) const {
 
 Fleet::Fleet(const FleetSpec& spec, SimTime start) : spec_(spec), rng_(spec.seed) {
   std::int64_t next_id = 1001;
+  // Device ids are what specific_device filters name: they must never repeat.
+  std::set<std::string> taken;
+  for (const ProjectSpec& project : spec.projects) {
+    for (const DeviceSpec& d : project.devices) {
+      if (d.uuid) taken.insert(*d.uuid);
+    }
+  }
   auto make_uuid = [&] {
     std::uniform_int_distribution<int> hex(0, 0xffff);
-    return fmt::format("d-{:04x}-{:04x}", hex(rng_), hex(rng_));
+    for (;;) {
+      std::string uuid = fmt::format("d-{:04x}-{:04x}", hex(rng_), hex(rng_));
+      if (taken.insert(uuid).second) return uuid;
+    }
   };
   auto place_offline = [&](SimDevice& d) {
     if (!d.online_initially && spec_.behavior.offline_return) {

@@ -10,15 +10,18 @@ cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench --target rollout rollout_bench >/dev/null
 bench=build-bench/tests/rollout_bench
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+sims=()
+trap 'kill "${sims[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-start_sim() {  # FLEET -> prints the base URL
-  build-bench/rollout sim --fleet "$1" --listen 127.0.0.1:0 > "$work/sim-$2.out" &
+start_sim() {  # FLEET NAME: starts a simulator; its URL is then in $work/NAME.url
+  build-bench/rollout sim --fleet "$1" --listen 127.0.0.1:0 > "$work/sim-$2.out" 2>&1 &
+  sims+=($!)
   for _ in $(seq 100); do grep -q listening "$work/sim-$2.out" 2>/dev/null && break; sleep 0.1; done
-  grep -o 'http://[^ ]*/v1/' "$work/sim-$2.out"
+  grep -o 'http://[^ ]*/v1/' "$work/sim-$2.out" > "$work/$2.url"
 }
 
-url=$(start_sim examples/fleets/small.yaml small)
+start_sim examples/fleets/small.yaml small
+url=$(cat "$work/small.url")
 body='{"user_token":"bench","project_name":"Demo","group_name":"Canary","limit":50}'
 cat > "$work/get.lua" <<LUA
 wrk.method = "GET"
@@ -28,9 +31,9 @@ LUA
 concurrency=16
 wrk_out=$(wrk -t 1 -c $concurrency -d 5s -s "$work/get.lua" "${url}devices_details")
 wrk_rps=$(echo "$wrk_out" | awk '/Requests\/sec/ {print int($2)}')
-ours=$($bench client "$url" $concurrency 40000)
+ours=$($bench client "$url" $concurrency 40000 || true)
 ours_rps=$(echo "$ours" | sed 's/.*"requests_per_second":\([0-9]*\).*/\1/')
-ours1=$($bench client "$url" 1 5000)
+ours1=$($bench client "$url" 1 5000 || true)
 ours1_rps=$(echo "$ours1" | sed 's/.*"requests_per_second":\([0-9]*\).*/\1/')
 curl_start=$(date +%s.%N)
 for _ in $(seq 300); do curl -s -X GET -H 'Content-Type: application/json' -d "$body" "${url}devices_details" >/dev/null; done
@@ -45,7 +48,6 @@ print(int(1000 / (time.monotonic() - t)))
 PY
 )
 
-large_url=$(start_sim examples/fleets/large.yaml large)
 cat > "$work/mem.yaml" <<'YAML'
 seed: 1
 projects:
@@ -53,14 +55,16 @@ projects:
     groups:
       - {name: All, devices: 100000}
 YAML
-mem_url=$(start_sim "$work/mem.yaml" mem)
+start_sim "$work/mem.yaml" mem
+mem_url=$(cat "$work/mem.url")
 
-plan=$($bench plan-load 10000)
-engine_mem=$($bench engine 1000 :memory:)
-engine_file=$($bench engine 200 "$work/engine.db")
-economy=$($bench economy 120)
-resume=$($bench resume 100000 "$work/resume.db")
-memory=$($bench memory "$mem_url" 100000)
+# A benchmark that misses its own check still reports its numbers.
+plan=$($bench plan-load 10000 || true)
+engine_mem=$($bench engine 1000 :memory: || true)
+engine_file=$($bench engine 200 "$work/engine.db" || true)
+economy=$($bench economy 120 || true)
+resume=$($bench resume 100000 "$work/resume.db" || true)
+memory=$($bench memory "$mem_url" 100000 || true)
 sim_wrk=$(wrk -t 2 -c 64 -d 5s -s "$work/get.lua" "${url}devices_details" | awk '/Requests\/sec/ {print int($2)}')
 
 field() { echo "$1" | sed "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/"; }

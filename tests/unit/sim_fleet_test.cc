@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <set>
 
 #include "sim/fleet.h"
 #include "sim/fleet_file.h"
@@ -182,4 +183,16 @@ TEST_CASE("the fleet file: every example loads, mistakes are reported with posit
         "f.yaml:5:25: error: failure_rate must be a percentage from 0% to 100%, got '150%'\n"
         "f.yaml:5:56: error: duration: max must not be below min\n");
   CHECK_FALSE(bad.spec);
+}
+
+TEST_CASE("generated device ids never repeat, even across 100,000 devices") {
+  sim::FleetSpec s;
+  sim::ProjectSpec p;
+  p.name = "Big";
+  p.groups.push_back({"All", 100000, {}, {}, {}, 1.0});
+  s.projects.push_back(p);
+  sim::Fleet fleet(s, t0);
+  std::set<std::string> ids;
+  for (const auto& d : fleet.devices()) ids.insert(d.uuid);
+  CHECK(ids.size() == 100000);
 }
