@@ -15,6 +15,7 @@
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
+#include "cli/review.h"
 #include "client/upswift_client.h"
 #include "plan/loader.h"
 #include "sim/fleet_file.h"
@@ -71,13 +72,9 @@ namespace {
 
 constexpr Millis kLeaseStale{30000};
 
+// The time of day of an event, in the engine's clock.
 std::string clock_text(WallTime t) {
-  const std::time_t s = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  localtime_r(&s, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-  return buf;
+  return local_time(t).substr(11);
 }
 
 // Events as a person reads them, or as JSON lines for scripts.
@@ -88,7 +85,7 @@ class Console : public engine::Observer {
 
   void on_event(const state::Event& e) override {
     if (json_) {
-      nlohmann::ordered_json j{{"type", "event"}, {"time", format_time(e.at)},
+      nlohmann::ordered_json j{{"type", "event"}, {"time", iso_time(e.at)},
                                {"run", run_id_},  {"stage", e.stage},
                                {"kind", e.kind},  {"message", e.message}};
       std::cout << j.dump() << "\n" << std::flush;
@@ -103,7 +100,7 @@ class Console : public engine::Observer {
   void on_observation(const state::Observation& o) override {
     if (json_) {
       nlohmann::ordered_json j{{"type", "gate"},
-                               {"time", format_time(o.at)},
+                               {"time", iso_time(o.at)},
                                {"run", run_id_},
                                {"stage", o.stage},
                                {"targeted", o.targeted},
@@ -127,15 +124,6 @@ class Console : public engine::Observer {
     std::cout << fmt::format("{}  {:<12} gate: {} ({})\n", clock_text(o.at), o.stage, line,
                              o.verdict)
               << std::flush;
-  }
-
-  static std::string format_time(WallTime t) {
-    const std::time_t s = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&s, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
   }
 
  private:
