@@ -72,9 +72,10 @@ int plan_load(int stages) {
     if (!graph || loaded.diagnostics.has_errors()) std::abort();
     order = graph->order.size();
   });
-  std::cout << fmt::format(R"({{"bench":"plan_load","stages":{},"bytes":{},"yaml_cpp_load_ms":{:.1f},)"
-                           R"("rollout_load_validate_dag_ms":{:.1f},"ratio":{:.2f},"ordered":{}}})",
-                           stages, text.size(), yaml_ms, ours_ms, ours_ms / yaml_ms, order)
+  std::cout << fmt::format(
+                   R"({{"bench":"plan_load","stages":{},"bytes":{},"yaml_cpp_load_ms":{:.1f},)"
+                   R"("rollout_load_validate_dag_ms":{:.1f},"ratio":{:.2f},"ordered":{}}})",
+                   stages, text.size(), yaml_ms, ours_ms, ours_ms / yaml_ms, order)
             << "\n";
   return 0;
 }
@@ -105,9 +106,10 @@ int client_throughput(const std::string& url, int concurrency, int total) {
   for (int i = 0; i < concurrency; ++i) launch();
   io.run();
   const double s = ms_since(t) / 1000.0;
-  std::cout << fmt::format(R"({{"bench":"client_throughput","concurrency":{},"requests":{},"failed":{},)"
-                           R"("seconds":{:.3f},"requests_per_second":{:.0f}}})",
-                           concurrency, finished, failed, s, finished / s)
+  std::cout << fmt::format(
+                   R"({{"bench":"client_throughput","concurrency":{},"requests":{},"failed":{},)"
+                   R"("seconds":{:.3f},"requests_per_second":{:.0f}}})",
+                   concurrency, finished, failed, s, finished / s)
             << "\n";
   return failed == 0 ? 0 : 1;
 }
@@ -123,19 +125,22 @@ class TimedFleet : public upswift::FleetApi {
   explicit TimedFleet(test::FakeFleet& inner) : inner_(inner) {}
   double api_ms = 0;
   int calls = 0;
-  void deploy_update(const upswift::DeployRequest& r, std::function<void(upswift::Result<upswift::Accepted>)> d) override {
+  void deploy_update(const upswift::DeployRequest& r,
+                     std::function<void(upswift::Result<upswift::Accepted>)> d) override {
     const auto t = Steady::now();
     inner_.deploy_update(r, std::move(d));
     api_ms += ms_since(t);
     ++calls;
   }
-  void devices_details(const upswift::DevicesQuery& q, std::function<void(upswift::Result<upswift::DevicesPage>)> d) override {
+  void devices_details(const upswift::DevicesQuery& q,
+                       std::function<void(upswift::Result<upswift::DevicesPage>)> d) override {
     const auto t = Steady::now();
     inner_.devices_details(q, std::move(d));
     api_ms += ms_since(t);
     ++calls;
   }
-  void get_devices_state(const upswift::StatesQuery& q, std::function<void(upswift::Result<upswift::StatesPage>)> d) override {
+  void get_devices_state(const upswift::StatesQuery& q,
+                         std::function<void(upswift::Result<upswift::StatesPage>)> d) override {
     const auto t = Steady::now();
     inner_.get_devices_state(q, std::move(d));
     api_ms += ms_since(t);
@@ -152,7 +157,8 @@ sim::FleetSpec one_device_per_group(int groups, int devices_each = 1) {
   spec.behavior.duration = {sim::Millis{1000}, sim::Millis{1000}};
   sim::ProjectSpec p;
   p.name = "Demo";
-  for (int i = 0; i < groups; ++i) p.groups.push_back({fmt::format("G{}", i), devices_each, {}, {}, {}, 1.0});
+  for (int i = 0; i < groups; ++i)
+    p.groups.push_back({fmt::format("G{}", i), devices_each, {}, {}, {}, 1.0});
   spec.projects.push_back(p);
   return spec;
 }
@@ -162,12 +168,14 @@ struct EngineRun {
   int calls = 0, polls = 0, pages = 0;
 };
 
-EngineRun run_engine(const std::string& text, const sim::FleetSpec& spec, state::StateStore& store, const std::string& run_id) {
+EngineRun run_engine(const std::string& text, const sim::FleetSpec& spec, state::StateStore& store,
+                     const std::string& run_id) {
   auto loaded = plan::load_plan(text);
   auto graph = dag::build(*loaded.plan, loaded.diagnostics);
   const WallTime start = WallTime(std::chrono::hours(24 * 365 * 50));
   sim::Fleet fleet(spec, std::chrono::duration_cast<sim::Millis>(start.time_since_epoch()));
-  engine::create_run(store, *loaded.plan, {"big.yaml", text, "bench", "bench", "fake"}, run_id, start);
+  engine::create_run(store, *loaded.plan, {"big.yaml", text, "bench", "bench", "fake"}, run_id,
+                     start);
   asio::io_context io;
   ManualClock clock(io, start);
   test::FakeFleet fake(io, fleet, clock);
@@ -201,25 +209,30 @@ int engine_overhead(int stages, const std::string& db_path) {
   }
   const EngineRun r = run_engine(text, one_device_per_group(stages), *store, "r-bench");
   const double per_stage_us = (r.total_ms - r.api_ms) * 1000.0 / stages;
-  std::cout << fmt::format(R"({{"bench":"engine_overhead","stages":{},"store":"{}","total_ms":{:.1f},)"
-                           R"("fake_api_ms":{:.1f},"api_calls":{},"engine_us_per_stage":{:.1f}}})",
-                           stages, db_path == ":memory:" ? "memory" : "file", r.total_ms, r.api_ms, r.calls, per_stage_us)
+  std::cout << fmt::format(
+                   R"({{"bench":"engine_overhead","stages":{},"store":"{}","total_ms":{:.1f},)"
+                   R"("fake_api_ms":{:.1f},"api_calls":{},"engine_us_per_stage":{:.1f}}})",
+                   stages, db_path == ":memory:" ? "memory" : "file", r.total_ms, r.api_ms, r.calls,
+                   per_stage_us)
             << "\n";
   return 0;
 }
 
 int api_economy(int devices) {
   const std::string text =
-      "version: 1\nname: eco\nflow_id: f\nproject: Demo\ndefaults:\n  gate: {bake: 10m, timeout: 1h, poll: 1m}\n"
+      "version: 1\nname: eco\nflow_id: f\nproject: Demo\ndefaults:\n  gate: {bake: 10m, timeout: "
+      "1h, poll: 1m}\n"
       "stages:\n  - {name: a, groups: [G0]}\n";
   store::SqliteStore store(":memory:");
   const EngineRun r = run_engine(text, one_device_per_group(1, devices), store, "r-eco");
   const int pages = (devices + 49) / 50;
   // The minimum: one listing for the snapshot, one deploy_update, and one listing per poll.
   const int minimum = pages + 1 + r.polls * pages;
-  std::cout << fmt::format(R"({{"bench":"api_economy","devices":{},"pages_per_listing":{},"polls":{},)"
-                           R"("api_calls":{},"minimum":{},"ratio":{:.2f}}})",
-                           devices, pages, r.polls, r.calls, minimum, static_cast<double>(r.calls) / minimum)
+  std::cout << fmt::format(
+                   R"({{"bench":"api_economy","devices":{},"pages_per_listing":{},"polls":{},)"
+                   R"("api_calls":{},"minimum":{},"ratio":{:.2f}}})",
+                   devices, pages, r.polls, r.calls, minimum,
+                   static_cast<double>(r.calls) / minimum)
             << "\n";
   return r.calls == minimum ? 0 : 1;
 }
@@ -232,9 +245,11 @@ int resume(int events, const std::string& db_path) {
   {
     store::SqliteStore store(db_path);
     const WallTime t0 = WallTime(std::chrono::hours(24 * 365 * 50));
-    engine::create_run(store, *loaded.plan, {"big.yaml", text, "bench", "bench", "fake"}, "r-resume", t0);
+    engine::create_run(store, *loaded.plan, {"big.yaml", text, "bench", "bench", "fake"},
+                       "r-resume", t0);
     store.set_run_status("r-resume", "interrupted", "bench", t0, false);
-    for (int i = 0; i < events; ++i) store.add_event({0, "r-resume", t0, "s0", "bench", "an event of the past"});
+    for (int i = 0; i < events; ++i)
+      store.add_event({0, "r-resume", t0, "s0", "bench", "an event of the past"});
   }
   // Time from opening the database to the engine's first API call of the resumed run.
   const auto t = Steady::now();
@@ -244,7 +259,8 @@ int resume(int events, const std::string& db_path) {
   auto graph = dag::build(*reloaded.plan, reloaded.diagnostics);
   asio::io_context io;
   ManualClock clock(io, WallTime(std::chrono::hours(24 * 365 * 50)));
-  sim::Fleet fleet(one_device_per_group(10), std::chrono::duration_cast<sim::Millis>(clock.now().time_since_epoch()));
+  sim::Fleet fleet(one_device_per_group(10),
+                   std::chrono::duration_cast<sim::Millis>(clock.now().time_since_epoch()));
   test::FakeFleet fake(io, fleet, clock);
   Quiet quiet;
   engine::EngineOptions options;
@@ -259,21 +275,25 @@ int resume(int events, const std::string& db_path) {
     store::SqliteStore s(db_path);
     (void)s.load_run("r-resume");
   });
-  std::cout << fmt::format(R"({{"bench":"resume","events":{},"resume_to_first_call_ms":{:.1f},"open_and_read_run_ms":{:.1f}}})",
-                           events, resume_ms, count_ms)
-            << "\n";
+  std::cout
+      << fmt::format(
+             R"({{"bench":"resume","events":{},"resume_to_first_call_ms":{:.1f},"open_and_read_run_ms":{:.1f}}})",
+             events, resume_ms, count_ms)
+      << "\n";
   return 0;
 }
 
 int memory(const std::string& url, int devices) {
   const long before = peak_rss_kib();
   const std::string text =
-      "version: 1\nname: mem\nflow_id: f\nproject: Mem\ndefaults:\n  gate: {bake: 0s, timeout: 1h, poll: 1m, min_success: 0%, max_failed: 100%}\n"
+      "version: 1\nname: mem\nflow_id: f\nproject: Mem\ndefaults:\n  gate: {bake: 0s, timeout: 1h, "
+      "poll: 1m, min_success: 0%, max_failed: 100%}\n"
       "stages:\n  - {name: all, groups: [All]}\n";
   auto loaded = plan::load_plan(text);
   auto graph = dag::build(*loaded.plan, loaded.diagnostics);
   store::SqliteStore store(":memory:");
-  engine::create_run(store, *loaded.plan, {"mem.yaml", text, "bench", "bench", url}, "r-mem", std::chrono::system_clock::now());
+  engine::create_run(store, *loaded.plan, {"mem.yaml", text, "bench", "bench", url}, "r-mem",
+                     std::chrono::system_clock::now());
   asio::io_context io;
   client::ClientConfig config;
   config.base_url = url;
@@ -294,11 +314,14 @@ int memory(const std::string& url, int devices) {
   });
   io.run();
   const auto snapshot = store.load_snapshot("r-mem", "all");
-  std::cout << fmt::format(R"({{"bench":"memory","devices":{},"tracked":{},"outcome":"{}","seconds":{:.1f},)"
-                           R"("peak_rss_mib":{:.1f},"rss_before_mib":{:.1f}}})",
-                           devices, snapshot ? snapshot->size() : 0, outcome ? engine::name(outcome->ending) : "none",
-                           ms_since(t) / 1000, peak_rss_kib() / 1024.0, before / 1024.0)
-            << "\n";
+  std::cout
+      << fmt::format(
+             R"({{"bench":"memory","devices":{},"tracked":{},"outcome":"{}","seconds":{:.1f},)"
+             R"("peak_rss_mib":{:.1f},"rss_before_mib":{:.1f}}})",
+             devices, snapshot ? snapshot->size() : 0,
+             outcome ? engine::name(outcome->ending) : "none", ms_since(t) / 1000,
+             peak_rss_kib() / 1024.0, before / 1024.0)
+      << "\n";
   return 0;
 }
 
@@ -307,12 +330,14 @@ int memory(const std::string& url, int devices) {
 int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 2 && a[0] == "plan-load") return plan_load(std::stoi(a[1]));
-  if (a.size() == 4 && a[0] == "client") return client_throughput(a[1], std::stoi(a[2]), std::stoi(a[3]));
+  if (a.size() == 4 && a[0] == "client")
+    return client_throughput(a[1], std::stoi(a[2]), std::stoi(a[3]));
   if (a.size() == 3 && a[0] == "engine") return engine_overhead(std::stoi(a[1]), a[2]);
   if (a.size() == 2 && a[0] == "economy") return api_economy(std::stoi(a[1]));
   if (a.size() == 3 && a[0] == "resume") return resume(std::stoi(a[1]), a[2]);
   if (a.size() == 3 && a[0] == "memory") return memory(a[1], std::stoi(a[2]));
-  std::cerr << "usage: rollout_bench plan-load N | client URL CONCURRENCY TOTAL | engine STAGES DB|:memory: |\n"
+  std::cerr << "usage: rollout_bench plan-load N | client URL CONCURRENCY TOTAL | engine STAGES "
+               "DB|:memory: |\n"
                "       economy DEVICES | resume EVENTS DB | memory URL DEVICES\n";
   return 2;
 }
