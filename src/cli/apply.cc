@@ -122,9 +122,14 @@ void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::s
          "--time-scale", api.time_scale,
          "With a simulated fleet: run time this many times faster (600: 10 minutes a second)")
       ->check(CLI::Range(0.001, 1e6));
-  cmd->add_option("--output", output, "text, or json: one JSON object per event on stdout")
+  cmd->add_option("--output", output,
+                  "text, or json: the event stream, one JSON object per line on stdout (README: "
+                  "\"The event stream\")")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  cmd->add_flag("--no-progress", api.no_progress,
+                "Plain timestamped lines even on a terminal (also when NO_COLOR is set or stdout "
+                "is not a terminal)");
 }
 
 void add_apply_command(CLI::App& app, Run& run) {

@@ -24,6 +24,8 @@ void add_apply_command(CLI::App& app, Run& run);
 void add_resume_command(CLI::App& app, Run& run);
 void add_runs_command(CLI::App& app, Run& run);
 void add_show_command(CLI::App& app, Run& run);
+void add_status_command(CLI::App& app, Run& run);
+void add_report_command(CLI::App& app, Run& run);
 void add_approve_command(CLI::App& app, Run& run);
 void add_abort_command(CLI::App& app, Run& run);
 

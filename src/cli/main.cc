@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   add_resume_command(app, run);
   add_runs_command(app, run);
   add_show_command(app, run);
+  add_status_command(app, run);
+  add_report_command(app, run);
   add_approve_command(app, run);
   add_abort_command(app, run);
   add_sim_command(app, run);

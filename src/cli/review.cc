@@ -1,6 +1,7 @@
 #include "cli/review.h"
 
 #include <ctime>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -8,26 +9,23 @@
 
 namespace rollout::cli {
 
-std::string local_time(WallTime t) {
-  const std::time_t s = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  localtime_r(&s, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
-std::string iso_time(WallTime t) {
-  const std::time_t s = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string span(WallTime from, WallTime to) {
   return format_duration(std::chrono::duration_cast<Seconds>(to - from));
+}
+
+nlohmann::ordered_json optional_time(const std::optional<WallTime>& t) {
+  return t ? nlohmann::ordered_json(iso_time(*t)) : nlohmann::ordered_json(nullptr);
+}
+
+view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run) {
+  const auto stages = store.load_stages(run.id);
+  std::map<std::string, std::int64_t> devices;
+  for (const auto& s : stages) {
+    if (auto snapshot = store.load_snapshot(run.id, s.name))
+      devices[s.name] = static_cast<std::int64_t>(snapshot->size());
+  }
+  return view::build_progress(run, stages, devices, store.load_observations(run.id),
+                              store.load_events(run.id), kRecentEventLines);
 }
 
 StageTally tally(const std::vector<state::StageRecord>& stages) {

@@ -7,12 +7,20 @@
 #include <nlohmann/json.hpp>
 
 #include "state/records.h"
+#include "state/store.h"
+#include "util/time_text.h"
+#include "view/progress.h"
 
 namespace rollout::cli {
 
-std::string local_time(WallTime t);            // 2026-11-25 18:30:12
-std::string iso_time(WallTime t);              // 2026-11-25T18:30:12Z
-std::string span(WallTime from, WallTime to);  // 1h02m
+std::string span(WallTime from, WallTime to);                            // 1h02m
+nlohmann::ordered_json optional_time(const std::optional<WallTime>& t);  // iso_time or null
+
+// How many recent events a progress view keeps.
+inline constexpr std::size_t kRecentEventLines = 5;
+
+// A run's progress as the state database has it now.
+view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run);
 
 struct StageTally {
   int done = 0;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/console.h"
 #include "cli/exit_codes.h"
 #include "cli/review.h"
 #include "client/upswift_client.h"
@@ -71,67 +72,6 @@ std::optional<state::RunRecord> find_run(state::StateStore& store, const std::st
 namespace {
 
 constexpr Millis kLeaseStale{30000};
-
-// The time of day of an event, in the engine's clock.
-std::string clock_text(WallTime t) {
-  return local_time(t).substr(11);
-}
-
-// Events as a person reads them, or as JSON lines for scripts.
-class Console : public engine::Observer {
- public:
-  Console(const std::string& run_id, bool json, bool quiet)
-      : run_id_(run_id), json_(json), quiet_(quiet) {}
-
-  void on_event(const state::Event& e) override {
-    if (json_) {
-      nlohmann::ordered_json j{{"type", "event"}, {"time", iso_time(e.at)},
-                               {"run", run_id_},  {"stage", e.stage},
-                               {"kind", e.kind},  {"message", e.message}};
-      std::cout << j.dump() << "\n" << std::flush;
-      return;
-    }
-    if (quiet_) return;
-    std::cout << fmt::format("{}  {:<12} {}: {}\n", clock_text(e.at),
-                             e.stage.empty() ? "run" : e.stage, e.kind, e.message)
-              << std::flush;
-  }
-
-  void on_observation(const state::Observation& o) override {
-    if (json_) {
-      nlohmann::ordered_json j{{"type", "gate"},
-                               {"time", iso_time(o.at)},
-                               {"run", run_id_},
-                               {"stage", o.stage},
-                               {"targeted", o.targeted},
-                               {"pending", o.pending},
-                               {"in_progress", o.in_progress},
-                               {"success", o.success},
-                               {"failed", o.failed},
-                               {"aborted", o.aborted},
-                               {"missing", o.missing},
-                               {"verdict", o.verdict},
-                               {"reason", o.reason}};
-      std::cout << j.dump() << "\n" << std::flush;
-      return;
-    }
-    if (quiet_) return;
-    const std::string line =
-        fmt::format("{}/{} success, {} failed, {} updating", o.success, o.targeted, o.failed,
-                    o.pending + o.in_progress + o.missing);
-    if (last_[o.stage] == line + o.verdict) return;  // only changes
-    last_[o.stage] = line + o.verdict;
-    std::cout << fmt::format("{}  {:<12} gate: {} ({})\n", clock_text(o.at), o.stage, line,
-                             o.verdict)
-              << std::flush;
-  }
-
- private:
-  std::string run_id_;
-  bool json_;
-  bool quiet_;
-  std::map<std::string, std::string> last_;
-};
 
 // The in-process simulator for --simulate: its own thread and io_context.
 class InProcessSim {
@@ -278,7 +218,10 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
   const WallTime wall_now = std::chrono::system_clock::now();
   AsioClock clock(io, api_options.time_scale,
                   api_options.time_scale > 1.0 ? std::max(wall_now, run.updated_at) : wall_now);
-  Console console(run.id, api_options.json, api_options.quiet);
+  view::RunProgress progress = read_progress(store, run);
+  const bool resumed = !progress.recent.empty();  // a new run has no events yet
+  Console console(io, clock, plan, std::move(progress),
+                  console_mode(api_options.json, api_options.quiet, api_options.no_progress));
   engine::EngineOptions options;
   options.owner = this_process();
   options.crash_point = crash_hook_from_env();
@@ -298,6 +241,7 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
   signals.async_wait(on_signal);
 
   std::optional<engine::Outcome> outcome;
+  console.begin(resumed);
   engine.start([&](engine::Outcome o) {
     outcome = o;
     signals.cancel();
@@ -305,6 +249,7 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
   });
   io.run();
   if (!outcome) return kExitError;
+  console.end(outcome->ending, outcome->reason, exit_code(outcome->ending));
   if (!api_options.json) {
     std::cout << fmt::format("\nrun {} {}: {}\n", run.id, engine::name(outcome->ending),
                              outcome->reason);

@@ -25,6 +25,7 @@ struct ApiOptions {
   double time_scale = 1.0;     // --time-scale: simulated fleets only
   bool json = false;           // --output json: events as JSON lines on stdout
   bool quiet = false;
+  bool no_progress = false;  // --no-progress: plain lines even on a terminal
 };
 
 state::LeaseOwner this_process();

@@ -22,10 +22,6 @@ struct ShowOptions {
 
 using Json = nlohmann::ordered_json;
 
-Json optional_time(const std::optional<WallTime>& t) {
-  return t ? Json(iso_time(*t)) : Json(nullptr);
-}
-
 Json observation_json(const state::Observation& o) {
   return {{"time", iso_time(o.at)}, {"stage", o.stage},     {"elapsed_s", o.elapsed_ms / 1000},
           {"targeted", o.targeted}, {"pending", o.pending}, {"in_progress", o.in_progress},

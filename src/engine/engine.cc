@@ -130,7 +130,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         status == "stopped") {
       s.record.finished_at = now;
     }
+    save_stage(s);
+  }
+
+  void save_stage(const StageRun& s) {
     store.update_stage(s.record);
+    observer.on_stage(s.record);
   }
 
   const plan::Stage& spec(const StageRun& s) const { return plan.stages[s.id]; }
@@ -196,6 +201,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   void beat() {
     store.heartbeat(run_id, options.owner, options.wall_clock());
+    // Abort requests come from another process through the store: read on the heartbeat,
+    // not on every step, so a busy run does not query for them between every two calls.
+    if (!stopping) check_abort();
     heartbeat_timer = clock.schedule(options.heartbeat, [self = shared_from_this()] {
       if (self->finished) return;
       self->beat();
@@ -225,7 +233,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   void step() {
     if (finished) return;
-    if (!stopping) check_abort();
     if (stopping) {
       for (StageRun& s : stages) {
         if (s.record.status != "rolling_back") s.timer.cancel();  // a rollback runs to its end
@@ -514,6 +521,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             stage.snapshot = std::move(chosen);
             event(stage.record.name, "snapshot",
                   fmt::format("targets {} device(s)", stage.snapshot->size()));
+            observer.on_snapshot(stage.record.name, stage.snapshot->size());
             stage.busy = false;
             crash_point("after_snapshot");
             resume_dispatch(stage);
@@ -800,7 +808,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                               s.record.name));
             set_stage(s, "paused", j.reason);
             s.record.finished_at = clock.now();
-            store.update_stage(s.record);
+            save_stage(s);
             return;
         }
     }
@@ -840,7 +848,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (!plan.on_failure.rollback) return;
     if (s.record.status != "rolling_back") {
       s.record.status = "rolling_back";
-      store.update_stage(s.record);
+      save_stage(s);
     }
     event(s.record.name, "rollback", "rolling back the stage's updated and failed devices");
     const std::string target_key = s.record.name + "/rollback";
@@ -930,7 +938,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     s.record.reason = fmt::format("{}{}rolled back {} device(s)", s.record.reason,
                                   s.record.reason.empty() ? "" : "; ", targets.size());
     s.record.finished_at = clock.now();
-    store.update_stage(s.record);
+    save_stage(s);
     event(s.record.name, "rolled_back", s.record.reason);
     post_step();
   }

@@ -41,6 +41,10 @@ class Observer {
   virtual ~Observer() = default;
   virtual void on_event(const state::Event& event) = 0;
   virtual void on_observation(const state::Observation&) {}
+  // After every change of a stage's record (status, times), once it is in the store.
+  virtual void on_stage(const state::StageRecord&) {}
+  // Once a stage's devices are listed and recorded.
+  virtual void on_snapshot(const std::string& /*stage*/, std::size_t /*devices*/) {}
 };
 
 struct EngineOptions {

@@ -1,0 +1,92 @@
+// rollout report RUN -o report.html: the run as one self-contained HTML page.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "cli/exit_codes.h"
+#include "cli/review.h"
+#include "cli/session.h"
+#include "plan/loader.h"
+#include "view/report.h"
+
+namespace rollout::cli {
+
+namespace {
+
+struct ReportOptions {
+  std::string run_id = "last";
+  StateOptions state;
+  std::string out;
+};
+
+// Written beside the target and renamed over it: a reader never sees half a report.
+bool write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return false;
+    f << text;
+    f.flush();
+    if (!f) {
+      std::remove(tmp.c_str());
+      return false;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+int run_report(const ReportOptions& o) {
+  auto store = open_store(o.state);
+  if (!store) return kExitError;
+  auto run = find_run(*store, o.run_id);
+  if (!run) return kExitInvalidInput;
+  auto loaded = plan::load_plan(run->plan_text);
+  view::ReportInput in;
+  in.plan = loaded.plan ? &*loaded.plan : nullptr;
+  in.run = *run;
+  in.stages = store->load_stages(run->id);
+  for (const auto& s : in.stages) {
+    if (auto snapshot = store->load_snapshot(run->id, s.name))
+      in.devices[s.name] = static_cast<std::int64_t>(snapshot->size());
+  }
+  in.observations = store->load_observations(run->id);
+  in.calls = store->load_calls(run->id);
+  in.approvals = store->load_approvals(run->id);
+  in.events = store->load_events(run->id);
+  const std::string out = o.out.empty() ? fmt::format("rollout-report-{}.html", run->id) : o.out;
+  if (!write_file(out, view::render_report(in))) {
+    std::cerr << fmt::format("rollout: cannot write {}: {}\n", out, std::strerror(errno));
+    return kExitError;
+  }
+  std::cout << fmt::format("wrote {} (run {}, {} stage(s), {} API call(s), {} event(s))\n", out,
+                           run->id, in.stages.size(), in.calls.size(), in.events.size());
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app, Run& run) {
+  auto o = std::make_shared<ReportOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "report",
+      "Write a run as one self-contained HTML page: a Gantt chart of its stages, each stage's "
+      "device statuses over time, gate decisions, approvals, API calls and events.");
+  cmd->add_option("run", o->run_id, "Run id, or 'last'")->capture_default_str();
+  cmd->add_option("-o,--out", o->out, "The HTML file to write (default: rollout-report-RUN.html)");
+  cmd->add_option("--state", o->state.state_path,
+                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  cmd->footer(
+      "The page loads nothing from the network (no scripts, fonts or images): it can be\n"
+      "mailed or attached to a ticket as it is.");
+  cmd->callback([o, &run] { run = [o] { return run_report(*o); }; });
+}
+
+}  // namespace rollout::cli

@@ -1,0 +1,188 @@
+// rollout status RUN [--watch]: where a run is now, read from the state database, so it
+// works from another terminal (or machine sharing the file) while the run goes on.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "cli/console.h"
+#include "cli/exit_codes.h"
+#include "cli/review.h"
+#include "cli/session.h"
+#include "plan/loader.h"
+#include "util/duration.h"
+#include "view/text.h"
+
+namespace rollout::cli {
+
+namespace {
+
+struct StatusOptions {
+  std::string run_id = "last";
+  StateOptions state;
+  bool watch = false;
+  std::string interval = "2s";
+  std::string output = "text";
+};
+
+using Json = nlohmann::ordered_json;
+
+// The exit code `apply` gives for a run that ended this way.
+int exit_code_for(const std::string& status) {
+  if (status == "completed") return kExitOk;
+  if (status == "stopped" || status == "aborted") return kExitStopped;
+  if (status == "paused") return kExitPaused;
+  if (status == "interrupted") return kExitInterrupted;
+  if (status == "running") return kExitOk;
+  return kExitError;
+}
+
+// The latest moment the database knows of: a time-scaled simulated run lives ahead of
+// the wall clock, and its elapsed times must not go backwards.
+WallTime view_now(const view::RunProgress& p, const state::RunRecord& run) {
+  WallTime now = std::max(std::chrono::system_clock::now(), run.updated_at);
+  for (const auto& e : p.recent) now = std::max(now, e.at);
+  for (const auto& s : p.stages) {
+    if (s.last) now = std::max(now, s.last->at);
+  }
+  return now;
+}
+
+std::string lease_line(state::StateStore& store, const state::RunRecord& run) {
+  if (run.status != "running") return {};
+  auto lease = store.lease(run.id);
+  if (!lease) return "no process holds the run: if it crashed, `rollout resume " + run.id + "`";
+  const auto age =
+      std::chrono::duration_cast<Seconds>(std::chrono::system_clock::now() - lease->heartbeat_at);
+  std::string line =
+      fmt::format("run by {}@{} (pid {}), last heartbeat {} ago", lease->owner.user,
+                  lease->owner.host, lease->owner.pid, format_duration(std::max(age, Seconds{0})));
+  if (age > Seconds{30})
+    line += fmt::format("; that is stale: if the process is gone, `rollout resume {}`", run.id);
+  return line;
+}
+
+Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime now) {
+  Json stages = Json::array();
+  for (const auto& s : p.stages) {
+    Json j{{"stage", s.record.name},
+           {"status", s.record.status},
+           {"reason", s.record.reason},
+           {"devices", s.devices ? Json(*s.devices) : Json(nullptr)},
+           {"started", optional_time(s.record.started_at)},
+           {"dispatched", optional_time(s.record.dispatched_at)},
+           {"finished", optional_time(s.record.finished_at)},
+           {"waiting_for", view::waiting_for(plan, p, s, now)}};
+    if (s.last) {
+      j["counts"] = {{"pending", s.last->pending}, {"in_progress", s.last->in_progress},
+                     {"success", s.last->success}, {"failed", s.last->failed},
+                     {"aborted", s.last->aborted}, {"missing", s.last->missing}};
+      j["gate"] = {{"verdict", s.last->verdict}, {"reason", s.last->reason}};
+    }
+    stages.push_back(j);
+  }
+  return {{"type", "status"},   {"time", iso_time(now)}, {"run", p.run_id},
+          {"status", p.status}, {"reason", p.reason},    {"stages", stages}};
+}
+
+// What changed since the last look, for --watch off a terminal: not the clocks.
+std::string change_key(const view::RunProgress& p) {
+  std::string key = p.status;
+  for (const auto& s : p.stages) {
+    key += "|" + s.record.status;
+    if (s.last)
+      key += fmt::format(":{}/{}/{}/{}/{}", s.last->success, s.last->failed, s.last->in_progress,
+                         s.last->pending, s.last->verdict);
+  }
+  return key;
+}
+
+int run_status(const StatusOptions& o) {
+  std::string why;
+  auto interval = parse_duration(o.interval, &why);
+  if (!interval || interval->count() < 1) {
+    std::cerr << fmt::format("rollout: --interval '{}': {}\n", o.interval,
+                             interval ? "must be at least 1s" : why);
+    return kExitInvalidInput;
+  }
+  auto store = open_store(o.state);
+  if (!store) return kExitError;
+  auto run = find_run(*store, o.run_id);
+  if (!run) return kExitInvalidInput;
+  auto loaded = plan::load_plan(run->plan_text);
+  if (!loaded.plan) {
+    std::cerr << "rollout: the plan stored with run " << run->id << " does not load:\n"
+              << loaded.diagnostics.format(run->plan_path);
+    return kExitError;
+  }
+  const bool tty = isatty(STDOUT_FILENO) != 0;
+  const char* no_color = std::getenv("NO_COLOR");
+  const bool color = tty && !(no_color && *no_color);
+  const bool redraw = o.watch && color;  // in place, on a terminal
+  int drawn = 0;
+  std::string last_key;
+  for (;;) {
+    view::RunProgress p = read_progress(*store, *run);
+    const WallTime now = view_now(p, *run);
+    if (o.output == "json") {
+      if (!o.watch || change_key(p) != last_key)
+        std::cout << progress_json(p, *loaded.plan, now).dump() << "\n" << std::flush;
+    } else if (!o.watch || redraw || change_key(p) != last_key) {
+      view::Style style;
+      style.width = terminal_width();
+      style.color = color;
+      style.all_stages = true;
+      std::vector<std::string> lines = view::render(*loaded.plan, p, now, style);
+      if (!p.reason.empty()) lines.push_back(view::fit("  " + p.reason, style.width));
+      if (std::string lease = lease_line(*store, *run); !lease.empty())
+        lines.push_back(view::fit("  " + lease, style.width));
+      lines.push_back("recent events:");
+      for (const auto& e : p.recent) {
+        lines.push_back(view::fit(fmt::format("  {}  {:<12} {}: {}", local_time(e.at).substr(11),
+                                              e.stage.empty() ? "run" : e.stage, e.kind, e.message),
+                                  style.width));
+      }
+      if (redraw && drawn > 0) std::cout << fmt::format("\x1b[{}A\r\x1b[J", drawn);
+      if (o.watch && !redraw) std::cout << "--- " << local_time(now) << "\n";
+      for (const auto& line : lines) std::cout << line << "\n";
+      std::cout << std::flush;
+      drawn = static_cast<int>(lines.size());
+    }
+    last_key = change_key(p);
+    if (!o.watch || p.status != "running") return o.watch ? exit_code_for(p.status) : kExitOk;
+    std::this_thread::sleep_for(*interval);
+    run = store->load_run(run->id);
+    if (!run) return kExitError;
+  }
+}
+
+}  // namespace
+
+void add_status_command(CLI::App& app, Run& run) {
+  auto o = std::make_shared<StatusOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "status",
+      "Where a run is now: each stage's status, device counts and what it waits for. Reads the "
+      "state database, so it works from another terminal while the run goes on.");
+  cmd->add_option("run", o->run_id, "Run id, or 'last'")->capture_default_str();
+  cmd->add_option("--state", o->state.state_path,
+                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  cmd->add_flag("--watch,-w", o->watch,
+                "Keep watching until the run stops running; then exit with the code `apply` "
+                "would have given (0 completed, 3 stopped, 4 paused, 130 interrupted)");
+  cmd->add_option("--interval", o->interval, "How often --watch reads the database")
+      ->capture_default_str();
+  cmd->add_option("--output", o->output,
+                  "text, or json: one JSON object (with --watch, one per change)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  cmd->callback([o, &run] { run = [o] { return run_status(*o); }; });
+}
+
+}  // namespace rollout::cli

@@ -1,0 +1,253 @@
+#include "view/progress.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "engine/gate.h"
+#include "view/text.h"
+
+namespace rollout::view {
+
+namespace {
+
+bool terminal(const std::string& status) {
+  return status == "passed" || status == "failed" || status == "rolled_back" || status == "stopped";
+}
+
+bool active(const std::string& status) {
+  return !terminal(status) && status != "waiting";
+}
+
+const plan::Stage* find_stage(const plan::Plan& plan, const std::string& name) {
+  for (const auto& s : plan.stages) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+StageProgress* find(RunProgress& p, const std::string& name) {
+  for (auto& s : p.stages) {
+    if (s.record.name == name) return &s;
+  }
+  return nullptr;
+}
+
+constexpr const char* kGreen = "\x1b[32m";
+constexpr const char* kRed = "\x1b[31m";
+constexpr const char* kYellow = "\x1b[33m";
+constexpr const char* kDim = "\x1b[2m";
+constexpr const char* kBold = "\x1b[1m";
+constexpr const char* kReset = "\x1b[0m";
+
+std::string paint(const std::string& text, const char* code, bool color) {
+  return color ? std::string(code) + text + kReset : text;
+}
+
+const char* status_color(const std::string& status) {
+  if (status == "passed") return kGreen;
+  if (status == "failed" || status == "rolled_back" || status == "rolling_back") return kRed;
+  if (status == "waiting" || status == "stopped") return kDim;
+  return kYellow;
+}
+
+}  // namespace
+
+RunProgress build_progress(const state::RunRecord& run,
+                           const std::vector<state::StageRecord>& stages,
+                           const std::map<std::string, std::int64_t>& devices,
+                           const std::vector<state::Observation>& observations,
+                           const std::vector<state::Event>& events, std::size_t recent_events) {
+  RunProgress p;
+  p.run_id = run.id;
+  p.status = run.status;
+  p.reason = run.reason;
+  p.started = run.created_at;
+  p.finished = run.finished_at;
+  for (const auto& r : stages) {
+    StageProgress s;
+    s.record = r;
+    if (auto it = devices.find(r.name); it != devices.end()) s.devices = it->second;
+    p.stages.push_back(std::move(s));
+  }
+  for (const auto& o : observations) apply(p, o);
+  const std::size_t from = events.size() > recent_events ? events.size() - recent_events : 0;
+  p.recent.assign(events.begin() + static_cast<std::ptrdiff_t>(from), events.end());
+  return p;
+}
+
+void apply(RunProgress& p, const state::StageRecord& stage) {
+  if (StageProgress* s = find(p, stage.name)) s->record = stage;
+}
+
+void apply(RunProgress& p, const state::Observation& o) {
+  if (StageProgress* s = find(p, o.stage)) {
+    s->last = o;
+    s->devices = o.targeted;
+  }
+}
+
+void apply(RunProgress& p, const state::Event& e, std::size_t recent_events) {
+  p.recent.push_back(e);
+  if (p.recent.size() > recent_events) p.recent.erase(p.recent.begin());
+  if (e.kind.rfind("run_", 0) == 0 && e.stage.empty()) {
+    p.status = e.kind.substr(4);
+    p.reason = e.message;
+  }
+}
+
+void apply_snapshot(RunProgress& p, const std::string& stage, std::int64_t devices) {
+  if (StageProgress* s = find(p, stage)) s->devices = devices;
+}
+
+std::string gate_condition(const plan::Gate& gate, std::optional<std::int64_t> targeted) {
+  std::string text;
+  if (targeted) {
+    text = fmt::format("{}/{} success, <={} failed", engine::required_successes(gate, *targeted),
+                       *targeted, engine::allowed_failures(gate, *targeted));
+  } else {
+    text = fmt::format("{} success, <={} failed", plan::format_threshold(gate.min_success),
+                       plan::format_threshold(gate.max_failed));
+  }
+  if (gate.bake.count() > 0) text += ", bake " + format_duration(gate.bake);
+  return text;
+}
+
+std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const StageProgress& s,
+                        WallTime now) {
+  const std::string& status = s.record.status;
+  const std::string& name = s.record.name;
+  const plan::Stage* spec = find_stage(plan, name);
+  if (!spec || terminal(status)) return {};
+  if (status == "awaiting_approval")
+    return fmt::format("approval: rollout approve {} {}", run.run_id, name);
+  if (status == "paused")
+    return fmt::format("a person: gate inconclusive, rollout approve {} {} lets it pass",
+                       run.run_id, name);
+  if (status == "rolling_back") return "rollback deploy_update";
+  if (status == "dispatching") return s.devices ? "deploy_update answer" : "device list";
+  if (status == "gating") {
+    if (!s.record.dispatched_at) return "gate";
+    const auto elapsed = now - *s.record.dispatched_at;
+    if (elapsed < spec->gate.bake) {
+      return fmt::format(
+          "bake, {} left",
+          format_duration(std::chrono::duration_cast<Seconds>(spec->gate.bake - elapsed)));
+    }
+    std::string text = "gate";
+    if (s.last) {
+      const std::int64_t needed = engine::required_successes(spec->gate, s.last->targeted);
+      if (s.last->success < needed)
+        text += fmt::format(": {} more success", needed - s.last->success);
+    }
+    const auto left = spec->gate.timeout - elapsed;
+    if (left > Seconds{0})
+      text += fmt::format(", times out in {}",
+                          format_duration(std::chrono::duration_cast<Seconds>(left)));
+    return text;
+  }
+  if (status == "waiting") {
+    if (run.status != "running") return {};
+    std::vector<std::string> open;
+    for (const auto& need : spec->needs) {
+      for (const auto& other : run.stages) {
+        if (other.record.name == need.name && other.record.status != "passed")
+          open.push_back(need.name);
+      }
+    }
+    if (!open.empty()) return "needs " + join(open, ", ");
+    return "a free slot (max_parallel)";
+  }
+  return {};
+}
+
+std::string status_bar(const state::Observation& o, int width, bool color) {
+  const std::int64_t total = std::max<std::int64_t>(o.targeted, 1);
+  auto cells = [&](std::int64_t n) { return static_cast<int>(n * width / total); };
+  int success = cells(o.success);
+  int failed = cells(o.failed + o.aborted);
+  int updating = cells(o.in_progress);
+  // A single failure always shows.
+  if (o.failed + o.aborted > 0 && failed == 0) failed = 1;
+  success = std::min(success, width - failed);
+  updating = std::min(updating, width - failed - success);
+  const int rest = width - success - failed - updating;
+  if (!color) {
+    return std::string(static_cast<std::size_t>(success), '=') +
+           std::string(static_cast<std::size_t>(failed), 'x') +
+           std::string(static_cast<std::size_t>(updating), '>') +
+           std::string(static_cast<std::size_t>(rest), '.');
+  }
+  auto repeat = [](const char* glyph, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += glyph;
+    return s;
+  };
+  return paint(repeat("█", success), kGreen, true) + paint(repeat("█", failed), kRed, true) +
+         paint(repeat("▒", updating), kYellow, true) + paint(repeat("░", rest), kDim, true);
+}
+
+std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, WallTime now,
+                                const Style& style) {
+  std::vector<std::string> lines;
+  std::map<std::string, int> by_status;
+  for (const auto& s : run.stages) ++by_status[s.record.status];
+  std::vector<std::string> tally;
+  for (const auto& [status, n] : by_status) tally.push_back(fmt::format("{} {}", n, status));
+  lines.push_back(fit(
+      fmt::format("{} {} {} · {} · stages: {}", paint("run", kBold, style.color), run.run_id,
+                  paint(run.status, status_color(run.status), style.color),
+                  format_duration(std::chrono::duration_cast<Seconds>(run.finished.value_or(now) -
+                                                                      run.started)),
+                  join(tally, ", ")),
+      style.width));
+  const int bar_width = style.width >= 120 ? 20 : 10;
+  std::size_t name_width = 6;
+  std::size_t status_width = 7;
+  for (const auto& s : run.stages) {
+    if (!style.all_stages && !active(s.record.status)) continue;
+    name_width = std::max(name_width, s.record.name.size());
+    status_width = std::max(status_width, s.record.status.size());
+  }
+  for (const auto& s : run.stages) {
+    const std::string& status = s.record.status;
+    if (!style.all_stages && !active(status)) continue;
+    const plan::Stage* spec = find_stage(plan, s.record.name);
+    std::string line = fmt::format(
+        "  {:<{}} {} ", s.record.name, name_width,
+        paint(fmt::format("{:<{}}", status, status_width), status_color(status), style.color));
+    if (s.last) {
+      const auto& o = *s.last;
+      line += status_bar(o, bar_width, style.color);
+      line += fmt::format(" {} success, {} failed, {} in_progress, {} pending", o.success,
+                          o.failed + o.aborted, o.in_progress, o.pending + o.missing);
+    } else {
+      line += std::string(static_cast<std::size_t>(bar_width), ' ');
+      line += s.devices ? fmt::format(" {} device(s)", *s.devices) : std::string(" -");
+    }
+    if (s.record.started_at) {
+      const WallTime end = s.record.finished_at.value_or(now);
+      line +=
+          ", " + format_duration(std::chrono::duration_cast<Seconds>(end - *s.record.started_at));
+    }
+    // The gate's condition and what the stage waits for: on the same line when it fits.
+    std::vector<std::string> tail;
+    if (spec && (status == "gating" || status == "dispatching" || status == "paused"))
+      tail.push_back("gate: " + gate_condition(spec->gate, s.devices));
+    if (std::string w = waiting_for(plan, run, s, now); !w.empty()) tail.push_back("waiting: " + w);
+    if (style.all_stages && terminal(status) && status != "passed" && !s.record.reason.empty())
+      tail.push_back(s.record.reason);
+    const std::string rest = join(tail, "; ");
+    if (rest.empty()) {
+      lines.push_back(fit(line, style.width));
+    } else if (visible_width(line) + 3 + visible_width(rest) <= style.width) {
+      lines.push_back(line + " | " + rest);
+    } else {
+      lines.push_back(fit(line, style.width));
+      lines.push_back(fit(std::string(name_width + 4, ' ') + rest, style.width));
+    }
+  }
+  return lines;
+}
+
+}  // namespace rollout::view

@@ -1,0 +1,31 @@
+// `rollout report`: one self-contained HTML file of a run (no scripts, no fetches; inline
+// SVG charts): the timeline of stages as a Gantt chart, each stage's device statuses over
+// time, the gate decisions with their numbers, approvals, the API calls and the events.
+// Pure: from records to a string.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "plan/model.h"
+#include "state/records.h"
+
+namespace rollout::view {
+
+struct ReportInput {
+  const plan::Plan* plan = nullptr;
+  state::RunRecord run;
+  std::vector<state::StageRecord> stages;
+  std::map<std::string, std::int64_t> devices;  // snapshot sizes by stage
+  std::vector<state::Observation> observations;
+  std::vector<state::ApiCall> calls;
+  std::vector<state::Approval> approvals;
+  std::vector<state::Event> events;
+};
+
+std::string html_escape(const std::string& text);
+
+std::string render_report(const ReportInput& in);
+
+}  // namespace rollout::view
