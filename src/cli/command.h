@@ -26,6 +26,7 @@ void add_runs_command(CLI::App& app, Run& run);
 void add_show_command(CLI::App& app, Run& run);
 void add_status_command(CLI::App& app, Run& run);
 void add_report_command(CLI::App& app, Run& run);
+void add_rehearse_command(CLI::App& app, Run& run);
 void add_approve_command(CLI::App& app, Run& run);
 void add_abort_command(CLI::App& app, Run& run);
 

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add_show_command(app, run);
   add_status_command(app, run);
   add_report_command(app, run);
+  add_rehearse_command(app, run);
   add_approve_command(app, run);
   add_abort_command(app, run);
   add_sim_command(app, run);

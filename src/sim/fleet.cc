@@ -208,10 +208,16 @@ Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now)
     u.app = r.app;
     const SimTime online_from = d.online_at(now) ? now : d.returns_at;
     if (online_from != kNever) {
-      u.starts = online_from + pick(b.start_delay, rng_);
-      const Millis duration = pick(b.duration, rng_);
-      u.fails = chance(b.failure_rate, rng_);
-      if (chance(b.offline_mid_update, rng_)) {
+      // Each device's draws depend on the seed, the device and how many updates it has had,
+      // not on the order of calls: parallel stages (and a rehearsal of them) draw alike.
+      std::seed_seq seq{
+          static_cast<std::uint32_t>(spec_.seed), static_cast<std::uint32_t>(spec_.seed >> 32),
+          static_cast<std::uint32_t>(d.device_id), static_cast<std::uint32_t>(d.updates.size())};
+      std::mt19937_64 draw(seq);
+      u.starts = online_from + pick(b.start_delay, draw);
+      const Millis duration = pick(b.duration, draw);
+      u.fails = chance(b.failure_rate, draw);
+      if (chance(b.offline_mid_update, draw)) {
         u.offline_from = u.starts + duration / 2;  // stays in_progress while it is gone
       } else {
         u.ends = u.starts + duration;

@@ -1,0 +1,92 @@
+#include "rehearsal/rehearsal.h"
+
+#include <optional>
+
+#include "engine/engine.h"
+#include "engine/run.h"
+#include "sim/virtual_api.h"
+#include "store/sqlite_store.h"
+
+namespace rollout::rehearsal {
+
+namespace {
+
+// Grants each approval the plan asks for, after the configured delay.
+class Approver : public engine::Observer {
+ public:
+  Approver(state::StateStore& store, Clock& clock, Millis delay)
+      : store_(store), clock_(clock), delay_(delay) {}
+
+  void on_event(const state::Event& e) override {
+    // Only approvals the plan asks for: an inconclusive gate's pause is a prediction to report.
+    if (e.kind != "approval_needed") return;
+    const std::string stage = e.stage;
+    const std::string run = e.run_id;
+    timers_.push_back(clock_.schedule(delay_, [this, run, stage] {
+      store_.add_approval({run, stage, "rehearsal", clock_.now(), "approved by the rehearsal"});
+    }));
+  }
+
+ private:
+  state::StateStore& store_;
+  Clock& clock_;
+  Millis delay_;
+  std::vector<TimerHandle> timers_;
+};
+
+std::optional<Millis> since(WallTime start, const std::optional<WallTime>& t) {
+  if (!t) return std::nullopt;
+  return std::chrono::duration_cast<Millis>(*t - start);
+}
+
+}  // namespace
+
+Result rehearse(const plan::Plan& plan, const dag::Graph& graph, sim::FleetSpec spec,
+                std::uint64_t seed, const Options& options) {
+  spec.seed = seed;
+  asio::io_context io;
+  ManualClock clock(io, options.start);
+  sim::Fleet fleet(spec, std::chrono::duration_cast<sim::Millis>(options.start.time_since_epoch()));
+  sim::VirtualApi api(io, fleet, clock);
+  store::SqliteStore store(":memory:");
+  const std::string run_id = "rehearsal";
+  engine::create_run(store, plan, {"rehearsal", "", "rehearsal", "rehearsal", "rehearsal"}, run_id,
+                     options.start);
+  engine::EngineOptions engine_options;
+  engine_options.owner = {"rehearsal", 0, "rehearsal"};
+  engine_options.wall_clock = [&clock] { return clock.now(); };
+  store.acquire_lease(run_id, engine_options.owner, options.start, Millis{30000});
+  Approver approver(store, clock, options.approval_delay);
+  engine::Engine engine(io, plan, graph, api, store, clock, approver, run_id, engine_options);
+  std::optional<engine::Outcome> outcome;
+  engine.start([&](engine::Outcome o) { outcome = std::move(o); });
+  // A stuck plan would spin on its heartbeat forever: a year of virtual time ends it.
+  const WallTime deadline = options.start + std::chrono::hours(24 * 365);
+  run_on_manual_clock(io, clock, [&] { return outcome.has_value() || clock.now() > deadline; });
+
+  Result r;
+  r.seed = seed;
+  r.ending = outcome ? std::string(engine::name(outcome->ending)) : "failed";
+  r.reason = outcome ? outcome->reason : "the rehearsal ran for a year of virtual time";
+  r.duration = std::chrono::duration_cast<Millis>(clock.now() - options.start);
+  r.deploy_calls = api.deploy_calls;
+  r.details_calls = api.details_calls;
+  r.state_calls = api.state_calls;
+  const auto calls = store.load_calls(run_id);
+  for (const auto& s : store.load_stages(run_id)) {
+    StageResult sr;
+    sr.name = s.name;
+    sr.status = s.status;
+    sr.reason = s.reason;
+    sr.started = since(options.start, s.started_at);
+    sr.dispatched = since(options.start, s.dispatched_at);
+    sr.finished = since(options.start, s.finished_at);
+    if (auto snapshot = store.load_snapshot(run_id, s.name))
+      sr.devices = static_cast<std::int64_t>(snapshot->size());
+    for (const auto& c : calls) sr.deploy_calls += c.stage == s.name ? 1 : 0;
+    r.stages.push_back(std::move(sr));
+  }
+  return r;
+}
+
+}  // namespace rollout::rehearsal

@@ -1,0 +1,239 @@
+// The view layer: progress lines, what a stage waits for, the report's timeline and HTML,
+// and rehearsals. Pure: records in, text out; rehearsals on a virtual clock.
+#include <doctest/doctest.h>
+
+#include "check_plan.h"
+#include "rehearsal/rehearsal.h"
+#include "view/progress.h"
+#include "view/report.h"
+#include "view/text.h"
+#include "view/timeline.h"
+
+using namespace rollout;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kViewPlan = R"(version: 1
+name: fw-3
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 1h, timeout: 6h, poll: 5m, min_success: 90%, max_failed: 10%}
+stages:
+  - name: canary
+    groups: [Canary]
+    gate: {min_success: 100%, max_failed: 0, bake: 2h}
+  - name: eu
+    needs: [canary]
+    groups: [EU]
+  - name: us
+    needs: [canary]
+    groups: [US]
+    approval: required
+)";
+
+const WallTime t0 = WallTime(std::chrono::hours(24 * 365 * 50));
+
+state::StageRecord stage(const std::string& name, const std::string& status) {
+  state::StageRecord s;
+  s.run_id = "r-1";
+  s.name = name;
+  s.status = status;
+  return s;
+}
+
+state::Observation observation(const std::string& stage, WallTime at, std::int64_t success,
+                               std::int64_t failed, std::int64_t in_progress, std::int64_t pending,
+                               const std::string& verdict = "wait") {
+  state::Observation o;
+  o.run_id = "r-1";
+  o.stage = stage;
+  o.at = at;
+  o.targeted = success + failed + in_progress + pending;
+  o.success = success;
+  o.failed = failed;
+  o.in_progress = in_progress;
+  o.pending = pending;
+  o.verdict = verdict;
+  return o;
+}
+
+struct Fixture {
+  test::Checked checked = test::check_plan(kViewPlan);
+  const plan::Plan& plan() const { return *checked.loaded.plan; }
+  state::RunRecord run() const {
+    state::RunRecord r;
+    r.id = "r-1";
+    r.plan_name = "fw-3";
+    r.created_at = t0;
+    r.updated_at = t0;
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("fit cuts to the width, keeps UTF-8 whole and resets colour after a cut") {
+  CHECK(view::visible_width("\x1b[32m██\x1b[0m ok") == 5);
+  CHECK(view::fit("short", 80) == "short");
+  const std::string cut = view::fit("\x1b[31m" + std::string("ééééééééééééé") + "\x1b[0m", 8);
+  CHECK(view::visible_width(cut) == 8);
+  CHECK(cut.find("\x1b[0m...") != std::string::npos);
+}
+
+TEST_CASE("status bar: shares of success, failed, updating, pending; a single failure shows") {
+  CHECK(view::status_bar(observation("eu", t0, 5, 0, 3, 2), 10, false) == "=====>>>..");
+  CHECK(view::status_bar(observation("eu", t0, 99, 1, 0, 0), 10, false) == "=========x");
+  CHECK(view::status_bar(observation("eu", t0, 0, 0, 0, 0), 4, false) == "....");
+}
+
+TEST_CASE("gate condition in numbers once the stage's size is known") {
+  Fixture f;
+  CHECK(view::gate_condition(f.plan().stages[0].gate, std::nullopt) ==
+        "100% success, <=0 failed, bake 2h");
+  CHECK(view::gate_condition(f.plan().stages[1].gate, 20) == "18/20 success, <=2 failed, bake 1h");
+}
+
+TEST_CASE("what each stage waits for") {
+  Fixture f;
+  view::RunProgress p = view::build_progress(
+      f.run(),
+      {stage("canary", "gating"), stage("eu", "waiting"), stage("us", "awaiting_approval")},
+      {{"canary", 5}}, {observation("canary", t0 + 10min, 3, 0, 2, 0)}, {}, 5);
+  p.stages[0].record.dispatched_at = t0;
+  CHECK(view::waiting_for(f.plan(), p, p.stages[0], t0 + 30min) == "bake, 1h30m left");
+  CHECK(view::waiting_for(f.plan(), p, p.stages[0], t0 + 3h) ==
+        "gate: 2 more success, times out in 3h");
+  CHECK(view::waiting_for(f.plan(), p, p.stages[1], t0) == "needs canary");
+  CHECK(view::waiting_for(f.plan(), p, p.stages[2], t0) == "approval: rollout approve r-1 us");
+
+  view::Style style;
+  style.width = 200;
+  auto lines = view::render(f.plan(), p, t0 + 30min, style);
+  REQUIRE(lines.size() == 3);  // the header, canary, us (eu is waiting: not active)
+  CHECK(lines[0].find("run r-1 running") != std::string::npos);
+  CHECK(lines[1].find("3 success, 0 failed, 2 in_progress, 0 pending") != std::string::npos);
+  CHECK(lines[1].find("gate: 5/5 success, <=0 failed, bake 2h") != std::string::npos);
+  CHECK(lines[1].find("waiting: bake, 1h30m left") != std::string::npos);
+  CHECK(lines[2].find("rollout approve r-1 us") != std::string::npos);
+  for (const auto& line : lines) CHECK(line.find('\x1b') == std::string::npos);  // no colour asked
+
+  style.width = 60;  // narrow: the condition goes on a line of its own, nothing wider than 60
+  style.all_stages = true;
+  style.color = true;
+  lines = view::render(f.plan(), p, t0 + 30min, style);
+  CHECK(lines.size() > 4);
+  for (const auto& line : lines) CHECK(view::visible_width(line) <= 60);
+
+  // Changes as the engine reports them.
+  view::apply(p, stage("canary", "passed"));
+  view::apply(p, observation("canary", t0 + 2h, 5, 0, 0, 0, "pass"));
+  CHECK(p.stages[0].record.status == "passed");
+  CHECK(p.stages[0].last->success == 5);
+  view::apply(p, state::Event{0, "r-1", t0 + 2h, "", "run_completed", "every stage passed"}, 5);
+  CHECK(p.status == "completed");
+}
+
+TEST_CASE("timeline segments: approval wait, dispatch, bake, gate, pause") {
+  Fixture f;
+  view::ReportInput in;
+  in.plan = &f.plan();
+  in.run = f.run();
+  auto canary = stage("canary", "passed");
+  canary.started_at = t0;
+  canary.dispatched_at = t0 + 1min;
+  canary.finished_at = t0 + 3h;
+  auto us = stage("us", "paused");
+  us.started_at = t0 + 5h;
+  us.dispatched_at = t0 + 5h + 1min;
+  in.stages = {canary, stage("eu", "waiting"), us};
+  in.events = {{1, "r-1", t0 + 3h, "us", "approval_needed", "waiting for approval"},
+               {2, "r-1", t0 + 2h + 1min + 30s, "canary", "stage_passed", "ok"},
+               {3, "r-1", t0 + 10h, "us", "stage_paused", "inconclusive"}};
+  in.run.finished_at = t0 + 12h;
+  auto segments = view::timeline_segments(in, view::report_end(in));
+  auto find = [&](const std::string& s, const std::string& kind) -> const view::Segment* {
+    for (const auto& seg : segments) {
+      if (seg.stage == s && seg.kind == kind) return &seg;
+    }
+    return nullptr;
+  };
+  REQUIRE(find("canary", "dispatch"));
+  CHECK(find("canary", "bake")->to == t0 + 2h + 1min);
+  CHECK(find("canary", "gate")->from == t0 + 2h + 1min);
+  CHECK(find("canary", "gate")->to == t0 + 2h + 1min + 30s);  // the verdict, not the stage's end
+  CHECK(find("us", "approval")->from == t0 + 3h);
+  CHECK(find("us", "approval")->to == t0 + 5h);
+  CHECK(find("us", "paused")->to == t0 + 12h);
+  CHECK_FALSE(find("eu", "dispatch"));
+}
+
+TEST_CASE("the report escapes what plans and people wrote, and fetches nothing") {
+  Fixture f;
+  view::ReportInput in;
+  in.plan = &f.plan();
+  in.run = f.run();
+  in.run.reason = "<script>alert(1)</script>";
+  auto canary = stage("canary", "passed");
+  canary.started_at = t0;
+  canary.dispatched_at = t0;
+  canary.finished_at = t0 + 2h;
+  in.stages = {canary, stage("eu", "waiting"), stage("us", "waiting")};
+  in.observations = {observation("canary", t0 + 5min, 0, 0, 2, 3),
+                     observation("canary", t0 + 2h, 5, 0, 0, 0, "pass")};
+  in.approvals = {{"r-1", "us", "ann\" onmouseover=\"x", t0, "ok & go"}};
+  const std::string html = view::render_report(in);
+  CHECK(html.find("<script>") == std::string::npos);
+  CHECK(html.find("&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+  CHECK(html.find("ann&quot; onmouseover=&quot;x") != std::string::npos);
+  CHECK(html.find("default-src 'none'") != std::string::npos);
+  CHECK(html.find("http://") == std::string::npos);
+  CHECK(html.find("https://") == std::string::npos);
+  CHECK(html.find("<svg class=\"gantt\"") != std::string::npos);
+  CHECK(html.find("<svg class=\"stage-chart\" data-stage=\"canary\"") != std::string::npos);
+  CHECK(html.find("No gate observations") != std::string::npos);  // eu and us
+}
+
+TEST_CASE("rehearsal: the same seed predicts the same run; failure rates show in the spread") {
+  test::Checked checked = test::check_plan(kViewPlan);
+  REQUIRE(checked.graph);
+  sim::FleetSpec spec;
+  spec.seed = 3;
+  spec.flows = {"f-new"};
+  spec.behavior.start_delay = {10s, 60s};
+  spec.behavior.duration = {2min, 10min};
+  sim::ProjectSpec p;
+  p.name = "Demo";
+  p.groups.push_back({"Canary", 5, {}, {}, {{"fw", "v2"}}, 1.0});
+  p.groups.push_back({"EU", 20, {}, {}, {{"fw", "v2"}}, 1.0});
+  p.groups.push_back({"US", 20, {}, {}, {{"fw", "v2"}}, 1.0});
+  spec.projects.push_back(p);
+  rehearsal::Options options;
+  options.start = t0;
+  options.approval_delay = 30min;
+
+  const auto a = rehearsal::rehearse(*checked.loaded.plan, *checked.graph, spec, 3, options);
+  const auto b = rehearsal::rehearse(*checked.loaded.plan, *checked.graph, spec, 3, options);
+  CHECK(a.ending == "completed");
+  CHECK(a.deploy_calls == 3);
+  REQUIRE(a.stages.size() == 3);
+  CHECK(a.stages[0].devices == 5);
+  CHECK(*a.stages[0].finished >= 2h);                            // the canary's bake
+  CHECK(*a.stages[2].started >= *a.stages[0].finished + 30min);  // the approval's delay
+  for (std::size_t i = 0; i < a.stages.size(); ++i) {
+    CHECK(a.stages[i].finished == b.stages[i].finished);
+    CHECK(a.stages[i].status == b.stages[i].status);
+  }
+  CHECK(a.details_calls == b.details_calls);
+
+  // Every canary fails: every rehearsal stops at the canary, nothing else is sent.
+  spec.overrides.push_back({std::string("Canary"), std::nullopt, std::nullopt, 1.0, std::nullopt});
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    const auto r = rehearsal::rehearse(*checked.loaded.plan, *checked.graph, spec, seed, options);
+    CHECK(r.ending == "stopped");
+    CHECK(r.stages[0].status == "failed");
+    CHECK(r.deploy_calls == 1);
+  }
+}
