@@ -850,7 +850,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       s.record.status = "rolling_back";
       save_stage(s);
     }
-    event(s.record.name, "rollback", "rolling back the stage's updated and failed devices");
+    event(s.record.name, "rollback", "rolling back every device the stage's update reached");
     const std::string target_key = s.record.name + "/rollback";
     if (auto targets = store.load_snapshot(run_id, target_key)) {
       send_rollback_calls(s, *targets);
@@ -874,8 +874,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           const std::string marker = dispatch_marker(run_id, st.record.name);
           std::vector<SnapshotDevice> affected;
           for (const upswift::Device& d : *r.value) {
+            // Every device this run's update reached: one still pending or in progress
+            // would otherwise finish onto the version being rolled back.
             auto status = marked_status(d, marker);
-            if (status && (*status == "success" || *status == "failed")) {
+            if (status && *status != "aborted") {
               affected.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
             }
           }

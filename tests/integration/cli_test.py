@@ -337,6 +337,172 @@ def make_kill_test(point, nth):
 for point in ["after_snapshot", "before_intent", "after_intent", "after_answer", "after_outcome"]:
     for nth in range(1, 5):
         TESTS.append(make_kill_test(point, nth))
+EVENT_SCHEMA = json.loads((SRC / "schema/events.schema.json").read_text())
+SOME_FAILURES = SRC / "tests/fleets/some-failures.yaml"
+
+
+def parse_time(text):
+    return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+@test
+def event_stream_follows_its_schema_from_run_to_end(tmp):
+    import jsonschema
+    sim = Sim(tmp, FAILING)
+    try:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json", api=sim.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        lines = [json.loads(line) for line in p.stdout.splitlines()]
+        for obj in lines:
+            jsonschema.validate(obj, EVENT_SCHEMA)
+        assert lines[0]["type"] == "run" and lines[0]["resumed"] is False
+        assert lines[0]["stages"] == ["canary", "eu", "us", "everyone"]
+        assert lines[-1] == {**lines[-1], "type": "end", "ending": "stopped", "exit_code": EXIT_STOPPED}
+        assert sum(1 for o in lines if o["type"] == "end") == 1
+        times = [parse_time(o["time"]) for o in lines]
+        assert times == sorted(times), "events out of order"
+        statuses = [o["status"] for o in lines if o["type"] == "stage" and o["stage"] == "canary"]
+        assert statuses[0] == "dispatching" and "gating" in statuses and statuses[-1] == "rolled_back", statuses
+        assert any(o["type"] == "gate" and o["verdict"] == "fail" for o in lines)
+        assert "\x1b" not in p.stdout
+    finally:
+        sim.stop()
+
+
+def read_pty(argv, env_extra):
+    """Runs rollout with stdout on a pseudo-terminal (100 columns); returns all it wrote."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, **env_extra)
+    if "NO_COLOR" not in env_extra:
+        env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([ROLLOUT, *argv], stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    proc.wait(timeout=120)
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+@test
+def progress_redraws_on_a_terminal_and_is_plain_otherwise(tmp):
+    def apply_on_a_fresh_fleet(run_pty, extra_env=None, extra_argv=()):
+        sim = Sim(tmp, STEADY)
+        try:
+            argv = ["apply", str(PLAN), "--state", f"{tmp}/state.db", "--yes", "--time-scale", "300", *extra_argv]
+            if run_pty:
+                return read_pty(argv, {"UPSWIFT_API_URL": sim.url, **(extra_env or {})})
+            p = rollout(*argv, api=sim.url)
+            return p.returncode, p.stdout
+        finally:
+            sim.stop()
+
+    rc, out = apply_on_a_fresh_fleet(True)
+    assert rc == EXIT_OK, out
+    assert TOKEN not in out
+    assert "\x1b[" in out and "\x1b[J" in out, "no redraw on a terminal"
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    # A progress line: stage, status, bar, counts by update_status, the gate, what it waits for.
+    assert re.search(r"canary\s+gating\s+\S+ \d+ success, \d+ failed, \d+ in_progress, \d+ pending", plain), plain[-3000:]
+    assert "gate: 6/6 success, <=0 failed, bake 5m" in plain
+    assert re.search(r"waiting: (bake, \S+ left|gate)", plain)
+    assert "everyone" in plain and "completed" in plain
+    for line in plain.splitlines():  # the block's lines (events above it may wrap)
+        if line.startswith("run r-") or line.startswith("  "):
+            assert len(line) <= 100, f"wider than the terminal: {line!r}"
+    # NO_COLOR or --no-progress on a terminal, or a pipe: timestamped lines, no escapes.
+    for run_pty, extra_env, extra_argv in ((True, {"NO_COLOR": "1"}, []), (True, {}, ["--no-progress"]),
+                                           (False, {}, [])):
+        rc, out = apply_on_a_fresh_fleet(run_pty, extra_env, extra_argv)
+        assert rc == EXIT_OK, out
+        assert "\x1b" not in out, (extra_env, extra_argv)
+        assert re.search(r"^\d\d:\d\d:\d\d  canary\s+dispatched:", out, re.M), out
+
+
+@test
+def status_watch_follows_a_run_from_another_process(tmp):
+    sim = Sim(tmp, STEADY)
+    try:
+        db = f"{tmp}/state.db"
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        run = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "60",
+                                "--no-progress"], env=env, stdout=subprocess.PIPE, text=True)
+        first = run.stdout.readline()
+        run_id = run_id_of(first)
+        watch = subprocess.run([ROLLOUT, "status", run_id, "--state", db, "--watch", "--interval", "1s"],
+                               capture_output=True, text=True, timeout=300)
+        run.stdout.read()
+        assert run.wait(timeout=60) == EXIT_OK
+        assert watch.returncode == EXIT_OK, watch.stdout + watch.stderr
+        blocks = watch.stdout.split("--- ")
+        assert len(blocks) >= 3, watch.stdout  # it saw the run change while it went
+        assert any(re.search(r"canary\s+gating", b) for b in blocks), watch.stdout
+        assert "completed" in blocks[-1] and "every stage passed" in blocks[-1]
+        assert re.search(r"run by \S+@\S+ \(pid \d+\), last heartbeat", watch.stdout)
+        assert "\x1b" not in watch.stdout
+        status = json.loads(rollout("status", run_id, "--state", db, "--output", "json").stdout)
+        assert status["status"] == "completed"
+        assert [s["status"] for s in status["stages"]] == ["passed"] * 4
+        assert status["stages"][0]["counts"]["success"] == 6
+        stopped = rollout("status", "r-20200101-000000-dead", "--state", db)
+        assert stopped.returncode == EXIT_INVALID and "no run" in stopped.stderr
+    finally:
+        sim.stop()
+
+
+@test
+def rehearsal_predicts_the_real_run(tmp):
+    """The fleet's own seed: the rehearsal (virtual clock) and a real time-scaled run
+    against `rollout sim` make the same decisions, calls and (within a poll) times."""
+    p = rollout("rehearse", str(PLAN), "--fleet", str(SOME_FAILURES), "--output", "json")
+    assert p.returncode == EXIT_OK, p.stderr
+    predicted = json.loads(p.stdout)
+    assert predicted["ending"] == "stopped"  # seed 21: an EU-North device fails
+    sim = Sim(tmp, SOME_FAILURES)
+    try:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json", api=sim.url)
+        lines = [json.loads(line) for line in p.stdout.splitlines()]
+        assert lines[-1]["ending"] == predicted["ending"], (lines[-1], predicted)
+        start = parse_time(lines[0]["time"])
+        final = {}
+        for o in lines:
+            if o["type"] == "stage":
+                final[o["stage"]] = o
+        applied = sim.applied_per_marker()
+        poll = 60
+        for s in predicted["stages"]:
+            real = final.get(s["stage"], {"status": "waiting", "finished": None})
+            assert real["status"] == s["status"], (s, real)
+            if s["ends_s"] is not None:
+                ended = parse_time(real["finished"]) - start
+                assert abs(ended - s["ends_s"]) <= 2 * poll + 5, (s["stage"], ended, s["ends_s"])
+        assert sum(applied.values()) == predicted["api_calls"]["deploy_update"], (applied, predicted["api_calls"])
+        assert sum(1 for r in sim.requests() if r["endpoint"] == "deploy_update" and r.get("applied")) == \
+            predicted["api_calls"]["deploy_update"]
+    finally:
+        sim.stop()
+    # Many seeds: the spread names the gate that fails and how often.
+    p = rollout("rehearse", str(PLAN), "--fleet", str(SOME_FAILURES), "--runs", "20")
+    assert p.returncode == EXIT_OK, p.stderr
+    assert "20 rehearsals, seeds 21..40" in p.stdout
+    m = re.search(r"the eu gate fails in (\d+)% of rehearsals", p.stdout)
+    assert m and 0 < int(m.group(1)) < 100, p.stdout
+
+
 
 rng = random.Random(1234)
 for i in range(args.random_kills):
