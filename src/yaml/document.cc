@@ -1,8 +1,9 @@
 #include "yaml/document.h"
 
+#include <algorithm>
+#include <initializer_list>
 #include <map>
 #include <memory>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -21,18 +22,75 @@ const Node* Node::find(std::string_view key) const {
   return nullptr;
 }
 
+namespace {
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_octal(char c) {
+  return c >= '0' && c <= '7';
+}
+bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// Consumes a run of characters that pass `is` from the front of `s`; returns how many.
+std::size_t take(std::string_view& s, bool (*is)(char)) {
+  std::size_t n = 0;
+  while (n < s.size() && is(s[n])) ++n;
+  s.remove_prefix(n);
+  return n;
+}
+
+bool take_char(std::string_view& s, std::string_view any_of) {
+  if (s.empty() || any_of.find(s.front()) == std::string_view::npos) return false;
+  s.remove_prefix(1);
+  return true;
+}
+
+bool is_one_of(std::string_view s, std::initializer_list<std::string_view> words) {
+  return std::find(words.begin(), words.end(), s) != words.end();
+}
+
+// [-+]?[0-9]+ | 0o[0-7]+ | 0x[0-9a-fA-F]+
+bool is_integer(std::string_view s) {
+  if (s.starts_with("0o") || s.starts_with("0x")) {
+    const bool octal = s[1] == 'o';
+    s.remove_prefix(2);
+    return take(s, octal ? is_octal : is_hex) > 0 && s.empty();
+  }
+  take_char(s, "-+");
+  return take(s, is_digit) > 0 && s.empty();
+}
+
+// [-+]? ( \.[0-9]+ | [0-9]+(\.[0-9]*)? ) ([eE][-+]?[0-9]+)?  |  [-+]?\.(inf|Inf|INF)  |  \.nan ...
+bool is_floating(std::string_view s) {
+  if (is_one_of(s, {".nan", ".NaN", ".NAN"})) return true;
+  take_char(s, "-+");
+  if (is_one_of(s, {".inf", ".Inf", ".INF"})) return true;
+  if (take(s, is_digit) > 0) {
+    if (take_char(s, ".")) take(s, is_digit);
+  } else if (!take_char(s, ".") || take(s, is_digit) == 0) {
+    return false;
+  }
+  if (take_char(s, "eE")) {
+    take_char(s, "-+");
+    if (take(s, is_digit) == 0) return false;
+  }
+  return s.empty();
+}
+
+}  // namespace
+
+// Hand-written rather than std::regex: every string a plan gives is checked here, and a
+// 10,000-stage plan has tens of thousands of them.
 ScalarType resolve_plain_scalar(std::string_view text) {
-  static const std::regex null_re("~|null|Null|NULL|");
-  static const std::regex bool_re("true|True|TRUE|false|False|FALSE");
-  static const std::regex int_re("[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+");
-  static const std::regex float_re(
-      "[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\\.(inf|Inf|INF)|\\.nan|\\.NaN|"
-      "\\.NAN");
-  const std::string s(text);
-  if (std::regex_match(s, null_re)) return ScalarType::null;
-  if (std::regex_match(s, bool_re)) return ScalarType::boolean;
-  if (std::regex_match(s, int_re)) return ScalarType::integer;
-  if (std::regex_match(s, float_re)) return ScalarType::floating;
+  if (is_one_of(text, {"~", "null", "Null", "NULL", ""})) return ScalarType::null;
+  if (is_one_of(text, {"true", "True", "TRUE", "false", "False", "FALSE"})) {
+    return ScalarType::boolean;
+  }
+  if (is_integer(text)) return ScalarType::integer;
+  if (is_floating(text)) return ScalarType::floating;
   return ScalarType::string;
 }
 

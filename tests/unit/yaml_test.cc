@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <regex>
 #include <string>
+#include <vector>
 
 #include "yaml/document.h"
 
@@ -29,6 +31,46 @@ TEST_CASE("plain scalars resolve by YAML 1.2's core schema") {
   CHECK(yaml::resolve_plain_scalar("v2.4") == yaml::ScalarType::string);
   CHECK(yaml::resolve_plain_scalar("d-4ec7-1be9") == yaml::ScalarType::string);
   CHECK(yaml::resolve_plain_scalar("yes") == yaml::ScalarType::string);
+}
+
+// The resolver is hand-written for speed; YAML 1.2's core schema gives it as regular
+// expressions. Both must agree on every string built from the characters that matter.
+TEST_CASE("the plain scalar resolver agrees with the core schema's regular expressions") {
+  const std::regex null_re("~|null|Null|NULL|");
+  const std::regex bool_re("true|True|TRUE|false|False|FALSE");
+  const std::regex int_re("[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+");
+  const std::regex float_re(
+      "[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\\.(inf|Inf|INF)|\\.nan|"
+      "\\.NaN|\\.NAN");
+  auto expected = [&](const std::string& s) {
+    if (std::regex_match(s, null_re)) return yaml::ScalarType::null;
+    if (std::regex_match(s, bool_re)) return yaml::ScalarType::boolean;
+    if (std::regex_match(s, int_re)) return yaml::ScalarType::integer;
+    if (std::regex_match(s, float_re)) return yaml::ScalarType::floating;
+    return yaml::ScalarType::string;
+  };
+  for (const char* word :
+       {".inf", "-.Inf", "+.INF", ".nan", "-.nan", ".NaN", "0o17", "0o18",  "0x1F",
+        "0xg",  "0x",    "0o",    "-0x1", "1e5",   "1.e5", ".e5",  "1e",    "+",
+        "-",    ".",     "~",     "Null", "nULL",  "TRUE", "tRUE", "1_000", "0.5.1"}) {
+    CAPTURE(word);
+    CHECK(yaml::resolve_plain_scalar(word) == expected(word));
+  }
+  // Every string of up to four characters over an alphabet that reaches every branch.
+  const std::string alphabet = "0189.eE+-xoaf";
+  std::vector<std::string> strings{""};
+  for (std::size_t i = 0; i < strings.size(); ++i) {
+    if (strings[i].size() == 4) continue;
+    for (char c : alphabet) strings.push_back(strings[i] + c);
+  }
+  int disagreements = 0;
+  for (const std::string& s : strings) {
+    if (yaml::resolve_plain_scalar(s) != expected(s)) {
+      if (++disagreements <= 5) FAIL_CHECK("disagrees on '" << s << "'");
+    }
+  }
+  CHECK(disagreements == 0);
+  CHECK(strings.size() > 30000);
 }
 
 TEST_CASE("aliases expand, and an alias bomb stops at the node budget") {
