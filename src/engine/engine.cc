@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -45,12 +47,35 @@ std::string with_marker(const std::optional<std::string>& comment, const std::st
   return comment ? fmt::format("{} {}", *comment, marker) : marker;
 }
 
-// The status of the update that carries `marker` on this device: its latest such update.
-std::optional<std::string> marked_status(const upswift::Device& d, const std::string& marker) {
+// How far the update that carries `marker` has got on a device (its latest such update).
+enum class Reached : std::uint8_t {
+  unlisted,  // the device was not in the listing (it left the stage's groups)
+  none,      // listed, but the update is not on it
+  pending,
+  in_progress,
+  success,
+  failed,
+  aborted,
+  other,  // a status this version does not know
+};
+
+Reached reached(const upswift::Device& d, const std::string& marker) {
   for (auto it = d.updates.rbegin(); it != d.updates.rend(); ++it) {
-    if (it->comment.find(marker) != std::string::npos) return it->update_status;
+    if (it->comment.find(marker) == std::string::npos) continue;
+    const std::string& s = it->update_status;
+    if (s == "pending") return Reached::pending;
+    if (s == "in_progress") return Reached::in_progress;
+    if (s == "success") return Reached::success;
+    if (s == "failed") return Reached::failed;
+    if (s == "aborted") return Reached::aborted;
+    return Reached::other;
   }
-  return std::nullopt;
+  return Reached::none;
+}
+
+// The update is on the device, whatever its status.
+bool arrived(Reached r) {
+  return r != Reached::unlisted && r != Reached::none;
 }
 
 Millis since(WallTime later, WallTime earlier) {
@@ -98,6 +123,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   EngineOptions options;
 
   std::vector<StageRun> stages;
+  // The frontier: the stages not passed whose needs have all passed, or which were under
+  // way when the run was resumed, by position in graph.order. A step looks at these only,
+  // so its cost follows the stages in play, not the size of the plan.
+  std::set<std::size_t> frontier;
+  std::vector<std::size_t> position;  // stage -> its position in graph.order
+  std::vector<int> unmet;             // per stage: its needs not passed (never more than that)
+  std::size_t passed = 0;
   std::function<void(Outcome)> done;
   int in_flight = 0;  // API calls under way
   bool step_posted = false;
@@ -120,8 +152,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (options.crash_point) options.crash_point(point);
   }
 
-  void set_stage(StageRun& s, const std::string& status, const std::string& reason = {}) {
+  // Every change of a stage's status goes through here, which keeps the frontier.
+  void set_status(StageRun& s, const std::string& status) {
+    const bool was_passed = is_done(s);
     s.record.status = status;
+    if (was_passed == is_done(s)) return;
+    if (was_passed) {  // rolled back after it had passed
+      --passed;
+      frontier.insert(position[s.id]);
+      return;
+    }
+    ++passed;
+    for (dag::StageId d : graph.dependents[s.id]) {
+      if (--unmet[d] == 0) frontier.insert(position[d]);
+    }
+  }
+
+  void set_stage(StageRun& s, const std::string& status, const std::string& reason = {}) {
+    set_status(s, status);
     s.record.reason = reason;
     const WallTime now = clock.now();
     if (!s.record.started_at && status != "waiting" && status != "awaiting_approval")
@@ -177,6 +225,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       s.record = it->second;
       s.snapshot = store.load_snapshot(run_id, s.record.name);
       stages.push_back(std::move(s));
+    }
+    position.resize(stages.size());
+    for (std::size_t i = 0; i < graph.order.size(); ++i) position[graph.order[i]] = i;
+    unmet.assign(stages.size(), 0);
+    for (const StageRun& s : stages) {
+      for (dag::StageId need : graph.needs[s.id]) unmet[s.id] += is_done(stages[need]) ? 0 : 1;
+      if (is_done(s)) {
+        ++passed;
+      } else if (unmet[s.id] == 0 || s.record.status != "waiting") {
+        frontier.insert(position[s.id]);
+      }
     }
     store.set_run_status(run_id, "running", "", clock.now(), false);
     beat();
@@ -241,9 +300,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       return;
     }
     int active = 0;
-    for (const StageRun& s : stages) active += is_active(s) ? 1 : 0;
+    for (auto it = frontier.begin(); it != frontier.end();) {
+      const StageRun& s = stages[graph.order[*it]];
+      if (is_done(s)) {
+        it = frontier.erase(it);
+        continue;
+      }
+      active += is_active(s) ? 1 : 0;
+      ++it;
+    }
     bool waiting_on_people = false;
-    for (dag::StageId id : graph.order) {
+    // In graph order; a stage that passes on the way lets the stages after it in (a set's
+    // iterators survive insertion).
+    for (std::size_t pos : frontier) {
+      const dag::StageId id = graph.order[pos];
       StageRun& s = stages[id];
       const std::string& status = s.record.status;
       if (status == "paused") {
@@ -275,17 +345,19 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       ++active;
       start_stage(s);
     }
-    if (std::all_of(stages.begin(), stages.end(), [&](const StageRun& s) { return is_done(s); })) {
+    if (passed == stages.size()) {
       finish({Ending::completed, "every stage passed"});
       return;
     }
     const bool work_left =
-        in_flight > 0 ||
-        std::any_of(stages.begin(), stages.end(), [&](const StageRun& s) { return is_active(s); });
+        in_flight > 0 || std::any_of(frontier.begin(), frontier.end(), [&](std::size_t pos) {
+          return is_active(stages[graph.order[pos]]);
+        });
     if (!work_left) {
       if (waiting_on_people) {
         std::vector<std::string> waiting;
-        for (const StageRun& s : stages) {
+        for (std::size_t pos : frontier) {
+          const StageRun& s = stages[graph.order[pos]];
           if (s.record.status == "awaiting_approval")
             waiting.push_back(s.record.name + " (approval)");
           if (s.record.status == "paused")
@@ -382,37 +454,41 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // ---- reading devices -----------------------------------------------------------------
 
-  // Every device the stage's selection could cover: its groups one after another, or the
-  // whole project. Each step holds the lister; nothing refers to itself, so an abandoned
-  // listing (a crash, an interrupt) frees everything.
+  // Every device the stage's selection could cover, a page at a time: its groups one after
+  // another, or the whole project. `page` folds each page into what the caller keeps (never
+  // the pages themselves: a fleet of 100,000 devices is 2,000 of them). Each step holds the
+  // lister; nothing refers to itself, so an abandoned listing (a crash, an interrupt) frees
+  // everything.
+  using PageFold = std::function<void(std::vector<upswift::Device>&)>;
+  using ListingDone = std::function<void(const upswift::CallError&)>;
+
   struct CandidateLister : std::enable_shared_from_this<CandidateLister> {
     Impl* engine = nullptr;
     std::string project;
     std::vector<std::string> groups;
-    std::vector<upswift::Device> collected;
-    std::function<void(upswift::Result<std::vector<upswift::Device>>)> done;
+    PageFold page;
+    ListingDone done;
 
     void list(std::size_t i) {
       std::optional<std::string> group;
       if (!groups.empty()) group = groups[i];
-      upswift::list_all_devices(
-          engine->api, project, group,
-          engine->guarded(
-              [self = shared_from_this(), i](upswift::Result<std::vector<upswift::Device>> r) {
-                if (!r.ok()) return self->done(std::move(r));
-                for (auto& d : *r.value) self->collected.push_back(std::move(d));
-                if (i + 1 < self->groups.size()) return self->list(i + 1);
-                self->done({std::move(self->collected), {}});
-              }));
+      upswift::for_each_device_page(
+          engine->api, project, group, page,
+          engine->guarded([self = shared_from_this(), i](const upswift::CallError& ended) {
+            if (ended.status == upswift::CallStatus::ok && i + 1 < self->groups.size()) {
+              return self->list(i + 1);
+            }
+            self->done(ended);
+          }));
     }
   };
 
-  void list_candidates(const upswift::DeployRequest& request,
-                       std::function<void(upswift::Result<std::vector<upswift::Device>>)> done_fn) {
+  void list_candidates(const upswift::DeployRequest& request, PageFold page, ListingDone done_fn) {
     auto lister = std::make_shared<CandidateLister>();
     lister->engine = this;
     lister->project = request.project;
     lister->groups = request.groups;
+    lister->page = std::move(page);
     lister->done = std::move(done_fn);
     lister->list(0);
   }
@@ -449,24 +525,33 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     lister->list(std::nullopt);
   }
 
-  // The snapshot devices as they are now (only those; in snapshot order).
-  void read_snapshot_devices(
-      const StageRun& s,
-      std::function<void(upswift::Result<std::vector<upswift::Device>>)> done_fn) {
-    auto wanted = std::make_shared<std::set<std::string>>();
-    for (const auto& d : *s.snapshot) wanted->insert(d.uuid);
-    list_candidates(spec(s).deploy_request(),
-                    [wanted, done_fn](upswift::Result<std::vector<upswift::Device>> r) {
-                      if (!r.ok()) {
-                        done_fn(std::move(r));
-                        return;
-                      }
-                      std::vector<upswift::Device> out;
-                      for (auto& d : *r.value) {
-                        if (wanted->count(d.device_uuid)) out.push_back(std::move(d));
-                      }
-                      done_fn({std::move(out), {}});
-                    });
+  // How far the update carrying `marker` has got on each snapshot device, in snapshot
+  // order: one byte per device, whatever the fleet's size. A device listed twice (pages
+  // that shifted while being read) counts once.
+  void read_reached(const StageRun& s, const std::string& marker,
+                    std::function<void(upswift::Result<std::vector<Reached>>)> done_fn) {
+    struct Reading {
+      std::unordered_map<std::string_view, std::size_t> position;  // views into the snapshot
+      std::vector<Reached> reached;
+    };
+    auto reading = std::make_shared<Reading>();
+    const std::vector<SnapshotDevice>& snapshot = *s.snapshot;
+    reading->reached.assign(snapshot.size(), Reached::unlisted);
+    reading->position.reserve(snapshot.size());
+    for (std::size_t i = 0; i < snapshot.size(); ++i)
+      reading->position.emplace(snapshot[i].uuid, i);
+    list_candidates(
+        spec(s).deploy_request(),
+        [reading, marker](std::vector<upswift::Device>& page) {
+          for (const upswift::Device& d : page) {
+            auto it = reading->position.find(d.device_uuid);
+            if (it != reading->position.end()) reading->reached[it->second] = reached(d, marker);
+          }
+        },
+        [reading, done_fn](const upswift::CallError& ended) {
+          if (ended.status != upswift::CallStatus::ok) return done_fn({std::nullopt, ended});
+          done_fn({std::move(reading->reached), {}});
+        });
   }
 
   // ---- a stage's procedure ---------------------------------------------------------------
@@ -481,66 +566,66 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     s.busy = true;
     const upswift::DeployRequest request = spec(s).deploy_request();
     const dag::StageId id = s.id;
-    list_candidates(
-        request, [this, id, request](upswift::Result<std::vector<upswift::Device>> devices) {
-          StageRun& st = stages[id];
-          if (!devices.ok()) {
-            st.busy = false;
-            event(st.record.name, "error",
-                  "could not list the stage's devices: " + devices.error.message);
-            fail_run(fmt::format("stage {}: could not list its devices: {}", st.record.name,
-                                 devices.error.message));
-            return;
-          }
-          auto with_states = [this, id, request, devices = std::move(*devices.value)](
-                                 std::optional<std::map<std::string, bool>> online) {
-            StageRun& stage = stages[id];
-            std::vector<SnapshotDevice> chosen;
-            for (const upswift::Device& d : devices) {
+    auto with_states = [this, id, request](std::optional<std::map<std::string, bool>> states) {
+      auto online =
+          std::make_shared<const std::optional<std::map<std::string, bool>>>(std::move(states));
+      auto chosen = std::make_shared<std::vector<SnapshotDevice>>();
+      list_candidates(
+          request,
+          [request, online, chosen](std::vector<upswift::Device>& page) {
+            for (const upswift::Device& d : page) {
               upswift::DeviceFacts facts{&d.device_uuid, &d.project,  &d.group, &d.tags, {},
                                          true,           std::nullopt};
               for (const auto& a : d.apps) facts.app_names.push_back(a.name);
               if (!d.updates.empty()) facts.last_update_status = d.updates.back().update_status;
-              if (online) {
-                auto it = online->find(d.device_uuid);
-                facts.online = it != online->end() && it->second;
+              if (*online) {
+                auto it = (*online)->find(d.device_uuid);
+                facts.online = it != (*online)->end() && it->second;
               }
               if (upswift::selects(request, facts))
-                chosen.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
+                chosen->push_back({d.device_uuid, d.device_id, d.device_name, d.group});
             }
-            std::sort(chosen.begin(), chosen.end(),
+          },
+          [this, id, chosen](const upswift::CallError& ended) {
+            StageRun& stage = stages[id];
+            if (ended.status != upswift::CallStatus::ok) {
+              stage.busy = false;
+              event(stage.record.name, "error",
+                    "could not list the stage's devices: " + ended.message);
+              fail_run(fmt::format("stage {}: could not list its devices: {}", stage.record.name,
+                                   ended.message));
+              return;
+            }
+            std::sort(chosen->begin(), chosen->end(),
                       [](const auto& a, const auto& b) { return a.device_id < b.device_id; });
             // A device listed twice (pages that shifted while being read) is one target.
             std::set<std::string> seen_uuids;
-            chosen.erase(std::remove_if(chosen.begin(), chosen.end(),
-                                        [&](const SnapshotDevice& d) {
-                                          return !seen_uuids.insert(d.uuid).second;
-                                        }),
-                         chosen.end());
-            store.save_snapshot(run_id, stage.record.name, chosen);
-            stage.snapshot = std::move(chosen);
+            chosen->erase(std::remove_if(chosen->begin(), chosen->end(),
+                                         [&](const SnapshotDevice& d) {
+                                           return !seen_uuids.insert(d.uuid).second;
+                                         }),
+                          chosen->end());
+            store.save_snapshot(run_id, stage.record.name, *chosen);
+            stage.snapshot = std::move(*chosen);
             event(stage.record.name, "snapshot",
                   fmt::format("targets {} device(s)", stage.snapshot->size()));
             observer.on_snapshot(stage.record.name, stage.snapshot->size());
             stage.busy = false;
             crash_point("after_snapshot");
             resume_dispatch(stage);
-          };
-          if (upswift::needs_online_state(request)) {
-            list_states(request.project,
-                        [this, id, with_states](upswift::Result<std::map<std::string, bool>> r) {
-                          if (!r.ok()) {
-                            stages[id].busy = false;
-                            fail_run(fmt::format("stage {}: could not read device states: {}",
-                                                 stages[id].record.name, r.error.message));
-                            return;
-                          }
-                          with_states(std::move(*r.value));
-                        });
-          } else {
-            with_states(std::nullopt);
-          }
-        });
+          });
+    };
+    if (!upswift::needs_online_state(request)) return with_states(std::nullopt);
+    list_states(request.project,
+                [this, id, with_states](upswift::Result<std::map<std::string, bool>> r) {
+                  if (!r.ok()) {
+                    stages[id].busy = false;
+                    fail_run(fmt::format("stage {}: could not read device states: {}",
+                                         stages[id].record.name, r.error.message));
+                    return;
+                  }
+                  with_states(std::move(*r.value));
+                });
   }
 
   std::vector<ApiCall> calls_of(const StageRun& s, const std::string& kind) {
@@ -658,34 +743,33 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const WallTime intent_at = call.intent_at;
     s.timer = clock.schedule(wait, [self = shared_from_this(), id, call_id, marker, intent_at] {
       StageRun& st = self->stages[id];
-      self->read_snapshot_devices(st, [self, id, call_id, marker,
-                                       intent_at](upswift::Result<std::vector<upswift::Device>> r) {
-        StageRun& stage = self->stages[id];
-        stage.busy = false;
-        if (!r.ok()) {
-          self->fail_run(
-              fmt::format("stage {}: could not read its devices to settle an unknown "
-                          "deploy_update: {}; continue with rollout resume {}",
-                          stage.record.name, r.error.message, self->run_id));
-          return;
-        }
-        const bool applied = std::any_of(
-            r.value->begin(), r.value->end(),
-            [&](const upswift::Device& d) { return marked_status(d, marker).has_value(); });
-        const WallTime now = self->clock.now();
-        if (applied) {
-          self->store.record_outcome(call_id, "settled_applied", 0, "found on the devices", now);
-          self->event(stage.record.name, "dispatched",
-                      "the deploy_update had gone through (found on the devices)");
-          if (!self->stopping) self->begin_gate(stage, intent_at);
-        } else {
-          self->store.record_outcome(call_id, "settled_not_applied", 0, "not found on any device",
-                                     now);
-          self->event(stage.record.name, "settle",
-                      "the deploy_update had not gone through: sending it again");
-          if (!self->stopping) self->resume_dispatch(stage);
-        }
-      });
+      self->read_reached(
+          st, marker, [self, id, call_id, intent_at](upswift::Result<std::vector<Reached>> r) {
+            StageRun& stage = self->stages[id];
+            stage.busy = false;
+            if (!r.ok()) {
+              self->fail_run(
+                  fmt::format("stage {}: could not read its devices to settle an unknown "
+                              "deploy_update: {}; continue with rollout resume {}",
+                              stage.record.name, r.error.message, self->run_id));
+              return;
+            }
+            const bool applied = std::any_of(r.value->begin(), r.value->end(), arrived);
+            const WallTime now = self->clock.now();
+            if (applied) {
+              self->store.record_outcome(call_id, "settled_applied", 0, "found on the devices",
+                                         now);
+              self->event(stage.record.name, "dispatched",
+                          "the deploy_update had gone through (found on the devices)");
+              if (!self->stopping) self->begin_gate(stage, intent_at);
+            } else {
+              self->store.record_outcome(call_id, "settled_not_applied", 0,
+                                         "not found on any device", now);
+              self->event(stage.record.name, "settle",
+                          "the deploy_update had not gone through: sending it again");
+              if (!self->stopping) self->resume_dispatch(stage);
+            }
+          });
     });
   }
 
@@ -710,62 +794,70 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       return;
     }
     const dag::StageId id = s.id;
-    read_snapshot_devices(s, [this, id](upswift::Result<std::vector<upswift::Device>> r) {
-      StageRun& st = stages[id];
-      const plan::Gate& gate = spec(st).gate;
-      const WallTime now = clock.now();
-      const Millis elapsed = since(now, *st.record.dispatched_at);
-      if (!r.ok()) {
-        event(st.record.name, "error", "could not read device statuses: " + r.error.message);
-        if (elapsed >= std::chrono::duration_cast<Millis>(gate.timeout)) {
-          on_verdict(st,
-                     {Verdict::timeout, "device statuses could not be read: " + r.error.message},
-                     elapsed);
-        } else {
-          schedule_poll(st, std::chrono::duration_cast<Millis>(gate.poll));
-        }
-        return;
-      }
-      const std::string marker = dispatch_marker(run_id, st.record.name);
-      StatusCounts counts;
-      std::set<std::string> seen;
-      for (const upswift::Device& d : *r.value) {
-        seen.insert(d.device_uuid);
-        auto status = marked_status(d, marker);
-        if (!status)
-          ++counts.missing;
-        else if (*status == "pending")
-          ++counts.pending;
-        else if (*status == "in_progress")
-          ++counts.in_progress;
-        else if (*status == "success")
-          ++counts.success;
-        else if (*status == "failed")
-          ++counts.failed;
-        else
-          ++counts.aborted;
-      }
-      // A device that left the stage's groups is still one of its targets, and not a success.
-      counts.missing += static_cast<std::int64_t>(st.snapshot->size() - seen.size());
-      const auto targeted = static_cast<std::int64_t>(st.snapshot->size());
-      const Judgement j = judge(gate, targeted, counts, elapsed);
-      state::Observation o{run_id,
-                           st.record.name,
-                           now,
-                           elapsed.count(),
-                           targeted,
-                           counts.pending,
-                           counts.in_progress,
-                           counts.success,
-                           counts.failed,
-                           counts.aborted,
-                           counts.missing,
-                           std::string(name(j.verdict)),
-                           j.reason};
-      store.add_observation(o);
-      observer.on_observation(o);
-      on_verdict(st, j, elapsed);
-    });
+    read_reached(
+        s, dispatch_marker(run_id, s.record.name),
+        [this, id](upswift::Result<std::vector<Reached>> r) {
+          StageRun& st = stages[id];
+          const plan::Gate& gate = spec(st).gate;
+          const WallTime now = clock.now();
+          const Millis elapsed = since(now, *st.record.dispatched_at);
+          if (!r.ok()) {
+            event(st.record.name, "error", "could not read device statuses: " + r.error.message);
+            if (elapsed >= std::chrono::duration_cast<Millis>(gate.timeout)) {
+              on_verdict(
+                  st, {Verdict::timeout, "device statuses could not be read: " + r.error.message},
+                  elapsed);
+            } else {
+              schedule_poll(st, std::chrono::duration_cast<Millis>(gate.poll));
+            }
+            return;
+          }
+          StatusCounts counts;
+          for (const Reached device : *r.value) {
+            switch (device) {
+              // A device that left the stage's groups is still one of its targets, and not a
+              // success.
+              case Reached::unlisted:
+              case Reached::none:
+                ++counts.missing;
+                break;
+              case Reached::pending:
+                ++counts.pending;
+                break;
+              case Reached::in_progress:
+                ++counts.in_progress;
+                break;
+              case Reached::success:
+                ++counts.success;
+                break;
+              case Reached::failed:
+                ++counts.failed;
+                break;
+              case Reached::aborted:
+              case Reached::other:
+                ++counts.aborted;
+                break;
+            }
+          }
+          const auto targeted = static_cast<std::int64_t>(st.snapshot->size());
+          const Judgement j = judge(gate, targeted, counts, elapsed);
+          state::Observation o{run_id,
+                               st.record.name,
+                               now,
+                               elapsed.count(),
+                               targeted,
+                               counts.pending,
+                               counts.in_progress,
+                               counts.success,
+                               counts.failed,
+                               counts.aborted,
+                               counts.missing,
+                               std::string(name(j.verdict)),
+                               j.reason};
+          store.add_observation(o);
+          observer.on_observation(o);
+          on_verdict(st, j, elapsed);
+        });
   }
 
   void on_verdict(StageRun& s, const Judgement& j, Millis elapsed) {
@@ -847,7 +939,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void rollback(StageRun& s) {
     if (!plan.on_failure.rollback) return;
     if (s.record.status != "rolling_back") {
-      s.record.status = "rolling_back";
+      set_status(s, "rolling_back");
       save_stage(s);
     }
     event(s.record.name, "rollback", "rolling back every device the stage's update reached");
@@ -858,32 +950,32 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     const dag::StageId id = s.id;
     s.busy = true;
-    read_snapshot_devices(
-        s, [this, id, target_key](upswift::Result<std::vector<upswift::Device>> r) {
-          StageRun& st = stages[id];
-          st.busy = false;
-          if (!r.ok()) {
-            event(st.record.name, "error",
-                  "rollback: could not read the stage's devices: " + r.error.message);
-            stopping = Outcome{Ending::failed,
-                               fmt::format("rollback of stage {} could not read its devices ({}); "
-                                           "continue with rollout resume {}",
-                                           st.record.name, r.error.message, run_id)};
-            return;
-          }
-          const std::string marker = dispatch_marker(run_id, st.record.name);
-          std::vector<SnapshotDevice> affected;
-          for (const upswift::Device& d : *r.value) {
-            // Every device this run's update reached: one still pending or in progress
-            // would otherwise finish onto the version being rolled back.
-            auto status = marked_status(d, marker);
-            if (status && *status != "aborted") {
-              affected.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
-            }
-          }
-          store.save_snapshot(run_id, target_key, affected);
-          send_rollback_calls(st, affected);
-        });
+    read_reached(s, dispatch_marker(run_id, s.record.name),
+                 [this, id, target_key](upswift::Result<std::vector<Reached>> r) {
+                   StageRun& st = stages[id];
+                   st.busy = false;
+                   if (!r.ok()) {
+                     event(st.record.name, "error",
+                           "rollback: could not read the stage's devices: " + r.error.message);
+                     stopping = Outcome{
+                         Ending::failed,
+                         fmt::format("rollback of stage {} could not read its devices ({}); "
+                                     "continue with rollout resume {}",
+                                     st.record.name, r.error.message, run_id)};
+                     return;
+                   }
+                   std::vector<SnapshotDevice> affected;
+                   for (std::size_t i = 0; i < r.value->size(); ++i) {
+                     // Every device this run's update reached: one still pending or in progress
+                     // would otherwise finish onto the version being rolled back.
+                     const Reached device = (*r.value)[i];
+                     if (arrived(device) && device != Reached::aborted) {
+                       affected.push_back((*st.snapshot)[i]);
+                     }
+                   }
+                   store.save_snapshot(run_id, target_key, affected);
+                   send_rollback_calls(st, affected);
+                 });
   }
 
   std::vector<upswift::DeployRequest> rollback_requests(
@@ -936,7 +1028,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       return;
     }
     s.busy = false;
-    s.record.status = "rolled_back";
+    set_status(s, "rolled_back");
     s.record.reason = fmt::format("{}{}rolled back {} device(s)", s.record.reason,
                                   s.record.reason.empty() ? "" : "; ", targets.size());
     s.record.finished_at = clock.now();
@@ -997,9 +1089,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       if (f.type == upswift::FilterType::specific_device) devices.insert(f.value);
     }
     s.timer = clock.schedule(wait, [self = shared_from_this(), id, call_id, marker, devices] {
-      self->read_snapshot_devices(
-          self->stages[id],
-          [self, id, call_id, marker, devices](upswift::Result<std::vector<upswift::Device>> r) {
+      self->read_reached(
+          self->stages[id], marker,
+          [self, id, call_id, devices](upswift::Result<std::vector<Reached>> r) {
             StageRun& st = self->stages[id];
             if (!r.ok()) {
               st.busy = false;
@@ -1008,11 +1100,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                           "rollback: could not read devices to settle a call: " + r.error.message};
               return;
             }
-            const bool applied =
-                std::any_of(r.value->begin(), r.value->end(), [&](const upswift::Device& d) {
-                  return (devices.empty() || devices.count(d.device_uuid)) &&
-                         marked_status(d, marker).has_value();
-                });
+            bool applied = false;
+            for (std::size_t i = 0; i < r.value->size(); ++i) {
+              applied = applied || (arrived((*r.value)[i]) &&
+                                    (devices.empty() || devices.count((*st.snapshot)[i].uuid)));
+            }
             self->store.record_outcome(
                 call_id, applied ? "settled_applied" : "settled_not_applied", 0,
                 applied ? "found on the devices" : "not found on the devices", self->clock.now());

@@ -23,24 +23,21 @@ namespace {
 struct Lister : std::enable_shared_from_this<Lister> {
   FleetApi& api;
   DevicesQuery query;
-  std::vector<Device> devices;
-  std::function<void(Result<std::vector<Device>>)> done;
+  std::function<void(std::vector<Device>&)> page;
+  std::function<void(const CallError&)> done;
 
-  Lister(FleetApi& a, DevicesQuery q, std::function<void(Result<std::vector<Device>>)> d)
-      : api(a), query(std::move(q)), done(std::move(d)) {}
+  Lister(FleetApi& a, DevicesQuery q, std::function<void(std::vector<Device>&)> p,
+         std::function<void(const CallError&)> d)
+      : api(a), query(std::move(q)), page(std::move(p)), done(std::move(d)) {}
 
   void next() {
-    api.devices_details(query, [self = shared_from_this()](Result<DevicesPage> page) {
-      if (!page.ok()) {
-        self->done({std::nullopt, page.error});
-        return;
-      }
-      for (Device& d : page.value->devices) self->devices.push_back(std::move(d));
-      if (!page.value->more || page.value->devices.empty()) {
-        self->done({std::move(self->devices), {}});
-        return;
-      }
-      self->query.offset = self->devices.back().device_id;
+    api.devices_details(query, [self = shared_from_this()](Result<DevicesPage> r) {
+      if (!r.ok()) return self->done(r.error);
+      std::vector<Device>& devices = r.value->devices;
+      const bool last = !r.value->more || devices.empty();
+      if (!last) self->query.offset = devices.back().device_id;
+      self->page(devices);
+      if (last) return self->done(CallError{});
       self->next();
     });
   }
@@ -48,14 +45,30 @@ struct Lister : std::enable_shared_from_this<Lister> {
 
 }  // namespace
 
-void list_all_devices(FleetApi& api, const std::string& project,
-                      const std::optional<std::string>& group,
-                      std::function<void(Result<std::vector<Device>>)> done) {
+void for_each_device_page(FleetApi& api, const std::string& project,
+                          const std::optional<std::string>& group,
+                          std::function<void(std::vector<Device>&)> page,
+                          std::function<void(const CallError&)> done) {
   DevicesQuery q;
   q.project_name = project;
   q.group_name = group;
   q.limit = kMaxPageSize;
-  std::make_shared<Lister>(api, std::move(q), std::move(done))->next();
+  std::make_shared<Lister>(api, std::move(q), std::move(page), std::move(done))->next();
+}
+
+void list_all_devices(FleetApi& api, const std::string& project,
+                      const std::optional<std::string>& group,
+                      std::function<void(Result<std::vector<Device>>)> done) {
+  auto all = std::make_shared<std::vector<Device>>();
+  for_each_device_page(
+      api, project, group,
+      [all](std::vector<Device>& page) {
+        for (Device& d : page) all->push_back(std::move(d));
+      },
+      [all, done = std::move(done)](const CallError& ended) {
+        if (ended.status != CallStatus::ok) return done({std::nullopt, ended});
+        done({std::move(*all), {}});
+      });
 }
 
 }  // namespace rollout::upswift

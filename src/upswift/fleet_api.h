@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "upswift/api.h"
 #include "upswift/deploy.h"
@@ -49,7 +50,15 @@ class FleetApi {
                                  std::function<void(Result<StatesPage>)> done) = 0;
 };
 
-// Every device of a project (or one group), page by page, 50 at a time.
+// Every device of a project (or one group), 50 at a time: `page` gets each page as it
+// arrives and nothing is kept, so a listing costs one page of memory whatever the fleet's
+// size; then `done` gets how it ended (status ok, or the error that stopped it).
+void for_each_device_page(FleetApi& api, const std::string& project,
+                          const std::optional<std::string>& group,
+                          std::function<void(std::vector<Device>& page)> page,
+                          std::function<void(const CallError& ended)> done);
+
+// The same listing, collected.
 void list_all_devices(FleetApi& api, const std::string& project,
                       const std::optional<std::string>& group,
                       std::function<void(Result<std::vector<Device>>)> done);

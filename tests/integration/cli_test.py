@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The rollout binary end to end against the fleet simulator over loopback HTTP.
 
-Usage: cli_test.py ROLLOUT_BINARY SOURCE_DIR [--kill-trials N] [--random-kills N]
+Usage: cli_test.py ROLLOUT_BINARY SOURCE_DIR [--random-kills N] [--kill-seed S] [--only TEXT] [--skip TEXT]
 Prints one line per test and 'N passed, M failed'.
 """
 import argparse
@@ -22,6 +22,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("rollout")
 parser.add_argument("source")
 parser.add_argument("--random-kills", type=int, default=4)
+parser.add_argument("--kill-seed", type=int, default=1234, help="seeds the random kill moments")
 parser.add_argument("--only", default="")
 parser.add_argument("--skip", default="", help="skip tests whose name contains this")
 args = parser.parse_args()
@@ -504,7 +505,7 @@ def rehearsal_predicts_the_real_run(tmp):
 
 
 
-rng = random.Random(1234)
+rng = random.Random(args.kill_seed)
 for i in range(args.random_kills):
     delay = rng.uniform(0.2, 2.5)
 

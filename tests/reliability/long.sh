@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The long part of the reliability harness (CI runs the short part through ctest):
+#   - SIGKILL at TRIALS random moments of a run (default 200), each resumed until it ends;
+#     every run must end with each stage's deploy_update applied exactly once (the
+#     simulator's request log) and PRAGMA integrity_check ok;
+#   - the plan fuzzer for FUZZ_SECONDS (default 1800).
+# Usage: tests/reliability/long.sh [TRIALS] [FUZZ_SECONDS] [SEED]
+# Takes about 20 minutes for 200 trials on 2 cores, plus the fuzzing time.
+set -euo pipefail
+trials=${1:-200}
+fuzz_seconds=${2:-1800}
+seed=${3:-$(date +%s)}
+cd "$(dirname "$0")/../.."
+bash scripts/setup.sh
+cmake -S . -B build -G Ninja >/dev/null
+cmake --build build --target rollout
+echo "== ${trials} random SIGKILL trials (seed ${seed}: rerun the same moments with it)"
+/usr/bin/python3 tests/integration/cli_test.py build/rollout . --only sigkill_after \
+  --random-kills "$trials" --kill-seed "$seed"
+echo "== plan fuzzer, ${fuzz_seconds}s"
+bash tests/fuzz/run.sh "$fuzz_seconds"
