@@ -7,7 +7,10 @@ namespace rollout::upswift {
 
 namespace {
 
+// Bodies we send keep their fields in the documented order; answers we read are looked up
+// by name, which the unordered (tree-map) type does without scanning every field.
 using Json = nlohmann::ordered_json;
+using Answer = nlohmann::json;
 constexpr auto kReplaceInvalid = Json::error_handler_t::replace;
 
 std::string dump(const Json& j) {
@@ -15,7 +18,7 @@ std::string dump(const Json& j) {
 }
 
 template <typename T>
-bool get_to(const Json& j, const char* key, T& out) {
+bool get_to(const Answer& j, const char* key, T& out) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return false;
   out = it->get<T>();
@@ -43,10 +46,10 @@ std::string get_devices_state_body(const StatesQuery& q, std::string_view user_t
 
 std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string* why) {
   try {
-    const Json j = Json::parse(body);
+    const Answer j = Answer::parse(body);
     DevicesPage page;
     page.more = j.at("more").get<bool>();
-    for (const Json& d : j.at("message")) {
+    for (const Answer& d : j.at("message")) {
       Device dev;
       dev.device_id = d.at("device_id").get<std::int64_t>();
       dev.device_uuid = d.at("device_uuid").get<std::string>();
@@ -57,12 +60,12 @@ std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string
       get_to(d, "last_keepalive", dev.last_keepalive);
       get_to(d, "is_update_trigger_set", dev.is_update_trigger_set);
       if (auto apps = d.find("apps"); apps != d.end() && apps->is_array()) {
-        for (const Json& a : *apps) {
+        for (const Answer& a : *apps) {
           dev.apps.push_back({a.at("name").get<std::string>(), a.at("version").get<std::string>()});
         }
       }
       if (auto updates = d.find("updates"); updates != d.end() && updates->is_array()) {
-        for (const Json& u : *updates) {
+        for (const Answer& u : *updates) {
           UpdateRecord r;
           r.update_id = u.at("update_id").get<std::int64_t>();
           r.update_status = u.at("update_status").get<std::string>();
@@ -83,10 +86,10 @@ std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string
 
 std::optional<StatesPage> parse_states_page(std::string_view body, std::string* why) {
   try {
-    const Json j = Json::parse(body);
+    const Answer j = Answer::parse(body);
     StatesPage page;
     page.more = j.at("more").get<bool>();
-    for (const Json& s : j.at("message")) {
+    for (const Answer& s : j.at("message")) {
       DeviceState st;
       st.device_uuid = s.at("device_uuid").get<std::string>();
       get_to(s, "device_name", st.device_name);

@@ -29,10 +29,23 @@ wrk.body = '$body'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 concurrency=16
-wrk_out=$(wrk -t 1 -c $concurrency -d 5s -s "$work/get.lua" "${url}devices_details")
-wrk_rps=$(echo "$wrk_out" | awk '/Requests\/sec/ {print int($2)}')
-ours=$($bench client "$url" $concurrency 40000 || true)
-ours_rps=$(echo "$ours" | sed 's/.*"requests_per_second":\([0-9]*\).*/\1/')
+# Three rounds, wrk and ours one after the other in each, so that a noisy neighbour on a
+# shared machine weighs on both sides of a ratio; the median round's ratio is reported.
+rounds=""
+ours=""
+for round in 1 2 3; do
+  w=$(wrk -t 1 -c $concurrency -d 4s -s "$work/get.lua" "${url}devices_details" | awk '/Requests\/sec/ {print int($2)}')
+  o=$($bench client "$url" $concurrency 25000 || true)
+  ours="$ours$o"$'\n'
+  o_rps=$(echo "$o" | sed 's/.*"requests_per_second":\([0-9]*\).*/\1/')
+  rounds="$rounds$(echo "scale=2; $o_rps / $w" | bc) $w $o_rps"$'\n'
+done
+median=$(echo -n "$rounds" | sort -n | sed -n 2p)
+ratio=$(echo "$median" | cut -d' ' -f1)
+wrk_rps=$(echo "$median" | cut -d' ' -f2)
+ours_rps=$(echo "$median" | cut -d' ' -f3)
+all_ratios=$(echo -n "$rounds" | cut -d' ' -f1 | paste -sd, | sed 's/,/, /g')
+ours=${ours%$'\n'}
 ours1=$($bench client "$url" 1 5000 || true)
 ours1_rps=$(echo "$ours1" | sed 's/.*"requests_per_second":\([0-9]*\).*/\1/')
 curl_start=$(date +%s.%N)
@@ -81,10 +94,14 @@ $(. /etc/os-release; echo "$PRETTY_NAME"), Release build. Shared machine: read t
 | client | concurrency | requests/s | ratio to wrk |
 |---|---|---|---|
 | wrk (the ceiling) | $concurrency | $wrk_rps | 1.00 |
-| rollout's client (libcurl multi on Asio) | $concurrency | $ours_rps | $(echo "scale=2; $ours_rps / $wrk_rps" | bc) |
+| rollout's client (libcurl multi on Asio) | $concurrency | $ours_rps | $ratio (target >= 0.90) |
 | rollout's client | 1 | $ours1_rps | |
 | a \`curl\` process per request | 1 | $curl_rps | |
 | Python \`requests\` loop (the seed page's style) | 1 | $python_rps | |
+
+Three rounds, wrk then rollout's client in each; the table shows the median round. The
+ratios of the three rounds: $all_ratios. Our client parses every answer into devices
+(wrk reads and drops it).
 
 The simulator's own ceiling (wrk, 2 threads, 64 connections): $sim_wrk requests/s.
 
@@ -92,8 +109,10 @@ The simulator's own ceiling (wrk, 2 threads, 64 connections): $sim_wrk requests/
 
 | what | measured | baseline | target |
 |---|---|---|---|
-| load + validate + DAG of a 10,000-stage plan ($(field "$plan" bytes) bytes) | $(field "$plan" rollout_load_validate_dag_ms) ms | yaml-cpp's own YAML::Load of the text: $(field "$plan" yaml_cpp_load_ms) ms (ratio $(field "$plan" ratio)) | < 100 ms |
+| load + validate + DAG of a 10,000-stage plan ($(field "$plan" bytes) bytes) | $(field "$plan" rollout_load_validate_dag_ms) ms | yaml-cpp's own YAML::Load of the text: $(field "$plan" yaml_cpp_load_ms) ms (ratio $(field "$plan" ratio)); yaml-cpp's parser alone, building nothing: $(field "$plan" yaml_cpp_events_ms) ms | < 100 ms |
+| the part of that beyond yaml-cpp's parser (tree, checks, DAG) | $(field "$plan" beyond_yaml_cpp_events_ms) ms | | |
 | engine time per stage, 1,000 stages, zero bakes, in-memory state | $(field "$engine_mem" engine_us_per_stage) µs | fake API time taken out: $(field "$engine_mem" fake_api_ms) ms of $(field "$engine_mem" total_ms) ms | < 50 µs |
+| of which the engine's own logic | $(field "$engine_mem" logic_us_per_stage) µs | the rest is $(field "$engine_mem" store_calls) state-store transactions (events, stage records, write-ahead intents, observations): $(field "$engine_mem" store_ms) ms | |
 | engine time per stage, 200 stages, state on disk (WAL, synchronous=FULL) | $(field "$engine_file" engine_us_per_stage) µs | | |
 | resume of a run whose database holds 100,000 events, to its first API call | $(field "$resume" resume_to_first_call_ms) ms | opening the database and reading the run: $(field "$resume" open_and_read_run_ms) ms | < 100 ms |
 
