@@ -10,9 +10,13 @@
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
+#include "cli/saved_plan.h"
 #include "cli/session.h"
 #include "client/upswift_client.h"
 #include "engine/run.h"
+#include "preview/preview.h"
+#include "util/sha256.h"
+#include "util/time_text.h"
 
 namespace rollout::cli {
 
@@ -20,18 +24,13 @@ namespace {
 
 struct ApplyOptions {
   std::string plan;
+  std::string plan_file;  // --plan-file: a preview saved by rollout plan --out
   StateOptions state;
   ApiOptions api;
   bool yes = false;
   bool dry_run = false;
   std::string output = "text";
 };
-
-std::string api_url_for(const plan::Plan& plan) {
-  if (plan.api.url) return *plan.api.url;
-  if (const char* env = std::getenv("UPSWIFT_API_URL"); env && *env) return env;
-  return client::kDefaultApiUrl;
-}
 
 bool confirm(const CheckedPlan& c, const std::string& url) {
   std::cout << fmt::format("Apply plan '{}' ({} stage(s)) through {}? Type 'yes' to start: ",
@@ -42,7 +41,68 @@ bool confirm(const CheckedPlan& c, const std::string& url) {
   return answer == "yes";
 }
 
+// Reads --plan-file; nullopt (having said why) when it cannot be used.
+std::optional<SavedPlan> read_saved_plan(const std::string& path) {
+  std::string why;
+  auto text = read_file(path, &why);
+  if (!text) {
+    std::cerr << fmt::format("{}: error: cannot read the saved plan: {}\n", path, why);
+    return std::nullopt;
+  }
+  auto saved = parse_saved_plan(*text, &why);
+  if (!saved) std::cerr << fmt::format("{}: error: {}\n", path, why);
+  return saved;
+}
+
+// Like Terraform's stale-plan check: the plan file, the API and every stage's selection
+// must be what they were when `rollout plan --out` saved them. Says why not.
+bool saved_plan_is_current(const SavedPlan& saved, const std::string& saved_path,
+                           const CheckedPlan& c, const std::string& url, const ApiOptions& api) {
+  const auto refuse = [&](const std::string& why) {
+    std::cerr << fmt::format(
+        "rollout: {} is stale: {}\nNothing was sent. Run `rollout plan {} "
+        "--out {}` again and review it.\n",
+        saved_path, why, c.path, saved_path);
+    return false;
+  };
+  if (sha256_hex(c.text) != saved.plan_sha256) {
+    return refuse(fmt::format("the plan file {} changed since it was saved", c.path));
+  }
+  if (url != saved.api_url) {
+    return refuse(
+        fmt::format("it was resolved against {}; this run would go to {}", saved.api_url, url));
+  }
+  asio::io_context io;
+  int exit = kExitOk;
+  auto connection = ApiConnection::open(io, c.plan, url, api, exit);
+  if (!connection) return false;
+  std::optional<upswift::Result<preview::Preview>> now;
+  preview::build_preview(connection->api(), c.plan, c.graph,
+                         [&](upswift::Result<preview::Preview> r) { now = std::move(r); });
+  io.run();
+  if (!now || !now->ok()) {
+    std::cerr << fmt::format(
+        "rollout: could not read the fleet to check {}: {}; nothing was sent\n", saved_path,
+        now ? now->error.message : "no answer");
+    return false;
+  }
+  const auto changes = preview::stale_stages(saved.preview, *now->value);
+  if (changes.empty()) return true;
+  std::string lines;
+  for (const auto& line : changes) lines += "\n  " + line;
+  return refuse(fmt::format("the fleet changed since {}:{}", local_time(saved.resolved_at), lines));
+}
+
 int run_apply(ApplyOptions& o) {
+  std::optional<SavedPlan> saved;
+  if (!o.plan_file.empty()) {
+    saved = read_saved_plan(o.plan_file);
+    if (!saved) return kExitInvalidInput;
+    if (o.plan.empty()) o.plan = saved->plan_file;
+  } else if (o.plan.empty()) {
+    std::cerr << "rollout apply: give a plan file, or --plan-file SAVED from rollout plan --out\n";
+    return kExitInvalidInput;
+  }
   auto checked = load_checked_plan(o.plan);
   if (!checked) return kExitInvalidInput;
   o.api.json = o.output == "json";
@@ -61,16 +121,12 @@ int run_apply(ApplyOptions& o) {
     }
     return kExitOk;
   }
-  if (o.api.time_scale != 1.0 && o.api.simulate_fleet.empty()) {
-    const std::string url = api_url_for(checked->plan);
-    if (url.rfind("http://", 0) != 0) {
-      std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator "
-                   "on loopback)\n";
-      return kExitInvalidInput;
-    }
+  const std::string url = run_api_url(checked->plan, o.api);
+  if (o.api.time_scale != 1.0 && o.api.simulate_fleet.empty() && url.rfind("http://", 0) != 0) {
+    std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator "
+                 "on loopback)\n";
+    return kExitInvalidInput;
   }
-  const std::string url = o.api.simulate_fleet.empty() ? api_url_for(checked->plan)
-                                                       : "simulated:" + o.api.simulate_fleet;
   if (o.api.simulate_fleet.empty()) {
     if (auto why = client::check_base_url(url)) {
       std::cerr << "rollout: " << *why << "\n";
@@ -81,6 +137,10 @@ int run_apply(ApplyOptions& o) {
                    "the command line)\n";
       return kExitInvalidInput;
     }
+  }
+  if (saved && !saved_plan_is_current(*saved, o.plan_file, *checked, url, o.api))
+    return kExitInvalidInput;
+  if (o.api.simulate_fleet.empty()) {
     if (!o.yes) {
       if (!isatty(STDIN_FILENO)) {
         std::cerr
@@ -101,6 +161,17 @@ int run_apply(ApplyOptions& o) {
   const state::LeaseOwner me = this_process();
   const state::RunRecord run = engine::create_run(
       *store, checked->plan, {checked->path, checked->text, me.user, me.host, url}, run_id, now);
+  if (saved) {
+    // The gates judge exactly the devices that were previewed (stages whose selection
+    // depends on update or online state, and samples, are made at the stage's start).
+    for (const preview::StagePreview& s : saved->preview.stages) {
+      if (s.dynamic || s.sample_size) continue;  // drawn or read at the stage's start
+      store->save_snapshot(run_id, s.name, s.devices);
+      store->add_event(
+          {0, run_id, now, s.name, "snapshot",
+           fmt::format("targets {} device(s), as saved in {}", s.devices.size(), o.plan_file)});
+    }
+  }
   if (!take_lease(*store, run_id)) return kExitError;
   if (!o.api.json) {
     std::cout << fmt::format("run {}: plan '{}', {} stage(s), state in {}\n", run_id,
@@ -136,7 +207,10 @@ void add_apply_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<ApplyOptions>();
   CLI::App* cmd =
       app.add_subcommand("apply", "Run a plan: dispatch each stage, gate it, record everything.");
-  cmd->add_option("plan", o->plan, "Plan file (YAML)")->required();
+  cmd->add_option("plan", o->plan, "Plan file (YAML); with --plan-file, the one it was saved from");
+  cmd->add_option("--plan-file", o->plan_file,
+                  "Run a plan saved by `rollout plan --out FILE`: refused when the plan file or "
+                  "the fleet changed since");
   add_run_options(cmd, o->state, o->api, o->output);
   cmd->add_flag("--yes,-y", o->yes, "Start without asking (needed when not on a terminal)");
   cmd->add_flag("--dry-run", o->dry_run,

@@ -1,5 +1,7 @@
-// rollout plan --offline PLAN [--output text|json]: what each stage will do, in order,
-// with its resolved gate and the exact deploy_update body it will send.
+// rollout plan PLAN: what each stage targets in the fleet as it is now, the API calls the
+// run will need and the shortest time it can take; --out saves it for apply --plan-file.
+// rollout plan --offline PLAN: the plan as written: order, gates and deploy_update bodies.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -8,7 +10,12 @@
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
+#include "cli/saved_plan.h"
+#include "cli/session.h"
+#include "preview/preview.h"
 #include "upswift/deploy.h"
+#include "util/sha256.h"
+#include "util/time_text.h"
 
 namespace rollout::cli {
 
@@ -18,6 +25,8 @@ struct PlanOptions {
   std::string plan;
   bool offline = false;
   std::string output = "text";
+  std::string out;
+  ApiOptions api;
 };
 
 using Json = nlohmann::ordered_json;
@@ -71,13 +80,15 @@ Json plan_json(const CheckedPlan& c) {
     const plan::Stage& s = p.stages[id];
     Json needs = Json::array();
     for (dag::StageId n : c.graph.needs[id]) needs.push_back(p.stages[n].name);
-    stages.push_back(Json{{"name", s.name},
-                          {"needs", needs},
-                          {"level", c.graph.level[id]},
-                          {"approval", s.approval_required ? "required" : "none"},
-                          {"gate", gate_json(s.gate)},
-                          {"deploy_update", Json::parse(upswift::deploy_update_body(
-                                                s.deploy_request(), upswift::kRedactedToken))}});
+    stages.push_back(Json{
+        {"name", s.name},
+        {"needs", needs},
+        {"level", c.graph.level[id]},
+        {"approval", s.approval_required ? "required" : "none"},
+        {"sample", s.sample ? Json(plan::format_sample(*s.sample)) : Json(nullptr)},
+        {"gate", gate_json(s.gate)},
+        {"deploy_update",
+         Json::parse(upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken))}});
   }
   Json rollback = nullptr;
   if (p.on_failure.action == plan::FailureAction::rollback && p.on_failure.rollback) {
@@ -113,11 +124,145 @@ void print_text(const CheckedPlan& c) {
     std::cout << fmt::format("   approval: {}\n",
                              s.approval_required ? "required before dispatch" : "none");
     std::cout << fmt::format("   gate:     {}\n", gate_text(s.gate));
+    if (s.sample) {
+      std::cout << fmt::format(
+          "   sample:   {} of what the selection finds, less the devices earlier stages\n"
+          "             targeted, drawn per run; one deploy_update per drawn device, with only\n"
+          "             {{\"type\":\"specific_device\",\"operand\":\"is\",\"value\":DEVICE_UUID}}\n"
+          "             in its filters; the selection below is what the devices are drawn from\n",
+          plan::format_sample(*s.sample));
+    }
     // The exact bytes POSTed to deploy_update, the token aside.
     std::cout << fmt::format(
         "   deploy_update: {}\n",
         upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken));
   }
+}
+
+std::string selection_text(const plan::Stage& s) {
+  std::string out = s.groups.empty() ? "whole project" : "groups ";
+  for (std::size_t i = 0; i < s.groups.size(); ++i) out += (i ? ", " : "") + s.groups[i];
+  if (!s.filters.empty()) out += fmt::format(" + {} filter(s)", s.filters.size());
+  return out;
+}
+
+std::string device_text(const state::SnapshotDevice& d) {
+  return fmt::format("{} ({}, {})", d.uuid, d.name, d.group);
+}
+
+void print_preview(const CheckedPlan& c, const SavedPlan& saved) {
+  const preview::Preview& p = saved.preview;
+  std::string projects;
+  for (const auto& name : p.projects) projects += (projects.empty() ? "" : ", ") + name;
+  std::cout << fmt::format("plan '{}' against {} at {}\n", p.plan_name, saved.api_url,
+                           local_time(saved.resolved_at));
+  std::cout << fmt::format("  project {}: {} device(s), {} online\n\n", projects, p.project_devices,
+                           p.project_online);
+  std::cout << fmt::format("  {:<16} {:>9} {:>7} {:>8} {:>6}  {}\n", "stage", "targets", "online",
+                           "offline", "pages", "selection");
+  bool any_dynamic = false;
+  for (std::size_t i = 0; i < p.stages.size(); ++i) {
+    const preview::StagePreview& s = p.stages[i];
+    any_dynamic = any_dynamic || s.dynamic;
+    const std::string targets = s.sample_size
+                                    ? fmt::format("{} of {}", *s.sample_size, s.devices.size())
+                                    : std::to_string(s.devices.size());
+    std::cout << fmt::format("  {:<16} {:>9} {:>7} {:>8} {:>6}  {}{}\n", s.name, targets, s.online,
+                             s.offline, s.listing_pages, selection_text(c.plan.stages[i]),
+                             s.dynamic ? " (*)" : "");
+  }
+  std::cout << "  (pages: devices_details pages to list a stage's candidates once; its gate "
+               "lists them again at every poll)\n";
+  if (std::any_of(p.stages.begin(), p.stages.end(),
+                  [](const preview::StagePreview& s) { return s.sample_size.has_value(); })) {
+    std::cout << "  (N of M: a sample drawn per run from M candidates, less what the stages "
+                 "before it target; online/offline count the candidates)\n";
+  }
+  if (any_dynamic) {
+    std::cout << "  (*) selects by update or online state: shown as it selects now; read again "
+                 "when the stage dispatches\n";
+  }
+  constexpr std::size_t kShown = 10;
+  if (!p.overlaps.empty()) {
+    std::cout << fmt::format("\nwarning: {} device(s) targeted by more than one stage:\n",
+                             p.overlaps.size());
+    for (std::size_t i = 0; i < std::min(kShown, p.overlaps.size()); ++i) {
+      std::string stages;
+      for (const auto& st : p.overlaps[i].stages) stages += (stages.empty() ? "" : ", ") + st;
+      std::cout << fmt::format("  {}: {}\n", device_text(p.overlaps[i].device), stages);
+    }
+    if (p.overlaps.size() > kShown)
+      std::cout << fmt::format("  and {} more (--output json lists all)\n",
+                               p.overlaps.size() - kShown);
+  }
+  if (!p.unreached.empty()) {
+    std::cout << fmt::format("\nunreached: {} device(s) of the project that no stage targets:\n",
+                             p.unreached.size());
+    for (std::size_t i = 0; i < std::min(kShown, p.unreached.size()); ++i)
+      std::cout << "  " << device_text(p.unreached[i]) << "\n";
+    if (p.unreached.size() > kShown)
+      std::cout << fmt::format("  and {} more (--output json lists all)\n",
+                               p.unreached.size() - kShown);
+  }
+  std::cout << fmt::format(
+      "\nAPI calls: {} deploy_update; {} calls in all if every gate passes when its bake ends, "
+      "up to {} if every gate runs to its timeout\n",
+      p.api.deploy_updates, p.api.min_calls, p.api.max_calls);
+  std::string path;
+  for (const auto& st : p.critical_path.stages) path += (path.empty() ? "" : " -> ") + st;
+  std::cout << fmt::format(
+      "shortest run: {} of bakes along {}{}{}\n",
+      format_duration(std::chrono::duration_cast<Seconds>(p.critical_path.shortest)), path,
+      p.critical_path.approval ? ", plus the approvals it waits for" : "",
+      c.plan.max_parallel
+          ? fmt::format(" (more if max_parallel {} holds stages back)", *c.plan.max_parallel)
+          : "");
+}
+
+int run_live_plan(PlanOptions& o) {
+  auto checked = load_checked_plan(o.plan);
+  if (!checked) return kExitInvalidInput;
+  const std::string url = run_api_url(checked->plan, o.api);
+  if (o.api.simulate_fleet.empty()) {
+    if (auto why = client::check_base_url(url)) {
+      std::cerr << "rollout: " << *why << "\n";
+      return kExitInvalidInput;
+    }
+  }
+  asio::io_context io;
+  int exit = kExitOk;
+  auto connection = ApiConnection::open(io, checked->plan, url, o.api, exit);
+  if (!connection) return exit;
+  SavedPlan saved;
+  saved.plan_file = checked->path;
+  saved.plan_sha256 = sha256_hex(checked->text);
+  saved.api_url = url;
+  saved.resolved_at = std::chrono::system_clock::now();
+  std::optional<upswift::Result<preview::Preview>> result;
+  preview::build_preview(connection->api(), checked->plan, checked->graph,
+                         [&](upswift::Result<preview::Preview> r) { result = std::move(r); });
+  io.run();
+  if (!result || !result->ok()) {
+    std::cerr << fmt::format("rollout plan: could not read the fleet through {}: {}\n", url,
+                             result ? result->error.message : "no answer");
+    return kExitError;
+  }
+  saved.preview = std::move(*result->value);
+  const std::string json = saved_plan_json(saved);
+  if (!o.out.empty() && !write_file(o.out, json)) {
+    std::cerr << fmt::format("rollout plan: cannot write {}\n", o.out);
+    return kExitError;
+  }
+  if (o.output == "json") {
+    std::cout << json;
+  } else {
+    print_preview(*checked, saved);
+    if (!o.out.empty()) {
+      std::cout << fmt::format(
+          "\nsaved to {}: run exactly this with  rollout apply --plan-file {}\n", o.out, o.out);
+    }
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -129,16 +274,25 @@ void add_plan_command(CLI::App& app, Run& run) {
                                      "exact deploy_update bodies.");
   cmd->add_option("plan", opts->plan, "Plan file (YAML)")->required();
   cmd->add_flag("--offline", opts->offline,
-                "Do not contact the API: show the plan as written (required for now)");
+                "Do not contact the API: show the plan as written (order, gates, bodies)");
   cmd->add_option("--output", opts->output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  cmd->footer("The user token is never shown: bodies carry \"<redacted>\" in its place.");
+  cmd->add_option("--out", opts->out,
+                  "Save what the live plan found to FILE, for rollout apply --plan-file FILE");
+  cmd->add_option("--simulate", opts->api.simulate_fleet,
+                  "Resolve against an in-process fleet simulator built from FLEET.yaml");
+  cmd->footer(
+      "Without --offline the stages are resolved against the API (the plan's api.url, else\n"
+      "UPSWIFT_API_URL, with the token from UPSWIFT_USER_TOKEN): devices per stage, online and\n"
+      "offline, devices two stages target, devices no stage reaches, the API calls the run\n"
+      "needs and the shortest time it can take. Nothing is sent: only listings are read.\n"
+      "The user token is never shown: bodies carry \"<redacted>\" in its place.");
   cmd->callback([opts, &run] {
     run = [opts] {
-      if (!opts->offline) {
-        std::cerr << "rollout plan: resolving stages against the live fleet is not available in "
-                     "this version; run with --offline\n";
+      if (!opts->offline) return run_live_plan(*opts);
+      if (!opts->out.empty() || !opts->api.simulate_fleet.empty()) {
+        std::cerr << "rollout plan: --out and --simulate need the live plan (without --offline)\n";
         return static_cast<int>(kExitInvalidInput);
       }
       auto checked = load_checked_plan(opts->plan);

@@ -23,26 +23,6 @@ struct ReportOptions {
   std::string out;
 };
 
-// Written beside the target and renamed over it: a reader never sees half a report.
-bool write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return false;
-    f << text;
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return false;
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return false;
-  }
-  return true;
-}
-
 int run_report(const ReportOptions& o) {
   auto store = open_store(o.state);
   if (!store) return kExitError;

@@ -69,10 +69,6 @@ std::optional<state::RunRecord> find_run(state::StateStore& store, const std::st
   return run;
 }
 
-namespace {
-
-constexpr Millis kLeaseStale{30000};
-
 // The in-process simulator for --simulate: its own thread and io_context.
 class InProcessSim {
  public:
@@ -96,6 +92,10 @@ class InProcessSim {
   sim::Server server_;
   std::thread thread_;
 };
+
+namespace {
+
+constexpr Millis kLeaseStale{30000};
 
 // ROLLOUT_TEST_CRASH_AT=point[:n]: SIGKILL at the n-th time the engine reaches `point`.
 // For the kill-and-resume tests only.
@@ -155,6 +155,64 @@ bool take_lease(state::StateStore& store, const std::string& run_id) {
   return true;
 }
 
+std::string run_api_url(const plan::Plan& plan, const ApiOptions& api) {
+  if (!api.simulate_fleet.empty()) return "simulated:" + api.simulate_fleet;
+  if (plan.api.url) return *plan.api.url;
+  if (const char* env = std::getenv("UPSWIFT_API_URL"); env && *env) return env;
+  return client::kDefaultApiUrl;
+}
+
+ApiConnection::~ApiConnection() = default;
+
+std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const plan::Plan& plan,
+                                                   const std::string& run_url,
+                                                   const ApiOptions& options, int& exit) {
+  std::unique_ptr<ApiConnection> c(new ApiConnection());
+  std::string url = run_url;
+  std::string token;
+  if (const char* env = std::getenv("UPSWIFT_USER_TOKEN")) token = env;
+  exit = kExitInvalidInput;
+  if (url.rfind("simulated:", 0) == 0) {
+    if (options.simulate_fleet.empty()) {
+      std::cerr << "rollout: this run ran against an in-process simulator, which ended with its "
+                   "process; it cannot be resumed. For resumable demos run `rollout sim` "
+                   "separately and point UPSWIFT_API_URL at it.\n";
+      exit = kExitError;
+      return nullptr;
+    }
+    auto spec = load_fleet_file(options.simulate_fleet);
+    if (!spec) return nullptr;
+    c->sim_ = std::make_unique<InProcessSim>(*spec, options.time_scale);
+    url = c->sim_->url();
+    if (token.empty()) token = "simulated";
+  } else if (token.empty()) {
+    std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from "
+                 "the command line)\n";
+    return nullptr;
+  }
+  // Plain http is only accepted to loopback, so "not https" means a local simulator.
+  if (options.time_scale != 1.0 && !c->sim_ && url.rfind("http://", 0) != 0) {
+    std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator "
+                 "on loopback)\n";
+    return nullptr;
+  }
+  client::ClientConfig config;
+  config.base_url = url;
+  config.user_token = token;
+  // A time-scaled simulator lives in faster time: so does the rate limit.
+  config.rate_calls = static_cast<std::int64_t>(static_cast<double>(plan.api.rate_limit.calls) *
+                                                std::max(1.0, options.time_scale));
+  config.rate_per = std::chrono::duration_cast<Millis>(plan.api.rate_limit.per);
+  try {
+    c->client_ = std::make_unique<client::UpswiftClient>(io, config);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "rollout: " << e.what() << "\n";
+    return nullptr;
+  }
+  exit = kExitOk;
+  return c;
+}
+
 int drive_run(state::StateStore& store, const state::RunRecord& run,
               const ApiOptions& api_options) {
   auto loaded = plan::load_plan(run.plan_text);
@@ -167,51 +225,10 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
   }
   const plan::Plan& plan = *loaded.plan;
 
-  std::unique_ptr<InProcessSim> sim;
-  std::string url = run.api_url;
-  std::string token;
-  if (const char* env = std::getenv("UPSWIFT_USER_TOKEN")) token = env;
-  if (url.rfind("simulated:", 0) == 0) {
-    if (api_options.simulate_fleet.empty()) {
-      std::cerr << fmt::format(
-          "rollout: run {} ran against an in-process simulator, which ended with its process; "
-          "it cannot be resumed. For resumable demos run `rollout sim` separately and "
-          "point UPSWIFT_API_URL at it.\n",
-          run.id);
-      return kExitError;
-    }
-    auto spec = load_fleet_file(api_options.simulate_fleet);
-    if (!spec) return kExitInvalidInput;
-    sim = std::make_unique<InProcessSim>(*spec, api_options.time_scale);
-    url = sim->url();
-    if (token.empty()) token = "simulated";
-  } else if (token.empty()) {
-    std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from "
-                 "the command line)\n";
-    return kExitInvalidInput;
-  }
-  // Plain http is only accepted to loopback, so "not https" means a local simulator.
-  if (api_options.time_scale != 1.0 && !sim && url.rfind("http://", 0) != 0) {
-    std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator "
-                 "on loopback)\n";
-    return kExitInvalidInput;
-  }
-
   asio::io_context io;
-  client::ClientConfig config;
-  config.base_url = url;
-  config.user_token = token;
-  // A time-scaled simulator lives in faster time: so does the rate limit.
-  config.rate_calls = static_cast<std::int64_t>(static_cast<double>(plan.api.rate_limit.calls) *
-                                                std::max(1.0, api_options.time_scale));
-  config.rate_per = std::chrono::duration_cast<Millis>(plan.api.rate_limit.per);
-  std::unique_ptr<client::UpswiftClient> client;
-  try {
-    client = std::make_unique<client::UpswiftClient>(io, config);
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "rollout: " << e.what() << "\n";
-    return kExitInvalidInput;
-  }
+  int exit = kExitOk;
+  auto connection = ApiConnection::open(io, plan, run.api_url, api_options, exit);
+  if (!connection) return exit;
 
   // Simulated time runs faster than the wall clock: a resumed simulated run goes on from
   // where its own time had got to, so its timeline stays in order.
@@ -225,7 +242,8 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
   engine::EngineOptions options;
   options.owner = this_process();
   options.crash_point = crash_hook_from_env();
-  engine::Engine engine(io, plan, *graph, *client, store, clock, console, run.id, options);
+  engine::Engine engine(io, plan, *graph, connection->api(), store, clock, console, run.id,
+                        options);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::function<void(const boost::system::error_code&, int)> on_signal =

@@ -6,9 +6,11 @@
 #include <optional>
 #include <string>
 
+#include "client/upswift_client.h"
 #include "engine/engine.h"
 #include "state/store.h"
 #include "store/sqlite_store.h"
+#include "util/asio.h"
 
 namespace rollout::cli {
 
@@ -36,6 +38,30 @@ std::optional<state::RunRecord> find_run(state::StateStore& store, const std::st
 
 // Takes the run's lease, or says who holds it and returns false.
 bool take_lease(state::StateStore& store, const std::string& run_id);
+
+// The API URL a new run of `plan` records: "simulated:FLEET" with --simulate, else the
+// plan's api.url, else UPSWIFT_API_URL, else Upswift's.
+std::string run_api_url(const plan::Plan& plan, const ApiOptions& api);
+
+class InProcessSim;
+
+// What a run talks to: Upswift or a simulator over HTTP, or, for a "simulated:" URL, an
+// in-process simulator started from --simulate FLEET; either way through the libcurl client.
+class ApiConnection {
+ public:
+  ~ApiConnection();
+  upswift::FleetApi& api() { return *client_; }
+
+  // Prints why not, and returns nullptr with the exit code in `exit`, when it cannot.
+  static std::unique_ptr<ApiConnection> open(asio::io_context& io, const plan::Plan& plan,
+                                             const std::string& url, const ApiOptions& options,
+                                             int& exit);
+
+ private:
+  ApiConnection() = default;
+  std::unique_ptr<InProcessSim> sim_;
+  std::unique_ptr<client::UpswiftClient> client_;
+};
 
 // Runs (or resumes) `run` until it ends for now; returns the exit code.
 int drive_run(state::StateStore& store, const state::RunRecord& run, const ApiOptions& api);

@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "engine/gate.h"
-#include "upswift/select.h"
+#include "engine/selection.h"
 
 namespace rollout::engine {
 
@@ -454,77 +454,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // ---- reading devices -----------------------------------------------------------------
 
-  // Every device the stage's selection could cover, a page at a time: its groups one after
-  // another, or the whole project. `page` folds each page into what the caller keeps (never
-  // the pages themselves: a fleet of 100,000 devices is 2,000 of them). Each step holds the
-  // lister; nothing refers to itself, so an abandoned listing (a crash, an interrupt) frees
-  // everything.
-  using PageFold = std::function<void(std::vector<upswift::Device>&)>;
-  using ListingDone = std::function<void(const upswift::CallError&)>;
-
-  struct CandidateLister : std::enable_shared_from_this<CandidateLister> {
-    Impl* engine = nullptr;
-    std::string project;
-    std::vector<std::string> groups;
-    PageFold page;
-    ListingDone done;
-
-    void list(std::size_t i) {
-      std::optional<std::string> group;
-      if (!groups.empty()) group = groups[i];
-      upswift::for_each_device_page(
-          engine->api, project, group, page,
-          engine->guarded([self = shared_from_this(), i](const upswift::CallError& ended) {
-            if (ended.status == upswift::CallStatus::ok && i + 1 < self->groups.size()) {
-              return self->list(i + 1);
-            }
-            self->done(ended);
-          }));
-    }
-  };
-
-  void list_candidates(const upswift::DeployRequest& request, PageFold page, ListingDone done_fn) {
-    auto lister = std::make_shared<CandidateLister>();
-    lister->engine = this;
-    lister->project = request.project;
-    lister->groups = request.groups;
-    lister->page = std::move(page);
-    lister->done = std::move(done_fn);
-    lister->list(0);
-  }
-
-  // Online/offline for the project's devices, page by page (only for device_state filters).
-  struct StateLister : std::enable_shared_from_this<StateLister> {
-    Impl* engine = nullptr;
-    std::string project;
-    std::map<std::string, bool> online;
-    std::function<void(upswift::Result<std::map<std::string, bool>>)> done;
-
-    void list(std::optional<std::string> offset) {
-      upswift::StatesQuery q;
-      q.project_name = project;
-      q.offset = std::move(offset);
-      engine->api.get_devices_state(
-          q, engine->guarded([self = shared_from_this()](upswift::Result<upswift::StatesPage> r) {
-            if (!r.ok()) return self->done({std::nullopt, r.error});
-            for (const auto& s : r.value->states)
-              self->online[s.device_uuid] = s.device_status == "online";
-            if (r.value->more && !r.value->states.empty())
-              return self->list(r.value->states.back().device_uuid);
-            self->done({std::move(self->online), {}});
-          }));
-    }
-  };
-
-  void list_states(const std::string& project,
-                   std::function<void(upswift::Result<std::map<std::string, bool>>)> done_fn) {
-    auto lister = std::make_shared<StateLister>();
-    lister->engine = this;
-    lister->project = project;
-    lister->done = std::move(done_fn);
-    lister->list(std::nullopt);
-  }
-
   // How far the update carrying `marker` has got on each snapshot device, in snapshot
   // order: one byte per device, whatever the fleet's size. A device listed twice (pages
   // that shifted while being read) counts once.
@@ -540,92 +469,74 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     reading->position.reserve(snapshot.size());
     for (std::size_t i = 0; i < snapshot.size(); ++i)
       reading->position.emplace(snapshot[i].uuid, i);
-    list_candidates(
-        spec(s).deploy_request(),
+    for_each_candidate_page(
+        api, spec(s).deploy_request(),
         [reading, marker](std::vector<upswift::Device>& page) {
           for (const upswift::Device& d : page) {
             auto it = reading->position.find(d.device_uuid);
             if (it != reading->position.end()) reading->reached[it->second] = reached(d, marker);
           }
         },
-        [reading, done_fn](const upswift::CallError& ended) {
+        guarded([reading, done_fn](const upswift::CallError& ended) {
           if (ended.status != upswift::CallStatus::ok) return done_fn({std::nullopt, ended});
           done_fn({std::move(reading->reached), {}});
-        });
+        }));
   }
 
   // ---- a stage's procedure ---------------------------------------------------------------
 
   void start_stage(StageRun& s) {
     set_stage(s, "dispatching");
-    event(s.record.name, "stage_started", "listing the stage's devices");
+    event(s.record.name, "stage_started",
+          s.snapshot ? fmt::format("its {} device(s) were fixed beforehand", s.snapshot->size())
+                     : "listing the stage's devices");
     resume_dispatch(s);
   }
 
   void take_snapshot(StageRun& s) {
     s.busy = true;
-    const upswift::DeployRequest request = spec(s).deploy_request();
     const dag::StageId id = s.id;
-    auto with_states = [this, id, request](std::optional<std::map<std::string, bool>> states) {
-      auto online =
-          std::make_shared<const std::optional<std::map<std::string, bool>>>(std::move(states));
-      auto chosen = std::make_shared<std::vector<SnapshotDevice>>();
-      list_candidates(
-          request,
-          [request, online, chosen](std::vector<upswift::Device>& page) {
-            for (const upswift::Device& d : page) {
-              upswift::DeviceFacts facts{&d.device_uuid, &d.project,  &d.group, &d.tags, {},
-                                         true,           std::nullopt};
-              for (const auto& a : d.apps) facts.app_names.push_back(a.name);
-              if (!d.updates.empty()) facts.last_update_status = d.updates.back().update_status;
-              if (*online) {
-                auto it = (*online)->find(d.device_uuid);
-                facts.online = it != (*online)->end() && it->second;
-              }
-              if (upswift::selects(request, facts))
-                chosen->push_back({d.device_uuid, d.device_id, d.device_name, d.group});
-            }
-          },
-          [this, id, chosen](const upswift::CallError& ended) {
-            StageRun& stage = stages[id];
-            if (ended.status != upswift::CallStatus::ok) {
-              stage.busy = false;
-              event(stage.record.name, "error",
-                    "could not list the stage's devices: " + ended.message);
-              fail_run(fmt::format("stage {}: could not list its devices: {}", stage.record.name,
-                                   ended.message));
-              return;
-            }
-            std::sort(chosen->begin(), chosen->end(),
-                      [](const auto& a, const auto& b) { return a.device_id < b.device_id; });
-            // A device listed twice (pages that shifted while being read) is one target.
-            std::set<std::string> seen_uuids;
-            chosen->erase(std::remove_if(chosen->begin(), chosen->end(),
-                                         [&](const SnapshotDevice& d) {
-                                           return !seen_uuids.insert(d.uuid).second;
-                                         }),
-                          chosen->end());
-            store.save_snapshot(run_id, stage.record.name, *chosen);
-            stage.snapshot = std::move(*chosen);
-            event(stage.record.name, "snapshot",
-                  fmt::format("targets {} device(s)", stage.snapshot->size()));
-            observer.on_snapshot(stage.record.name, stage.snapshot->size());
+    resolve_selection(
+        api, spec(s).deploy_request(),
+        guarded([this, id](upswift::Result<std::vector<SnapshotDevice>> chosen) {
+          StageRun& stage = stages[id];
+          if (!chosen.ok()) {
             stage.busy = false;
-            crash_point("after_snapshot");
-            resume_dispatch(stage);
-          });
-    };
-    if (!upswift::needs_online_state(request)) return with_states(std::nullopt);
-    list_states(request.project,
-                [this, id, with_states](upswift::Result<std::map<std::string, bool>> r) {
-                  if (!r.ok()) {
-                    stages[id].busy = false;
-                    fail_run(fmt::format("stage {}: could not read device states: {}",
-                                         stages[id].record.name, r.error.message));
-                    return;
-                  }
-                  with_states(std::move(*r.value));
-                });
+            event(stage.record.name, "error",
+                  "could not list the stage's devices: " + chosen.error.message);
+            fail_run(fmt::format("stage {}: could not list its devices: {}", stage.record.name,
+                                 chosen.error.message));
+            return;
+          }
+          std::vector<SnapshotDevice> devices = std::move(*chosen.value);
+          std::string how;
+          if (const auto& sample = spec(stage).sample) {
+            // Devices an earlier stage of this run targeted are not drawn again.
+            std::set<std::string> taken;
+            for (const StageRun& other : stages) {
+              if (other.id == stage.id || !other.snapshot) continue;
+              for (const auto& d : *other.snapshot) taken.insert(d.uuid);
+            }
+            const std::size_t found = devices.size();
+            std::erase_if(devices,
+                          [&](const SnapshotDevice& d) { return taken.count(d.uuid) > 0; });
+            const std::size_t left_out = found - devices.size();
+            const std::size_t candidates = devices.size();
+            devices = draw_sample(std::move(devices), *sample, run_id + "/" + stage.record.name);
+            how = fmt::format(
+                ", a sample of {} from {} candidate(s){}", plan::format_sample(*sample), candidates,
+                left_out ? fmt::format(" ({} left out: earlier stages targeted them)", left_out)
+                         : "");
+          }
+          store.save_snapshot(run_id, stage.record.name, devices);
+          stage.snapshot = std::move(devices);
+          event(stage.record.name, "snapshot",
+                fmt::format("targets {} device(s){}", stage.snapshot->size(), how));
+          observer.on_snapshot(stage.record.name, stage.snapshot->size());
+          stage.busy = false;
+          crash_point("after_snapshot");
+          resume_dispatch(stage);
+        }));
   }
 
   std::vector<ApiCall> calls_of(const StageRun& s, const std::string& kind) {
@@ -648,6 +559,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (s.snapshot->empty()) {
       event(s.record.name, "stage_passed", "no devices to update: nothing sent");
       set_stage(s, "passed", "no devices to update");
+      return;
+    }
+    if (spec(s).sample) {
+      dispatch_each(s);
       return;
     }
     const auto calls = calls_of(s, "dispatch");
@@ -726,6 +641,149 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
               return;
           }
         }));
+  }
+
+  // ---- a sampled wave: one deploy_update per device ------------------------------------
+
+  upswift::DeployRequest device_request(const StageRun& s, const SnapshotDevice& d) const {
+    upswift::DeployRequest request = spec(s).deploy_request();
+    request.groups.clear();
+    request.filters = {{upswift::FilterType::specific_device, upswift::Operand::is, d.uuid}};
+    request.comment = with_marker(request.comment, dispatch_marker(run_id, s.record.name));
+    return request;
+  }
+
+  // Sends the calls still missing, one at a time, in snapshot order; each is written ahead
+  // and identified by its body. An unknown outcome is settled before anything else is sent.
+  // When every device's call went through, the gate starts.
+  void dispatch_each(StageRun& s) {
+    if (stopping) return;
+    std::map<std::string, std::vector<const ApiCall*>> by_body;
+    const auto calls = calls_of(s, "dispatch");
+    for (const ApiCall& c : calls) by_body[c.body].push_back(&c);
+    std::optional<WallTime> last_through;
+    for (const SnapshotDevice& d : *s.snapshot) {
+      upswift::DeployRequest request = device_request(s, d);
+      const std::string body = upswift::deploy_update_body(request, upswift::kRedactedToken);
+      const auto& tries = by_body[body];
+      if (!tries.empty()) {
+        const ApiCall& c = *tries.back();
+        if (c.outcome == "accepted" || c.outcome == "settled_applied") {
+          const WallTime at = c.outcome_at.value_or(c.intent_at);
+          last_through = last_through ? std::max(*last_through, at) : at;
+          continue;
+        }
+        if (!c.outcome || *c.outcome == "unknown") {
+          settle_each(s, c, d);
+          return;
+        }
+        if (*c.outcome == "refused") {
+          stage_error(s, fmt::format("{} (device {})", c.message, d.uuid));
+          return;
+        }
+        if (static_cast<int>(tries.size()) >= options.max_dispatch_attempts) {
+          stage_error(s, fmt::format("deploy_update to device {} did not go through in {} "
+                                     "attempts: {}",
+                                     d.uuid, tries.size(), c.message));
+          return;
+        }
+      }
+      send_one_dispatch(s, request, body, d);
+      return;
+    }
+    begin_gate(s, last_through.value_or(clock.now()));
+  }
+
+  void send_one_dispatch(StageRun& s, const upswift::DeployRequest& request,
+                         const std::string& body, const SnapshotDevice& d) {
+    ApiCall call;
+    call.run_id = run_id;
+    call.stage = s.record.name;
+    call.kind = "dispatch";
+    call.marker = dispatch_marker(run_id, s.record.name);
+    call.body = body;
+    call.devices = 1;
+    call.intent_at = clock.now();
+    crash_point("before_intent");
+    const std::int64_t call_id = store.record_intent(call);
+    crash_point("after_intent");
+    event(s.record.name, "dispatch",
+          fmt::format("deploy_update to device {} ({})", d.uuid, d.name));
+    s.busy = true;
+    const dag::StageId id = s.id;
+    api.deploy_update(
+        request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+          crash_point("after_answer");
+          StageRun& st = stages[id];
+          st.busy = false;
+          const WallTime now = clock.now();
+          switch (r.error.status) {
+            case upswift::CallStatus::ok:
+              store.record_outcome(call_id, "accepted", 200, "", now);
+              crash_point("after_outcome");
+              break;
+            case upswift::CallStatus::refused:
+              store.record_outcome(call_id, "refused", r.error.http_status, r.error.message, now);
+              break;
+            case upswift::CallStatus::failed:
+              store.record_outcome(call_id, "failed", r.error.http_status, r.error.message, now);
+              event(st.record.name, "error", r.error.message);
+              fail_run(fmt::format(
+                  "stage {}: a deploy_update could not be sent ({}); nothing was applied by it; "
+                  "continue with rollout resume {}",
+                  st.record.name, r.error.message, run_id));
+              return;
+            case upswift::CallStatus::unknown_outcome:
+              store.record_outcome(call_id, "unknown", r.error.http_status, r.error.message, now);
+              event(st.record.name, "dispatch_unknown", r.error.message);
+              break;
+          }
+          dispatch_each(st);
+        }));
+  }
+
+  // A per-device call whose answer never came: after the settle delay, look for this run's
+  // update on that device. Found: it went through. Not found: it certainly did not.
+  void settle_each(StageRun& s, const ApiCall& call, const SnapshotDevice& device) {
+    const Millis wait =
+        std::max(Millis{0}, options.settle_delay - since(clock.now(), call.intent_at));
+    event(s.record.name, "settle",
+          fmt::format("outcome of the deploy_update to {} unknown: reading the devices in {}s",
+                      device.uuid, wait.count() / 1000));
+    s.busy = true;
+    const dag::StageId id = s.id;
+    const std::int64_t call_id = call.id;
+    const std::string marker = call.marker;
+    const std::string uuid = device.uuid;
+    s.timer = clock.schedule(wait, [self = shared_from_this(), id, call_id, marker, uuid] {
+      self->read_reached(
+          self->stages[id], marker,
+          [self, id, call_id, uuid](upswift::Result<std::vector<Reached>> r) {
+            StageRun& st = self->stages[id];
+            st.busy = false;
+            if (!r.ok()) {
+              self->fail_run(
+                  fmt::format("stage {}: could not read its devices to settle an "
+                              "unknown deploy_update: {}; continue with rollout "
+                              "resume {}",
+                              st.record.name, r.error.message, self->run_id));
+              return;
+            }
+            bool applied = false;
+            for (std::size_t i = 0; i < r.value->size(); ++i) {
+              applied = applied || ((*st.snapshot)[i].uuid == uuid && arrived((*r.value)[i]));
+            }
+            self->store.record_outcome(
+                call_id, applied ? "settled_applied" : "settled_not_applied", 0,
+                applied ? "found on the device" : "not found on the device", self->clock.now());
+            self->event(st.record.name, "settle",
+                        applied ? fmt::format("the deploy_update to {} had gone through", uuid)
+                                : fmt::format("the deploy_update to {} had not gone through: "
+                                              "sending it again",
+                                              uuid));
+            if (!self->stopping) self->dispatch_each(st);
+          });
+    });
   }
 
   // An intent without a known outcome: after the settle delay, look for this run's update
@@ -991,8 +1049,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         rollback_marker(run_id, s.record.name));
     std::vector<upswift::DeployRequest> out;
     const upswift::DeployRequest stage_request = spec(s).deploy_request();
+    // The stage's own selection reaches exactly its devices only when it was not sampled
+    // and does not depend on update state.
     if (!targets.empty() && targets.size() == s.snapshot->size() &&
-        !dynamic_selection(stage_request)) {
+        !dynamic_selection(stage_request) && !spec(s).sample) {
       upswift::DeployRequest whole = base;
       whole.groups = stage_request.groups;
       whole.filters = stage_request.filters;

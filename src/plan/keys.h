@@ -13,9 +13,10 @@ inline constexpr std::array<std::string_view, 11> kPlan = {
 inline constexpr std::array<std::string_view, 1> kDefaults = {"gate"};
 inline constexpr std::array<std::string_view, 7> kGate = {
     "bake", "timeout", "poll", "min_success", "max_failed", "min_devices", "on_timeout"};
-inline constexpr std::array<std::string_view, 10> kStage = {
-    "name",     "needs",   "groups",  "filters", "gate",
-    "approval", "flow_id", "project", "app",     "comment"};
+inline constexpr std::array<std::string_view, 11> kStage = {
+    "name",    "needs",   "groups", "filters", "gate",  "approval",
+    "flow_id", "project", "app",    "comment", "sample"};
+inline constexpr std::array<std::string_view, 2> kSample = {"percent", "count"};
 inline constexpr std::array<std::string_view, 3> kFilter = {"type", "operand", "value"};
 inline constexpr std::array<std::string_view, 2> kApp = {"name", "version"};
 inline constexpr std::array<std::string_view, 2> kOnFailure = {"action", "rollback"};

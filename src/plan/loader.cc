@@ -125,6 +125,50 @@ void check_gate(Diagnostics& d, const Gate& g, Mark where, std::string_view stag
   }
 }
 
+std::optional<Sample> read_sample(Reader& r, const Node& n, const std::string& label) {
+  const std::string what = fmt::format("sample of {}", label);
+  if (!r.map(n, keys::kSample, what)) return std::nullopt;
+  const Node* percent = n.find("percent");
+  const Node* count = n.find("count");
+  if ((percent != nullptr) == (count != nullptr)) {
+    r.diagnostics().error(n.mark, fmt::format("{} needs exactly one of percent (e.g. "
+                                              "{{percent: 5}}) or count (e.g. {{count: 20}})",
+                                              what));
+    return std::nullopt;
+  }
+  Sample s;
+  if (count) {
+    auto v = r.integer(*count, "sample count", 1, 1'000'000);
+    if (!v) return std::nullopt;
+    s.kind = Sample::Kind::count;
+    s.count = *v;
+    return s;
+  }
+  double value = 0;
+  bool ok = percent->is_scalar() && !percent->quoted && !percent->scalar.empty();
+  if (ok) {
+    const char* begin = percent->scalar.data();
+    const char* end = begin + percent->scalar.size();
+    auto [ptr, ec] = std::from_chars(begin, end, value);
+    ok = ec == std::errc() && ptr == end && value > 0 && value <= 100;
+  }
+  if (!ok) {
+    r.diagnostics().error(
+        percent->mark,
+        fmt::format(
+            "sample percent must be a number above 0 and at most 100, got {}{}",
+            percent->is_scalar() ? fmt::format("'{}'", percent->scalar) : yaml::describe(*percent),
+            percent->is_scalar() && percent->scalar.ends_with('%')
+                ? fmt::format(" (write percent: {})",
+                              percent->scalar.substr(0, percent->scalar.size() - 1))
+                : ""));
+    return std::nullopt;
+  }
+  s.kind = Sample::Kind::percent;
+  s.percent = value;
+  return s;
+}
+
 Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) {
   Stage s;
   s.mark = n.mark;
@@ -164,6 +208,7 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) 
       s.approval_required = *c == "required";
     }
   }
+  if (const Node* sample = n.find("sample")) s.sample = read_sample(r, *sample, label);
   GateSpec own;
   if (const Node* gate = n.find("gate"))
     own = read_gate(r, *gate, fmt::format("gate of {}", label));

@@ -6,6 +6,11 @@
 
 namespace rollout::plan {
 
+std::string format_sample(const Sample& s) {
+  if (s.kind == Sample::Kind::count) return fmt::format("{} device(s)", s.count);
+  return fmt::format("{}%", s.percent);
+}
+
 std::string format_threshold(const Threshold& t) {
   if (t.kind == Threshold::Kind::count)
     return fmt::format("{}", static_cast<std::int64_t>(t.value));

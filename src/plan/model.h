@@ -52,6 +52,18 @@ struct StageRef {
   Mark mark;
 };
 
+// A sampled wave: a share or a number of the devices the stage's selection finds, drawn
+// per run, leaving out devices earlier stages of the run targeted; each is sent its own
+// deploy_update with a specific_device filter.
+struct Sample {
+  enum class Kind { percent, count };
+  Kind kind = Kind::count;
+  double percent = 0;      // (0, 100]
+  std::int64_t count = 0;  // >= 1
+  bool operator==(const Sample&) const = default;
+};
+std::string format_sample(const Sample& s);  // "5%" or "20 devices"
+
 struct Stage {
   std::string name;
   Mark mark;  // where the stage's `name` is
@@ -59,6 +71,7 @@ struct Stage {
   std::vector<std::string> groups;
   std::vector<upswift::Filter> filters;
   bool approval_required = false;
+  std::optional<Sample> sample;
   // Resolved: stage override, else the plan's value.
   std::string flow_id;
   std::string project;

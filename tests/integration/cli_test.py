@@ -505,6 +505,129 @@ def rehearsal_predicts_the_real_run(tmp):
 
 
 
+PREVIEW_PLAN = SRC / "tests/plans/preview.yaml"
+PREVIEW_FLEET = SRC / "tests/fleets/preview.yaml"
+
+
+@test
+def live_plan_counts_each_stage_and_apply_runs_the_saved_plan(tmp):
+    """rollout plan against the simulator over HTTP: numbers known from the fleet file,
+    nothing sent; then apply --plan-file runs it with the previewed devices."""
+    sim = Sim(tmp, PREVIEW_FLEET)
+    try:
+        saved = f"{tmp}/plan.bin"
+        p = rollout("plan", str(PREVIEW_PLAN), "--out", saved, api=sim.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        assert "warning: 5 device(s) targeted by more than one stage" in p.stdout, p.stdout
+        assert "unreached: 2 device(s)" in p.stdout and "shortest run: 17m of bakes along canary -> us -> late" in p.stdout
+        assert not any(r["endpoint"] == "deploy_update" for r in sim.requests()), "a plan sent an update"
+        doc = json.loads(Path(saved).read_text())
+        stages = {s["name"]: s for s in doc["stages"]}
+        assert {n: (s["targets"], s["online"], s["offline"]) for n, s in stages.items()} == {
+            "canary": (3, 3, 0), "eu": (5, 5, 0), "us": (5, 4, 1), "late": (5, 4, 1)}
+        assert len(doc["overlaps"]) == 5 and all(o["stages"] == ["us", "late"] for o in doc["overlaps"])
+        assert sorted(d["group"] for d in doc["unreached"]) == ["Lab", "Lab"]
+        assert doc["api_calls"]["deploy_update"] == 4
+        assert doc["critical_path"] == {"stages": ["canary", "us", "late"], "shortest": "17m",
+                                        "shortest_s": 1020, "approval": False}
+        assert TOKEN not in Path(saved).read_text()
+        again = rollout("plan", str(PREVIEW_PLAN), "--output", "json", api=sim.url)
+        assert json.loads(again.stdout)["stages"] == doc["stages"]
+
+        db = f"{tmp}/state.db"
+        p = rollout("apply", "--plan-file", saved, "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "late"]}
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        fixed = [e for e in shown["events"] if e["kind"] == "snapshot"]
+        assert len(fixed) == 4 and all("as saved in" in e["message"] for e in fixed), fixed
+    finally:
+        sim.stop()
+
+
+@test
+def stale_saved_plan_is_refused_and_sends_nothing(tmp):
+    """A device moves group after the plan was saved, or the plan file changes: apply
+    --plan-file says what changed, creates no run and sends nothing."""
+    fleet, plan, saved, db = Path(tmp) / "fleet.yaml", Path(tmp) / "plan.yaml", f"{tmp}/saved.json", f"{tmp}/s.db"
+    fleet.write_text(PREVIEW_FLEET.read_text())
+    plan.write_text(PREVIEW_PLAN.read_text())
+    p = rollout("plan", str(plan), "--simulate", str(fleet), "--out", saved)
+    assert p.returncode == EXIT_OK, p.stderr
+    fleet.write_text(PREVIEW_FLEET.read_text().replace("name: mover, group: EU", "name: mover, group: US"))
+    p = rollout("apply", "--plan-file", saved, "--simulate", str(fleet), "--yes", "--state", db)
+    assert p.returncode == EXIT_INVALID, p.stdout + p.stderr
+    assert "is stale: the fleet changed since" in p.stderr, p.stderr
+    assert "stage eu would now target 4 device(s), the saved plan 5; no longer: d-0000-move (mover, EU)" in p.stderr
+    assert "stage us would now target 6 device(s), the saved plan 5; now also: d-0000-move (mover, US)" in p.stderr
+    assert "Nothing was sent" in p.stderr
+    assert "no runs yet" in rollout("runs", "--state", db).stdout
+
+    fleet.write_text(PREVIEW_FLEET.read_text())
+    plan.write_text(PREVIEW_PLAN.read_text().replace("bake: 5m", "bake: 1m"))
+    p = rollout("apply", "--plan-file", saved, "--simulate", str(fleet), "--yes", "--state", db)
+    assert p.returncode == EXIT_INVALID and f"the plan file {plan} changed since it was saved" in p.stderr, p.stderr
+
+    Path(saved).write_text('{"format": "something else"}')
+    p = rollout("apply", "--plan-file", saved, "--simulate", str(fleet), "--yes", "--state", db)
+    assert p.returncode == EXIT_INVALID and "not a plan saved by `rollout plan --out`" in p.stderr, p.stderr
+    assert "no runs yet" in rollout("runs", "--state", db).stdout
+
+
+SAMPLED_PLAN = SRC / "tests/plans/sampled.yaml"
+
+
+def sampled_wave_targets(sim, run):
+    """device uuid -> applied calls, for the wave's per-device deploy_update calls."""
+    per_device = {}
+    for r in sim.requests():
+        if r["endpoint"] != "deploy_update" or not r.get("applied"):
+            continue
+        if f"[rollout {run}/wave]" not in r["body"]["metadata"].get("comment", ""):
+            continue
+        filters = r["body"]["devices_filter"]["filters"]
+        assert r["body"]["devices_filter"]["groups"] == [] and len(filters) == 1, r["body"]
+        assert filters[0]["type"] == "specific_device" and filters[0]["operand"] == "is"
+        per_device[filters[0]["value"]] = per_device.get(filters[0]["value"], 0) + 1
+    return per_device
+
+
+@test
+def sampled_wave_draws_the_same_devices_after_kill_and_resume(tmp):
+    """SIGKILL between the wave's per-device calls: resume draws the same 5 devices, each
+    gets exactly one update, and none of them is one the earlier stage targeted."""
+    sim = Sim(tmp, STEADY)
+    try:
+        db = f"{tmp}/state.db"
+        # The 3rd intent: eu's call, the wave's 1st, then its 2nd.
+        p = rollout("apply", str(SAMPLED_PLAN), "--state", db, "--yes", "--time-scale", SCALE,
+                    env_extra={"ROLLOUT_TEST_CRASH_AT": "after_intent:3"}, api=sim.url)
+        assert p.returncode == -signal.SIGKILL, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        con = sqlite3.connect(db)
+        drawn = [u for u, in con.execute(
+            "SELECT device_uuid FROM snapshot_devices WHERE run_id = ? AND stage = 'wave' ORDER BY device_id", (run,))]
+        eu = {u for u, in con.execute(
+            "SELECT device_uuid FROM snapshot_devices WHERE run_id = ? AND stage = 'eu'", (run,))}
+        con.close()
+        assert len(drawn) == 5 and len(eu) == 8
+        p = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        con = sqlite3.connect(db)
+        after = [u for u, in con.execute(
+            "SELECT device_uuid FROM snapshot_devices WHERE run_id = ? AND stage = 'wave' ORDER BY device_id", (run,))]
+        con.close()
+        assert after == drawn
+        per_device = sampled_wave_targets(sim, run)
+        assert per_device == {u: 1 for u in drawn}, per_device
+        assert not (set(drawn) & eu)
+        assert sim.applied_per_marker()[f"{run}/eu"] == 1
+        assert_db_clean(db)
+    finally:
+        sim.stop()
+
+
 rng = random.Random(args.kill_seed)
 for i in range(args.random_kills):
     delay = rng.uniform(0.2, 2.5)

@@ -93,6 +93,7 @@ TEST_CASE("schema/plan.schema.json knows exactly the loader's keys") {
   CHECK(schema_keys(defs.at("gate")) == loader_keys(k::kGate));
   CHECK(schema_keys(defs.at("stage")) == loader_keys(k::kStage));
   CHECK(schema_keys(defs.at("filter")) == loader_keys(k::kFilter));
+  CHECK(schema_keys(defs.at("sample")) == loader_keys(k::kSample));
   CHECK(schema_keys(defs.at("app")) == loader_keys(k::kApp));
   CHECK(schema_keys(defs.at("on_failure")) == loader_keys(k::kOnFailure));
   CHECK(schema_keys(defs.at("rollback")) == loader_keys(k::kRollback));

@@ -2,11 +2,15 @@
 // hour-long bakes pass in milliseconds, and every crash point is resumed exactly once.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
+
+#include <fmt/format.h>
 
 #include "check_plan.h"
 #include "engine/engine.h"
 #include "engine/run.h"
+#include "engine/selection.h"
 #include "fake_fleet.h"
 #include "store/sqlite_store.h"
 
@@ -120,7 +124,12 @@ struct Harness {
     now = clock.now();
     deploys_sent += api.deploys_sent;
     deploys_applied += api.deploys_applied;
-    for (const auto& r : api.applied) applied_comments.push_back(r.comment.value_or(""));
+    for (const auto& r : api.applied) {
+      applied_comments.push_back(r.comment.value_or(""));
+      for (const auto& f : r.filters) {
+        if (f.type == upswift::FilterType::specific_device) applied_devices.push_back(f.value);
+      }
+    }
     if (crashed) {
       store.release_lease(run_id, options.owner);  // a stale lease: the next process takes it over
       return std::nullopt;
@@ -150,6 +159,7 @@ struct Harness {
   int deploys_sent = 0;
   int deploys_applied = 0;
   std::vector<std::string> applied_comments;
+  std::vector<std::string> applied_devices;  // specific_device filters of applied calls
 };
 
 }  // namespace
@@ -372,4 +382,128 @@ TEST_CASE("killed mid-rollback and resumed, each rollback call is applied exactl
     for (const auto& [body, n] : per_body) CHECK(n == 1);
     CHECK(h.applied_for("[rollout r-test/canary/rollback]") == static_cast<int>(per_body.size()));
   }
+}
+
+namespace {
+
+// eu takes the EU; the wave draws a quarter of what is left of EU and US: only US devices.
+const std::string kSampledPlan = R"(version: 1
+name: sampled
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 1h, timeout: 6h, poll: 5m, min_success: 100%, max_failed: 0}
+stages:
+  - name: eu
+    groups: [EU]
+  - name: wave
+    needs: [eu]
+    groups: [EU, US]
+    sample: {percent: 25}
+on_failure:
+  action: rollback
+  rollback: {flow_id: f-old, app: {name: fw, version: v2}}
+)";
+
+std::vector<std::string> uuids(const std::vector<state::SnapshotDevice>& devices) {
+  std::vector<std::string> out;
+  for (const auto& d : devices) out.push_back(d.uuid);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a sampled wave draws from what earlier stages left, one deploy_update per device") {
+  Harness h(kSampledPlan);
+  REQUIRE(h.run()->ending == engine::Ending::completed);
+  const auto wave = h.store.load_snapshot("r-test", "wave");
+  REQUIRE(wave);
+  CHECK(wave->size() == 5);  // 25% of the 20 US devices; the 20 EU ones were eu's
+  for (const auto& d : *wave) CHECK(d.group == "US");
+  // eu's one call, then one specific_device call per drawn device, each applied once.
+  CHECK(h.deploys_sent == 6);
+  std::vector<std::string> sent = h.applied_devices;
+  std::sort(sent.begin(), sent.end());
+  std::vector<std::string> drawn = uuids(*wave);
+  std::sort(drawn.begin(), drawn.end());
+  CHECK(sent == drawn);
+  CHECK(h.applied_for(engine::dispatch_marker("r-test", "wave")) == 5);
+  auto calls = h.store.load_stage_calls("r-test", "wave", "dispatch");
+  REQUIRE(calls.size() == 5);
+  for (const auto& c : calls) {
+    CHECK(c.devices == 1);
+    CHECK(c.outcome == "accepted");
+  }
+  // The gate judged the drawn devices.
+  CHECK(h.store.load_observations("r-test").back().success == 5);
+}
+
+TEST_CASE("a sampled wave's draw follows the run id: the same run draws the same devices") {
+  const auto draw = [](const std::string& seed) {
+    std::vector<state::SnapshotDevice> candidates;
+    for (int i = 0; i < 40; ++i) candidates.push_back({fmt::format("d-{:04}", i), i, "", "G"});
+    return uuids(engine::draw_sample(candidates, {plan::Sample::Kind::count, 0, 7}, seed));
+  };
+  CHECK(draw("r-1/wave") == draw("r-1/wave"));
+  CHECK(draw("r-1/wave") != draw("r-2/wave"));
+  CHECK(draw("r-1/wave").size() == 7);
+  std::vector<state::SnapshotDevice> three{{"a", 1, "", "G"}, {"b", 2, "", "G"}, {"c", 3, "", "G"}};
+  CHECK(engine::draw_sample(three, {plan::Sample::Kind::count, 0, 10}, "s").size() == 3);
+  CHECK(engine::draw_sample(three, {plan::Sample::Kind::percent, 34, 0}, "s").size() == 2);
+  CHECK(engine::draw_sample(three, {plan::Sample::Kind::percent, 1, 0}, "s").size() == 1);
+}
+
+TEST_CASE("a sampled wave killed between its per-device calls resumes with the same devices") {
+  for (const char* point : {"after_intent", "after_answer", "after_outcome"}) {
+    CAPTURE(point);
+    Harness h(kSampledPlan);
+    // The 3rd crash point of this kind: eu's call is the 1st, then the wave's 1st and 2nd.
+    CHECK_FALSE(h.run({}, point, 3));
+    const auto drawn = h.store.load_snapshot("r-test", "wave");
+    REQUIRE(drawn);
+    auto outcome = h.run();
+    REQUIRE(outcome);
+    CHECK(outcome->ending == engine::Ending::completed);
+    CHECK(uuids(*h.store.load_snapshot("r-test", "wave")) == uuids(*drawn));
+    // Every drawn device got exactly one applied update, however the crash fell.
+    std::map<std::string, int> per_device;
+    for (const auto& d : h.applied_devices) ++per_device[d];
+    CHECK(per_device.size() == 5);
+    for (const auto& [device, n] : per_device) CHECK(n == 1);
+  }
+}
+
+TEST_CASE("a sampled wave's unknown outcomes are settled per device, never sent twice") {
+  Harness h(kSampledPlan);
+  auto outcome = h.run([](FakeFleet& api) {
+    api.script(FakeFleet::Script::normal);               // eu
+    api.script(FakeFleet::Script::unknown_applied);      // the wave's first device
+    api.script(FakeFleet::Script::unknown_not_applied);  // its second
+  });
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  std::map<std::string, int> per_device;
+  for (const auto& d : h.applied_devices) ++per_device[d];
+  CHECK(per_device.size() == 5);
+  for (const auto& [device, n] : per_device) CHECK(n == 1);
+  auto calls = h.store.load_stage_calls("r-test", "wave", "dispatch");
+  std::map<std::string, int> outcomes;
+  for (const auto& c : calls) ++outcomes[c.outcome.value_or("none")];
+  CHECK(outcomes["settled_applied"] == 1);
+  CHECK(outcomes["settled_not_applied"] == 1);
+  CHECK(outcomes["accepted"] == 4);  // three first tries, and the second device's resend
+}
+
+TEST_CASE("a failed sampled wave rolls back its drawn devices one by one, not its groups") {
+  sim::FleetSpec spec = fleet_spec();
+  spec.overrides.push_back({std::string("US"), std::nullopt, std::nullopt, 1.0, std::nullopt});
+  Harness h(kSampledPlan, spec);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  CHECK(h.stage_status()["wave"] == "rolled_back");
+  auto rollbacks = h.store.load_stage_calls("r-test", "wave", "rollback");
+  CHECK(rollbacks.size() == 5);
+  for (const auto& c : rollbacks) CHECK(c.devices == 1);
 }

@@ -1,0 +1,156 @@
+#include "engine/selection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <set>
+
+#include "upswift/select.h"
+#include "util/sha256.h"
+
+namespace rollout::engine {
+
+namespace {
+
+// Each step holds the lister; nothing refers to itself, so an abandoned listing (a crash,
+// an interrupt) frees everything.
+struct CandidateLister : std::enable_shared_from_this<CandidateLister> {
+  upswift::FleetApi* api = nullptr;
+  std::string project;
+  std::vector<std::string> groups;
+  PageFold page;
+  ListingDone done;
+
+  void list(std::size_t i) {
+    std::optional<std::string> group;
+    if (!groups.empty()) group = groups[i];
+    upswift::for_each_device_page(
+        *api, project, group, page, [self = shared_from_this(), i](const upswift::CallError& e) {
+          if (e.status == upswift::CallStatus::ok && i + 1 < self->groups.size()) {
+            return self->list(i + 1);
+          }
+          self->done(e);
+        });
+  }
+};
+
+struct StateLister : std::enable_shared_from_this<StateLister> {
+  upswift::FleetApi* api = nullptr;
+  std::string project;
+  OnlineStates online;
+  std::function<void(upswift::Result<OnlineStates>)> done;
+
+  void list(std::optional<std::string> offset) {
+    upswift::StatesQuery q;
+    q.project_name = project;
+    q.offset = std::move(offset);
+    api->get_devices_state(q, [self = shared_from_this()](upswift::Result<upswift::StatesPage> r) {
+      if (!r.ok()) return self->done({std::nullopt, r.error});
+      for (const auto& s : r.value->states)
+        self->online[s.device_uuid] = s.device_status == "online";
+      if (r.value->more && !r.value->states.empty())
+        return self->list(r.value->states.back().device_uuid);
+      self->done({std::move(self->online), {}});
+    });
+  }
+};
+
+}  // namespace
+
+void for_each_candidate_page(upswift::FleetApi& api, const upswift::DeployRequest& request,
+                             PageFold page, ListingDone done) {
+  auto lister = std::make_shared<CandidateLister>();
+  lister->api = &api;
+  lister->project = request.project;
+  lister->groups = request.groups;
+  lister->page = std::move(page);
+  lister->done = std::move(done);
+  lister->list(0);
+}
+
+void list_online(upswift::FleetApi& api, const std::string& project,
+                 std::function<void(upswift::Result<OnlineStates>)> done) {
+  auto lister = std::make_shared<StateLister>();
+  lister->api = &api;
+  lister->project = project;
+  lister->done = std::move(done);
+  lister->list(std::nullopt);
+}
+
+void select_from_page(const upswift::DeployRequest& request,
+                      const std::optional<OnlineStates>& online,
+                      const std::vector<upswift::Device>& page,
+                      std::vector<state::SnapshotDevice>& out) {
+  for (const upswift::Device& d : page) {
+    upswift::DeviceFacts facts{&d.device_uuid, &d.project,  &d.group, &d.tags, {},
+                               true,           std::nullopt};
+    for (const auto& a : d.apps) facts.app_names.push_back(a.name);
+    if (!d.updates.empty()) facts.last_update_status = d.updates.back().update_status;
+    if (online) {
+      auto it = online->find(d.device_uuid);
+      facts.online = it != online->end() && it->second;
+    }
+    if (upswift::selects(request, facts))
+      out.push_back({d.device_uuid, d.device_id, d.device_name, d.group});
+  }
+}
+
+void sort_selection(std::vector<state::SnapshotDevice>& devices) {
+  std::sort(devices.begin(), devices.end(),
+            [](const auto& a, const auto& b) { return a.device_id < b.device_id; });
+  std::set<std::string> seen;
+  devices.erase(
+      std::remove_if(devices.begin(), devices.end(),
+                     [&](const state::SnapshotDevice& d) { return !seen.insert(d.uuid).second; }),
+      devices.end());
+}
+
+std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice> candidates,
+                                               const plan::Sample& sample,
+                                               const std::string& seed) {
+  const std::size_t n = candidates.size();
+  std::size_t k = 0;
+  if (sample.kind == plan::Sample::Kind::count) {
+    k = std::min<std::size_t>(n, static_cast<std::size_t>(sample.count));
+  } else {
+    k = std::min<std::size_t>(n, static_cast<std::size_t>(std::ceil(
+                                     static_cast<double>(n) * sample.percent / 100.0 - 1e-9)));
+  }
+  // A stable draw: each device's place is the hash of the seed and its uuid.
+  std::vector<std::pair<std::string, std::size_t>> order;
+  order.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    order.emplace_back(sha256_hex(seed + "/" + candidates[i].uuid), i);
+  std::sort(order.begin(), order.end());
+  std::vector<state::SnapshotDevice> drawn;
+  drawn.reserve(k);
+  for (std::size_t i = 0; i < k; ++i) drawn.push_back(std::move(candidates[order[i].second]));
+  sort_selection(drawn);
+  return drawn;
+}
+
+void resolve_selection(
+    upswift::FleetApi& api, const upswift::DeployRequest& request,
+    std::function<void(upswift::Result<std::vector<state::SnapshotDevice>>)> done) {
+  auto with_states = [&api, request, done](std::optional<OnlineStates> states) {
+    auto online = std::make_shared<const std::optional<OnlineStates>>(std::move(states));
+    auto chosen = std::make_shared<std::vector<state::SnapshotDevice>>();
+    for_each_candidate_page(
+        api, request,
+        [request, online, chosen](std::vector<upswift::Device>& page) {
+          select_from_page(request, *online, page, *chosen);
+        },
+        [chosen, done](const upswift::CallError& ended) {
+          if (ended.status != upswift::CallStatus::ok) return done({std::nullopt, ended});
+          sort_selection(*chosen);
+          done({std::move(*chosen), {}});
+        });
+  };
+  if (!upswift::needs_online_state(request)) return with_states(std::nullopt);
+  list_online(api, request.project, [with_states, done](upswift::Result<OnlineStates> r) {
+    if (!r.ok()) return done({std::nullopt, r.error});
+    with_states(std::move(*r.value));
+  });
+}
+
+}  // namespace rollout::engine

@@ -1,0 +1,52 @@
+// Which devices a deploy_update reaches: the listings and the filter rules that the engine
+// uses for a stage's snapshot and that `rollout plan` uses for its preview, so that the two
+// agree. Asynchronous over FleetApi; a listing keeps one page in memory at a time.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plan/model.h"
+#include "state/records.h"
+#include "upswift/deploy.h"
+#include "upswift/fleet_api.h"
+
+namespace rollout::engine {
+
+using PageFold = std::function<void(std::vector<upswift::Device>&)>;
+using ListingDone = std::function<void(const upswift::CallError&)>;
+using OnlineStates = std::map<std::string, bool>;  // device_uuid -> online
+
+// Every device the request's selection could cover, a page at a time: its groups one after
+// another, or the whole project when it names no group.
+void for_each_candidate_page(upswift::FleetApi& api, const upswift::DeployRequest& request,
+                             PageFold page, ListingDone done);
+
+// Online or offline, for every device of the project.
+void list_online(upswift::FleetApi& api, const std::string& project,
+                 std::function<void(upswift::Result<OnlineStates>)> done);
+
+// The devices of `page` that the request selects, appended to `out`. `online` is needed
+// only when the filters look at device_state (upswift::needs_online_state).
+void select_from_page(const upswift::DeployRequest& request,
+                      const std::optional<OnlineStates>& online,
+                      const std::vector<upswift::Device>& page,
+                      std::vector<state::SnapshotDevice>& out);
+
+// By device_id, each device once (a listing whose pages shifted may show one twice).
+void sort_selection(std::vector<state::SnapshotDevice>& devices);
+
+// A sampled wave's devices: `sample` of `candidates`, drawn in an order fixed by `seed`
+// (the run id and the stage), so that the same run draws the same devices; by device_id.
+std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice> candidates,
+                                               const plan::Sample& sample, const std::string& seed);
+
+// The devices a deploy_update with `request` would reach now.
+void resolve_selection(
+    upswift::FleetApi& api, const upswift::DeployRequest& request,
+    std::function<void(upswift::Result<std::vector<state::SnapshotDevice>>)> done);
+
+}  // namespace rollout::engine
