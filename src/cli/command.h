@@ -22,6 +22,7 @@ void add_graph_command(CLI::App& app, Run& run);
 void add_sim_command(CLI::App& app, Run& run);
 void add_apply_command(CLI::App& app, Run& run);
 void add_resume_command(CLI::App& app, Run& run);
+void add_retry_command(CLI::App& app, Run& run);
 void add_runs_command(CLI::App& app, Run& run);
 void add_show_command(CLI::App& app, Run& run);
 void add_status_command(CLI::App& app, Run& run);

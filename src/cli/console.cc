@@ -12,6 +12,7 @@
 
 #include "cli/review.h"
 #include "view/progress.h"
+#include "view/text.h"
 
 namespace rollout::cli {
 
@@ -56,7 +57,7 @@ struct Console::Impl {
 
   // Live mode: the block is erased, something is printed above it, and it is drawn again.
   void erase() {
-    if (drawn > 0) std::cout << fmt::format("\x1b[{}A\r\x1b[J", drawn);
+    std::cout << view::erase_lines_above(drawn);
     drawn = 0;
   }
   void draw(bool all_stages = false) {

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add_graph_command(app, run);
   add_apply_command(app, run);
   add_resume_command(app, run);
+  add_retry_command(app, run);
   add_runs_command(app, run);
   add_show_command(app, run);
   add_status_command(app, run);

@@ -1,6 +1,4 @@
 // rollout report RUN -o report.html: the run as one self-contained HTML page.
-#include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -33,10 +31,7 @@ int run_report(const ReportOptions& o) {
   in.plan = loaded.plan ? &*loaded.plan : nullptr;
   in.run = *run;
   in.stages = store->load_stages(run->id);
-  for (const auto& s : in.stages) {
-    if (auto snapshot = store->load_snapshot(run->id, s.name))
-      in.devices[s.name] = static_cast<std::int64_t>(snapshot->size());
-  }
+  in.devices = snapshot_sizes(*store, run->id, in.stages);
   in.observations = store->load_observations(run->id);
   in.calls = store->load_calls(run->id);
   in.approvals = store->load_approvals(run->id);

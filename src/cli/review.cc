@@ -17,15 +17,22 @@ nlohmann::ordered_json optional_time(const std::optional<WallTime>& t) {
   return t ? nlohmann::ordered_json(iso_time(*t)) : nlohmann::ordered_json(nullptr);
 }
 
-view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run) {
-  const auto stages = store.load_stages(run.id);
+std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,
+                                                   const std::string& run_id,
+                                                   const std::vector<state::StageRecord>& stages) {
   std::map<std::string, std::int64_t> devices;
   for (const auto& s : stages) {
-    if (auto snapshot = store.load_snapshot(run.id, s.name))
+    if (auto snapshot = store.load_snapshot(run_id, s.name))
       devices[s.name] = static_cast<std::int64_t>(snapshot->size());
   }
-  return view::build_progress(run, stages, devices, store.load_observations(run.id),
-                              store.load_events(run.id), kRecentEventLines);
+  return devices;
+}
+
+view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run) {
+  const auto stages = store.load_stages(run.id);
+  return view::build_progress(run, stages, snapshot_sizes(store, run.id, stages),
+                              store.load_observations(run.id), store.load_events(run.id),
+                              kRecentEventLines);
 }
 
 StageTally tally(const std::vector<state::StageRecord>& stages) {

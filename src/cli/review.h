@@ -1,6 +1,7 @@
 // Shared formatting for runs, show and status: times, durations, a run's summary.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,11 @@ nlohmann::ordered_json optional_time(const std::optional<WallTime>& t);  // iso_
 
 // How many recent events a progress view keeps.
 inline constexpr std::size_t kRecentEventLines = 5;
+
+// How many devices each stage's snapshot holds (stages without one are left out).
+std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,
+                                                   const std::string& run_id,
+                                                   const std::vector<state::StageRecord>& stages);
 
 // A run's progress as the state database has it now.
 view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run);

@@ -148,7 +148,7 @@ int run_status(const StatusOptions& o) {
                                               e.stage.empty() ? "run" : e.stage, e.kind, e.message),
                                   style.width));
       }
-      if (redraw && drawn > 0) std::cout << fmt::format("\x1b[{}A\r\x1b[J", drawn);
+      if (redraw) std::cout << view::erase_lines_above(drawn);
       if (o.watch && !redraw) std::cout << "--- " << local_time(now) << "\n";
       for (const auto& line : lines) std::cout << line << "\n";
       std::cout << std::flush;

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "engine/gate.h"
+#include "engine/run.h"
 #include "engine/selection.h"
 
 namespace rollout::engine {
@@ -47,37 +48,6 @@ std::string with_marker(const std::optional<std::string>& comment, const std::st
   return comment ? fmt::format("{} {}", *comment, marker) : marker;
 }
 
-// How far the update that carries `marker` has got on a device (its latest such update).
-enum class Reached : std::uint8_t {
-  unlisted,  // the device was not in the listing (it left the stage's groups)
-  none,      // listed, but the update is not on it
-  pending,
-  in_progress,
-  success,
-  failed,
-  aborted,
-  other,  // a status this version does not know
-};
-
-Reached reached(const upswift::Device& d, const std::string& marker) {
-  for (auto it = d.updates.rbegin(); it != d.updates.rend(); ++it) {
-    if (it->comment.find(marker) == std::string::npos) continue;
-    const std::string& s = it->update_status;
-    if (s == "pending") return Reached::pending;
-    if (s == "in_progress") return Reached::in_progress;
-    if (s == "success") return Reached::success;
-    if (s == "failed") return Reached::failed;
-    if (s == "aborted") return Reached::aborted;
-    return Reached::other;
-  }
-  return Reached::none;
-}
-
-// The update is on the device, whatever its status.
-bool arrived(Reached r) {
-  return r != Reached::unlisted && r != Reached::none;
-}
-
 Millis since(WallTime later, WallTime earlier) {
   return std::chrono::duration_cast<Millis>(later - earlier);
 }
@@ -96,6 +66,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     dag::StageId id = 0;
     StageRecord record;
     std::optional<std::vector<SnapshotDevice>> snapshot;
+    int retry = 0;  // the latest `rollout retry` of the stage, and the devices it targets
+    std::optional<std::vector<SnapshotDevice>> retry_targets;
     TimerHandle timer;
     bool busy = false;  // its procedure is under way (snapshot, dispatch, gate)
   };
@@ -224,6 +196,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         throw std::runtime_error("state database has no record of stage " + plan.stages[id].name);
       s.record = it->second;
       s.snapshot = store.load_snapshot(run_id, s.record.name);
+      while (auto targets = store.load_snapshot(run_id, retry_key(s.record.name, s.retry + 1))) {
+        s.retry += 1;
+        s.retry_targets = std::move(targets);
+      }
       stages.push_back(std::move(s));
     }
     position.resize(stages.size());
@@ -454,33 +430,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // ---- reading devices -----------------------------------------------------------------
 
-  // How far the update carrying `marker` has got on each snapshot device, in snapshot
-  // order: one byte per device, whatever the fleet's size. A device listed twice (pages
-  // that shifted while being read) counts once.
   void read_reached(const StageRun& s, const std::string& marker,
                     std::function<void(upswift::Result<std::vector<Reached>>)> done_fn) {
-    struct Reading {
-      std::unordered_map<std::string_view, std::size_t> position;  // views into the snapshot
-      std::vector<Reached> reached;
-    };
-    auto reading = std::make_shared<Reading>();
-    const std::vector<SnapshotDevice>& snapshot = *s.snapshot;
-    reading->reached.assign(snapshot.size(), Reached::unlisted);
-    reading->position.reserve(snapshot.size());
-    for (std::size_t i = 0; i < snapshot.size(); ++i)
-      reading->position.emplace(snapshot[i].uuid, i);
-    for_each_candidate_page(
-        api, spec(s).deploy_request(),
-        [reading, marker](std::vector<upswift::Device>& page) {
-          for (const upswift::Device& d : page) {
-            auto it = reading->position.find(d.device_uuid);
-            if (it != reading->position.end()) reading->reached[it->second] = reached(d, marker);
-          }
-        },
-        guarded([reading, done_fn](const upswift::CallError& ended) {
-          if (ended.status != upswift::CallStatus::ok) return done_fn({std::nullopt, ended});
-          done_fn({std::move(reading->reached), {}});
-        }));
+    engine::read_reached(api, spec(s).deploy_request(), *s.snapshot, marker, guarded(done_fn));
   }
 
   // ---- a stage's procedure ---------------------------------------------------------------
@@ -561,7 +513,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       set_stage(s, "passed", "no devices to update");
       return;
     }
-    if (spec(s).sample) {
+    if (spec(s).sample || s.retry_targets) {
       dispatch_each(s);
       return;
     }
@@ -588,81 +540,40 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                                  calls.size(), calls.empty() ? "" : calls.back().message));
       return;
     }
-    send_dispatch(s);
-  }
-
-  void send_dispatch(StageRun& s) {
     upswift::DeployRequest request = spec(s).deploy_request();
-    const std::string marker = dispatch_marker(run_id, s.record.name);
-    request.comment = with_marker(request.comment, marker);
-    ApiCall call;
-    call.run_id = run_id;
-    call.stage = s.record.name;
-    call.kind = "dispatch";
-    call.marker = marker;
-    call.body = upswift::deploy_update_body(request, upswift::kRedactedToken);
-    call.devices = static_cast<std::int64_t>(s.snapshot->size());
-    call.intent_at = clock.now();
-    crash_point("before_intent");
-    const std::int64_t call_id = store.record_intent(call);
-    crash_point("after_intent");
-    event(s.record.name, "dispatch", fmt::format("deploy_update to {} device(s)", call.devices));
-    s.busy = true;
-    const dag::StageId id = s.id;
-    api.deploy_update(
-        request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
-          crash_point("after_answer");
-          StageRun& st = stages[id];
-          st.busy = false;
-          const WallTime now = clock.now();
-          switch (r.error.status) {
-            case upswift::CallStatus::ok:
-              store.record_outcome(call_id, "accepted", 200, "", now);
-              crash_point("after_outcome");
-              event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
-              if (!stopping) begin_gate(st, now);
-              return;
-            case upswift::CallStatus::refused:
-              store.record_outcome(call_id, "refused", r.error.http_status, r.error.message, now);
-              stage_error(st, r.error.message);
-              return;
-            case upswift::CallStatus::failed:
-              store.record_outcome(call_id, "failed", r.error.http_status, r.error.message, now);
-              event(st.record.name, "error", r.error.message);
-              fail_run(fmt::format(
-                  "stage {}: deploy_update could not be sent ({}); nothing was applied; "
-                  "continue with rollout resume {}",
-                  st.record.name, r.error.message, run_id));
-              return;
-            case upswift::CallStatus::unknown_outcome:
-              store.record_outcome(call_id, "unknown", r.error.http_status, r.error.message, now);
-              event(st.record.name, "dispatch_unknown", r.error.message);
-              if (!stopping) resume_dispatch(st);
-              return;
-          }
-        }));
+    request.comment = with_marker(request.comment, dispatch_marker(run_id, s.record.name));
+    send_dispatch(s, request);
   }
 
   // ---- a sampled wave: one deploy_update per device ------------------------------------
+
+  // The marker of the stage's calls: a retry's also names it, so that settling a retry's
+  // call finds that call's update and not the first one; both contain the stage's marker,
+  // which the gate looks for.
+  std::string call_marker(const StageRun& s) const {
+    const std::string marker = dispatch_marker(run_id, s.record.name);
+    return s.retry_targets ? fmt::format("{} (retry {})", marker, s.retry) : marker;
+  }
 
   upswift::DeployRequest device_request(const StageRun& s, const SnapshotDevice& d) const {
     upswift::DeployRequest request = spec(s).deploy_request();
     request.groups.clear();
     request.filters = {{upswift::FilterType::specific_device, upswift::Operand::is, d.uuid}};
-    request.comment = with_marker(request.comment, dispatch_marker(run_id, s.record.name));
+    request.comment = with_marker(request.comment, call_marker(s));
     return request;
   }
 
-  // Sends the calls still missing, one at a time, in snapshot order; each is written ahead
-  // and identified by its body. An unknown outcome is settled before anything else is sent.
-  // When every device's call went through, the gate starts.
+  // Sends the calls still missing (to a sampled wave's devices, or a retry's), one at a
+  // time, in order; each is written ahead and identified by its body. An unknown outcome is
+  // settled before anything else is sent. When every device's call went through, the gate
+  // starts; after a retry, its bake starts again.
   void dispatch_each(StageRun& s) {
     if (stopping) return;
     std::map<std::string, std::vector<const ApiCall*>> by_body;
     const auto calls = calls_of(s, "dispatch");
     for (const ApiCall& c : calls) by_body[c.body].push_back(&c);
     std::optional<WallTime> last_through;
-    for (const SnapshotDevice& d : *s.snapshot) {
+    for (const SnapshotDevice& d : s.retry_targets ? *s.retry_targets : *s.snapshot) {
       upswift::DeployRequest request = device_request(s, d);
       const std::string body = upswift::deploy_update_body(request, upswift::kRedactedToken);
       const auto& tries = by_body[body];
@@ -688,31 +599,37 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           return;
         }
       }
-      send_one_dispatch(s, request, body, d);
+      send_dispatch(s, request, &d);
       return;
     }
+    if (s.retry_targets) s.record.dispatched_at = last_through.value_or(clock.now());
     begin_gate(s, last_through.value_or(clock.now()));
   }
 
-  void send_one_dispatch(StageRun& s, const upswift::DeployRequest& request,
-                         const std::string& body, const SnapshotDevice& d) {
+  // One deploy_update of a stage, written ahead of sending, its outcome recorded when the
+  // answer comes; then the stage's records decide what follows (the gate, the next device,
+  // settling an unknown outcome). `device`: a sampled wave's per-device call.
+  void send_dispatch(StageRun& s, const upswift::DeployRequest& request,
+                     const SnapshotDevice* device = nullptr) {
     ApiCall call;
     call.run_id = run_id;
     call.stage = s.record.name;
     call.kind = "dispatch";
-    call.marker = dispatch_marker(run_id, s.record.name);
-    call.body = body;
-    call.devices = 1;
+    call.marker = call_marker(s);
+    call.body = upswift::deploy_update_body(request, upswift::kRedactedToken);
+    call.devices = device ? 1 : static_cast<std::int64_t>(s.snapshot->size());
     call.intent_at = clock.now();
     crash_point("before_intent");
     const std::int64_t call_id = store.record_intent(call);
     crash_point("after_intent");
     event(s.record.name, "dispatch",
-          fmt::format("deploy_update to device {} ({})", d.uuid, d.name));
+          device ? fmt::format("deploy_update to device {} ({})", device->uuid, device->name)
+                 : fmt::format("deploy_update to {} device(s)", call.devices));
     s.busy = true;
     const dag::StageId id = s.id;
+    const bool each = device != nullptr;
     api.deploy_update(
-        request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+        request, guarded([this, id, call_id, each](upswift::Result<upswift::Accepted> r) {
           crash_point("after_answer");
           StageRun& st = stages[id];
           st.busy = false;
@@ -721,15 +638,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             case upswift::CallStatus::ok:
               store.record_outcome(call_id, "accepted", 200, "", now);
               crash_point("after_outcome");
+              if (!each) event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
               break;
             case upswift::CallStatus::refused:
               store.record_outcome(call_id, "refused", r.error.http_status, r.error.message, now);
+              if (!each) return stage_error(st, r.error.message);
               break;
             case upswift::CallStatus::failed:
               store.record_outcome(call_id, "failed", r.error.http_status, r.error.message, now);
               event(st.record.name, "error", r.error.message);
               fail_run(fmt::format(
-                  "stage {}: a deploy_update could not be sent ({}); nothing was applied by it; "
+                  "stage {}: deploy_update could not be sent ({}); nothing was applied; "
                   "continue with rollout resume {}",
                   st.record.name, r.error.message, run_id));
               return;
@@ -738,7 +657,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
               event(st.record.name, "dispatch_unknown", r.error.message);
               break;
           }
-          dispatch_each(st);
+          if (stopping) return;
+          if (each) return dispatch_each(st);
+          resume_dispatch(st);
         }));
   }
 

@@ -43,4 +43,41 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
   return run;
 }
 
+std::string retry_key(const std::string& stage, int attempt) {
+  return fmt::format("{}/retry-{}", stage, attempt);
+}
+
+int prepare_retry(state::StateStore& store, const std::string& run_id, const std::string& stage,
+                  const std::vector<state::SnapshotDevice>& devices, WallTime now) {
+  int attempt = 1;
+  while (store.load_snapshot(run_id, retry_key(stage, attempt))) ++attempt;
+  // The targets first: a crash after this leaves a run that a resume or another retry
+  // takes on from its records.
+  store.save_snapshot(run_id, retry_key(stage, attempt), devices);
+  store.add_event({0, run_id, now, stage, "retry",
+                   fmt::format("retry {}: dispatching again to the {} device(s) whose update "
+                               "failed",
+                               attempt, devices.size())});
+  store.set_run_status(
+      run_id, "interrupted",
+      fmt::format("retry {} of stage {}: continue with rollout resume {}", attempt, stage, run_id),
+      now, false);
+  for (state::StageRecord r : store.load_stages(run_id)) {
+    if (r.name == stage) {
+      r.status = "dispatching";
+      r.reason =
+          fmt::format("retry {} to {} device(s) whose update failed", attempt, devices.size());
+    } else if (r.status == "stopped") {
+      // Cut off when the run stopped: it goes on from what its records say.
+      r.status = r.dispatched_at ? "gating" : "waiting";
+      r.reason = fmt::format("resumed with the retry of {}", stage);
+    } else {
+      continue;
+    }
+    r.finished_at.reset();
+    store.update_stage(r);
+  }
+  return attempt;
+}
+
 }  // namespace rollout::engine

@@ -4,6 +4,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 #include "plan/model.h"
 #include "state/store.h"
@@ -23,5 +24,15 @@ struct RunOrigin {
 
 state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
                             const RunOrigin& origin, const std::string& run_id, WallTime now);
+
+// Where a `rollout retry` of a stage keeps the devices it re-dispatches to, by attempt.
+std::string retry_key(const std::string& stage, int attempt);
+
+// Reopens a run for a retry of `stage` to `devices` (whose update failed), before anything
+// is sent: the targets are written first, then the run and its stages are set to go on
+// from the retry (stages the stop cut off resume; the stage dispatches again). Returns the
+// retry's number. The engine then sends one specific_device call per device, written ahead.
+int prepare_retry(state::StateStore& store, const std::string& run_id, const std::string& stage,
+                  const std::vector<state::SnapshotDevice>& devices, WallTime now);
 
 }  // namespace rollout::engine

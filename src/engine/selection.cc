@@ -4,6 +4,8 @@
 #include <cmath>
 #include <memory>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "upswift/select.h"
 #include "util/sha256.h"
@@ -127,6 +129,49 @@ std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice
   for (std::size_t i = 0; i < k; ++i) drawn.push_back(std::move(candidates[order[i].second]));
   sort_selection(drawn);
   return drawn;
+}
+
+Reached reached(const upswift::Device& d, const std::string& marker) {
+  for (auto it = d.updates.rbegin(); it != d.updates.rend(); ++it) {
+    if (it->comment.find(marker) == std::string::npos) continue;
+    const std::string& s = it->update_status;
+    if (s == "pending") return Reached::pending;
+    if (s == "in_progress") return Reached::in_progress;
+    if (s == "success") return Reached::success;
+    if (s == "failed") return Reached::failed;
+    if (s == "aborted") return Reached::aborted;
+    return Reached::other;
+  }
+  return Reached::none;
+}
+
+bool arrived(Reached r) {
+  return r != Reached::unlisted && r != Reached::none;
+}
+
+void read_reached(upswift::FleetApi& api, const upswift::DeployRequest& request,
+                  const std::vector<state::SnapshotDevice>& snapshot, const std::string& marker,
+                  std::function<void(upswift::Result<std::vector<Reached>>)> done) {
+  struct Reading {
+    std::unordered_map<std::string_view, std::size_t> position;  // views into the snapshot
+    std::vector<Reached> reached;
+  };
+  auto reading = std::make_shared<Reading>();
+  reading->reached.assign(snapshot.size(), Reached::unlisted);
+  reading->position.reserve(snapshot.size());
+  for (std::size_t i = 0; i < snapshot.size(); ++i) reading->position.emplace(snapshot[i].uuid, i);
+  for_each_candidate_page(
+      api, request,
+      [reading, marker](std::vector<upswift::Device>& page) {
+        for (const upswift::Device& d : page) {
+          auto it = reading->position.find(d.device_uuid);
+          if (it != reading->position.end()) reading->reached[it->second] = reached(d, marker);
+        }
+      },
+      [reading, done](const upswift::CallError& ended) {
+        if (ended.status != upswift::CallStatus::ok) return done({std::nullopt, ended});
+        done({std::move(reading->reached), {}});
+      });
 }
 
 void resolve_selection(

@@ -3,6 +3,7 @@
 // agree. Asynchronous over FleetApi; a listing keeps one page in memory at a time.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -43,6 +44,28 @@ void sort_selection(std::vector<state::SnapshotDevice>& devices);
 // (the run id and the stage), so that the same run draws the same devices; by device_id.
 std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice> candidates,
                                                const plan::Sample& sample, const std::string& seed);
+
+// How far the update that carries `marker` has got on a device (its latest such update).
+enum class Reached : std::uint8_t {
+  unlisted,  // the device was not in the listing (it left the stage's groups)
+  none,      // listed, but the update is not on it
+  pending,
+  in_progress,
+  success,
+  failed,
+  aborted,
+  other,  // a status this version does not know
+};
+Reached reached(const upswift::Device& d, const std::string& marker);
+// The update is on the device, whatever its status.
+bool arrived(Reached r);
+
+// How far the update carrying `marker` has got on each of `snapshot`'s devices (which
+// must outlive the listing), in snapshot order: one byte per device, whatever the fleet's
+// size. A device listed twice (pages that shifted while being read) counts once.
+void read_reached(upswift::FleetApi& api, const upswift::DeployRequest& request,
+                  const std::vector<state::SnapshotDevice>& snapshot, const std::string& marker,
+                  std::function<void(upswift::Result<std::vector<Reached>>)> done);
 
 // The devices a deploy_update with `request` would reach now.
 void resolve_selection(

@@ -63,4 +63,9 @@ std::string fit(const std::string& text, int width) {
   return out + "...";
 }
 
+std::string erase_lines_above(int lines) {
+  if (lines <= 0) return {};
+  return "\x1b[" + std::to_string(lines) + "A\r\x1b[J";
+}
+
 }  // namespace rollout::view

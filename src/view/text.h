@@ -15,4 +15,8 @@ int visible_width(const std::string& text);
 // The text cut to `width` columns ("..." marks a cut); colour is reset after a cut.
 std::string fit(const std::string& text, int width);
 
+// Moves the cursor up over the last `lines` lines drawn and clears from there down, so
+// that a block can be drawn again in place; empty for 0 lines.
+std::string erase_lines_above(int lines);
+
 }  // namespace rollout::view

@@ -628,6 +628,46 @@ def sampled_wave_draws_the_same_devices_after_kill_and_resume(tmp):
         sim.stop()
 
 
+@test
+def retry_sends_again_to_the_failed_devices_only(tmp):
+    """A canary fails on some devices and the run stops; rollout retry --failed-only sends
+    one specific_device deploy_update to each failed device, and nothing to the others."""
+    sim = Sim(tmp, FAILING)
+    try:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(SRC / "tests/plans/retry.yaml"), "--state", db, "--yes", "--time-scale", SCALE,
+                    api=sim.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        refused = rollout("retry", run, "canary", "--state", db, api=sim.url)
+        assert refused.returncode == EXIT_INVALID and "--failed-only" in refused.stderr
+        refused = rollout("retry", run, "eu", "--failed-only", "--state", db, api=sim.url)
+        assert refused.returncode == EXIT_INVALID and "has not been dispatched" in refused.stderr
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        canary = next(s for s in shown["stages"] if s["name"] == "canary")
+        assert canary["last_observation"]["failed"] > 0
+        before = len(sim.requests())
+        p = rollout("retry", run, "canary", "--failed-only", "--state", db, "--time-scale", SCALE, api=sim.url)
+        assert p.returncode in (EXIT_OK, EXIT_STOPPED), p.stdout + p.stderr
+        # Devices still updating when the gate failed may have failed since: at least as many.
+        m = re.search(r"retry 1 of stage canary: (\d+) device\(s\) whose update failed", p.stdout)
+        assert m, p.stdout
+        failed_before = int(m.group(1))
+        assert canary["last_observation"]["failed"] <= failed_before < 6
+        retried = [r for r in sim.requests()[before:] if r["endpoint"] == "deploy_update"
+                   and f"[rollout {run}/canary] (retry 1)" in r["body"]["metadata"].get("comment", "")]
+        devices = [r["body"]["devices_filter"]["filters"][0]["value"] for r in retried if r.get("applied")]
+        assert len(devices) == failed_before and len(set(devices)) == failed_before, retried
+        assert all(r["body"]["devices_filter"]["filters"][0]["type"] == "specific_device" for r in retried)
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert any(e["kind"] == "retry" for e in shown["events"])
+        times = [e["time"] for e in shown["events"]]
+        assert times == sorted(times), "the retry's records went back in (simulated) time"
+        assert_db_clean(db)
+    finally:
+        sim.stop()
+
+
 rng = random.Random(args.kill_seed)
 for i in range(args.random_kills):
     delay = rng.uniform(0.2, 2.5)

@@ -507,3 +507,76 @@ TEST_CASE("a failed sampled wave rolls back its drawn devices one by one, not it
   CHECK(rollbacks.size() == 5);
   for (const auto& c : rollbacks) CHECK(c.devices == 1);
 }
+
+namespace {
+
+// The canary's update fails on some devices; the run stops (no rollback), and a retry
+// sends it again to those devices only.
+std::vector<state::SnapshotDevice> failed_devices(Harness& h, const std::string& stage) {
+  asio::io_context io;
+  ManualClock clock(io, h.now);
+  FakeFleet api(io, h.fleet, clock);
+  const auto snapshot = h.store.load_snapshot(h.run_id, stage);
+  REQUIRE(snapshot);
+  std::optional<upswift::Result<std::vector<engine::Reached>>> reached;
+  engine::read_reached(api, h.checked.loaded.plan->stages[0].deploy_request(), *snapshot,
+                       engine::dispatch_marker(h.run_id, stage),
+                       [&](upswift::Result<std::vector<engine::Reached>> r) { reached = r; });
+  io.run();
+  REQUIRE(reached);
+  REQUIRE(reached->ok());
+  std::vector<state::SnapshotDevice> out;
+  for (std::size_t i = 0; i < snapshot->size(); ++i) {
+    if ((*reached->value)[i] == engine::Reached::failed) out.push_back((*snapshot)[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a retry sends the stage's update again to its failed devices only, then goes on") {
+  const std::string plan =
+      replaced(replaced(kPlan, "  action: rollback\n", "  action: stop\n"),
+               "  rollback: {flow_id: f-old, app: {name: fw, version: v2}}\n", "");
+  Harness h(plan, fleet_spec(/*canary_failure=*/0.5));
+  REQUIRE(h.run()->ending == engine::Ending::stopped);
+  CHECK(h.stage_status()["canary"] == "failed");
+  const auto failed = failed_devices(h, "canary");
+  REQUIRE_FALSE(failed.empty());
+  REQUIRE(failed.size() < 5);
+  const int sent_before = h.deploys_sent;
+  h.applied_devices.clear();
+
+  CHECK(engine::prepare_retry(h.store, h.run_id, "canary", failed, h.now) == 1);
+  CHECK(h.store.load_run(h.run_id)->status == "interrupted");
+  CHECK(h.stage_status()["canary"] == "dispatching");
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  // One specific_device call per failed device, and nothing else for the canary.
+  std::vector<std::string> retried = h.applied_devices;
+  std::sort(retried.begin(), retried.end());
+  std::vector<std::string> expected = uuids(failed);
+  std::sort(expected.begin(), expected.end());
+  CHECK(retried == expected);
+  const auto calls = h.store.load_stage_calls(h.run_id, "canary", "dispatch");
+  REQUIRE(calls.size() == 1 + failed.size());
+  for (std::size_t i = 1; i < calls.size(); ++i) {
+    CHECK(calls[i].devices == 1);
+    CHECK(calls[i].marker == "[rollout r-test/canary] (retry 1)");
+  }
+  // The gate judged all five canaries again after the retry, the retried ones by their
+  // new update.
+  const auto observations = h.store.load_observations(h.run_id);
+  REQUIRE_FALSE(observations.empty());
+  const auto& last = observations.back();
+  CHECK(last.stage == "canary");
+  CHECK(last.targeted == 5);
+  CHECK(last.missing == 0);
+  CHECK(last.success + last.failed + last.in_progress + last.pending == 5);
+  CHECK(last.failed >= 1);  // with this seed one retried device fails again: the run stops
+  CHECK(last.verdict == "fail");
+  CHECK(outcome->ending == engine::Ending::stopped);
+  CHECK(h.deploys_sent == sent_before + static_cast<int>(failed.size()));
+  // A second retry is attempt 2, and its calls are told apart from the first's.
+  CHECK(engine::prepare_retry(h.store, h.run_id, "canary", failed, h.now) == 2);
+}

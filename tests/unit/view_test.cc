@@ -83,6 +83,11 @@ TEST_CASE("fit cuts to the width, keeps UTF-8 whole and resets colour after a cu
   CHECK(cut.find("\x1b[0m...") != std::string::npos);
 }
 
+TEST_CASE("a block redrawn in place first erases the lines it drew") {
+  CHECK(view::erase_lines_above(0) == "");
+  CHECK(view::erase_lines_above(3) == "\x1b[3A\r\x1b[J");
+}
+
 TEST_CASE("status bar: shares of success, failed, updating, pending; a single failure shows") {
   CHECK(view::status_bar(observation("eu", t0, 5, 0, 3, 2), 10, false) == "=====>>>..");
   CHECK(view::status_bar(observation("eu", t0, 99, 1, 0, 0), 10, false) == "=========x");

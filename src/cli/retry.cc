@@ -1,0 +1,152 @@
+// rollout retry RUN STAGE --failed-only: send a stage's update again to the devices whose
+// update failed, one specific_device call each, as a new attempt of the stage; then go on
+// with the run.
+#include <algorithm>
+#include <iostream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "cli/exit_codes.h"
+#include "cli/session.h"
+#include "engine/engine.h"
+#include "engine/run.h"
+#include "engine/selection.h"
+#include "plan/loader.h"
+
+namespace rollout::cli {
+
+namespace {
+
+struct RetryOptions {
+  std::string run_id;
+  std::string stage;
+  bool failed_only = false;
+  StateOptions state;
+  ApiOptions api;
+  std::string output = "text";
+};
+
+int run_retry(RetryOptions& o) {
+  o.api.json = o.output == "json";
+  if (!o.failed_only) {
+    std::cerr << "rollout retry: say --failed-only: a retry sends the update again only to the "
+                 "devices whose update failed\n";
+    return kExitInvalidInput;
+  }
+  auto store = open_store(o.state);
+  if (!store) return kExitError;
+  auto run = find_run(*store, o.run_id);
+  if (!run) return kExitInvalidInput;
+  auto loaded = plan::load_plan(run->plan_text);
+  if (!loaded.plan) {
+    std::cerr << "rollout: the plan stored with run " << run->id << " does not load\n";
+    return kExitError;
+  }
+  const plan::Plan& plan = *loaded.plan;
+  const plan::Stage* stage = nullptr;
+  std::string names;
+  for (const auto& s : plan.stages) {
+    if (s.name == o.stage) stage = &s;
+    names += (names.empty() ? "" : ", ") + s.name;
+  }
+  if (!stage) {
+    std::cerr << fmt::format("rollout retry: run {} has no stage '{}' (its stages: {})\n", run->id,
+                             o.stage, names);
+    return kExitInvalidInput;
+  }
+  std::optional<state::StageRecord> record;
+  for (const auto& r : store->load_stages(run->id)) {
+    if (r.name == o.stage) record = r;
+  }
+  const auto snapshot = store->load_snapshot(run->id, o.stage);
+  if (!record || !record->dispatched_at || !snapshot) {
+    std::cerr << fmt::format(
+        "rollout retry: stage {} of run {} has not been dispatched ({}): there is nothing to "
+        "retry\n",
+        o.stage, run->id, record ? record->status : "no record");
+    return kExitInvalidInput;
+  }
+  if (record->status == "rolled_back" || record->status == "rolling_back") {
+    std::cerr << fmt::format(
+        "rollout retry: stage {} of run {} was rolled back: a retry would send again the "
+        "update that was rolled back; start a new run instead\n",
+        o.stage, run->id);
+    return kExitInvalidInput;
+  }
+  if (record->status == "dispatching" || record->status == "gating") {
+    std::cerr << fmt::format(
+        "rollout retry: stage {} of run {} is {}: let its gate decide first (rollout status "
+        "{})\n",
+        o.stage, run->id, record->status, run->id);
+    return kExitInvalidInput;
+  }
+  if (!take_lease(*store, run->id)) return kExitError;
+
+  // Which devices' update failed: read from the API now, as the gate would.
+  std::vector<state::SnapshotDevice> failed;
+  {
+    asio::io_context io;
+    int exit = kExitOk;
+    auto connection = ApiConnection::open(io, plan, run->api_url, o.api, exit);
+    if (!connection) return exit;
+    std::optional<upswift::Result<std::vector<engine::Reached>>> reached;
+    engine::read_reached(connection->api(), stage->deploy_request(), *snapshot,
+                         engine::dispatch_marker(run->id, o.stage),
+                         [&](upswift::Result<std::vector<engine::Reached>> r) { reached = r; });
+    io.run();
+    if (!reached || !reached->ok()) {
+      std::cerr << fmt::format(
+          "rollout retry: could not read stage {}'s devices: {}; nothing "
+          "was sent\n",
+          o.stage, reached ? reached->error.message : "no answer");
+      return kExitError;
+    }
+    for (std::size_t i = 0; i < snapshot->size(); ++i) {
+      if ((*reached->value)[i] == engine::Reached::failed) failed.push_back((*snapshot)[i]);
+    }
+  }
+  if (failed.empty()) {
+    std::cout << fmt::format("stage {} of run {}: no device's update failed; nothing to retry\n",
+                             o.stage, run->id);
+    return kExitOk;
+  }
+  // A time-scaled simulated run's records are in simulated time, ahead of the wall clock:
+  // the retry's records must not go back before them.
+  const WallTime now = std::max(std::chrono::system_clock::now(), run->updated_at);
+  const int attempt = engine::prepare_retry(*store, run->id, o.stage, failed, now);
+  if (!o.api.json) {
+    std::cout << fmt::format("run {}: retry {} of stage {}: {} device(s) whose update failed\n",
+                             run->id, attempt, o.stage, failed.size());
+  }
+  auto reopened = store->load_run(run->id);
+  return drive_run(*store, *reopened, o.api);
+}
+
+}  // namespace
+
+void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::string& output);
+
+void add_retry_command(CLI::App& app, Run& run) {
+  auto o = std::make_shared<RetryOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "retry", "Send a stage's update again to its devices whose update failed, then go on.");
+  cmd->add_option("run", o->run_id, "Run id, or 'last'")->required();
+  cmd->add_option("stage", o->stage, "The stage to retry")->required();
+  cmd->add_flag("--failed-only", o->failed_only,
+                "Only the devices whose update failed (required: the only kind of retry)");
+  add_run_options(cmd, o->state, o->api, o->output);
+  cmd->footer(
+      std::string(
+          "The stage's snapshot devices whose update (this run's) failed are read from the API\n"
+          "and recorded as the retry's targets; each gets one deploy_update with a\n"
+          "specific_device filter, written ahead like every dispatch. The stage's gate then\n"
+          "judges all its devices again, its bake starting over; stages the run's stop cut off\n"
+          "go on. A rolled-back stage cannot be retried. Runs against an in-process simulator\n"
+          "(--simulate) cannot be retried: their fleet ended with their process.\n\n") +
+      kExitCodesHelp);
+  cmd->callback([o, &run] { run = [o] { return run_retry(*o); }; });
+}
+
+}  // namespace rollout::cli
