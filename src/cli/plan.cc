@@ -6,12 +6,14 @@
 #include <memory>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
 #include "cli/saved_plan.h"
 #include "cli/session.h"
+#include "plan/calendar.h"
 #include "preview/preview.h"
 #include "upswift/deploy.h"
 #include "util/sha256.h"
@@ -124,6 +126,15 @@ void print_text(const CheckedPlan& c) {
     std::cout << fmt::format("   approval: {}\n",
                              s.approval_required ? "required before dispatch" : "none");
     std::cout << fmt::format("   gate:     {}\n", gate_text(s.gate));
+    if (!s.windows.empty()) {
+      std::vector<std::string> windows;
+      for (const auto& w : s.windows) windows.push_back(plan::describe(w));
+      std::cout << fmt::format("   windows:  dispatches only in {}\n", fmt::join(windows, "; "));
+    }
+    for (const auto& f : s.freezes) {
+      std::cout << fmt::format("   freeze:   {}{}\n", f.text,
+                               f.reason.empty() ? "" : " (" + f.reason + ")");
+    }
     if (s.sample) {
       std::cout << fmt::format(
           "   sample:   {} of what the selection finds, less the devices earlier stages\n"

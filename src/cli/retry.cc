@@ -9,11 +9,11 @@
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
+#include "cli/review.h"
 #include "cli/session.h"
 #include "engine/engine.h"
 #include "engine/run.h"
 #include "engine/selection.h"
-#include "plan/loader.h"
 
 namespace rollout::cli {
 
@@ -39,12 +39,9 @@ int run_retry(RetryOptions& o) {
   if (!store) return kExitError;
   auto run = find_run(*store, o.run_id);
   if (!run) return kExitInvalidInput;
-  auto loaded = plan::load_plan(run->plan_text);
-  if (!loaded.plan) {
-    std::cerr << "rollout: the plan stored with run " << run->id << " does not load\n";
-    return kExitError;
-  }
-  const plan::Plan& plan = *loaded.plan;
+  const auto stored = stored_plan(*run);
+  if (!stored) return kExitError;
+  const plan::Plan& plan = *stored;
   const plan::Stage* stage = nullptr;
   std::string names;
   for (const auto& s : plan.stages) {

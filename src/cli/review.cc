@@ -1,10 +1,12 @@
 #include "cli/review.h"
 
 #include <ctime>
+#include <iostream>
 #include <map>
 
 #include <fmt/format.h>
 
+#include "plan/loader.h"
 #include "util/duration.h"
 
 namespace rollout::cli {
@@ -15,6 +17,15 @@ std::string span(WallTime from, WallTime to) {
 
 nlohmann::ordered_json optional_time(const std::optional<WallTime>& t) {
   return t ? nlohmann::ordered_json(iso_time(*t)) : nlohmann::ordered_json(nullptr);
+}
+
+std::optional<plan::Plan> stored_plan(const state::RunRecord& run) {
+  auto loaded = plan::load_plan(run.plan_text);
+  if (!loaded.plan) {
+    std::cerr << "rollout: the plan stored with run " << run.id << " does not load:\n"
+              << loaded.diagnostics.format(run.plan_path);
+  }
+  return std::move(loaded.plan);
 }
 
 std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,

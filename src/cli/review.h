@@ -2,11 +2,13 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "plan/model.h"
 #include "state/records.h"
 #include "state/store.h"
 #include "util/time_text.h"
@@ -19,6 +21,10 @@ nlohmann::ordered_json optional_time(const std::optional<WallTime>& t);  // iso_
 
 // How many recent events a progress view keeps.
 inline constexpr std::size_t kRecentEventLines = 5;
+
+// The plan a run was started with, from its record; says why not (and nullopt) when that
+// text no longer loads.
+std::optional<plan::Plan> stored_plan(const state::RunRecord& run);
 
 // How many devices each stage's snapshot holds (stages without one are left out).
 std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,

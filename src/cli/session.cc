@@ -18,6 +18,7 @@
 #include "cli/exit_codes.h"
 #include "cli/review.h"
 #include "client/upswift_client.h"
+#include "notify/notifier.h"
 #include "plan/loader.h"
 #include "sim/fleet_file.h"
 #include "sim/server.h"
@@ -96,6 +97,34 @@ class InProcessSim {
 namespace {
 
 constexpr Millis kLeaseStale{30000};
+constexpr std::chrono::seconds kWebhookGrace{5};
+
+// The console, and the webhooks when the plan has any.
+class ObserverPair : public engine::Observer {
+ public:
+  ObserverPair(engine::Observer& first, engine::Observer* second)
+      : first_(first), second_(second) {}
+  void on_event(const state::Event& e) override {
+    first_.on_event(e);
+    if (second_) second_->on_event(e);
+  }
+  void on_observation(const state::Observation& o) override {
+    first_.on_observation(o);
+    if (second_) second_->on_observation(o);
+  }
+  void on_stage(const state::StageRecord& r) override {
+    first_.on_stage(r);
+    if (second_) second_->on_stage(r);
+  }
+  void on_snapshot(const std::string& stage, std::size_t devices) override {
+    first_.on_snapshot(stage, devices);
+    if (second_) second_->on_snapshot(stage, devices);
+  }
+
+ private:
+  engine::Observer& first_;
+  engine::Observer* second_;
+};
 
 // ROLLOUT_TEST_CRASH_AT=point[:n]: SIGKILL at the n-th time the engine reaches `point`.
 // For the kill-and-resume tests only.
@@ -242,7 +271,10 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
   engine::EngineOptions options;
   options.owner = this_process();
   options.crash_point = crash_hook_from_env();
-  engine::Engine engine(io, plan, *graph, connection->api(), store, clock, console, run.id,
+  std::optional<notify::Notifier> notifier;
+  if (!plan.notify.empty()) notifier.emplace(io, store, plan, run.id);
+  ObserverPair observers(console, notifier ? &*notifier : nullptr);
+  engine::Engine engine(io, plan, *graph, connection->api(), store, clock, observers, run.id,
                         options);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -260,12 +292,22 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
 
   std::optional<engine::Outcome> outcome;
   console.begin(resumed);
+  if (notifier) notifier->run_started(clock.now(), resumed);
   engine.start([&](engine::Outcome o) {
     outcome = o;
     signals.cancel();
     io.stop();
   });
   io.run();
+  if (notifier) {
+    // Webhook deliveries still under way get a few seconds, then are recorded as abandoned:
+    // a dead webhook delays the process's exit by that much at most, never the rollout.
+    const auto deadline = std::chrono::steady_clock::now() + kWebhookGrace;
+    io.restart();
+    while (!notifier->idle() && std::chrono::steady_clock::now() < deadline)
+      io.run_one_for(deadline - std::chrono::steady_clock::now());
+    notifier->abandon_pending();
+  }
   if (!outcome) return kExitError;
   console.end(outcome->ending, outcome->reason, exit_code(outcome->ending));
   if (!api_options.json) {

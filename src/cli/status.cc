@@ -15,7 +15,6 @@
 #include "cli/exit_codes.h"
 #include "cli/review.h"
 #include "cli/session.h"
-#include "plan/loader.h"
 #include "util/duration.h"
 #include "view/text.h"
 
@@ -115,12 +114,8 @@ int run_status(const StatusOptions& o) {
   if (!store) return kExitError;
   auto run = find_run(*store, o.run_id);
   if (!run) return kExitInvalidInput;
-  auto loaded = plan::load_plan(run->plan_text);
-  if (!loaded.plan) {
-    std::cerr << "rollout: the plan stored with run " << run->id << " does not load:\n"
-              << loaded.diagnostics.format(run->plan_path);
-    return kExitError;
-  }
+  const auto plan = stored_plan(*run);
+  if (!plan) return kExitError;
   const bool tty = isatty(STDOUT_FILENO) != 0;
   const char* no_color = std::getenv("NO_COLOR");
   const bool color = tty && !(no_color && *no_color);
@@ -132,13 +127,13 @@ int run_status(const StatusOptions& o) {
     const WallTime now = view_now(p, *run);
     if (o.output == "json") {
       if (!o.watch || change_key(p) != last_key)
-        std::cout << progress_json(p, *loaded.plan, now).dump() << "\n" << std::flush;
+        std::cout << progress_json(p, *plan, now).dump() << "\n" << std::flush;
     } else if (!o.watch || redraw || change_key(p) != last_key) {
       view::Style style;
       style.width = terminal_width();
       style.color = color;
       style.all_stages = true;
-      std::vector<std::string> lines = view::render(*loaded.plan, p, now, style);
+      std::vector<std::string> lines = view::render(*plan, p, now, style);
       if (!p.reason.empty()) lines.push_back(view::fit("  " + p.reason, style.width));
       if (std::string lease = lease_line(*store, *run); !lease.empty())
         lines.push_back(view::fit("  " + lease, style.width));

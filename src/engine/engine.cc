@@ -11,6 +11,7 @@
 #include "engine/gate.h"
 #include "engine/run.h"
 #include "engine/selection.h"
+#include "plan/calendar.h"
 
 namespace rollout::engine {
 
@@ -69,7 +70,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     int retry = 0;  // the latest `rollout retry` of the stage, and the devices it targets
     std::optional<std::vector<SnapshotDevice>> retry_targets;
     TimerHandle timer;
-    bool busy = false;  // its procedure is under way (snapshot, dispatch, gate)
+    bool busy = false;         // its procedure is under way (snapshot, dispatch, gate)
+    bool window_wait = false;  // ready, but outside its windows or in a freeze: a timer wakes it
   };
 
   Impl(asio::io_context& io_context, const plan::Plan& p, const dag::Graph& g, upswift::FleetApi& a,
@@ -318,6 +320,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         continue;
       }
       if (active >= max_parallel()) continue;
+      if (s.window_wait) continue;
+      if (!plan::may_dispatch(spec(s), clock.now())) {
+        wait_for_window(s);
+        continue;
+      }
       ++active;
       start_stage(s);
     }
@@ -327,7 +334,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     const bool work_left =
         in_flight > 0 || std::any_of(frontier.begin(), frontier.end(), [&](std::size_t pos) {
-          return is_active(stages[graph.order[pos]]);
+          const StageRun& s = stages[graph.order[pos]];
+          return is_active(s) || s.window_wait;
         });
     if (!work_left) {
       if (waiting_on_people) {
@@ -353,6 +361,31 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       approval_timer = clock.schedule(options.approval_check,
                                       [self = shared_from_this()] { self->post_step(); });
     }
+  }
+
+  // Ready, but outside its maintenance windows or in a freeze: the stage stays waiting,
+  // says why (once per change), and a timer wakes the run when it may dispatch. A stage
+  // already dispatched is never cut off by a window closing: only dispatch waits.
+  void wait_for_window(StageRun& s) {
+    const WallTime now = clock.now();
+    const auto next = plan::next_dispatch_time(spec(s), now);
+    if (!next) {
+      stage_error(s, "no maintenance window opens within a year outside the freezes");
+      return;
+    }
+    const std::string why = "waiting: " + plan::why_waiting(spec(s), now);
+    if (s.record.reason != why) {
+      s.record.reason = why;
+      save_stage(s);
+      event(s.record.name, "window_wait", why);
+    }
+    s.window_wait = true;
+    const dag::StageId id = s.id;
+    s.timer = clock.schedule(std::max(std::chrono::duration_cast<Millis>(*next - now), Millis{1}),
+                             [self = shared_from_this(), id] {
+                               self->stages[id].window_wait = false;
+                               self->post_step();
+                             });
   }
 
   void check_abort() {

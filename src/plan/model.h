@@ -10,6 +10,7 @@
 
 #include "upswift/deploy.h"
 #include "upswift/filter.h"
+#include "util/clock.h"
 #include "util/diagnostic.h"
 #include "util/duration.h"
 
@@ -64,6 +65,24 @@ struct Sample {
 };
 std::string format_sample(const Sample& s);  // "5%" or "20 devices"
 
+// A maintenance window: when any are given, a stage dispatches only inside one.
+struct Window {
+  std::vector<int> days;  // 0 = Monday ... 6 = Sunday; every day when empty
+  int from = 0;           // minutes after local midnight
+  int to = 0;             // to <= from: the window ends on the next day
+  std::string tz;         // from the system's tz database, e.g. Europe/Berlin
+  bool operator==(const Window&) const = default;
+};
+
+// A freeze: no stage dispatches from `from` until `to`.
+struct Freeze {
+  WallTime from{};
+  WallTime to{};
+  std::string reason;  // may be empty
+  std::string text;    // as written, for messages: "2026-12-20 .. 2027-01-03 Europe/Berlin"
+  bool operator==(const Freeze&) const = default;
+};
+
 struct Stage {
   std::string name;
   Mark mark;  // where the stage's `name` is
@@ -72,6 +91,8 @@ struct Stage {
   std::vector<upswift::Filter> filters;
   bool approval_required = false;
   std::optional<Sample> sample;
+  std::vector<Window> windows;  // the stage's own, else the plan's
+  std::vector<Freeze> freezes;  // the plan's and the stage's
   // Resolved: stage override, else the plan's value.
   std::string flow_id;
   std::string project;
@@ -108,6 +129,15 @@ struct Api {
   RateLimit rate_limit;
 };
 
+// A webhook told about the run as it goes (`notify:`).
+struct Webhook {
+  enum class Format { json, slack };
+  std::string url;
+  std::vector<std::string> events;  // of keys::kNotifyEvents; all of them when none are given
+  Format format = Format::json;
+  bool operator==(const Webhook&) const = default;
+};
+
 struct Plan {
   int version = 1;
   std::string name;
@@ -117,6 +147,9 @@ struct Plan {
   std::optional<std::string> comment;
   GateSpec default_gate;
   std::optional<int> max_parallel;  // absent: every ready stage may run
+  std::vector<Window> windows;
+  std::vector<Freeze> freezes;
+  std::vector<Webhook> notify;
   std::vector<Stage> stages;
   OnFailure on_failure;
   Api api;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "engine/gate.h"
+#include "plan/calendar.h"
 #include "view/text.h"
 
 namespace rollout::view {
@@ -156,6 +157,7 @@ std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const St
       }
     }
     if (!open.empty()) return "needs " + join(open, ", ");
+    if (auto why = plan::why_waiting(*spec, now); !why.empty()) return why;
     return "a free slot (max_parallel)";
   }
   return {};

@@ -668,6 +668,80 @@ def retry_sends_again_to_the_failed_devices_only(tmp):
         sim.stop()
 
 
+@test
+def webhooks_get_the_run_in_order_and_a_dead_one_holds_nothing_up(tmp):
+    """notify: a local receiver gets every milestone in order (JSON, and Slack's shape); a
+    webhook that accepts connections and never answers delays nothing but the exit, by
+    at most the grace, and its deliveries are recorded as not delivered."""
+    import http.server
+    import socket
+    import threading
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    good = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=good.serve_forever, daemon=True).start()
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(64)  # the kernel completes connections; nobody ever answers
+    sim = Sim(tmp, STEADY)
+    try:
+        started = time.monotonic()
+        p = rollout("apply", str(PLAN), "--state", f"{tmp}/a.db", "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_OK, p.stderr
+        baseline = time.monotonic() - started
+
+        plan = Path(tmp) / "notify.yaml"
+        plan.write_text(PLAN.read_text() + f"""notify:
+  - {{url: "http://127.0.0.1:{good.server_port}/hook"}}
+  - {{url: "http://127.0.0.1:{dead.getsockname()[1]}/dead", events: [stage_passed, run_completed]}}
+  - {{url: "http://127.0.0.1:{good.server_port}/slack", format: slack, events: [run_completed]}}
+""")
+        db = f"{tmp}/b.db"
+        sim.stop()
+        sim = Sim(tmp, STEADY)  # the same fleet, not yet updated
+        started = time.monotonic()
+        p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        elapsed = time.monotonic() - started
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert elapsed < baseline + 7.5, (elapsed, baseline)  # the grace is 5 s
+
+        hook = [b for path, b in received if path == "/hook"]
+        events = [(b["event"], b["stage"]) for b in hook]
+        assert events[0] == ("run_started", None) and events[-1] == ("run_completed", None), events
+        for stage in ["canary", "eu", "us", "everyone"]:
+            assert events.index(("stage_dispatched", stage)) < events.index(("stage_passed", stage)), events
+        assert events.index(("stage_passed", "canary")) < events.index(("stage_dispatched", "eu"))
+        assert events.index(("stage_passed", "us")) < events.index(("stage_dispatched", "everyone"))
+        assert all(b["run"] == run and b["plan"] == "four-stage" for b in hook)
+        times = [b["time"] for b in hook]
+        assert times == sorted(times)
+        slack = [b for path, b in received if path == "/slack"]
+        assert len(slack) == 1 and slack[0]["text"].startswith(f"rollout {run} (four-stage): run_completed")
+
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        notes = [e["message"] for e in shown["events"] if e["kind"] == "notify"]
+        assert sum("webhook 1 (127.0.0.1:" in n and "delivered (HTTP 200)" in n for n in notes) == len(hook), notes
+        dead_notes = [n for n in notes if n.startswith("webhook 2 ")]
+        assert len(dead_notes) == 5, notes  # four stage_passed and run_completed, none delivered
+        assert all("not delivered" in n or "abandoned" in n for n in dead_notes), dead_notes
+        assert all("/dead" not in n for n in notes)  # only the host: a path may be a secret
+    finally:
+        sim.stop()
+        good.shutdown()
+        dead.close()
+
+
 rng = random.Random(args.kill_seed)
 for i in range(args.random_kills):
     delay = rng.uniform(0.2, 2.5)

@@ -94,6 +94,9 @@ TEST_CASE("schema/plan.schema.json knows exactly the loader's keys") {
   CHECK(schema_keys(defs.at("stage")) == loader_keys(k::kStage));
   CHECK(schema_keys(defs.at("filter")) == loader_keys(k::kFilter));
   CHECK(schema_keys(defs.at("sample")) == loader_keys(k::kSample));
+  CHECK(schema_keys(defs.at("window")) == loader_keys(k::kWindow));
+  CHECK(schema_keys(defs.at("freeze")) == loader_keys(k::kFreeze));
+  CHECK(schema_keys(defs.at("notify")) == loader_keys(k::kNotify));
   CHECK(schema_keys(defs.at("app")) == loader_keys(k::kApp));
   CHECK(schema_keys(defs.at("on_failure")) == loader_keys(k::kOnFailure));
   CHECK(schema_keys(defs.at("rollback")) == loader_keys(k::kRollback));

@@ -82,9 +82,10 @@ class NullObserver : public engine::Observer {
 
 // A fleet and a state database that outlive any number of engine "processes".
 struct Harness {
-  explicit Harness(const std::string& plan_text = kPlan, sim::FleetSpec spec = fleet_spec())
+  explicit Harness(const std::string& plan_text = kPlan, sim::FleetSpec spec = fleet_spec(),
+                   WallTime start = WallTime(std::chrono::hours(24 * 365 * 50)))
       : checked(test::check_plan(plan_text)),
-        now(WallTime(std::chrono::hours(24 * 365 * 50))),
+        now(start),
         fleet(spec, std::chrono::duration_cast<sim::Millis>(now.time_since_epoch())),
         store(":memory:") {
     REQUIRE(checked.report == "");
@@ -579,4 +580,34 @@ TEST_CASE("a retry sends the stage's update again to its failed devices only, th
   CHECK(h.deploys_sent == sent_before + static_cast<int>(failed.size()));
   // A second retry is attempt 2, and its calls are told apart from the first's.
   CHECK(engine::prepare_retry(h.store, h.run_id, "canary", failed, h.now) == 2);
+}
+
+TEST_CASE("a stage waits for its maintenance window, dispatches inside it, and is not cut off") {
+  const std::string plan = replaced(
+      kSampledPlan.substr(0, kSampledPlan.find("  - name: wave")),
+      "  - name: eu\n    groups: [EU]\n",
+      "  - name: eu\n    groups: [EU]\n    windows:\n      - {days: [mon, tue, wed, thu, fri], "
+      "from: \"02:00\", to: \"05:00\", tz: Europe/Berlin}\n    gate: {bake: 4h}\n");
+  // Saturday 28 November 2026, 10:00 UTC.
+  const WallTime saturday = std::chrono::sys_days{std::chrono::year{2026} / 11 / 28} + 10h;
+  Harness h(plan, fleet_spec(), saturday);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  const auto stages = h.store.load_stages("r-test");
+  REQUIRE(stages[0].dispatched_at);
+  // Monday 02:00 in Berlin (CET) is 01:00 UTC; the call is answered within seconds.
+  const WallTime monday = std::chrono::sys_days{std::chrono::year{2026} / 11 / 30} + 1h;
+  CHECK(*stages[0].dispatched_at >= monday);
+  CHECK(*stages[0].dispatched_at < monday + 1min);
+  // The 4h bake ran on past the window's close at 05:00 local: the gate was not cut off.
+  CHECK(*stages[0].finished_at >= monday + 4h);
+  bool waited = false;
+  for (const auto& e : h.store.load_events("r-test")) {
+    if (e.kind == "window_wait") {
+      waited = true;
+      CHECK(e.message == "waiting: outside its maintenance windows until 2026-11-30T01:00 UTC");
+    }
+  }
+  CHECK(waited);
 }

@@ -1,0 +1,175 @@
+#include "notify/notifier.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "util/time_text.h"
+
+namespace rollout::notify {
+
+namespace {
+
+// The host of a webhook's URL, for the records: its path may be a secret (Slack's is).
+std::string host_of(const std::string& url) {
+  const auto start = url.find("://");
+  const std::size_t from = start == std::string::npos ? 0 : start + 3;
+  const auto end = url.find('/', from);
+  return url.substr(from, end == std::string::npos ? std::string::npos : end - from);
+}
+
+}  // namespace
+
+std::string body(const Milestone& m, plan::Webhook::Format format) {
+  if (format == plan::Webhook::Format::slack) {
+    const std::string what = m.stage.empty() ? m.event : fmt::format("{} {}", m.event, m.stage);
+    return nlohmann::ordered_json{
+        {"text", fmt::format("rollout {} ({}): {}: {}", m.run_id, m.plan, what, m.message)}}
+        .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  }
+  return nlohmann::ordered_json{{"event", m.event},
+                                {"run", m.run_id},
+                                {"plan", m.plan},
+                                {"stage", m.stage.empty() ? nlohmann::ordered_json(nullptr)
+                                                          : nlohmann::ordered_json(m.stage)},
+                                {"time", iso_time(m.at)},
+                                {"message", m.message}}
+      .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::optional<std::string> stage_milestone(const std::string& status) {
+  if (status == "gating") return "stage_dispatched";
+  if (status == "passed") return "stage_passed";
+  if (status == "failed" || status == "rolling_back") return "stage_failed";
+  if (status == "awaiting_approval" || status == "paused") return "approval_needed";
+  return std::nullopt;
+}
+
+std::optional<std::string> run_milestone(const std::string& kind) {
+  if (kind == "run_completed") return "run_completed";
+  if (kind == "run_paused") return "run_paused";
+  if (kind == "run_stopped" || kind == "run_failed" || kind == "run_aborted") return "run_failed";
+  return std::nullopt;
+}
+
+struct Notifier::Hook {
+  int index = 0;
+  plan::Webhook spec;
+  std::deque<Milestone> queue;
+  bool sending = false;
+};
+
+Notifier::Notifier(asio::io_context& io, state::StateStore& store, const plan::Plan& plan,
+                   std::string run_id, Retry retry)
+    : io_(io),
+      store_(store),
+      plan_(plan),
+      run_id_(std::move(run_id)),
+      retry_(retry),
+      http_(io),
+      alive_(std::make_shared<bool>(true)) {
+  for (std::size_t i = 0; i < plan.notify.size(); ++i) {
+    auto hook = std::make_unique<Hook>();
+    hook->index = static_cast<int>(i) + 1;
+    hook->spec = plan.notify[i];
+    hooks_.push_back(std::move(hook));
+  }
+}
+
+Notifier::~Notifier() {
+  *alive_ = false;
+}
+
+void Notifier::run_started(WallTime at, bool resumed) {
+  enqueue(
+      {"run_started", run_id_, plan_.name, "", at, resumed ? "the run resumes" : "the run starts"});
+}
+
+void Notifier::on_event(const state::Event& e) {
+  if (auto m = run_milestone(e.kind)) enqueue({*m, run_id_, plan_.name, "", e.at, e.message});
+}
+
+void Notifier::on_stage(const state::StageRecord& r) {
+  std::string& last = last_status_[r.name];
+  if (last == r.status) return;
+  last = r.status;
+  if (auto m = stage_milestone(r.status)) {
+    const WallTime at = r.finished_at.value_or(
+        r.dispatched_at.value_or(r.started_at.value_or(std::chrono::system_clock::now())));
+    enqueue({*m, run_id_, plan_.name, r.name, at, r.reason});
+  }
+}
+
+bool Notifier::idle() const {
+  return std::all_of(hooks_.begin(), hooks_.end(),
+                     [](const auto& h) { return !h->sending && h->queue.empty(); });
+}
+
+void Notifier::enqueue(const Milestone& m) {
+  for (auto& hook : hooks_) {
+    const auto& wanted = hook->spec.events;
+    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), m.event) == wanted.end())
+      continue;
+    hook->queue.push_back(m);
+    if (!hook->sending) pump(*hook);
+  }
+}
+
+// Sends the hook's oldest milestone, retrying with a doubling wait; the next one goes
+// only when this one is delivered or given up, so that the receiver sees them in order.
+void Notifier::pump(Hook& hook) {
+  if (hook.queue.empty()) {
+    hook.sending = false;
+    return;
+  }
+  hook.sending = true;
+  attempt(hook, 1, retry_.first_wait);
+}
+
+void Notifier::attempt(Hook& hook, int number, std::chrono::milliseconds wait) {
+  http::Request request;
+  request.method = "POST";
+  request.url = hook.spec.url;
+  request.body = body(hook.queue.front(), hook.spec.format);
+  request.timeout = retry_.timeout;
+  request.connect_timeout = std::min(retry_.timeout, std::chrono::milliseconds(3000));
+  http_.send(request, [this, &hook, number, wait,
+                       alive = std::weak_ptr<bool>(alive_)](http::Response r) {
+    if (alive.expired()) return;
+    const bool delivered = r.transport == http::Transport::ok && r.status >= 200 && r.status < 300;
+    const std::string why =
+        r.transport == http::Transport::ok ? fmt::format("HTTP {}", r.status) : r.error;
+    if (delivered || number >= retry_.attempts) {
+      record(hook, hook.queue.front(),
+             delivered ? fmt::format("delivered ({}) on attempt {}", why, number)
+                       : fmt::format("not delivered after {} attempts: {}", number, why));
+      hook.queue.pop_front();
+      pump(hook);
+      return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(io_, wait);
+    timer->async_wait(
+        [this, &hook, number, wait, timer, alive](const boost::system::error_code& ec) {
+          if (ec || alive.expired()) return;
+          attempt(hook, number + 1, wait * 2);
+        });
+  });
+}
+
+void Notifier::record(const Hook& hook, const Milestone& m, const std::string& outcome) {
+  store_.add_event({0, run_id_, std::max(m.at, std::chrono::system_clock::now()), m.stage, "notify",
+                    fmt::format("webhook {} ({}) {}: {}", hook.index, host_of(hook.spec.url),
+                                m.event, outcome)});
+}
+
+void Notifier::abandon_pending() {
+  for (auto& hook : hooks_) {
+    for (const Milestone& m : hook->queue)
+      record(*hook, m, "abandoned: the run's process ended first");
+    hook->queue.clear();
+    hook->sending = false;
+  }
+}
+
+}  // namespace rollout::notify
