@@ -228,6 +228,10 @@ void print_preview(const CheckedPlan& c, const SavedPlan& saved) {
       c.plan.max_parallel
           ? fmt::format(" (more if max_parallel {} holds stages back)", *c.plan.max_parallel)
           : "");
+  if (std::any_of(c.plan.stages.begin(), c.plan.stages.end(),
+                  [](const plan::Stage& s) { return !s.windows.empty() || !s.freezes.empty(); })) {
+    std::cout << "  plus any wait for maintenance windows and freezes (see plan --offline)\n";
+  }
 }
 
 int run_live_plan(PlanOptions& o) {

@@ -114,6 +114,30 @@ std::string gate_condition(const plan::Gate& gate, std::optional<std::int64_t> t
   return text;
 }
 
+namespace {
+
+std::vector<std::string> open_needs(const plan::Stage& spec, const RunProgress& run) {
+  std::vector<std::string> open;
+  for (const auto& need : spec.needs) {
+    for (const auto& other : run.stages) {
+      if (other.record.name == need.name && other.record.status != "passed")
+        open.push_back(need.name);
+    }
+  }
+  return open;
+}
+
+// A stage that is ready but outside its maintenance windows (or in a freeze) is shown
+// among the active ones: the run is waiting for it.
+bool waits_for_window(const plan::Plan& plan, const RunProgress& run, const StageProgress& s,
+                      WallTime now) {
+  const plan::Stage* spec = find_stage(plan, s.record.name);
+  return spec && s.record.status == "waiting" && run.status == "running" &&
+         open_needs(*spec, run).empty() && !plan::may_dispatch(*spec, now);
+}
+
+}  // namespace
+
 std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const StageProgress& s,
                         WallTime now) {
   const std::string& status = s.record.status;
@@ -149,13 +173,7 @@ std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const St
   }
   if (status == "waiting") {
     if (run.status != "running") return {};
-    std::vector<std::string> open;
-    for (const auto& need : spec->needs) {
-      for (const auto& other : run.stages) {
-        if (other.record.name == need.name && other.record.status != "passed")
-          open.push_back(need.name);
-      }
-    }
+    const auto open = open_needs(*spec, run);
     if (!open.empty()) return "needs " + join(open, ", ");
     if (auto why = plan::why_waiting(*spec, now); !why.empty()) return why;
     return "a free slot (max_parallel)";
@@ -206,14 +224,17 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
   const int bar_width = style.width >= 120 ? 20 : 10;
   std::size_t name_width = 6;
   std::size_t status_width = 7;
+  const auto shown = [&](const StageProgress& s) {
+    return style.all_stages || active(s.record.status) || waits_for_window(plan, run, s, now);
+  };
   for (const auto& s : run.stages) {
-    if (!style.all_stages && !active(s.record.status)) continue;
+    if (!shown(s)) continue;
     name_width = std::max(name_width, s.record.name.size());
     status_width = std::max(status_width, s.record.status.size());
   }
   for (const auto& s : run.stages) {
     const std::string& status = s.record.status;
-    if (!style.all_stages && !active(status)) continue;
+    if (!shown(s)) continue;
     const plan::Stage* spec = find_stage(plan, s.record.name);
     std::string line = fmt::format(
         "  {:<{}} {} ", s.record.name, name_width,

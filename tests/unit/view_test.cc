@@ -4,6 +4,7 @@
 
 #include "check_plan.h"
 #include "rehearsal/rehearsal.h"
+#include "util/time_text.h"
 #include "view/progress.h"
 #include "view/report.h"
 #include "view/text.h"
@@ -81,6 +82,39 @@ TEST_CASE("fit cuts to the width, keeps UTF-8 whole and resets colour after a cu
   const std::string cut = view::fit("\x1b[31m" + std::string("ééééééééééééé") + "\x1b[0m", 8);
   CHECK(view::visible_width(cut) == 8);
   CHECK(cut.find("\x1b[0m...") != std::string::npos);
+}
+
+TEST_CASE("a stage waiting for its maintenance window is shown, with until when") {
+  const auto c = test::check_plan(R"(version: 1
+name: p
+flow_id: f
+project: Demo
+stages:
+  - {name: canary, groups: [C]}
+  - name: eu
+    needs: [canary]
+    groups: [EU]
+    windows:
+      - {from: "02:00", to: "05:00", tz: UTC}
+)");
+  REQUIRE(c.report == "");
+  Fixture f;
+  view::RunProgress p = view::build_progress(
+      f.run(), {stage("canary", "passed"), stage("eu", "waiting")}, {}, {}, {}, 5);
+  const WallTime noon = std::chrono::floor<std::chrono::days>(t0) + 12h;
+  const std::string expected =
+      fmt::format("outside its maintenance windows until {} UTC",
+                  iso_time(std::chrono::floor<std::chrono::days>(t0) + 24h + 2h).substr(0, 16));
+  CHECK(view::waiting_for(*c.loaded.plan, p, p.stages[1], noon) == expected);
+  view::Style style;
+  style.width = 200;
+  const auto lines = view::render(*c.loaded.plan, p, noon, style);
+  REQUIRE(lines.size() == 2);  // the header and eu: the run is waiting for it
+  CHECK(lines[1].find("eu") != std::string::npos);
+  CHECK(lines[1].find("waiting: " + expected) != std::string::npos);
+  // Inside the window it is no longer waiting for one.
+  CHECK(view::waiting_for(*c.loaded.plan, p, p.stages[1], noon + 15h) ==
+        "a free slot (max_parallel)");
 }
 
 TEST_CASE("a block redrawn in place first erases the lines it drew") {
