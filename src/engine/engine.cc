@@ -441,8 +441,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           set_stage(s, "stopped", "the run stopped");
       }
     }
-    store.set_run_status(run_id, status, outcome.reason, clock.now(), final_state);
     event("", "run_" + status, outcome.reason);
+    // Last, so that the run's updated_at is its latest record's time: a resumed or retried
+    // time-scaled run goes on from there, never before it.
+    store.set_run_status(run_id, status, outcome.reason, clock.now(), final_state);
     store.release_lease(run_id, options.owner);
     auto callback = std::move(done);
     if (callback) callback(outcome);
