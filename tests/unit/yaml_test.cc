@@ -50,17 +50,19 @@ TEST_CASE("the plain scalar resolver agrees with the core schema's regular expre
     return yaml::ScalarType::string;
   };
   for (const char* word :
-       {".inf", "-.Inf", "+.INF", ".nan", "-.nan", ".NaN", "0o17", "0o18",  "0x1F",
-        "0xg",  "0x",    "0o",    "-0x1", "1e5",   "1.e5", ".e5",  "1e",    "+",
-        "-",    ".",     "~",     "Null", "nULL",  "TRUE", "tRUE", "1_000", "0.5.1"}) {
+       {".inf",  "-.Inf", "+.INF", ".nan",  "-.nan",  ".NaN",  "0o17",  "0o18",  "0x1F",
+        "0xg",   "0x",    "0o",    "-0x1",  "1e5",    "1.e5",  ".e5",   "1e",    "+",
+        "-",     ".",     "~",     "Null",  "nULL",   "TRUE",  "tRUE",  "1_000", "0.5.1",
+        "-1e5",  "+1.5",  "1.5e",  "1.5e+", "-.5e-3", "0x1f0", "0o777", ".5.",   "+-1",
+        "1e+5x", "-0.0",  "00",    "1.",    "-1.e+9"}) {
     CAPTURE(word);
     CHECK(yaml::resolve_plain_scalar(word) == expected(word));
   }
-  // Every string of up to four characters over an alphabet that reaches every branch.
+  // Every string of up to three characters over an alphabet that reaches every branch.
   const std::string alphabet = "0189.eE+-xoaf";
   std::vector<std::string> strings{""};
   for (std::size_t i = 0; i < strings.size(); ++i) {
-    if (strings[i].size() == 4) continue;
+    if (strings[i].size() == 3) continue;
     for (char c : alphabet) strings.push_back(strings[i] + c);
   }
   int disagreements = 0;
@@ -70,7 +72,7 @@ TEST_CASE("the plain scalar resolver agrees with the core schema's regular expre
     }
   }
   CHECK(disagreements == 0);
-  CHECK(strings.size() > 30000);
+  CHECK(strings.size() > 2000);
 }
 
 TEST_CASE("aliases expand, and an alias bomb stops at the node budget") {
