@@ -29,6 +29,7 @@ struct ApplyOptions {
   ApiOptions api;
   bool yes = false;
   bool dry_run = false;
+  bool allow_concurrent = false;
   std::string output = "text";
 };
 
@@ -159,8 +160,26 @@ int run_apply(ApplyOptions& o) {
   const WallTime now = std::chrono::system_clock::now();
   const std::string run_id = engine::new_run_id(now, rng);
   const state::LeaseOwner me = this_process();
+  // The run and its lease in one transaction with the check for a live run beside it: two
+  // applies started at the same instant cannot both pass the check.
+  const state::RunClaim claim{me, now, kLeaseStale, o.allow_concurrent};
+  std::optional<state::RunConflict> conflict;
   const state::RunRecord run = engine::create_run(
-      *store, checked->plan, {checked->path, checked->text, me.user, me.host, url}, run_id, now);
+      *store, checked->plan, {checked->path, checked->text, me.user, me.host, url}, run_id, now,
+      &claim, &conflict);
+  if (conflict) {
+    const auto age =
+        std::chrono::duration_cast<std::chrono::seconds>(now - conflict->lease.heartbeat_at);
+    std::cerr << fmt::format(
+        "rollout: refusing to start: run {} (plan '{}') is live in this state database, run by "
+        "{}@{} (pid {}), last heard from {}s ago, and {}.\nNothing was sent or written. Watch it "
+        "with `rollout status {}`; if its process is gone, its lease goes stale {}s after its "
+        "last heartbeat; to run both at once anyway, add --allow-concurrent.\n",
+        conflict->run.id, conflict->run.plan_name, conflict->lease.owner.user,
+        conflict->lease.owner.host, conflict->lease.owner.pid, std::max<long long>(age.count(), 0),
+        conflict->why, conflict->run.id, kLeaseStale.count() / 1000);
+    return kExitError;
+  }
   if (saved) {
     // The gates judge exactly the devices that were previewed (stages whose selection
     // depends on update or online state, and samples, are made at the stage's start).
@@ -172,7 +191,6 @@ int run_apply(ApplyOptions& o) {
            fmt::format("targets {} device(s), as saved in {}", s.devices.size(), o.plan_file)});
     }
   }
-  if (!take_lease(*store, run_id)) return kExitError;
   if (!o.api.json) {
     std::cout << fmt::format("run {}: plan '{}', {} stage(s), state in {}\n", run_id,
                              checked->plan.name, checked->plan.stages.size(),
@@ -213,6 +231,9 @@ void add_apply_command(CLI::App& app, Run& run) {
                   "the fleet changed since");
   add_run_options(cmd, o->state, o->api, o->output);
   cmd->add_flag("--yes,-y", o->yes, "Start without asking (needed when not on a terminal)");
+  cmd->add_flag("--allow-concurrent", o->allow_concurrent,
+                "Start even while a live run of the same plan, or of a stage target (project "
+                "and group) this plan shares, holds its lease in the same state database");
   cmd->add_flag("--dry-run", o->dry_run,
                 "Check the plan and show the order of stages; send and write nothing");
   cmd->footer(

@@ -37,5 +37,17 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitInvalidInput;
   }
-  return run ? run() : kExitInvalidInput;
+  if (!run) return kExitInvalidInput;
+  // The one error path: whatever a command could not do (the state database, the
+  // filesystem, a lost lease, a bug) ends here as a message and exit 1, never as
+  // std::terminate. Every write before it was a committed transaction, so the state is
+  // consistent and a run can be resumed.
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    std::cerr << "rollout: error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "rollout: error: an unexpected failure\n";
+  }
+  return kExitError;
 }

@@ -96,7 +96,6 @@ class InProcessSim {
 
 namespace {
 
-constexpr Millis kLeaseStale{30000};
 constexpr std::chrono::seconds kWebhookGrace{5};
 
 // The console, and the webhooks when the plan has any.
@@ -264,6 +263,10 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
   const WallTime wall_now = std::chrono::system_clock::now();
   AsioClock clock(io, api_options.time_scale,
                   api_options.time_scale > 1.0 ? std::max(wall_now, run.updated_at) : wall_now);
+  // The last word before a deploy_update leaves, after any wait for the rate limit: does
+  // this process still hold the run? A process frozen past its lease (SIGSTOP, a laptop
+  // lid, a paused VM) whose run was taken over finds out here and sends nothing.
+  connection->client().set_send_guard([&store, id = run.id] { return store.check_lease(id); });
   view::RunProgress progress = read_progress(store, run);
   const bool resumed = !progress.recent.empty();  // a new run has no events yet
   Console console(io, clock, plan, std::move(progress),

@@ -30,6 +30,10 @@ struct ApiOptions {
   bool no_progress = false;  // --no-progress: plain lines even on a terminal
 };
 
+// A run's lease goes stale this long after its last heartbeat: another process may take
+// the run over then, and the one that held it stops at its next write or send.
+inline constexpr Millis kLeaseStale{30000};
+
 state::LeaseOwner this_process();
 std::string current_user();
 
@@ -51,6 +55,7 @@ class ApiConnection {
  public:
   ~ApiConnection();
   upswift::FleetApi& api() { return *client_; }
+  client::UpswiftClient& client() { return *client_; }
 
   // Prints why not, and returns nullptr with the exit code in `exit`, when it cannot.
   static std::unique_ptr<ApiConnection> open(asio::io_context& io, const plan::Plan& plan,

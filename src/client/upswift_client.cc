@@ -117,6 +117,10 @@ void UpswiftClient::send(std::shared_ptr<Call> call) {
   request.body = call->body;
   request.timeout = config_.timeout;
   request.connect_timeout = config_.connect_timeout;
+  if (call->is_deploy) {
+    request.idempotent = false;
+    request.before_send = send_guard_;
+  }
   http_.send(std::move(request), [this, call, alive = alive_](http::Response response) {
     if (*alive) on_response(call, std::move(response));
   });
@@ -128,6 +132,9 @@ void UpswiftClient::on_response(std::shared_ptr<Call> call, http::Response respo
                                          std::move(message), call->attempts});
   };
   switch (response.transport) {
+    case http::Transport::withheld:
+      fail(CallStatus::failed, fmt::format("{} not sent: {}", call->endpoint, response.error));
+      return;
     case http::Transport::not_sent:
       // Nothing reached the server: safe to try again, deploy_update included.
       retry_later(call, Millis{0},
@@ -150,6 +157,15 @@ void UpswiftClient::on_response(std::shared_ptr<Call> call, http::Response respo
   const long status = response.status;
   if (status == 200) {
     limiter_.on_success();
+    if (call->is_deploy) {
+      if (auto instead = upswift::check_deploy_accepted(response.body)) {
+        fail(CallStatus::unknown_outcome,
+             fmt::format("deploy_update got HTTP 200 with {} instead of Upswift's answer (a proxy "
+                         "or a portal in the way?): Upswift may or may not have started the update",
+                         *instead));
+        return;
+      }
+    }
     call->finish(std::move(response.body), CallError{CallStatus::ok, 200, {}, call->attempts});
     return;
   }

@@ -47,6 +47,13 @@ class UpswiftClient : public upswift::FleetApi {
   void get_devices_state(const upswift::StatesQuery& query,
                          std::function<void(upswift::Result<upswift::StatesPage>)> done) override;
 
+  // Asked just before each deploy_update leaves (after any wait for the rate limit, once
+  // its connection is up): a reason not to send it, such as a lost lease. A withheld call
+  // ends as `failed` (certainly not applied) and is never tried again by the client.
+  void set_send_guard(std::function<std::optional<std::string>()> guard) {
+    send_guard_ = std::move(guard);
+  }
+
   struct Stats {
     std::int64_t requests = 0;   // HTTP requests sent, retries included
     std::int64_t throttled = 0;  // 429 answers
@@ -68,6 +75,7 @@ class UpswiftClient : public upswift::FleetApi {
   RateLimiter limiter_;
   std::mt19937_64 rng_;
   Stats stats_;
+  std::function<std::optional<std::string>()> send_guard_;
   // Timers and HTTP completions may outlive the client; they check this first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -1,6 +1,7 @@
 #include "engine/run.h"
 
 #include <ctime>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -17,8 +18,20 @@ std::string new_run_id(WallTime now, std::mt19937_64& rng) {
   return fmt::format("r-{}-{:04x}", stamp, std::uniform_int_distribution<int>(0, 0xffff)(rng));
 }
 
+std::vector<std::string> run_targets(const plan::Plan& plan) {
+  std::set<std::string> keys;
+  for (const plan::Stage& stage : plan.stages) {
+    const upswift::DeployRequest r = stage.deploy_request();
+    if (r.groups.empty()) keys.insert(r.project + "/*");
+    for (const std::string& g : r.groups) keys.insert(r.project + "/" + g);
+  }
+  return {keys.begin(), keys.end()};
+}
+
 state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
-                            const RunOrigin& origin, const std::string& run_id, WallTime now) {
+                            const RunOrigin& origin, const std::string& run_id, WallTime now,
+                            const state::RunClaim* claim,
+                            std::optional<state::RunConflict>* conflict) {
   state::RunRecord run;
   run.id = run_id;
   run.plan_name = plan.name;
@@ -31,6 +44,7 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
   run.status = "running";
   run.created_at = now;
   run.updated_at = now;
+  run.targets = run_targets(plan);
   std::vector<state::StageRecord> stages;
   for (std::size_t i = 0; i < plan.stages.size(); ++i) {
     state::StageRecord s;
@@ -39,7 +53,8 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
     s.position = static_cast<int>(i);
     stages.push_back(s);
   }
-  store.create_run(run, stages);
+  auto refused = store.create_run(run, stages, claim);
+  if (conflict) *conflict = std::move(refused);
   return run;
 }
 

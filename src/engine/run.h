@@ -22,8 +22,16 @@ struct RunOrigin {
   std::string api_url;
 };
 
+// What the plan's stages select, as the store compares runs: "project/group", or
+// "project/*" for a stage that names no group.
+std::vector<std::string> run_targets(const plan::Plan& plan);
+
+// Writes the run's records. With a claim, also takes the run's lease in the same
+// transaction, unless a live run conflicts: then `conflict` is set and nothing is written.
 state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
-                            const RunOrigin& origin, const std::string& run_id, WallTime now);
+                            const RunOrigin& origin, const std::string& run_id, WallTime now,
+                            const state::RunClaim* claim = nullptr,
+                            std::optional<state::RunConflict>* conflict = nullptr);
 
 // Where a `rollout retry` of a stage keeps the devices it re-dispatches to, by attempt.
 std::string retry_key(const std::string& stage, int attempt);

@@ -26,6 +26,7 @@ struct Transfer {
   Response response;
   char error_buffer[CURL_ERROR_SIZE] = {};
   bool body_too_large = false;
+  std::optional<std::string> withheld;  // why before_send refused
 
   ~Transfer() {
     if (headers) curl_slist_free_all(headers);
@@ -76,6 +77,14 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
     }
   }
   return n;
+}
+
+// CURLOPT_PREREQFUNCTION: the connection is up and the request not yet written.
+int before_request(void* user, char*, char*, int, int) {
+  auto* t = static_cast<Transfer*>(user);
+  if (!t->request.before_send) return CURL_PREREQFUNC_OK;
+  t->withheld = t->request.before_send();
+  return t->withheld ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
 }  // namespace
@@ -193,10 +202,16 @@ struct CurlClient::Impl {
       curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &r.status);
       return;
     }
+    r.status = 0;
+    r.body.clear();
+    if (t.withheld) {
+      r.transport = Transport::withheld;
+      r.error = *t.withheld;
+      return;
+    }
     long request_bytes = 0;
     curl_easy_getinfo(t.easy, CURLINFO_REQUEST_SIZE, &request_bytes);
     r.transport = request_bytes > 0 ? Transport::no_answer : Transport::not_sent;
-    r.status = 0;
     const std::string detail = t.error_buffer[0] ? t.error_buffer : curl_easy_strerror(code);
     if (t.body_too_large) {
       r.error = fmt::format("answer larger than {} bytes", kMaxBodyBytes);
@@ -205,7 +220,6 @@ struct CurlClient::Impl {
     } else {
       r.error = detail;
     }
-    r.body.clear();
   }
 
   asio::io_context& io;
@@ -243,6 +257,16 @@ void CurlClient::send(Request request, std::function<void(Response)> done) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error_buffer);
   curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &before_request);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, t.get());
+  if (!r.idempotent) {
+    // Never on a connection that was used before, never one left for later, never HTTP/2:
+    // libcurl's own re-send ("Connection died, retrying a fresh connect") happens only on a
+    // reused connection or a refused HTTP/2 stream, so it cannot happen to this request.
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  }
   t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
   t->headers = curl_slist_append(t->headers, "Accept: application/json");
   t->headers = curl_slist_append(t->headers, "Expect:");  // no 100-continue round trip

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,12 +26,22 @@ struct Request {
   std::string body;
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds connect_timeout{10000};
+  // A call that must never be sent twice (deploy_update). libcurl re-sends a request on its
+  // own when a reused keep-alive connection dies before any answer (and re-issues refused
+  // HTTP/2 streams); such a request goes on a connection of its own, opened for it and
+  // closed after it, over HTTP/1.1, where libcurl has nothing to retry.
+  bool idempotent = true;
+  // Asked once the connection is up, just before the first byte of the request is written:
+  // a reason not to send (the run's lease was lost), or nullopt. Runs inside libcurl's
+  // callback: it must not call libcurl.
+  std::function<std::optional<std::string>()> before_send;
 };
 
 enum class Transport {
   ok,         // an HTTP answer arrived (any status)
   not_sent,   // failed before the request went out (resolve, connect, TLS): certainly not applied
   no_answer,  // the request went out, but no complete answer came (timeout, reset)
+  withheld,   // before_send refused: certainly not sent
 };
 
 struct Response {

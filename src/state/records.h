@@ -28,6 +28,9 @@ struct RunRecord {
   WallTime created_at{};
   WallTime updated_at{};
   std::optional<WallTime> finished_at;
+  // What the run's stages select, as "project/group" (or "project/*" for a stage that
+  // names no group): two live runs that share one are refused unless asked for.
+  std::vector<std::string> targets;
 };
 
 // Stage statuses: waiting, awaiting_approval, dispatching, gating, passed, failed,
@@ -114,6 +117,25 @@ struct Lease {
   LeaseOwner owner;
   WallTime acquired_at{};
   WallTime heartbeat_at{};
+  // Grows by one at every acquisition: the fencing token. A process's writes carry the
+  // generation it acquired, and fail once the lease has a newer one.
+  std::int64_t generation = 0;
+};
+
+// A new run and the lease its process takes on it, in one transaction with the check that
+// no live run (a fresh lease) of the same plan or of overlapping targets holds one.
+struct RunClaim {
+  LeaseOwner owner;
+  WallTime now{};
+  Millis stale_after{30000};
+  bool allow_concurrent = false;
+};
+
+// The live run that a new one would have run beside.
+struct RunConflict {
+  RunRecord run;
+  Lease lease;
+  std::string why;  // "the same plan", "both target Demo/eu"
 };
 
 }  // namespace rollout::state

@@ -3,18 +3,58 @@
 #pragma once
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "state/records.h"
+#include "util/time_text.h"
 
 namespace rollout::state {
 
+// Thrown by any write of a run's process once another process has taken the run's lease
+// over (a newer generation): that one runs it now, so this one must send and write nothing
+// more. `holder` is who has it (nullopt: the lease was released or removed).
+struct LeaseLost : std::runtime_error {
+  LeaseLost(std::string run, std::optional<Lease> by)
+      : std::runtime_error(describe(run, by)), run_id(std::move(run)), holder(std::move(by)) {}
+  std::string run_id;
+  std::optional<Lease> holder;
+
+ private:
+  static std::string describe(const std::string& run, const std::optional<Lease>& by) {
+    if (!by) {
+      return fmt::format(
+          "run {}: this process no longer holds the run's lease (it was released or removed); "
+          "it sent and wrote nothing more",
+          run);
+    }
+    return fmt::format(
+        "run {} was taken over by {}@{} (pid {}) at {} (lease generation {}): this process had "
+        "lost its lease (frozen or cut off for longer than the lease lasts) and sent and wrote "
+        "nothing more; see `rollout status {}`",
+        run, by->owner.user, by->owner.host, by->owner.pid, local_time(by->acquired_at),
+        by->generation, run);
+  }
+};
+
+// Fencing: once this store object has acquired a run's lease, every write it makes for
+// that run (stage, snapshot, intent, outcome, observation, event, status, heartbeat) runs in
+// one transaction with a check that the lease still has the generation it acquired, and
+// throws LeaseLost otherwise. Writes of other processes' requests (approvals, abort
+// requests) and of runs it holds no lease on are not fenced.
 class StateStore {
  public:
   virtual ~StateStore() = default;
 
-  virtual void create_run(const RunRecord& run, const std::vector<StageRecord>& stages) = 0;
+  // Without a claim: the records only. With one: also takes the run's lease for
+  // claim->owner (fencing from then on), unless a live run conflicts, which is returned and
+  // nothing is written.
+  virtual std::optional<RunConflict> create_run(const RunRecord& run,
+                                                const std::vector<StageRecord>& stages,
+                                                const RunClaim* claim = nullptr) = 0;
   virtual std::optional<RunRecord> load_run(const std::string& id) = 0;
   virtual std::vector<RunRecord> list_runs() = 0;
   virtual void set_run_status(const std::string& id, const std::string& status,
@@ -54,7 +94,11 @@ class StateStore {
   virtual std::optional<Lease> acquire_lease(const std::string& run_id, const LeaseOwner& owner,
                                              WallTime now, Millis stale_after,
                                              bool take_over = false) = 0;
+  // Throws LeaseLost when the lease is no longer this store's.
   virtual void heartbeat(const std::string& run_id, const LeaseOwner& owner, WallTime now) = 0;
+  // Reads the lease: nullopt while this store still holds the run's lease, else why not.
+  // Asked just before a deploy_update leaves.
+  virtual std::optional<std::string> check_lease(const std::string& run_id) = 0;
   virtual void release_lease(const std::string& run_id, const LeaseOwner& owner) = 0;
   virtual std::optional<Lease> lease(const std::string& run_id) = 0;
 };

@@ -137,7 +137,19 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
   }
   sqlite3_busy_timeout(db_, 10000);  // another rollout command may be writing
   try {
-    exec("PRAGMA journal_mode=WAL");
+    // Switching a new database to WAL takes an exclusive lock and does not wait for a
+    // busy handler: two commands opening a new file at once would see "database is locked".
+    for (int attempt = 0;; ++attempt) {
+      char* error = nullptr;
+      const int rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, &error);
+      sqlite3_free(error);
+      if (rc == SQLITE_OK) break;
+      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt == 200) {
+        exec("PRAGMA journal_mode=WAL");  // throws with SQLite's reason
+        break;
+      }
+      sqlite3_sleep(50);
+    }
     exec("PRAGMA synchronous=FULL");
     exec("PRAGMA foreign_keys=ON");
     migrate();
@@ -175,20 +187,135 @@ int SqliteStore::latest_schema_version() {
 }
 
 void SqliteStore::migrate() {
-  const int current = schema_version();
   const int latest = latest_schema_version();
-  if (current > latest) {
-    throw StoreError(
-        fmt::format("the state database '{}' has schema version {}, newer than this "
-                    "rollout knows ({}): use a newer rollout; nothing was changed",
-                    path_, current, latest));
-  }
+  const auto refuse_newer = [&](int current) {
+    if (current > latest) {
+      throw StoreError(
+          fmt::format("the state database '{}' has schema version {}, newer than this "
+                      "rollout knows ({}): use a newer rollout; nothing was changed",
+                      path_, current, latest));
+    }
+  };
+  refuse_newer(schema_version());
+  if (schema_version() == latest) return;
+  // The version is read again under the write lock: another process opening the same new
+  // database may have migrated it meanwhile.
+  Transaction t(*this);
+  const int current = schema_version();
+  refuse_newer(current);
   for (int v = current; v < latest; ++v) {
-    Transaction t(*this);
     exec(std::string(migrations()[static_cast<std::size_t>(v)].sql).c_str());
     exec(fmt::format("PRAGMA user_version = {}", v + 1).c_str());
-    t.commit();
   }
+  t.commit();
+}
+
+namespace {
+
+std::string join_lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : "\n") + i;
+  return out;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    if (end > start) out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// "P/G" and "P/G" overlap, and "P/*" overlaps every "P/...".
+bool targets_overlap(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const auto project_wide = [](const std::string& x, const std::string& y) {
+    return x.size() >= 2 && x.compare(x.size() - 2, 2, "/*") == 0 &&
+           y.compare(0, x.size() - 1, x, 0, x.size() - 1) == 0;
+  };
+  return project_wide(a, b) || project_wide(b, a);
+}
+
+}  // namespace
+
+std::optional<std::pair<Lease, bool>> SqliteStore::lease_row(const std::string& run_id) {
+  Statement s(*this,
+              "SELECT owner_host, owner_pid, owner_user, acquired_at, heartbeat_at, generation, "
+              "released_at IS NOT NULL FROM leases WHERE run_id = ?");
+  s.bind(1, run_id);
+  if (!s.step()) return std::nullopt;
+  return std::make_pair(
+      Lease{{s.text(0), s.integer(1), s.text(2)}, s.time(3), s.time(4), s.integer(5)},
+      s.integer(6) != 0);
+}
+
+void SqliteStore::fence(const std::string& run_id) {
+  const auto held = held_.find(run_id);
+  if (held == held_.end()) return;
+  auto row = lease_row(run_id);
+  if (row && !row->second && row->first.generation == held->second) return;
+  throw LeaseLost(run_id, row && !row->second ? std::optional<Lease>(row->first) : std::nullopt);
+}
+
+std::optional<std::string> SqliteStore::check_lease(const std::string& run_id) {
+  try {
+    if (held_.find(run_id) == held_.end())
+      return fmt::format("this process holds no lease on run {}", run_id);
+    fence(run_id);
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  }
+}
+
+void SqliteStore::insert_lease(const std::string& run_id, const LeaseOwner& owner, WallTime now) {
+  const auto row = lease_row(run_id);
+  const std::int64_t generation = (row ? row->first.generation : 0) + 1;
+  Statement(*this,
+            "INSERT OR REPLACE INTO leases (run_id, owner_host, owner_pid, owner_user, "
+            "acquired_at, heartbeat_at, generation, released_at) VALUES (?,?,?,?,?,?,?,NULL)")
+      .bind(1, run_id)
+      .bind(2, owner.host)
+      .bind(3, owner.pid)
+      .bind(4, owner.user)
+      .bind(5, now)
+      .bind(6, now)
+      .bind(7, generation)
+      .run();
+  held_[run_id] = generation;
+}
+
+std::optional<RunConflict> SqliteStore::find_conflict(const RunRecord& run, const RunClaim& claim) {
+  Statement s(*this,
+              "SELECT runs.id FROM runs JOIN leases ON leases.run_id = runs.id "
+              "WHERE leases.released_at IS NULL AND leases.heartbeat_at > ? "
+              "ORDER BY runs.created_at");
+  s.bind(1, claim.now - claim.stale_after);
+  std::vector<std::string> live;
+  while (s.step()) live.push_back(s.text(0));
+  s.reset();
+  for (const std::string& id : live) {
+    auto other = load_run(id);
+    auto held = lease_row(id);
+    if (!other || !held) continue;
+    std::string why;
+    if (other->plan_name == run.plan_name) {
+      why = fmt::format("it runs the same plan '{}'", run.plan_name);
+    } else {
+      for (const auto& mine : run.targets) {
+        for (const auto& theirs : other->targets) {
+          if (why.empty() && targets_overlap(mine, theirs))
+            why = mine == theirs ? fmt::format("both target {}", mine)
+                                 : fmt::format("it targets {}, and this plan {}", theirs, mine);
+        }
+      }
+    }
+    if (!why.empty()) return RunConflict{*other, held->first, why};
+  }
+  return std::nullopt;
 }
 
 std::string SqliteStore::integrity_check() {
@@ -198,13 +325,17 @@ std::string SqliteStore::integrity_check() {
   return out;
 }
 
-void SqliteStore::create_run(const RunRecord& r, const std::vector<StageRecord>& stages) {
+std::optional<RunConflict> SqliteStore::create_run(const RunRecord& r,
+                                                   const std::vector<StageRecord>& stages,
+                                                   const RunClaim* claim) {
   Transaction t(*this);
-  Statement(
-      *this,
-      "INSERT INTO runs (id, plan_name, plan_path, plan_text, plan_hash, created_by, host, "
-      "api_url, "
-      "status, reason, created_at, updated_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+  if (claim && !claim->allow_concurrent) {
+    if (auto conflict = find_conflict(r, *claim)) return conflict;  // rolls back: nothing written
+  }
+  Statement(*this,
+            "INSERT INTO runs (id, plan_name, plan_path, plan_text, plan_hash, created_by, host, "
+            "api_url, status, reason, created_at, updated_at, finished_at, targets) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
       .bind(1, r.id)
       .bind(2, r.plan_name)
       .bind(3, r.plan_path)
@@ -218,6 +349,7 @@ void SqliteStore::create_run(const RunRecord& r, const std::vector<StageRecord>&
       .bind(11, r.created_at)
       .bind(12, r.updated_at)
       .bind(13, r.finished_at)
+      .bind(14, join_lines(r.targets))
       .run();
   for (const StageRecord& s : stages) {
     Statement(*this,
@@ -229,23 +361,28 @@ void SqliteStore::create_run(const RunRecord& r, const std::vector<StageRecord>&
         .bind(5, s.reason)
         .run();
   }
+  if (claim) insert_lease(r.id, claim->owner, claim->now);
   t.commit();
+  return std::nullopt;
 }
 
 namespace {
 constexpr const char* kRunColumns =
     "SELECT id, plan_name, plan_path, plan_text, plan_hash, created_by, host, api_url, status, "
-    "reason, "
-    "created_at, updated_at, finished_at FROM runs";
+    "reason, created_at, updated_at, finished_at, targets FROM runs";
 }
 
 std::optional<RunRecord> SqliteStore::load_run(const std::string& id) {
   Statement s(*this, fmt::format("{} WHERE id = ?", kRunColumns));
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
-  return RunRecord{s.text(0),  s.text(1),  s.text(2),          s.text(3), s.text(4),
-                   s.text(5),  s.text(6),  s.text(7),          s.text(8), s.text(9),
-                   s.time(10), s.time(11), s.optional_time(12)};
+  return RunRecord{s.text(0),           s.text(1),
+                   s.text(2),           s.text(3),
+                   s.text(4),           s.text(5),
+                   s.text(6),           s.text(7),
+                   s.text(8),           s.text(9),
+                   s.time(10),          s.time(11),
+                   s.optional_time(12), split_lines(s.text(13))};
 }
 
 std::vector<RunRecord> SqliteStore::list_runs() {
@@ -253,7 +390,8 @@ std::vector<RunRecord> SqliteStore::list_runs() {
   std::vector<RunRecord> out;
   while (s.step()) {
     out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6),
-                   s.text(7), s.text(8), s.text(9), s.time(10), s.time(11), s.optional_time(12)});
+                   s.text(7), s.text(8), s.text(9), s.time(10), s.time(11), s.optional_time(12),
+                   split_lines(s.text(13))});
   }
   return out;
 }
@@ -261,6 +399,7 @@ std::vector<RunRecord> SqliteStore::list_runs() {
 void SqliteStore::set_run_status(const std::string& id, const std::string& status,
                                  const std::string& reason, WallTime at, bool finished) {
   Transaction t(*this);
+  fence(id);
   Statement(*this,
             "UPDATE runs SET status = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?")
       .bind(1, status)
@@ -288,6 +427,7 @@ std::vector<StageRecord> SqliteStore::load_stages(const std::string& run_id) {
 
 void SqliteStore::update_stage(const StageRecord& st) {
   Transaction t(*this);
+  fence(st.run_id);
   Statement(*this,
             "UPDATE stages SET status = ?, reason = ?, started_at = ?, dispatched_at = ?, "
             "finished_at = ? "
@@ -306,6 +446,7 @@ void SqliteStore::update_stage(const StageRecord& st) {
 void SqliteStore::save_snapshot(const std::string& run_id, const std::string& stage,
                                 const std::vector<SnapshotDevice>& devices) {
   Transaction t(*this);
+  fence(run_id);
   Statement(*this, "INSERT INTO snapshots (run_id, stage) VALUES (?, ?)")
       .bind(1, run_id)
       .bind(2, stage)
@@ -343,6 +484,7 @@ std::optional<std::vector<SnapshotDevice>> SqliteStore::load_snapshot(const std:
 
 std::int64_t SqliteStore::record_intent(const ApiCall& c) {
   Transaction t(*this);
+  fence(c.run_id);
   Statement(*this,
             "INSERT INTO api_calls (run_id, stage, kind, marker, body, devices, intent_at) "
             "VALUES (?,?,?,?,?,?,?)")
@@ -362,6 +504,15 @@ std::int64_t SqliteStore::record_intent(const ApiCall& c) {
 void SqliteStore::record_outcome(std::int64_t call_id, const std::string& outcome, int http_status,
                                  const std::string& message, WallTime at) {
   Transaction t(*this);
+  {
+    Statement owner(*this, "SELECT run_id FROM api_calls WHERE id = ?");
+    owner.bind(1, call_id);
+    if (owner.step()) {
+      const std::string run_id = owner.text(0);
+      owner.reset();
+      fence(run_id);
+    }
+  }
   Statement(
       *this,
       "UPDATE api_calls SET outcome = ?, http_status = ?, message = ?, outcome_at = ? WHERE id = ?")
@@ -407,6 +558,7 @@ std::vector<ApiCall> SqliteStore::load_stage_calls(const std::string& run_id,
 
 void SqliteStore::add_observation(const Observation& o) {
   Transaction t(*this);
+  fence(o.run_id);
   Statement(
       *this,
       "INSERT INTO observations (run_id, stage, at, elapsed_ms, targeted, pending, in_progress, "
@@ -467,6 +619,7 @@ std::vector<Approval> SqliteStore::load_approvals(const std::string& run_id) {
 
 void SqliteStore::add_event(const Event& e) {
   Transaction t(*this);
+  fence(e.run_id);
   Statement(*this, "INSERT INTO events (run_id, at, stage, kind, message) VALUES (?,?,?,?,?)")
       .bind(1, e.run_id)
       .bind(2, e.at)
@@ -509,12 +662,9 @@ std::optional<AbortRequest> SqliteStore::abort_request(const std::string& run_id
 }
 
 std::optional<Lease> SqliteStore::lease(const std::string& run_id) {
-  Statement s(*this,
-              "SELECT owner_host, owner_pid, owner_user, acquired_at, heartbeat_at FROM leases "
-              "WHERE run_id = ?");
-  s.bind(1, run_id);
-  if (!s.step()) return std::nullopt;
-  return Lease{{s.text(0), s.integer(1), s.text(2)}, s.time(3), s.time(4)};
+  auto row = lease_row(run_id);
+  if (!row || row->second) return std::nullopt;
+  return row->first;
 }
 
 std::optional<Lease> SqliteStore::acquire_lease(const std::string& run_id, const LeaseOwner& owner,
@@ -524,26 +674,17 @@ std::optional<Lease> SqliteStore::acquire_lease(const std::string& run_id, const
       held && !take_over && !(held->owner == owner) && now - held->heartbeat_at < stale_after) {
     return held;  // someone else holds a fresh lease; the transaction rolls back
   }
-  Statement(*this,
-            "INSERT OR REPLACE INTO leases (run_id, owner_host, owner_pid, owner_user, "
-            "acquired_at, heartbeat_at) "
-            "VALUES (?,?,?,?,?,?)")
-      .bind(1, run_id)
-      .bind(2, owner.host)
-      .bind(3, owner.pid)
-      .bind(4, owner.user)
-      .bind(5, now)
-      .bind(6, now)
-      .run();
+  insert_lease(run_id, owner, now);
   t.commit();
   return std::nullopt;
 }
 
 void SqliteStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, WallTime now) {
   Transaction t(*this);
-  Statement(
-      *this,
-      "UPDATE leases SET heartbeat_at = ? WHERE run_id = ? AND owner_host = ? AND owner_pid = ?")
+  fence(run_id);
+  Statement(*this,
+            "UPDATE leases SET heartbeat_at = ? WHERE run_id = ? AND owner_host = ? AND "
+            "owner_pid = ? AND released_at IS NULL")
       .bind(1, now)
       .bind(2, run_id)
       .bind(3, owner.host)
@@ -554,12 +695,26 @@ void SqliteStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, 
 
 void SqliteStore::release_lease(const std::string& run_id, const LeaseOwner& owner) {
   Transaction t(*this);
-  Statement(*this, "DELETE FROM leases WHERE run_id = ? AND owner_host = ? AND owner_pid = ?")
-      .bind(1, run_id)
-      .bind(2, owner.host)
-      .bind(3, owner.pid)
-      .run();
+  const auto held = held_.find(run_id);
+  if (held != held_.end()) {
+    // Only the generation this store acquired: a lease taken over since is not ours to end.
+    Statement(*this, "UPDATE leases SET released_at = ? WHERE run_id = ? AND generation = ?")
+        .bind(1, std::chrono::system_clock::now())
+        .bind(2, run_id)
+        .bind(3, held->second)
+        .run();
+  } else {
+    Statement(*this,
+              "UPDATE leases SET released_at = ? WHERE run_id = ? AND owner_host = ? AND "
+              "owner_pid = ?")
+        .bind(1, std::chrono::system_clock::now())
+        .bind(2, run_id)
+        .bind(3, owner.host)
+        .bind(4, owner.pid)
+        .run();
+  }
   t.commit();
+  held_.erase(run_id);
 }
 
 }  // namespace rollout::store

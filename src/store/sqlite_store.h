@@ -30,8 +30,9 @@ class SqliteStore : public state::StateStore {
   static int latest_schema_version();
   std::string integrity_check();
 
-  void create_run(const state::RunRecord& run,
-                  const std::vector<state::StageRecord>& stages) override;
+  std::optional<state::RunConflict> create_run(const state::RunRecord& run,
+                                               const std::vector<state::StageRecord>& stages,
+                                               const state::RunClaim* claim = nullptr) override;
   std::optional<state::RunRecord> load_run(const std::string& id) override;
   std::vector<state::RunRecord> list_runs() override;
   void set_run_status(const std::string& id, const std::string& status, const std::string& reason,
@@ -62,6 +63,7 @@ class SqliteStore : public state::StateStore {
   void heartbeat(const std::string& run_id, const state::LeaseOwner& owner, WallTime now) override;
   void release_lease(const std::string& run_id, const state::LeaseOwner& owner) override;
   std::optional<state::Lease> lease(const std::string& run_id) override;
+  std::optional<std::string> check_lease(const std::string& run_id) override;
 
  private:
   class Statement;
@@ -69,12 +71,21 @@ class SqliteStore : public state::StateStore {
   void exec(const char* sql);
   std::vector<state::ApiCall> read_calls(Statement& s);
   void migrate();
+  // The lease row as it is, released or not.
+  std::optional<std::pair<state::Lease, bool /*released*/>> lease_row(const std::string& run_id);
+  // Inside a write's transaction: throws LeaseLost when this store acquired the run's lease
+  // and it has since moved on.
+  void fence(const std::string& run_id);
+  void insert_lease(const std::string& run_id, const state::LeaseOwner& owner, WallTime now);
+  std::optional<state::RunConflict> find_conflict(const state::RunRecord& run,
+                                                  const state::RunClaim& claim);
 
   sqlite3_stmt* prepared(const std::string& sql);
 
   std::string path_;
   sqlite3* db_ = nullptr;
   std::map<std::string, sqlite3_stmt*> statements_;  // prepared once, reused
+  std::map<std::string, std::int64_t> held_;         // run -> the lease generation it acquired
 };
 
 }  // namespace rollout::store

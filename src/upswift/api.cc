@@ -113,6 +113,21 @@ std::optional<std::string> parse_error_message(std::string_view body) {
   return std::nullopt;
 }
 
+std::optional<std::string> check_deploy_accepted(std::string_view body) {
+  Json j;
+  try {
+    j = Json::parse(body);
+  } catch (const std::exception&) {
+    return body.empty() ? "an empty body" : fmt::format("{} bytes that are not JSON", body.size());
+  }
+  if (!j.is_object()) return "JSON that is not an object";
+  const auto it = j.find("message");
+  if (it == j.end()) return "a JSON object without \"message\"";
+  if (!it->is_string() || it->get<std::string>() != "Success")
+    return "a \"message\" other than \"Success\"";
+  return std::nullopt;
+}
+
 std::string devices_page_json(const DevicesPage& page) {
   Json devices = Json::array();
   for (const Device& d : page.devices) {

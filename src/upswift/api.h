@@ -80,6 +80,11 @@ std::optional<StatesPage> parse_states_page(std::string_view body, std::string* 
 // The "error_message" of a 400 answer, or nullopt.
 std::optional<std::string> parse_error_message(std::string_view body);
 
+// deploy_update's 200 answer is {"message": "Success"}. Anything else under a 200 (an HTML
+// page from a proxy or a captive portal, an empty body, another shape) is not Upswift's
+// word that the update started. nullopt when it is; otherwise what it was instead.
+std::optional<std::string> check_deploy_accepted(std::string_view body);
+
 // The simulator's side: answers as JSON text.
 std::string devices_page_json(const DevicesPage& page);
 std::string states_page_json(const StatesPage& page);

@@ -162,8 +162,10 @@ class TimedStore : public state::StateStore {
     return f();
   }
 
-  void create_run(const state::RunRecord& r, const std::vector<state::StageRecord>& s) override {
-    timed([&] { inner_.create_run(r, s); });
+  std::optional<state::RunConflict> create_run(const state::RunRecord& r,
+                                               const std::vector<state::StageRecord>& s,
+                                               const state::RunClaim* claim = nullptr) override {
+    return timed([&] { return inner_.create_run(r, s, claim); });
   }
   std::optional<state::RunRecord> load_run(const std::string& id) override {
     return timed([&] { return inner_.load_run(id); });
@@ -237,6 +239,9 @@ class TimedStore : public state::StateStore {
   }
   void release_lease(const std::string& run, const state::LeaseOwner& owner) override {
     timed([&] { inner_.release_lease(run, owner); });
+  }
+  std::optional<std::string> check_lease(const std::string& run) override {
+    return timed([&] { return inner_.check_lease(run); });
   }
   std::optional<state::Lease> lease(const std::string& run) override {
     return timed([&] { return inner_.lease(run); });

@@ -47,7 +47,7 @@ TEST_CASE("a database from a newer rollout is refused and left alone") {
     store::SqliteStore s(path.string());
     FAIL("a newer schema must be refused");
   } catch (const store::StoreError& e) {
-    CHECK(std::string(e.what()).find("has schema version 99, newer than this rollout knows (1)") !=
+    CHECK(std::string(e.what()).find("has schema version 99, newer than this rollout knows (2)") !=
           std::string::npos);
   }
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
