@@ -102,6 +102,10 @@ void add_sim_command(CLI::App& app, Run& run) {
   cmd->add_option("--drop-after-apply", o->faults.rate_drop_after_apply,
                   "Share of deploy_update calls applied, then dropped unanswered (0..1)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--foreign-200", o->faults.rate_foreign_200,
+                  "Share of deploy_update calls applied, then answered 200 with a body that is "
+                  "not Upswift's (HTML, empty, another shape), as a proxy would (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->footer(
       "Endpoints: POST /v1/deploy_update, GET /v1/devices_details, GET /v1/get_devices_state.\n"
       "Point rollout at it with UPSWIFT_API_URL=http://127.0.0.1:PORT/v1/ (any non-empty token "

@@ -23,7 +23,7 @@ namespace {
 constexpr std::size_t kBodyLimit = 1024 * 1024;
 constexpr std::string_view kPrefix = "/v1/";
 
-enum class Fault { none, too_many, server_error, slow, drop, drop_after_apply };
+enum class Fault { none, too_many, server_error, slow, drop, drop_after_apply, foreign_200 };
 
 std::string_view name(Fault f) {
   switch (f) {
@@ -39,6 +39,8 @@ std::string_view name(Fault f) {
       return "drop";
     case Fault::drop_after_apply:
       return "drop_after_apply";
+    case Fault::foreign_200:
+      return "foreign_200";
   }
   return "none";
 }
@@ -134,6 +136,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         u(rng) < f.rate_drop_after_apply) {
       return Fault::drop_after_apply;
     }
+    if (endpoint == "deploy_update" && f.rate_foreign_200 > 0 && u(rng) < f.rate_foreign_200) {
+      return Fault::foreign_200;
+    }
     if (f.rate_slow > 0 && u(rng) < f.rate_slow) return Fault::slow;
     return Fault::none;
   }
@@ -221,6 +226,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     s.write_log(endpoint, method, request.body(), answer.status, fault, answer, sim_now);
+    if (fault == Fault::foreign_200) {
+      static constexpr const char* kForeign[] = {
+          "<html><body>Please sign in to continue</body></html>", "", R"({"status":"ok"})"};
+      answer.status = 200;
+      answer.body = kForeign[s.counters.faults % 3];
+    }
 
     response_ = {};
     response_.version(request.version());

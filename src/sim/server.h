@@ -20,6 +20,9 @@ struct Faults {
   Millis slow{2000};
   double rate_drop = 0;              // close the connection without acting or answering
   double rate_drop_after_apply = 0;  // act (deploy_update applies), then close without answering
+  // deploy_update applies, then a 200 that is not Upswift's answer comes back (an HTML page,
+  // an empty body, another JSON shape, in turn), as a proxy or a captive portal would send.
+  double rate_foreign_200 = 0;
 };
 
 struct ServerOptions {

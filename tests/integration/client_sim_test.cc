@@ -266,3 +266,80 @@ TEST_CASE("many calls in flight at once on one thread") {
   io.run();
   CHECK(done == 64);
 }
+
+// libcurl re-sends a request on its own when a reused keep-alive connection closes before
+// any answer ("Connection died, retrying a fresh connect"). Reads first, so that a pooled
+// connection is there to be reused, then deploy_updates whose every answer is dropped after
+// the server applied them: each applied exactly once, each an unknown outcome.
+TEST_CASE("a deploy_update after reads, its answer dropped after applying, is applied once") {
+  sim::ServerOptions options;
+  options.faults.rate_drop_after_apply = 1.0;
+  test::SimFixture sim(options);
+  asio::io_context io;
+  client::UpswiftClient api(io, config_for(sim.url()));
+  int unknown = 0;
+  std::function<void(int)> next = [&](int left) {
+    if (left == 0) return;
+    upswift::DevicesQuery q;
+    q.project_name = "Demo";
+    q.group_name = "A";
+    api.devices_details(q, [&, left](upswift::Result<upswift::DevicesPage> page) {
+      CHECK(page.ok());
+      api.deploy_update(seed_request(), [&, left](upswift::Result<upswift::Accepted> r) {
+        CHECK(r.error.status == CallStatus::unknown_outcome);
+        unknown += r.error.status == CallStatus::unknown_outcome ? 1 : 0;
+        next(left - 1);
+      });
+    });
+  };
+  next(5);
+  io.run();
+  CHECK(unknown == 5);
+  CHECK(api.stats().requests == 10);
+  sim.stop();
+  CHECK(sim.counters().deploys_applied == 5);
+  int deploys_seen = 0;
+  for (const auto& r : sim.requests()) deploys_seen += r.endpoint == "deploy_update" ? 1 : 0;
+  CHECK(deploys_seen == 5);
+}
+
+TEST_CASE("a 200 that is not Upswift's answer (HTML, empty, another shape) is an unknown outcome") {
+  sim::ServerOptions options;
+  options.faults.rate_foreign_200 = 1.0;
+  test::SimFixture sim(options);
+  for (int i = 0; i < 3; ++i) {
+    auto [result, stats] = run_call(config_for(sim.url()), deploy(seed_request()));
+    CHECK_FALSE(result.ok());
+    CHECK(result.error.status == CallStatus::unknown_outcome);
+    CHECK(result.error.message.find("instead of Upswift's answer") != std::string::npos);
+    CHECK(stats.requests == 1);
+  }
+  sim.stop();
+  CHECK(sim.counters().deploys_applied == 3);
+}
+
+TEST_CASE("a deploy_update the send guard refuses is not sent, and fails for certain") {
+  test::SimFixture sim;
+  asio::io_context io;
+  client::UpswiftClient api(io, config_for(sim.url()));
+  int asked = 0;
+  api.set_send_guard([&]() -> std::optional<std::string> {
+    ++asked;
+    return "the run's lease was taken over";
+  });
+  std::optional<upswift::Result<upswift::Accepted>> result;
+  api.deploy_update(seed_request(), [&](upswift::Result<upswift::Accepted> r) { result = r; });
+  // Reads are not guarded: they have no effect to fence.
+  std::optional<bool> listed;
+  upswift::DevicesQuery q;
+  q.project_name = "Demo";
+  api.devices_details(q, [&](upswift::Result<upswift::DevicesPage> r) { listed = r.ok(); });
+  io.run();
+  REQUIRE(result);
+  CHECK(result->error.status == CallStatus::failed);
+  CHECK(result->error.message == "deploy_update not sent: the run's lease was taken over");
+  CHECK(asked == 1);
+  CHECK(listed == true);
+  sim.stop();
+  CHECK(sim.counters().deploys_applied == 0);
+}

@@ -106,3 +106,122 @@ TEST_CASE("runs, stages, calls and leases round-trip") {
   CHECK_FALSE(s.acquire_lease("r-1", other, t + 31s, 30s));  // stale: taken over
   CHECK(s.lease("r-1")->owner == other);
 }
+
+namespace {
+
+state::RunRecord run_record(const std::string& id, const std::string& plan,
+                            std::vector<std::string> targets, WallTime t) {
+  state::RunRecord run;
+  run.id = id;
+  run.plan_name = plan;
+  run.plan_path = plan + ".yaml";
+  run.created_at = run.updated_at = t;
+  run.targets = std::move(targets);
+  return run;
+}
+
+state::StageRecord stage_record(const std::string& run, const std::string& name) {
+  state::StageRecord s;
+  s.run_id = run;
+  s.name = name;
+  return s;
+}
+
+}  // namespace
+
+// Two processes on one state file: the first is frozen past its lease, the second takes
+// the run over. Every write of the first then fails, in its own transaction, and leaves
+// nothing behind; the second's work goes on.
+TEST_CASE("a process whose lease was taken over writes nothing more") {
+  auto path = temp_db("fencing");
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  store::SqliteStore first(path.string()), second(path.string());
+  const state::LeaseOwner frozen{"h1", 10, "alice"}, resumer{"h2", 20, "bob"};
+  first.create_run(run_record("r-1", "p", {"Demo/eu"}, t), {stage_record("r-1", "eu")});
+  REQUIRE_FALSE(first.acquire_lease("r-1", frozen, t, 30s));
+  CHECK(first.lease("r-1")->generation == 1);
+  first.heartbeat("r-1", frozen, t + 5s);
+  CHECK_FALSE(first.check_lease("r-1"));
+
+  // Stale 30 s after the last heartbeat: taken over.
+  CHECK(second.acquire_lease("r-1", resumer, t + 20s, 30s));
+  REQUIRE_FALSE(second.acquire_lease("r-1", resumer, t + 36s, 30s));
+  CHECK(second.lease("r-1")->generation == 2);
+
+  state::ApiCall call;
+  call.run_id = "r-1";
+  call.stage = "eu";
+  call.kind = "dispatch";
+  call.body = "{}";
+  call.intent_at = t;
+  const auto expect_lost = [&](auto write) {
+    try {
+      write();
+      FAIL("a write of a process that lost its lease went through");
+    } catch (const state::LeaseLost& e) {
+      REQUIRE(e.holder);
+      CHECK(e.holder->owner == resumer);
+      CHECK(std::string(e.what()).find("taken over by bob@h2 (pid 20)") != std::string::npos);
+    }
+  };
+  expect_lost([&] { first.record_intent(call); });
+  expect_lost([&] { first.heartbeat("r-1", frozen, t + 40s); });
+  expect_lost([&] { first.add_event({0, "r-1", t, "eu", "dispatch", "x"}); });
+  expect_lost([&] { first.save_snapshot("r-1", "eu", {}); });
+  expect_lost([&] { first.update_stage(stage_record("r-1", "eu")); });
+  expect_lost([&] { first.set_run_status("r-1", "completed", "", t, true); });
+  state::Observation observation;
+  observation.run_id = "r-1";
+  observation.stage = "eu";
+  expect_lost([&] { first.add_observation(observation); });
+  auto why = first.check_lease("r-1");
+  REQUIRE(why);
+  CHECK(why->find("taken over by bob@h2") != std::string::npos);
+
+  const auto id = second.record_intent(call);
+  expect_lost([&] { first.record_outcome(id, "accepted", 200, "", t); });
+  second.record_outcome(id, "accepted", 200, "", t);
+  CHECK(second.load_calls("r-1").size() == 1);
+  CHECK(second.load_events("r-1").empty());
+  CHECK_FALSE(second.load_snapshot("r-1", "eu"));
+
+  // The first's release does not end the second's lease; the second's does.
+  first.release_lease("r-1", frozen);
+  CHECK(second.lease("r-1")->owner == resumer);
+  second.release_lease("r-1", resumer);
+  CHECK_FALSE(second.lease("r-1"));
+  // Generations never repeat, even after a release.
+  REQUIRE_FALSE(first.acquire_lease("r-1", frozen, t + 60s, 30s));
+  CHECK(first.lease("r-1")->generation == 3);
+  CHECK(first.integrity_check() == "ok");
+}
+
+TEST_CASE("a new run is refused beside a live run of the same plan or a shared target") {
+  store::SqliteStore s(":memory:");
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  const state::RunClaim first{{"h1", 10, "alice"}, t, 30s, false};
+  REQUIRE_FALSE(s.create_run(run_record("r-1", "europe", {"Demo/eu", "Demo/us"}, t),
+                             {stage_record("r-1", "eu")}, &first));
+  CHECK(s.lease("r-1")->owner.pid == 10);
+
+  const state::RunClaim next{{"h2", 20, "bob"}, t + 1s, 30s, false};
+  auto same_plan = s.create_run(run_record("r-2", "europe", {"Other/x"}, t), {}, &next);
+  REQUIRE(same_plan);
+  CHECK(same_plan->run.id == "r-1");
+  CHECK(same_plan->why == "it runs the same plan 'europe'");
+  CHECK_FALSE(s.load_run("r-2"));  // nothing written
+
+  auto shared = s.create_run(run_record("r-3", "other", {"Demo/us"}, t), {}, &next);
+  REQUIRE(shared);
+  CHECK(shared->why == "both target Demo/us");
+  auto project_wide = s.create_run(run_record("r-4", "all", {"Demo/*"}, t), {}, &next);
+  REQUIRE(project_wide);
+  CHECK(project_wide->why == "it targets Demo/eu, and this plan Demo/*");
+
+  // Other targets, an explicit override, or a stale lease: allowed.
+  CHECK_FALSE(s.create_run(run_record("r-5", "other", {"Demo/asia", "Other/*"}, t), {}, &next));
+  const state::RunClaim forced{{"h2", 21, "bob"}, t + 1s, 30s, true};
+  CHECK_FALSE(s.create_run(run_record("r-6", "europe", {"Demo/eu"}, t), {}, &forced));
+  const state::RunClaim later{{"h2", 22, "bob"}, t + 2min, 30s, false};
+  CHECK_FALSE(s.create_run(run_record("r-7", "europe", {"Demo/eu"}, t), {}, &later));
+}
