@@ -53,6 +53,8 @@ int run_abort(AbortOptions& o) {
 
 }  // namespace
 
+void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::string& output);
+
 void add_abort_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<AbortOptions>();
   CLI::App* cmd = app.add_subcommand("abort",
@@ -61,8 +63,9 @@ void add_abort_command(CLI::App& app, Run& run) {
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->required();
   cmd->add_flag("--rollback", o->rollback,
                 "Roll back every dispatched stage's updated and failed devices (needs the API)");
-  cmd->add_option("--state", o->state.state_path,
-                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  // The rollback is a run of its own process when nobody runs the run: it takes the same
+  // options as resume (--time-scale for a time-scaled simulator, --output json, ...).
+  add_run_options(cmd, o->state, o->api, o->output);
   cmd->footer(
       "Upswift v1 has no cancel call: updates already sent run on; abort stops further waves.");
   cmd->callback([o, &run] { run = [o] { return run_abort(*o); }; });

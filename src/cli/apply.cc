@@ -162,7 +162,7 @@ int run_apply(ApplyOptions& o) {
   const state::LeaseOwner me = this_process();
   // The run and its lease in one transaction with the check for a live run beside it: two
   // applies started at the same instant cannot both pass the check.
-  const state::RunClaim claim{me, now, kLeaseStale, o.allow_concurrent};
+  const state::RunClaim claim{me, now, lease_stale_after(), o.allow_concurrent};
   std::optional<state::RunConflict> conflict;
   const state::RunRecord run = engine::create_run(
       *store, checked->plan, {checked->path, checked->text, me.user, me.host, url}, run_id, now,
@@ -177,7 +177,7 @@ int run_apply(ApplyOptions& o) {
         "last heartbeat; to run both at once anyway, add --allow-concurrent.\n",
         conflict->run.id, conflict->run.plan_name, conflict->lease.owner.user,
         conflict->lease.owner.host, conflict->lease.owner.pid, std::max<long long>(age.count(), 0),
-        conflict->why, conflict->run.id, kLeaseStale.count() / 1000);
+        conflict->why, conflict->run.id, lease_stale_after().count() / 1000);
     return kExitError;
   }
   if (saved) {

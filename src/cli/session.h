@@ -30,9 +30,10 @@ struct ApiOptions {
   bool no_progress = false;  // --no-progress: plain lines even on a terminal
 };
 
-// A run's lease goes stale this long after its last heartbeat: another process may take
-// the run over then, and the one that held it stops at its next write or send.
-inline constexpr Millis kLeaseStale{30000};
+// A run's lease goes stale this long after its last heartbeat (30 s): another process may
+// take the run over then, and the one that held it stops at its next write or send.
+// ROLLOUT_TEST_LEASE_MS shortens it for the freeze-and-takeover tests.
+Millis lease_stale_after();
 
 state::LeaseOwner this_process();
 std::string current_user();

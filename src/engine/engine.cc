@@ -72,6 +72,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     TimerHandle timer;
     bool busy = false;         // its procedure is under way (snapshot, dispatch, gate)
     bool window_wait = false;  // ready, but outside its windows or in a freeze: a timer wakes it
+    bool rollback_started = false;  // in this process: a second start would send it twice
   };
 
   Impl(asio::io_context& io_context, const plan::Plan& p, const dag::Graph& g, upswift::FleetApi& a,
@@ -110,6 +111,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool finished = false;
   bool interrupted = false;
   bool aborted = false;
+  bool abort_handled = false;  // an abort request is carried out once per process
   std::optional<Outcome> stopping;  // set once the run must end; waits for calls in flight
   TimerHandle heartbeat_timer;
   TimerHandle approval_timer;
@@ -216,16 +218,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       }
     }
     store.set_run_status(run_id, "running", "", clock.now(), false);
-    beat();
-    // A run that had begun to stop keeps stopping.
+    // A run that had begun to stop keeps stopping, for the reason it began to: an
+    // operator's abort, or a stage that failed.
+    const auto request = store.abort_request(run_id);
+    if (request) {
+      aborted = true;
+      stopping = Outcome{Ending::stopped, abort_reason(*request)};
+    }
     for (StageRun& s : stages) {
-      if (s.record.status == "failed" || s.record.status == "rolled_back" ||
-          s.record.status == "rolling_back") {
+      if (!stopping && (s.record.status == "failed" || s.record.status == "rolled_back" ||
+                        s.record.status == "rolling_back")) {
         stopping = Outcome{Ending::stopped,
                            fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
       }
     }
-    if (auto request = store.abort_request(run_id)) aborted = true;
     // A stage that was mid-way when the last process stopped picks up where it was.
     for (StageRun& s : stages) {
       if (stopping && s.record.status != "rolling_back") continue;
@@ -233,6 +239,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       if (s.record.status == "gating") schedule_poll(s, Millis{0});
       if (s.record.status == "rolling_back") rollback(s);
     }
+    // An abort requested while no process ran the run is carried out now, once: stages
+    // already rolling back above are not started twice.
+    if (request && !abort_handled) carry_out_abort(*request);
+    beat();
     post_step();
   }
 
@@ -388,19 +398,33 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                              });
   }
 
+  static std::string abort_reason(const state::AbortRequest& request) {
+    return fmt::format("aborted by {}{}", request.by,
+                       request.rollback ? ", who asked for a rollback" : "");
+  }
+
   void check_abort() {
-    auto request = store.abort_request(run_id);
-    if (!request) return;
+    if (abort_handled) return;
+    if (auto request = store.abort_request(run_id)) carry_out_abort(*request);
+  }
+
+  // Once per process: the stages that were dispatched and are not rolled back (or rolling
+  // back already) roll back, when asked for and the plan has a rollback flow.
+  void carry_out_abort(const state::AbortRequest& request) {
+    abort_handled = true;
     event("", "abort",
-          fmt::format("abort requested by {}{}", request->by,
-                      request->rollback ? ", with rollback" : ""));
-    if (request->rollback && plan.on_failure.rollback) {
+          fmt::format("abort requested by {}{}", request.by,
+                      request.rollback ? ", with rollback" : ""));
+    if (request.rollback && !plan.on_failure.rollback) {
+      event("", "abort", "the plan has no on_failure.rollback flow: nothing is rolled back");
+    }
+    if (request.rollback && plan.on_failure.rollback) {
       for (StageRun& s : stages) {
         const std::string& st = s.record.status;
-        if (s.record.dispatched_at && st != "rolled_back" && st != "rolling_back") rollback(s);
+        if (s.record.dispatched_at && st != "rolled_back" && !s.rollback_started) rollback(s);
       }
     }
-    stopping = Outcome{Ending::stopped, fmt::format("aborted by {}", request->by)};
+    stopping = Outcome{Ending::stopped, abort_reason(request)};
     aborted = true;
   }
 
@@ -951,7 +975,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // selection does not depend on update state, otherwise one per device. The targets are
   // recorded first, so a resumed rollback sends exactly the calls still missing.
   void rollback(StageRun& s) {
-    if (!plan.on_failure.rollback) return;
+    if (!plan.on_failure.rollback || s.rollback_started) return;
+    s.rollback_started = true;
     if (s.record.status != "rolling_back") {
       set_status(s, "rolling_back");
       save_stage(s);

@@ -12,6 +12,8 @@ using namespace state;
 
 namespace {
 
+constexpr int kBusyTimeoutMs = 10000;
+
 std::int64_t to_ms(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -59,7 +61,14 @@ class SqliteStore::Statement {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw StoreError(fmt::format("state database: {}", sqlite3_errmsg(db_)));
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+      throw StoreError(fmt::format(
+          "state database '{}': another process has held its write lock for over {} s (one "
+          "frozen or stuck in the middle of a write?); nothing was changed: try again",
+          sqlite3_db_filename(db_, "main"), kBusyTimeoutMs / 1000));
+    }
+    throw StoreError(fmt::format("state database '{}': {}", sqlite3_db_filename(db_, "main"),
+                                 sqlite3_errmsg(db_)));
   }
   void run() {
     while (step()) {
@@ -135,7 +144,7 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
     db_ = nullptr;
     throw StoreError(fmt::format("cannot open the state database '{}': {}", path, why));
   }
-  sqlite3_busy_timeout(db_, 10000);  // another rollout command may be writing
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);  // another rollout command may be writing
   try {
     // Switching a new database to WAL takes an exclusive lock and does not wait for a
     // busy handler: two commands opening a new file at once would see "database is locked".
@@ -257,7 +266,9 @@ void SqliteStore::fence(const std::string& run_id) {
   if (held == held_.end()) return;
   auto row = lease_row(run_id);
   if (row && !row->second && row->first.generation == held->second) return;
-  throw LeaseLost(run_id, row && !row->second ? std::optional<Lease>(row->first) : std::nullopt);
+  // Taken over (even if that process has released it since): say by whom.
+  const bool taken_over = row && row->first.generation != held->second;
+  throw LeaseLost(run_id, taken_over ? std::optional<Lease>(row->first) : std::nullopt);
 }
 
 std::optional<std::string> SqliteStore::check_lease(const std::string& run_id) {

@@ -25,6 +25,14 @@ bool get_to(const Answer& j, const char* key, T& out) {
   return true;
 }
 
+// Fields only shown to people, whose type the docs do not give (last_keepalive may be a
+// time string or a number): taken as text whatever their JSON type, never an error.
+void get_shown(const Answer& j, const char* key, std::string& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  out = it->is_string() ? it->get<std::string>() : it->dump();
+}
+
 }  // namespace
 
 std::string devices_details_body(const DevicesQuery& q, std::string_view user_token) {
@@ -57,8 +65,11 @@ std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string
       get_to(d, "project", dev.project);
       get_to(d, "group", dev.group);
       get_to(d, "tags", dev.tags);
-      get_to(d, "last_keepalive", dev.last_keepalive);
-      get_to(d, "is_update_trigger_set", dev.is_update_trigger_set);
+      get_shown(d, "last_keepalive", dev.last_keepalive);
+      if (auto trigger = d.find("is_update_trigger_set");
+          trigger != d.end() && trigger->is_boolean()) {
+        dev.is_update_trigger_set = trigger->get<bool>();
+      }
       if (auto apps = d.find("apps"); apps != d.end() && apps->is_array()) {
         for (const Answer& a : *apps) {
           dev.apps.push_back({a.at("name").get<std::string>(), a.at("version").get<std::string>()});
@@ -71,7 +82,7 @@ std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string
           r.update_status = u.at("update_status").get<std::string>();
           get_to(u, "update_version", r.update_version);
           get_to(u, "comment", r.comment);
-          get_to(u, "deployment_schedule_time", r.deployment_schedule_time);
+          get_shown(u, "deployment_schedule_time", r.deployment_schedule_time);
           dev.updates.push_back(std::move(r));
         }
       }

@@ -1,0 +1,398 @@
+#!/usr/bin/python3
+"""Exactly once under faults that real networks and machines produce, end to end.
+
+Each test runs the rollout binary against two servers: `rollout sim`, and
+tests/fakes/upswift_fake.py, a second Upswift fake written from the API contract alone.
+Counts come from the servers' own request logs: a deploy_update the server applied.
+
+Usage: never_twice_test.py ROLLOUT SOURCE_DIR [--seeds N] [--first-seed S] [--freezes N]
+                           [--only TEXT]
+--seeds: fault-mix trials (each with a SIGKILL at a random moment and resumes);
+--freezes: SIGSTOP-past-the-lease, takeover, SIGCONT trials.
+Prints one line per test and 'N passed, M failed'.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+parser = argparse.ArgumentParser()
+parser.add_argument("rollout")
+parser.add_argument("source")
+parser.add_argument("--seeds", type=int, default=6)
+parser.add_argument("--first-seed", type=int, default=1)
+parser.add_argument("--freezes", type=int, default=2)
+parser.add_argument("--only", default="")
+args = parser.parse_args()
+ROLLOUT = args.rollout
+SRC = Path(args.source)
+PLAN = SRC / "tests/plans/four-stage.yaml"
+APPROVAL_PLAN = SRC / "tests/plans/approval-four-stage.yaml"
+STEADY = SRC / "tests/fleets/steady.yaml"
+FAKE = SRC / "tests/fakes/upswift_fake.py"
+TOKEN = "tok-SECRET-7d1e04"
+SCALE = "600"
+STAGES = ["canary", "eu", "us", "everyone"]
+EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_STOPPED, EXIT_PAUSED = 0, 1, 2, 3, 4
+
+
+class Server:
+    """`rollout sim` (kind "sim") or the contract-only fake (kind "fake"), with a request log."""
+
+    def __init__(self, workdir, kind, faults=None, seed=1):
+        self.kind = kind
+        self.log = Path(workdir) / f"requests-{kind}-{time.monotonic_ns()}.jsonl"
+        faults = faults or {}
+        if kind == "sim":
+            flags = {"drop_after_apply": "--drop-after-apply", "throttle": "--fail-429",
+                     "error_500": "--fail-5xx", "foreign_200": "--foreign-200", "drop": "--drop"}
+            extra = [x for k, v in faults.items() if k in flags for x in (flags[k], str(v))]
+            argv = [ROLLOUT, "sim", "--fleet", str(STEADY), "--listen", "127.0.0.1:0", "--time-scale",
+                    SCALE, "--request-log", str(self.log), "--seed", str(seed), *extra]
+        else:
+            argv = [sys.executable, str(FAKE), "--log", str(self.log), "--seed", str(seed),
+                    *[x for k, v in faults.items() for x in ("--mode", f"{k}={v}")]]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.url = re.search(r"(http://\S+/v1/)", self.proc.stdout.readline()).group(1)
+
+    def requests(self):
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def applied_per_marker(self):
+        counts = {}
+        for r in self.requests():
+            if r["endpoint"] == "deploy_update" and r.get("applied"):
+                m = re.search(r"\[rollout ([^\]]+)\]", r["body"]["metadata"].get("comment", ""))
+                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+        return counts
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def env_for(url, extra=None):
+    env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=url)
+    env.pop("ROLLOUT_TEST_CRASH_AT", None)
+    env.update(extra or {})
+    return env
+
+
+def rollout(*argv, url="", env_extra=None, timeout=240):
+    p = subprocess.run([ROLLOUT, *argv], env=env_for(url, env_extra), capture_output=True, text=True,
+                       timeout=timeout)
+    assert TOKEN not in p.stdout + p.stderr, "the token leaked into the output"
+    return p
+
+
+def run_id_of(output):
+    m = re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", output)
+    assert m, output
+    return m.group(1)
+
+
+def resume_until_done(run, db, url, first, tries=8, env_extra=None):
+    p = first
+    for _ in range(tries):
+        if p.returncode in (EXIT_OK, EXIT_STOPPED):
+            return p
+        assert p.returncode in (EXIT_ERROR, -signal.SIGKILL, 130), (p.returncode, p.stdout, p.stderr)
+        p = rollout("resume", run, "--state", db, "--time-scale", SCALE, url=url, env_extra=env_extra)
+    return p
+
+
+def assert_state_sound(db):
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # No lost dispatch: every intent has an outcome once the run has ended.
+    open_intents = con.execute("SELECT id, stage FROM api_calls WHERE outcome IS NULL").fetchall()
+    assert not open_intents, f"intents without an outcome: {open_intents}"
+    for table, in con.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+        for row in con.execute(f"SELECT * FROM {table}").fetchall():
+            assert TOKEN not in repr(row), f"the token is in table {table}"
+    con.close()
+
+
+def assert_each_stage_once(server, run):
+    applied = server.applied_per_marker()
+    assert applied == {f"{run}/{s}": 1 for s in STAGES}, applied
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def every_answer_dropped(tmp, kind):
+    # Every deploy_update applied and its connection closed unanswered; reads on keep-alive
+    # connections before it (and, on the fake, idle connections closed at random moments).
+    faults = {"drop_after_apply": 1.0}
+    if kind == "fake":
+        faults["idle_close"] = 0.3
+    with Server(tmp, kind, faults) as server:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert_each_stage_once(server, run)
+        assert "Upswift accepted" not in p.stdout  # no answer came: it was never said
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert [c["outcome"] for c in shown["api_calls"]] == ["settled_applied"] * 4, shown["api_calls"]
+        assert_state_sound(db)
+
+
+@test
+def every_deploy_answer_dropped_after_applying_is_applied_once_sim(tmp):
+    every_answer_dropped(tmp, "sim")
+
+
+@test
+def every_deploy_answer_dropped_after_applying_is_applied_once_fake(tmp):
+    every_answer_dropped(tmp, "fake")
+
+
+def foreign_answers(tmp, kind):
+    with Server(tmp, kind, {"foreign_200": 1.0}) as server:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert_each_stage_once(server, run)
+        assert "Upswift accepted" not in p.stdout, p.stdout
+        assert "instead of Upswift's answer" in p.stdout
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert all(c["outcome"] == "settled_applied" for c in shown["api_calls"]), shown["api_calls"]
+        assert_state_sound(db)
+
+
+@test
+def html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_sim(tmp):
+    foreign_answers(tmp, "sim")
+
+
+@test
+def html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_fake(tmp):
+    foreign_answers(tmp, "fake")
+
+
+def fault_mix_trial(tmp, seed):
+    """429s, 500s, answers dropped after applying, idle keep-alive connections closed, and a
+    SIGKILL at a random moment, then resumes until the run ends: each stage applied once."""
+    rng = random.Random(seed)
+    kind = "sim" if seed % 2 else "fake"
+    faults = {"throttle": 0.3, "error_500": 0.1, "drop_after_apply": 0.5}
+    if kind == "fake":
+        faults["idle_close"] = 0.3
+    with Server(tmp, kind, faults, seed=seed) as server:
+        db = f"{tmp}/state.db"
+        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE,
+                                 "--no-progress"], env=env_for(server.url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        kill_after = rng.uniform(0.05, 2.0)
+        try:
+            out, err = proc.communicate(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            out, err = proc.communicate(timeout=30)
+        first = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        run = run_id_of(out)
+        p = resume_until_done(run, db, server.url, first)
+        assert p.returncode == EXIT_OK, (kind, seed, p.stdout, p.stderr)
+        assert_each_stage_once(server, run)
+        assert_state_sound(db)
+
+
+def make_fault_mix(seed):
+    def fn(tmp):
+        fault_mix_trial(tmp, seed)
+    fn.__name__ = f"fault_mix_seed_{seed}_{'sim' if seed % 2 else 'fake'}_sigkill_and_resume_applies_each_stage_once"
+    return fn
+
+
+for s in range(args.first_seed, args.first_seed + args.seeds):
+    TESTS.append(make_fault_mix(s))
+
+
+LEASE_MS = "1500"
+
+
+def freeze_outside_a_write(proc, db):
+    """SIGSTOP, but not inside a transaction: SQLite's write lock would stay with the frozen
+    process, and every other writer would be told the database is locked (which is right,
+    but is not the takeover this test is after)."""
+    for _ in range(200):
+        proc.send_signal(signal.SIGSTOP)
+        con = sqlite3.connect(db, timeout=0)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.003)
+        finally:
+            con.close()
+    raise AssertionError("could not freeze the process outside a write")
+
+
+def freeze_trial(tmp, seed):
+    """SIGSTOP at a random moment, for longer than the lease; another process takes the run
+    over and completes it; SIGCONT: the thawed process sends nothing and exits 1, saying who
+    took the run over."""
+    rng = random.Random(seed)
+    kind = "fake" if seed % 2 else "sim"
+    with Server(tmp, kind, {"throttle": 0.2}, seed=seed) as server:
+        db = f"{tmp}/state.db"
+        lease = {"ROLLOUT_TEST_LEASE_MS": LEASE_MS}
+        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE,
+                                 "--no-progress"], env=env_for(server.url, lease), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.05, 1.0))
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            assert proc.returncode == EXIT_OK, out + err  # finished before the freeze
+            return
+        freeze_outside_a_write(proc, db)
+        # Seen as a live run until the lease is stale: refused, naming the frozen process.
+        early = rollout("resume", "last", "--state", db, "--time-scale", SCALE, url=server.url, env_extra=lease)
+        assert early.returncode == EXIT_ERROR and f"(pid {proc.pid})" in early.stderr, early.stderr
+        time.sleep(int(LEASE_MS) / 1000 + 0.5)
+        taken = rollout("resume", "last", "--state", db, "--time-scale", SCALE, url=server.url, env_extra=lease)
+        run = run_id_of(taken.stdout)
+        assert taken.returncode == EXIT_OK, taken.stdout + taken.stderr
+        before = server.applied_per_marker()
+        proc.send_signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_ERROR, (proc.returncode, out, err)
+        assert f"run {run} was taken over by" in err, err
+        assert "sent and wrote nothing more" in err, err
+        assert "terminate called" not in err
+        assert server.applied_per_marker() == before
+        assert_each_stage_once(server, run)
+        assert_state_sound(db)
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "completed", shown["status"]
+
+
+def make_freeze(seed):
+    def fn(tmp):
+        freeze_trial(tmp, seed)
+    fn.__name__ = f"freeze_{seed}_past_the_lease_takeover_then_thaw_sends_nothing_and_exits_1"
+    return fn
+
+
+for s in range(args.first_seed, args.first_seed + args.freezes):
+    TESTS.append(make_freeze(s))
+
+
+@test
+def two_applies_at_once_of_one_plan_one_is_refused(tmp):
+    with Server(tmp, "sim") as server:
+        db = f"{tmp}/state.db"
+        argv = [ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--no-progress"]
+        procs = [subprocess.Popen(argv, env=env_for(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+        results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+        codes = sorted(r[2] for r in results)
+        assert codes == [EXIT_OK, EXIT_ERROR], results
+        ran = next(r for r in results if r[2] == EXIT_OK)
+        refused = next(r for r in results if r[2] == EXIT_ERROR)
+        run = run_id_of(ran[0])
+        assert f"refusing to start: run {run} (plan 'four-stage') is live" in refused[1], refused[1]
+        assert "it runs the same plan 'four-stage'" in refused[1]
+        assert "--allow-concurrent" in refused[1]
+        assert_each_stage_once(server, run)
+        runs = json.loads(rollout("runs", "--state", db, "--output", "json").stdout)
+        assert [r["id"] for r in runs] == [run]  # the refused one wrote nothing
+        assert_state_sound(db)
+
+
+@test
+def allow_concurrent_runs_both(tmp):
+    with Server(tmp, "sim") as server:
+        db = f"{tmp}/state.db"
+        argv = [ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--no-progress",
+                "--allow-concurrent"]
+        first = subprocess.Popen(argv, env=env_for(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        time.sleep(0.3)
+        second = rollout(*argv[1:], url=server.url)
+        out, err = first.communicate(timeout=120)
+        # Both ran (on the same devices, so their gates may judge each other's updates);
+        # neither sent a call twice.
+        assert "refusing" not in second.stderr, second.stderr
+        assert {first.returncode, second.returncode} <= {EXIT_OK, EXIT_STOPPED}, (out, err, second.stderr)
+        applied = server.applied_per_marker()
+        for run in (run_id_of(out), run_id_of(second.stdout)):
+            assert applied.get(f"{run}/canary") == 1, applied
+        assert all(n == 1 for m, n in applied.items() if not m.endswith("/rollback")), applied
+
+
+@test
+def abort_with_rollback_of_a_paused_run_rolls_back_once(tmp):
+    with Server(tmp, "sim") as server:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(APPROVAL_PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+        assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        a = rollout("abort", run, "--rollback", "--state", db, "--time-scale", SCALE, url=server.url)
+        assert a.returncode == EXIT_STOPPED, a.stdout + a.stderr
+        assert "terminate called" not in a.stderr
+        applied = server.applied_per_marker()
+        # canary and eu had been dispatched; each device they reached gets one rollback: eu by
+        # one call to its groups, canary (selected by online state) one call per device.
+        assert applied == {f"{run}/canary": 1, f"{run}/eu": 1, f"{run}/canary/rollback": 6,
+                           f"{run}/eu/rollback": 1}, applied
+        per_device = [r["body"]["devices_filter"]["filters"][0]["value"] for r in server.requests()
+                      if r["endpoint"] == "deploy_update" and r.get("applied")
+                      and "/canary/rollback]" in r["body"]["metadata"]["comment"]]
+        assert len(set(per_device)) == 6, per_device
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "aborted", shown["status"]
+        assert shown["reason"].startswith("aborted by "), shown["reason"]
+        assert "rollback" in shown["reason"]
+        kinds = [e["kind"] for e in shown["events"]]
+        assert kinds.count("rollback") == 2 and kinds.count("rolled_back") == 2, kinds
+        statuses = {s["name"]: s["status"] for s in shown["stages"]}
+        assert statuses["canary"] == "rolled_back" and statuses["eu"] == "rolled_back", statuses
+        again = rollout("resume", run, "--state", db)
+        assert again.returncode == EXIT_INVALID
+        assert_state_sound(db)
+
+
+passed = failed = 0
+for t in TESTS:
+    if args.only and args.only not in t.__name__:
+        continue
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.monotonic()
+        try:
+            t(tmp)
+            passed += 1
+            print(f"ok    {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL  {t.__name__}", flush=True)
+            traceback.print_exc()
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
