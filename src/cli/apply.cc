@@ -154,7 +154,7 @@ int run_apply(ApplyOptions& o) {
       }
     }
   }
-  auto store = open_store(o.state);
+  auto store = open_store(o.state, /*create=*/true);
   if (!store) return kExitError;
   std::mt19937_64 rng(std::random_device{}());
   const WallTime now = std::chrono::system_clock::now();

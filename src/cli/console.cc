@@ -53,7 +53,9 @@ struct Console::Impl {
   bool ended = false;
   std::map<std::string, std::string> last_gate_line;
 
-  void emit(const Json& j) { std::cout << j.dump() << "\n" << std::flush; }
+  void emit(const Json& j) {
+    std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n" << std::flush;
+  }
 
   // Live mode: the block is erased, something is printed above it, and it is drawn again.
   void erase() {

@@ -1,6 +1,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -8,11 +9,17 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "client/upswift_client.h"
 #include "plan/loader.h"
 
 namespace rollout::cli {
 
 std::optional<std::string> read_file(const std::string& path, std::string* why) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    if (why) *why = "it is a directory, not a file";
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (why) *why = std::strerror(errno);
@@ -61,6 +68,14 @@ std::optional<CheckedPlan> load_checked_plan(const std::string& path) {
     std::cerr << fmt::format("{}: {} error(s); nothing was sent\n", path,
                              loaded.diagnostics.error_count());
     return std::nullopt;
+  }
+  // What apply would refuse before sending, validate refuses too: the same check.
+  if (loaded.plan->api.url) {
+    if (auto refused = client::check_base_url(*loaded.plan->api.url)) {
+      std::cerr << fmt::format("{}: error: api.url: {}\n{}: 1 error(s); nothing was sent\n", path,
+                               *refused, path);
+      return std::nullopt;
+    }
   }
   return CheckedPlan{path, std::move(*text), std::move(*loaded.plan), std::move(*graph)};
 }

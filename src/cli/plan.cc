@@ -313,7 +313,8 @@ void add_plan_command(CLI::App& app, Run& run) {
       auto checked = load_checked_plan(opts->plan);
       if (!checked) return static_cast<int>(kExitInvalidInput);
       if (opts->output == "json") {
-        std::cout << plan_json(*checked).dump(2) << "\n";
+        std::cout << plan_json(*checked).dump(2, ' ', false, Json::error_handler_t::replace)
+                  << "\n";
       } else {
         print_text(*checked);
       }

@@ -159,7 +159,10 @@ int run_rehearse(const RehearseOptions& o) {
   for (int i = 0; i < o.runs; ++i) {
     results.push_back(rehearsal::rehearse(checked->plan, checked->graph, *fleet,
                                           first_seed + static_cast<std::uint64_t>(i), options));
-    if (o.output == "json") std::cout << result_json(results.back()).dump() << "\n" << std::flush;
+    if (o.output == "json")
+      std::cout << result_json(results.back()).dump(-1, ' ', false, Json::error_handler_t::replace)
+                << "\n"
+                << std::flush;
   }
   if (o.output == "json") return kExitOk;
   std::cout << fmt::format("rehearsal of plan '{}' against {} (virtual clock; nothing is sent)\n\n",

@@ -20,11 +20,12 @@ struct RunsOptions {
 int run_runs(const RunsOptions& o) {
   auto store = open_store(o.state);
   if (!store) return kExitError;
-  const auto runs = store->list_runs();
+  auto runs = store->list_runs();
+  for (auto& r : runs) show_if_gone(*store, r);
   if (o.output == "json") {
     nlohmann::ordered_json all = nlohmann::ordered_json::array();
     for (const auto& r : runs) all.push_back(to_json(r, store->load_stages(r.id)));
-    std::cout << all.dump(2) << "\n";
+    std::cout << all.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   if (runs.empty()) {

@@ -81,7 +81,7 @@ std::string saved_plan_json(const SavedPlan& saved) {
         {"shortest", format_duration(std::chrono::duration_cast<Seconds>(cp.shortest))},
         {"shortest_s", cp.shortest.count() / 1000},
         {"approval", cp.approval}}}};
-  return doc.dump(2) + "\n";
+  return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::optional<SavedPlan> parse_saved_plan(const std::string& text, std::string* why) {

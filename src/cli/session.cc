@@ -32,10 +32,10 @@ std::string resolve_state_path(const StateOptions& o) {
   return "rollout.db";
 }
 
-std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o) {
+std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o, bool create) {
   const std::string path = resolve_state_path(o);
   try {
-    return std::make_unique<store::SqliteStore>(path);
+    return std::make_unique<store::SqliteStore>(path, create);
   } catch (const store::StoreError& e) {
     std::cerr << "rollout: " << e.what() << "\n";
     return nullptr;
@@ -64,10 +64,36 @@ std::optional<state::RunRecord> find_run(state::StateStore& store, const std::st
     return runs.back();
   }
   auto run = store.load_run(id);
-  if (!run)
+  if (!run) {
     std::cerr << fmt::format(
         "rollout: no run '{}' in the state database (rollout runs lists them)\n", id);
+    return run;
+  }
+  show_if_gone(store, *run);
   return run;
+}
+
+void show_if_gone(state::StateStore& store, state::RunRecord& run) {
+  if (run.status != "running") return;
+  const auto lease = store.lease(run.id);
+  const WallTime now = std::chrono::system_clock::now();
+  std::string why;
+  if (!lease) {
+    why = "no process holds its lease";
+  } else if (now - lease->heartbeat_at > lease_stale_after()) {
+    why = fmt::format(
+        "its process ({}@{}, pid {}) was last heard from {}s ago", lease->owner.user,
+        lease->owner.host, lease->owner.pid,
+        std::chrono::duration_cast<std::chrono::seconds>(now - lease->heartbeat_at).count());
+  } else if (lease->owner.host == this_process().host &&
+             ::kill(static_cast<pid_t>(lease->owner.pid), 0) != 0 && errno == ESRCH) {
+    why = fmt::format("its process (pid {}) is gone", lease->owner.pid);
+  } else {
+    return;
+  }
+  run.status = "interrupted";
+  run.reason =
+      fmt::format("{} (crashed or killed); continue with `rollout resume {}`", why, run.id);
 }
 
 // The in-process simulator for --simulate: its own thread and io_context.

@@ -19,8 +19,10 @@ struct StateOptions {
 };
 std::string resolve_state_path(const StateOptions& o);
 
-// Opens the state database, printing why not (and returning nullopt) when it cannot.
-std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o);
+// Opens the state database, printing why not (and returning nullptr) when it cannot. Only
+// a new run creates one (`create`): a mistyped path elsewhere is an error, not an empty
+// database that says "no runs".
+std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o, bool create = false);
 
 struct ApiOptions {
   std::string simulate_fleet;  // --simulate FLEET: an in-process simulator
@@ -38,8 +40,14 @@ Millis lease_stale_after();
 state::LeaseOwner this_process();
 std::string current_user();
 
-// "last" is the most recent run; otherwise the id as given, which must exist.
+// "last" is the most recent run; otherwise the id as given, which must exist. A run
+// recorded as running whose process is gone comes back as `interrupted` (see below).
 std::optional<state::RunRecord> find_run(state::StateStore& store, const std::string& id);
+
+// A run recorded as `running` whose process is gone (no lease, a heartbeat older than the
+// lease, or a pid that no longer exists on this host) is shown as `interrupted`, its reason
+// saying how to continue. Only what is shown changes; the record stays as it is.
+void show_if_gone(state::StateStore& store, state::RunRecord& run);
 
 // Takes the run's lease, or says who holds it and returns false.
 bool take_lease(state::StateStore& store, const std::string& run_id);

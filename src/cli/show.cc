@@ -89,7 +89,7 @@ int run_show(const ShowOptions& o) {
           {{"time", iso_time(e.at)}, {"stage", e.stage}, {"kind", e.kind}, {"message", e.message}});
     }
     j["events"] = events_json;
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
 

@@ -127,7 +127,10 @@ int run_status(const StatusOptions& o) {
     const WallTime now = view_now(p, *run);
     if (o.output == "json") {
       if (!o.watch || change_key(p) != last_key)
-        std::cout << progress_json(p, *plan, now).dump() << "\n" << std::flush;
+        std::cout
+            << progress_json(p, *plan, now).dump(-1, ' ', false, Json::error_handler_t::replace)
+            << "\n"
+            << std::flush;
     } else if (!o.watch || redraw || change_key(p) != last_key) {
       view::Style style;
       style.width = terminal_width();
@@ -154,6 +157,7 @@ int run_status(const StatusOptions& o) {
     std::this_thread::sleep_for(*interval);
     run = store->load_run(run->id);
     if (!run) return kExitError;
+    show_if_gone(*store, *run);
   }
 }
 

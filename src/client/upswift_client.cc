@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "util/safe_text.h"
+
 namespace rollout::client {
 
 using upswift::CallError;
@@ -95,17 +97,40 @@ UpswiftClient::~UpswiftClient() {
 }
 
 void UpswiftClient::start(std::shared_ptr<Call> call) {
+  if (reads_cancelled_ && !call->is_deploy) return end_cancelled(call);
   const auto now = Clock::now();
   const auto slot = limiter_.reserve(now);
   if (slot <= now) {
     send(std::move(call));
     return;
   }
-  auto timer = std::make_shared<asio::steady_timer>(io_, slot);
-  timer->async_wait([this, call, timer, alive = alive_](const boost::system::error_code& ec) {
-    if (ec || !*alive) return;
-    send(call);
+  after(std::chrono::duration_cast<Millis>(slot - now), std::move(call), &UpswiftClient::send);
+}
+
+void UpswiftClient::after(Millis delay, std::shared_ptr<Call> call,
+                          void (UpswiftClient::*then)(std::shared_ptr<Call>)) {
+  auto timer = std::make_shared<asio::steady_timer>(io_, delay);
+  if (!call->is_deploy) timers_.insert(timer);  // cancel_reads ends these at once
+  timer->async_wait([this, call, timer, then, alive = alive_](const boost::system::error_code&) {
+    if (!*alive) return;
+    timers_.erase(timer);
+    if (reads_cancelled_ && !call->is_deploy) return end_cancelled(call);
+    (this->*then)(call);
   });
+}
+
+void UpswiftClient::end_cancelled(const std::shared_ptr<Call>& call) {
+  call->finish(std::nullopt,
+               CallError{CallStatus::failed, 0,
+                         fmt::format("{}: cancelled (the run is stopping)", call->endpoint),
+                         call->attempts});
+}
+
+void UpswiftClient::cancel_reads() {
+  reads_cancelled_ = true;
+  http_.cancel_idempotent();
+  // Read waits end now (their handlers see the flag); a deploy_update's wait is not here.
+  for (const auto& timer : timers_) timer->cancel();
 }
 
 void UpswiftClient::send(std::shared_ptr<Call> call) {
@@ -126,12 +151,22 @@ void UpswiftClient::send(std::shared_ptr<Call> call) {
   });
 }
 
+// A server's words (error_message, a parser's complaint quoting the body) are kept in the
+// state, printed and sent to webhooks: never with the token in them (a server may echo the
+// request), never with bytes that are not UTF-8 or that move a terminal's cursor.
+std::string UpswiftClient::safe(std::string text) const {
+  return printable(redact(std::move(text), config_.user_token));
+}
+
 void UpswiftClient::on_response(std::shared_ptr<Call> call, http::Response response) {
   auto fail = [&](CallStatus status, std::string message) {
     call->finish(std::nullopt, CallError{status, static_cast<int>(response.status),
-                                         std::move(message), call->attempts});
+                                         safe(std::move(message)), call->attempts});
   };
   switch (response.transport) {
+    case http::Transport::cancelled:
+      end_cancelled(call);
+      return;
     case http::Transport::withheld:
       fail(CallStatus::failed, fmt::format("{} not sent: {}", call->endpoint, response.error));
       return;
@@ -202,7 +237,7 @@ void UpswiftClient::on_response(std::shared_ptr<Call> call, http::Response respo
 void UpswiftClient::retry_later(std::shared_ptr<Call> call, Millis floor, std::string why) {
   const auto give_up = [&](std::string message) {
     call->finish(std::nullopt,
-                 CallError{CallStatus::failed, 0, std::move(message), call->attempts});
+                 CallError{CallStatus::failed, 0, safe(std::move(message)), call->attempts});
   };
   if (call->attempts >= config_.retry.max_attempts) {
     give_up(fmt::format("gave up after {} attempts: {}", call->attempts, why));
@@ -216,11 +251,7 @@ void UpswiftClient::retry_later(std::shared_ptr<Call> call, Millis floor, std::s
   }
   call->waited += delay;
   ++stats_.retries;
-  auto timer = std::make_shared<asio::steady_timer>(io_, delay);
-  timer->async_wait([this, call, timer, alive = alive_](const boost::system::error_code& ec) {
-    if (ec || !*alive) return;
-    start(call);
-  });
+  after(delay, std::move(call), &UpswiftClient::start);
 }
 
 void UpswiftClient::deploy_update(const upswift::DeployRequest& request,
@@ -245,8 +276,8 @@ namespace {
 template <typename Page>
 std::function<void(std::optional<std::string>, CallError)> parse_with(
     std::optional<Page> (*parse)(std::string_view, std::string*), std::string endpoint,
-    std::function<void(upswift::Result<Page>)> done) {
-  return [parse, endpoint = std::move(endpoint), done = std::move(done)](
+    std::function<std::string(std::string)> safe, std::function<void(upswift::Result<Page>)> done) {
+  return [parse, endpoint = std::move(endpoint), safe = std::move(safe), done = std::move(done)](
              std::optional<std::string> body, CallError error) {
     if (!body) {
       done({std::nullopt, std::move(error)});
@@ -257,7 +288,7 @@ std::function<void(std::optional<std::string>, CallError)> parse_with(
     if (!page) {
       done({std::nullopt,
             CallError{CallStatus::failed, 200,
-                      fmt::format("{}: unexpected answer from Upswift: {}", endpoint, why),
+                      safe(fmt::format("{}: unexpected answer from Upswift: {}", endpoint, why)),
                       error.attempts}});
       return;
     }
@@ -274,8 +305,9 @@ void UpswiftClient::devices_details(
   call->endpoint = "devices_details";
   call->method = "GET";
   call->body = upswift::devices_details_body(query, config_.user_token);
-  call->finish = parse_with<upswift::DevicesPage>(&upswift::parse_devices_page, call->endpoint,
-                                                  std::move(done));
+  call->finish = parse_with<upswift::DevicesPage>(
+      &upswift::parse_devices_page, call->endpoint,
+      [this](std::string text) { return safe(std::move(text)); }, std::move(done));
   start(std::move(call));
 }
 
@@ -286,8 +318,9 @@ void UpswiftClient::get_devices_state(
   call->endpoint = "get_devices_state";
   call->method = "GET";
   call->body = upswift::get_devices_state_body(query, config_.user_token);
-  call->finish =
-      parse_with<upswift::StatesPage>(&upswift::parse_states_page, call->endpoint, std::move(done));
+  call->finish = parse_with<upswift::StatesPage>(
+      &upswift::parse_states_page, call->endpoint,
+      [this](std::string text) { return safe(std::move(text)); }, std::move(done));
   start(std::move(call));
 }
 

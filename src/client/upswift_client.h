@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "client/retry.h"
@@ -46,6 +47,7 @@ class UpswiftClient : public upswift::FleetApi {
                        std::function<void(upswift::Result<upswift::DevicesPage>)> done) override;
   void get_devices_state(const upswift::StatesQuery& query,
                          std::function<void(upswift::Result<upswift::StatesPage>)> done) override;
+  void cancel_reads() override;
 
   // Asked just before each deploy_update leaves (after any wait for the rate limit, once
   // its connection is up): a reason not to send it, such as a lost lease. A withheld call
@@ -68,6 +70,11 @@ class UpswiftClient : public upswift::FleetApi {
   void send(std::shared_ptr<Call> call);
   void on_response(std::shared_ptr<Call> call, http::Response response);
   void retry_later(std::shared_ptr<Call> call, Millis floor, std::string why);
+  std::string safe(std::string text) const;
+  // Runs `then(call)` after `delay`, unless reads are cancelled meanwhile (a read then ends).
+  void after(Millis delay, std::shared_ptr<Call> call,
+             void (UpswiftClient::*then)(std::shared_ptr<Call>));
+  void end_cancelled(const std::shared_ptr<Call>& call);
 
   asio::io_context& io_;
   ClientConfig config_;
@@ -76,6 +83,8 @@ class UpswiftClient : public upswift::FleetApi {
   std::mt19937_64 rng_;
   Stats stats_;
   std::function<std::optional<std::string>()> send_guard_;
+  bool reads_cancelled_ = false;
+  std::set<std::shared_ptr<asio::steady_timer>> timers_;  // reads' rate-limit and retry waits
   // Timers and HTTP completions may outlive the client; they check this first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

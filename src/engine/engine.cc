@@ -111,7 +111,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool finished = false;
   bool interrupted = false;
   bool aborted = false;
-  bool abort_handled = false;  // an abort request is carried out once per process
+  bool abort_handled = false;       // an abort request is carried out once per process
   std::optional<Outcome> stopping;  // set once the run must end; waits for calls in flight
   TimerHandle heartbeat_timer;
   TimerHandle approval_timer;
@@ -480,6 +480,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     event("", "interrupt", "signal received: starting nothing new, waiting for calls in flight");
     stopping = Outcome{Ending::interrupted,
                        "interrupted by a signal; continue with rollout resume " + run_id};
+    // Reads have no outcome to record: they end now. A deploy_update in flight is waited
+    // for (its timeout bounds it) and its outcome recorded.
+    api.cancel_reads();
     post_step();
   }
 
@@ -996,6 +999,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                    if (!r.ok()) {
                      event(st.record.name, "error",
                            "rollback: could not read the stage's devices: " + r.error.message);
+                     if (interrupted) return;  // a signal: the rollback goes on at resume
                      stopping = Outcome{
                          Ending::failed,
                          fmt::format("rollback of stage {} could not read its devices ({}); "
@@ -1136,6 +1140,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             StageRun& st = self->stages[id];
             if (!r.ok()) {
               st.busy = false;
+              if (self->interrupted) return;  // a signal: settled at resume
               self->stopping =
                   Outcome{Ending::failed,
                           "rollback: could not read devices to settle a call: " + r.error.message};

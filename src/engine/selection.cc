@@ -41,6 +41,7 @@ struct StateLister : std::enable_shared_from_this<StateLister> {
   std::string project;
   OnlineStates online;
   std::function<void(upswift::Result<OnlineStates>)> done;
+  upswift::PagingGuard<std::string> guard{"get_devices_state"};
 
   void list(std::optional<std::string> offset) {
     upswift::StatesQuery q;
@@ -48,6 +49,11 @@ struct StateLister : std::enable_shared_from_this<StateLister> {
     q.offset = std::move(offset);
     api->get_devices_state(q, [self = shared_from_this()](upswift::Result<upswift::StatesPage> r) {
       if (!r.ok()) return self->done({std::nullopt, r.error});
+      if (auto why = self->guard.check(
+              r.value->states, [](const upswift::DeviceState& s) { return s.device_uuid; })) {
+        return self->done(
+            {std::nullopt, {upswift::CallStatus::failed, 200, *why, r.error.attempts}});
+      }
       for (const auto& s : r.value->states)
         self->online[s.device_uuid] = s.device_status == "online";
       if (r.value->more && !r.value->states.empty())

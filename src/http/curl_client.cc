@@ -236,6 +236,22 @@ std::size_t CurlClient::in_flight() const {
   return impl_->transfers.size();
 }
 
+void CurlClient::cancel_idempotent() {
+  for (auto it = impl_->transfers.begin(); it != impl_->transfers.end();) {
+    if (!it->second->request.idempotent) {
+      ++it;
+      continue;
+    }
+    std::unique_ptr<Transfer> t = std::move(it->second);
+    it = impl_->transfers.erase(it);
+    curl_multi_remove_handle(impl_->multi, t->easy);
+    Response cancelled;
+    cancelled.transport = Transport::cancelled;
+    cancelled.error = "cancelled";
+    asio::post(impl_->io, [done = std::move(t->done), cancelled]() { done(cancelled); });
+  }
+}
+
 void CurlClient::send(Request request, std::function<void(Response)> done) {
   auto t = std::make_unique<Transfer>();
   t->request = std::move(request);

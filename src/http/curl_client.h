@@ -42,6 +42,7 @@ enum class Transport {
   not_sent,   // failed before the request went out (resolve, connect, TLS): certainly not applied
   no_answer,  // the request went out, but no complete answer came (timeout, reset)
   withheld,   // before_send refused: certainly not sent
+  cancelled,  // cancel_idempotent() ended it: an idempotent request, nothing to record
 };
 
 struct Response {
@@ -63,6 +64,10 @@ class CurlClient {
   void send(Request request, std::function<void(Response)> done);
 
   std::size_t in_flight() const;
+
+  // Ends every idempotent request in flight at once (their `done` gets Transport::cancelled);
+  // a non-idempotent one runs to its answer or its timeout.
+  void cancel_idempotent();
 
  private:
   struct Impl;

@@ -1,10 +1,15 @@
 #include "store/sqlite_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <fmt/format.h>
 
 #include "store/migrations.h"
+#include "util/safe_text.h"
 
 namespace rollout::store {
 
@@ -40,7 +45,14 @@ class SqliteStore::Statement {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
   }
+  // The state holds valid UTF-8 only, whatever a server sent: every reader keeps working.
   Statement& bind(int i, const std::string& v) {
+    if (!is_valid_utf8(v)) {
+      const std::string repaired = valid_utf8(v);
+      sqlite3_bind_text(stmt_, i, repaired.data(), static_cast<int>(repaired.size()),
+                        SQLITE_TRANSIENT);
+      return *this;
+    }
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
@@ -136,9 +148,17 @@ class SqliteStore::Transaction {
   bool committed_ = false;
 };
 
-SqliteStore::SqliteStore(const std::string& path) : path_(path) {
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
+SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
+  struct stat file {};
+  const bool in_memory = path == ":memory:";
+  if (!in_memory && !create && ::stat(path.c_str(), &file) != 0) {
+    throw StoreError(fmt::format(
+        "no state database at '{}' ({}): give the right one with --state PATH or ROLLOUT_STATE; "
+        "only `rollout apply` creates one",
+        path, std::strerror(errno)));
+  }
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0),
+                      nullptr) != SQLITE_OK) {
     const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
@@ -162,6 +182,10 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
     exec("PRAGMA synchronous=FULL");
     exec("PRAGMA foreign_keys=ON");
     migrate();
+    if (!in_memory && ::stat(path.c_str(), &file) == 0) {
+      device_ = static_cast<std::uint64_t>(file.st_dev);
+      inode_ = static_cast<std::uint64_t>(file.st_ino);
+    }
   } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -271,8 +295,27 @@ void SqliteStore::fence(const std::string& run_id) {
   throw LeaseLost(run_id, taken_over ? std::optional<Lease>(row->first) : std::nullopt);
 }
 
+void SqliteStore::check_file() const {
+  if (inode_ == 0) return;
+  struct stat file {};
+  if (::stat(path_.c_str(), &file) != 0) {
+    throw StoreError(fmt::format(
+        "the state database '{}' was removed while this run was using it ({}): stopping, so "
+        "that nothing is sent that no record keeps",
+        path_, std::strerror(errno)));
+  }
+  if (static_cast<std::uint64_t>(file.st_dev) != device_ ||
+      static_cast<std::uint64_t>(file.st_ino) != inode_) {
+    throw StoreError(fmt::format(
+        "the state database '{}' was replaced by another file while this run was using it: "
+        "stopping, so that nothing is sent that no record keeps",
+        path_));
+  }
+}
+
 std::optional<std::string> SqliteStore::check_lease(const std::string& run_id) {
   try {
+    check_file();
     if (held_.find(run_id) == held_.end())
       return fmt::format("this process holds no lease on run {}", run_id);
     fence(run_id);
@@ -691,6 +734,7 @@ std::optional<Lease> SqliteStore::acquire_lease(const std::string& run_id, const
 }
 
 void SqliteStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, WallTime now) {
+  check_file();
   Transaction t(*this);
   fence(run_id);
   Statement(*this,

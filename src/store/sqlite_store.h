@@ -21,9 +21,10 @@ struct StoreError : std::runtime_error {
 
 class SqliteStore : public state::StateStore {
  public:
-  // Opens (creating if needed) and migrates. Refuses a database whose schema is newer
-  // than this build knows. ":memory:" for tests.
-  explicit SqliteStore(const std::string& path);
+  // Opens and migrates; creates the file only when `create` (a new run does; commands that
+  // read or continue runs must not leave an empty database behind a mistyped path). Refuses
+  // a database whose schema is newer than this build knows. ":memory:" for tests.
+  explicit SqliteStore(const std::string& path, bool create = true);
   ~SqliteStore() override;
 
   int schema_version() const;
@@ -82,8 +83,12 @@ class SqliteStore : public state::StateStore {
 
   sqlite3_stmt* prepared(const std::string& sql);
 
+  // Throws when the file at path_ is gone or is another file than the one opened.
+  void check_file() const;
+
   std::string path_;
   sqlite3* db_ = nullptr;
+  std::uint64_t device_ = 0, inode_ = 0;             // the file opened; 0 in memory
   std::map<std::string, sqlite3_stmt*> statements_;  // prepared once, reused
   std::map<std::string, std::int64_t> held_;         // run -> the lease generation it acquired
 };

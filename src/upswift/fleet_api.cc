@@ -1,6 +1,9 @@
 #include "upswift/fleet_api.h"
 
 #include <memory>
+#include <unordered_set>
+
+#include <fmt/format.h>
 
 namespace rollout::upswift {
 
@@ -25,6 +28,7 @@ struct Lister : std::enable_shared_from_this<Lister> {
   DevicesQuery query;
   std::function<void(std::vector<Device>&)> page;
   std::function<void(const CallError&)> done;
+  PagingGuard<std::int64_t> guard{"devices_details"};
 
   Lister(FleetApi& a, DevicesQuery q, std::function<void(std::vector<Device>&)> p,
          std::function<void(const CallError&)> d)
@@ -35,6 +39,9 @@ struct Lister : std::enable_shared_from_this<Lister> {
       if (!r.ok()) return self->done(r.error);
       std::vector<Device>& devices = r.value->devices;
       const bool last = !r.value->more || devices.empty();
+      if (auto why = self->guard.check(devices, [](const Device& d) { return d.device_id; })) {
+        return self->done(CallError{CallStatus::failed, 200, *why, r.error.attempts});
+      }
       if (!last) self->query.offset = devices.back().device_id;
       self->page(devices);
       if (last) return self->done(CallError{});

@@ -2,9 +2,12 @@
 // libcurl) and the tests' fakes implement it; the engine never sees HTTP.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "upswift/api.h"
@@ -48,11 +51,50 @@ class FleetApi {
                                std::function<void(Result<DevicesPage>)> done) = 0;
   virtual void get_devices_state(const StatesQuery& query,
                                  std::function<void(Result<StatesPage>)> done) = 0;
+  // A signal: reads under way or waiting to be retried end now, as failed ("cancelled");
+  // so does every read asked for later. A deploy_update in flight is not touched: its
+  // outcome is waited for and recorded.
+  virtual void cancel_reads() {}
 };
 
 // Every device of a project (or one group), 50 at a time: `page` gets each page as it
 // arrives and nothing is kept, so a listing costs one page of memory whatever the fleet's
 // size; then `done` gets how it ended (status ok, or the error that stopped it).
+// A listing that pages by the last key of the previous page must move on: a server that
+// answers the same page again, repeats a device, or says `more` forever would otherwise keep
+// a run asking ~600 times a minute without end. nullopt while the listing is sound.
+template <typename Key>
+class PagingGuard {
+ public:
+  explicit PagingGuard(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+
+  template <typename Item, typename KeyOf>
+  std::optional<std::string> check(const std::vector<Item>& page, KeyOf key_of) {
+    ++pages_;
+    if (pages_ > kMaxPages) {
+      return fmt::format(
+          "{}: stopped listing after {} pages: the server keeps saying there is more", endpoint_,
+          kMaxPages);
+    }
+    for (const Item& item : page) {
+      if (!seen_.insert(key_of(item)).second) {
+        return fmt::format(
+            "{}: page {} repeats a device already listed ({}): the server does not move on "
+            "from the offset it was given; stopped listing",
+            endpoint_, pages_, key_of(item));
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  // 200,000 pages of 50: ten million devices, far beyond any fleet an account holds.
+  static constexpr std::size_t kMaxPages = 200000;
+  std::string endpoint_;
+  std::size_t pages_ = 0;
+  std::unordered_set<Key> seen_;
+};
+
 void for_each_device_page(FleetApi& api, const std::string& project,
                           const std::optional<std::string>& group,
                           std::function<void(std::vector<Device>& page)> page,

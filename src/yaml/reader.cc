@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "util/safe_text.h"
 #include "util/suggest.h"
 
 namespace rollout::yaml {
@@ -47,6 +48,17 @@ std::optional<std::string> Reader::string(const Node& n, std::string_view what) 
   }
   if (n.scalar.empty()) {
     d_.error(n.mark, fmt::format("{} must not be empty", what));
+    return std::nullopt;
+  }
+  // Names and comments are printed on terminals, in logs and in reports, and sent to
+  // Upswift: no terminal sequences, no line breaks, nothing that is not UTF-8.
+  const bool controls = std::any_of(n.scalar.begin(), n.scalar.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
+  });
+  if (controls || !is_valid_utf8(n.scalar)) {
+    d_.error(n.mark, fmt::format("{} must be one line of UTF-8 text without control characters, "
+                                 "got '{}'",
+                                 what, printable(n.scalar)));
     return std::nullopt;
   }
   return n.scalar;
