@@ -184,9 +184,9 @@ void Console::on_observation(const state::Observation& o) {
       c.redraw();
       return;
     case ConsoleMode::plain: {
-      const std::string line =
-          fmt::format("{}/{} success, {} failed, {} updating", o.success, o.targeted, o.failed,
-                      o.pending + o.in_progress + o.missing);
+      std::string line = fmt::format("{}/{} success, {} failed, {} updating", o.success, o.targeted,
+                                     o.failed, o.pending + o.in_progress);
+      if (o.missing > 0) line += fmt::format(", {} missing", o.missing);
       if (c.last_gate_line[o.stage] == line + o.verdict) return;  // only changes
       c.last_gate_line[o.stage] = line + o.verdict;
       std::cout << fmt::format("{}  {:<12} gate: {} ({})\n", local_time(o.at).substr(11), o.stage,

@@ -104,9 +104,9 @@ int run_show(const ShowOptions& o) {
                            run->finished_at ? "took" : "last update after",
                            span(run->created_at, end));
 
-  std::cout << fmt::format("\n{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", "STAGE",
-                           "STATUS", "DEVICES", "PENDING", "UPDATING", "SUCCESS", "FAILED", "OTHER",
-                           "TIMELINE");
+  std::cout << fmt::format("\n{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n",
+                           "STAGE", "STATUS", "DEVICES", "PENDING", "UPDATING", "SUCCESS", "FAILED",
+                           "ABORTED", "MISSING", "TIMELINE");
   for (const auto& s : stages) {
     auto snapshot = store->load_snapshot(run->id, s.name);
     const state::Observation* ob = last.count(s.name) ? last[s.name] : nullptr;
@@ -116,11 +116,11 @@ int run_show(const ShowOptions& o) {
     if (s.finished_at && s.started_at)
       timeline += ", ended +" + span(*s.started_at, *s.finished_at);
     std::cout << fmt::format(
-        "{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", s.name, s.status,
+        "{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", s.name, s.status,
         snapshot ? std::to_string(snapshot->size()) : "-", ob ? std::to_string(ob->pending) : "-",
         ob ? std::to_string(ob->in_progress) : "-", ob ? std::to_string(ob->success) : "-",
-        ob ? std::to_string(ob->failed) : "-", ob ? std::to_string(ob->aborted + ob->missing) : "-",
-        timeline);
+        ob ? std::to_string(ob->failed) : "-", ob ? std::to_string(ob->aborted) : "-",
+        ob ? std::to_string(ob->missing) : "-", timeline);
     if (!s.reason.empty()) std::cout << fmt::format("{:<14} {}\n", "", s.reason);
   }
 

@@ -54,10 +54,14 @@ Judgement judge(const plan::Gate& gate, std::int64_t targeted, const StatusCount
                 Millis since_dispatch) {
   const std::int64_t needed = required_successes(gate, targeted);
   const std::int64_t tolerated = allowed_failures(gate, targeted);
+  // Missing devices (none of this run's update on them yet) may still get it, so they count
+  // as unfinished; but they are not "updating", and are never called so.
   const std::int64_t unfinished = c.pending + c.in_progress + c.missing;
-  const std::string counts =
+  std::string counts =
       fmt::format("{} of {} succeeded, {} failed, {} aborted, {} still updating", c.success,
-                  targeted, c.failed, c.aborted, unfinished);
+                  targeted, c.failed, c.aborted, c.pending + c.in_progress);
+  if (c.missing > 0)
+    counts += fmt::format(", {} missing (no update of this run on them)", c.missing);
   if (c.failed > tolerated) {
     return {Verdict::fail,
             fmt::format("{} failed, more than max_failed {} allows ({}); {}", c.failed,

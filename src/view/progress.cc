@@ -243,7 +243,8 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
       const auto& o = *s.last;
       line += status_bar(o, bar_width, style.color);
       line += fmt::format(" {} success, {} failed, {} in_progress, {} pending", o.success,
-                          o.failed + o.aborted, o.in_progress, o.pending + o.missing);
+                          o.failed + o.aborted, o.in_progress, o.pending);
+      if (o.missing > 0) line += fmt::format(", {} missing", o.missing);
     } else {
       line += std::string(static_cast<std::size_t>(bar_width), ' ');
       line += s.devices ? fmt::format(" {} device(s)", *s.devices) : std::string(" -");

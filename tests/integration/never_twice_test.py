@@ -13,17 +13,16 @@ Prints one line per test and 'N passed, M failed'.
 """
 import argparse
 import json
-import os
 import random
 import re
 import signal
 import sqlite3
 import subprocess
-import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
+
+from e2e import (EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
+                 assert_state_sound, env_for, rollout, run_id_of, run_tests)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("rollout")
@@ -33,79 +32,11 @@ parser.add_argument("--first-seed", type=int, default=1)
 parser.add_argument("--freezes", type=int, default=2)
 parser.add_argument("--only", default="")
 args = parser.parse_args()
-ROLLOUT = args.rollout
-SRC = Path(args.source)
+Env.rollout = ROLLOUT = args.rollout
+Env.src = SRC = Path(args.source)
 PLAN = SRC / "tests/plans/four-stage.yaml"
 APPROVAL_PLAN = SRC / "tests/plans/approval-four-stage.yaml"
-STEADY = SRC / "tests/fleets/steady.yaml"
-FAKE = SRC / "tests/fakes/upswift_fake.py"
-TOKEN = "tok-SECRET-7d1e04"
-SCALE = "600"
 STAGES = ["canary", "eu", "us", "everyone"]
-EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_STOPPED, EXIT_PAUSED = 0, 1, 2, 3, 4
-
-
-class Server:
-    """`rollout sim` (kind "sim") or the contract-only fake (kind "fake"), with a request log."""
-
-    def __init__(self, workdir, kind, faults=None, seed=1):
-        self.kind = kind
-        self.log = Path(workdir) / f"requests-{kind}-{time.monotonic_ns()}.jsonl"
-        faults = faults or {}
-        if kind == "sim":
-            flags = {"drop_after_apply": "--drop-after-apply", "throttle": "--fail-429",
-                     "error_500": "--fail-5xx", "foreign_200": "--foreign-200", "drop": "--drop"}
-            extra = [x for k, v in faults.items() if k in flags for x in (flags[k], str(v))]
-            argv = [ROLLOUT, "sim", "--fleet", str(STEADY), "--listen", "127.0.0.1:0", "--time-scale",
-                    SCALE, "--request-log", str(self.log), "--seed", str(seed), *extra]
-        else:
-            argv = [sys.executable, str(FAKE), "--log", str(self.log), "--seed", str(seed),
-                    *[x for k, v in faults.items() for x in ("--mode", f"{k}={v}")]]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        self.url = re.search(r"(http://\S+/v1/)", self.proc.stdout.readline()).group(1)
-
-    def requests(self):
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
-
-    def applied_per_marker(self):
-        counts = {}
-        for r in self.requests():
-            if r["endpoint"] == "deploy_update" and r.get("applied"):
-                m = re.search(r"\[rollout ([^\]]+)\]", r["body"]["metadata"].get("comment", ""))
-                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-        return counts
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def env_for(url, extra=None):
-    env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=url)
-    env.pop("ROLLOUT_TEST_CRASH_AT", None)
-    env.update(extra or {})
-    return env
-
-
-def rollout(*argv, url="", env_extra=None, timeout=240):
-    p = subprocess.run([ROLLOUT, *argv], env=env_for(url, env_extra), capture_output=True, text=True,
-                       timeout=timeout)
-    assert TOKEN not in p.stdout + p.stderr, "the token leaked into the output"
-    return p
-
-
-def run_id_of(output):
-    m = re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", output)
-    assert m, output
-    return m.group(1)
 
 
 def resume_until_done(run, db, url, first, tries=8, env_extra=None):
@@ -122,18 +53,6 @@ def resume_until_done(run, db, url, first, tries=8, env_extra=None):
             assert p.returncode in (EXIT_ERROR, -signal.SIGKILL, 130), (p.returncode, p.stdout, p.stderr)
         p = rollout("resume", run, "--state", db, "--time-scale", SCALE, url=url, env_extra=env_extra)
     return p
-
-
-def assert_state_sound(db):
-    con = sqlite3.connect(db)
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    # No lost dispatch: every intent has an outcome once the run has ended.
-    open_intents = con.execute("SELECT id, stage FROM api_calls WHERE outcome IS NULL").fetchall()
-    assert not open_intents, f"intents without an outcome: {open_intents}"
-    for table, in con.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
-        for row in con.execute(f"SELECT * FROM {table}").fetchall():
-            assert TOKEN not in repr(row), f"the token is in table {table}"
-    con.close()
 
 
 def assert_each_stage_once(server, run):
@@ -394,19 +313,4 @@ def abort_with_rollback_of_a_paused_run_rolls_back_once(tmp):
         assert_state_sound(db)
 
 
-passed = failed = 0
-for t in TESTS:
-    if args.only and args.only not in t.__name__:
-        continue
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.monotonic()
-        try:
-            t(tmp)
-            passed += 1
-            print(f"ok    {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL  {t.__name__}", flush=True)
-            traceback.print_exc()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+run_tests(TESTS, args.only)

@@ -75,3 +75,15 @@ TEST_CASE("no verdict by the timeout is a timeout") {
   CHECK(j.verdict == Verdict::timeout);
   CHECK(j.reason.rfind("no verdict after timeout 1h: 8 succeeded, 10 needed", 0) == 0);
 }
+
+TEST_CASE("devices without the run's update are called missing, never updating") {
+  const plan::Gate g = gate(90, 10);
+  StatusCounts c;
+  c.success = 5;
+  c.in_progress = 1;
+  c.missing = 4;
+  auto j = judge(g, 10, c, 1min);
+  CHECK(j.verdict == Verdict::wait);
+  CHECK(j.reason.find("1 still updating, 4 missing (no update of this run on them)") !=
+        std::string::npos);
+}

@@ -1,0 +1,122 @@
+"""What the end-to-end suites share: the two servers (`rollout sim` and the contract-only
+fake), running the binary with the token in its environment, and the checks on the state
+database and the servers' request logs. Each suite is a script: `run_tests(TESTS)` prints
+one line per test and 'N passed, M failed'."""
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+TOKEN = "tok-SECRET-7d1e04"
+SCALE = "600"
+EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_STOPPED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+class Env:
+    """The binary and the source tree under test, set once by the suite."""
+    rollout = ""
+    src = Path(".")
+
+
+class Server:
+    """`rollout sim` (kind "sim") or tests/fakes/upswift_fake.py (kind "fake"), each with a
+    request log; faults by the fake's mode names."""
+
+    SIM_FLAGS = {"drop_after_apply": "--drop-after-apply", "throttle": "--fail-429",
+                 "error_500": "--fail-5xx", "foreign_200": "--foreign-200", "drop": "--drop"}
+
+    def __init__(self, workdir, kind, faults=None, seed=1, fleet="tests/fleets/steady.yaml"):
+        self.kind = kind
+        self.log = Path(workdir) / f"requests-{kind}-{time.monotonic_ns()}.jsonl"
+        faults = faults or {}
+        if kind == "sim":
+            extra = [x for k, v in faults.items() for x in (self.SIM_FLAGS[k], str(v))]
+            argv = [Env.rollout, "sim", "--fleet", str(Env.src / fleet), "--listen", "127.0.0.1:0",
+                    "--time-scale", SCALE, "--request-log", str(self.log), "--seed", str(seed), *extra]
+        else:
+            argv = [sys.executable, str(Env.src / "tests/fakes/upswift_fake.py"), "--log", str(self.log),
+                    "--seed", str(seed), *[x for k, v in faults.items() for x in ("--mode", f"{k}={v}")]]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.url = re.search(r"(http://\S+/v1/)", self.proc.stdout.readline()).group(1)
+
+    def requests(self):
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def applied_per_marker(self):
+        counts = {}
+        for r in self.requests():
+            if r["endpoint"] == "deploy_update" and r.get("applied"):
+                m = re.search(r"\[rollout ([^\]]+)\]", r["body"]["metadata"].get("comment", ""))
+                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+        return counts
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def env_for(url, extra=None):
+    env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=url)
+    env.pop("ROLLOUT_TEST_CRASH_AT", None)
+    env.update(extra or {})
+    return env
+
+
+def rollout(*argv, url="", env_extra=None, timeout=240):
+    p = subprocess.run([Env.rollout, *argv], env=env_for(url, env_extra), capture_output=True, text=True,
+                       timeout=timeout)
+    assert TOKEN not in p.stdout + p.stderr, "the token leaked into the output"
+    assert "terminate called" not in p.stderr, p.stderr
+    return p
+
+
+def run_id_of(output):
+    m = re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", output)
+    assert m, output
+    return m.group(1)
+
+
+def assert_state_sound(db, open_intents_allowed=False):
+    """integrity_check ok, no intent without an outcome (no lost dispatch), no token."""
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if not open_intents_allowed:
+        open_intents = con.execute("SELECT id, stage FROM api_calls WHERE outcome IS NULL").fetchall()
+        assert not open_intents, f"intents without an outcome: {open_intents}"
+    for table, in con.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+        for row in con.execute(f"SELECT * FROM {table}").fetchall():
+            assert TOKEN not in repr(row), f"the token is in table {table}"
+    con.close()
+
+
+def run_tests(tests, only=""):
+    passed = failed = 0
+    for t in tests:
+        if only and only not in t.__name__:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.monotonic()
+            try:
+                t(tmp)
+                passed += 1
+                print(f"ok    {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
+            except Exception:
+                failed += 1
+                print(f"FAIL  {t.__name__}", flush=True)
+                traceback.print_exc()
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
