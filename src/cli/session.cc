@@ -23,6 +23,7 @@
 #include "sim/fleet_file.h"
 #include "sim/server.h"
 #include "util/clock.h"
+#include "util/safe_text.h"
 
 namespace rollout::cli {
 
@@ -61,6 +62,7 @@ std::optional<state::RunRecord> find_run(state::StateStore& store, const std::st
       std::cerr << "rollout: the state database holds no runs yet\n";
       return std::nullopt;
     }
+    show_if_gone(store, runs.back());
     return runs.back();
   }
   auto run = store.load_run(id);
@@ -336,7 +338,24 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
     signals.cancel();
     io.stop();
   });
-  io.run();
+  try {
+    io.run();
+  } catch (const state::LeaseLost&) {
+    throw;  // another process runs it now: not one more write
+  } catch (const std::exception& e) {
+    // The one error path (main) prints it. The run is recorded as failed, resumable, where
+    // the store still takes a write (a full disk may have room for one more small one);
+    // otherwise its lease goes stale and it shows as interrupted.
+    try {
+      const std::string reason = fmt::format(
+          "stopped by an error: {}; continue with rollout resume {}", printable(e.what()), run.id);
+      store.add_event({0, run.id, clock.now(), "", "error", reason});
+      store.set_run_status(run.id, "failed", reason, clock.now(), false);
+      store.release_lease(run.id, options.owner);
+    } catch (const std::exception&) {
+    }
+    throw;
+  }
   if (notifier) {
     // Webhook deliveries still under way get a few seconds, then are recorded as abandoned:
     // a dead webhook delays the process's exit by that much at most, never the rollout.

@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "engine/run.h"
 #include "engine/selection.h"
+#include "failing_store.h"
 #include "fake_fleet.h"
 #include "store/sqlite_store.h"
 
@@ -110,8 +111,8 @@ struct Harness {
       if (point == crash_at && ++reached == crash_on) throw Crash{};
     };
     REQUIRE_FALSE(store.acquire_lease(run_id, options.owner, clock.now(), 30s));
-    engine::Engine engine(io, *checked.loaded.plan, *checked.graph, api, store, clock, observer,
-                          run_id, options);
+    engine::Engine engine(io, *checked.loaded.plan, *checked.graph, api,
+                          engine_store ? *engine_store : store, clock, observer, run_id, options);
     std::optional<engine::Outcome> outcome;
     bool crashed = false;
     try {
@@ -121,6 +122,9 @@ struct Harness {
       run_on_manual_clock(io, clock, [&] { return outcome.has_value() || clock.now() > deadline; });
     } catch (const Crash&) {
       crashed = true;
+    } catch (const test::InjectedStoreFailure&) {
+      crashed = true;  // the process ends with the error; its records stay as they were
+      store_failed = true;
     }
     now = clock.now();
     deploys_sent += api.deploys_sent;
@@ -155,6 +159,8 @@ struct Harness {
   WallTime now;
   sim::Fleet fleet;
   store::SqliteStore store;
+  state::StateStore* engine_store = nullptr;  // the engine's view of `store`, when not itself
+  bool store_failed = false;                  // a run ended by an injected store failure
   NullObserver observer;
   std::string run_id = "r-test";
   int deploys_sent = 0;
@@ -610,4 +616,33 @@ TEST_CASE("a stage waits for its maintenance window, dispatches inside it, and i
     }
   }
   CHECK(waited);
+}
+
+// A store write that fails (a full disk, a read-only file) ends the engine with that error,
+// whatever the write: the state stays consistent, and the next process completes the run
+// with every stage applied exactly once.
+TEST_CASE("a failed store write of any kind leaves a run that resumes exactly once") {
+  for (const char* kind : test::FailingStore::kWriteKinds) {
+    for (int nth : {1, 2, 5}) {
+      CAPTURE(std::string(kind));
+      CAPTURE(nth);
+      Harness h;
+      test::FailingStore failing(h.store, kind, nth);
+      h.engine_store = &failing;
+      auto outcome = h.run();
+      CHECK(h.store_failed == failing.failed());
+      if (!h.store_failed) {
+        CHECK(outcome);  // fewer such writes than nth in the whole run
+        continue;
+      }
+      h.engine_store = nullptr;
+      outcome = h.run();
+      REQUIRE(outcome);
+      CHECK(outcome->ending == engine::Ending::completed);
+      for (const char* stage : {"canary", "eu", "us", "everyone"}) {
+        CHECK(h.applied_for(fmt::format("[rollout r-test/{}]", stage)) == 1);
+      }
+      CHECK(h.store.integrity_check() == "ok");
+    }
+  }
 }

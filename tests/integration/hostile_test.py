@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""Never crash, never hang, never lie, never leak: the binary end to end against a hostile
+server (tests/fakes/upswift_fake.py's modes), broken disks and signals.
+
+Usage: hostile_test.py ROLLOUT SOURCE_DIR [--only TEXT]
+Prints one line per test and 'N passed, M failed'.
+"""
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from e2e import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, SCALE, TOKEN, Env, Server,
+                 assert_state_sound, env_for, rollout, run_id_of, run_tests)
+
+parser = argparse.ArgumentParser()
+parser.add_argument("rollout")
+parser.add_argument("source")
+parser.add_argument("--only", default="")
+args = parser.parse_args()
+Env.rollout = args.rollout
+Env.src = SRC = Path(args.source)
+PLAN = SRC / "tests/plans/four-stage.yaml"
+APPROVAL_PLAN = SRC / "tests/plans/approval-four-stage.yaml"
+STAGES = ["canary", "eu", "us", "everyone"]
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def no_raw_controls(text):
+    return "\x1b" not in text and "\x07" not in text
+
+
+def readers_work(db, run):
+    """Every reader of the state keeps working, and prints no terminal sequence."""
+    for argv in (["runs"], ["runs", "--output", "json"], ["show", run], ["show", run, "--output", "json"],
+                 ["status", run], ["status", run, "--output", "json"]):
+        p = rollout(*argv, "--state", db)
+        assert p.returncode == EXIT_OK, (argv, p.stdout, p.stderr)
+        assert no_raw_controls(p.stdout + p.stderr), (argv, p.stdout)
+        if "--output" in argv:
+            json.loads(p.stdout) if argv[0] != "status" else [json.loads(l) for l in p.stdout.splitlines()]
+    report = Path(db).parent / "report.html"
+    p = rollout("report", run, "--state", db, "-o", str(report))
+    assert p.returncode == EXIT_OK, p.stderr
+    assert TOKEN not in report.read_text()
+
+
+@test
+def a_server_echoing_the_request_never_puts_the_token_anywhere(tmp):
+    with Server(tmp, "fake", {"echo_400": 1.0}) as server:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        assert "bad request: " in p.stdout and "<redacted>" in p.stdout, p.stdout
+        run = run_id_of(p.stdout)
+        j = rollout("resume", run, "--state", db, "--output", "json", url=server.url)
+        assert TOKEN not in j.stdout
+        readers_work(db, run)
+        assert_state_sound(db)
+
+
+@test
+def invalid_utf8_and_terminal_sequences_from_the_server_are_made_harmless(tmp):
+    with Server(tmp, "fake", {"bad_utf8_400": 1.0}) as server:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json",
+                    url=server.url)
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        lines = [json.loads(line) for line in p.stdout.splitlines()]
+        assert lines[-1]["type"] == "end" and lines[-1]["exit_code"] == EXIT_ERROR, lines[-1]
+        assert no_raw_controls(p.stdout + p.stderr)
+        run = lines[0]["run"] if "run" in lines[0] else run_id_of(rollout("runs", "--state", db).stdout)
+        readers_work(db, run)
+        con = sqlite3.connect(db)
+        for (message,) in con.execute("SELECT message FROM events"):
+            message.encode("utf-8")  # raises if the database held invalid UTF-8
+            assert "\x1b" not in message and "\n" not in message
+        con.close()
+
+
+@test
+def paging_that_never_moves_on_stops_with_an_error(tmp):
+    with Server(tmp, "fake", {"stuck_paging": 1.0}) as server:
+        db = f"{tmp}/state.db"
+        start = time.monotonic()
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url,
+                    timeout=60)
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        assert "repeats a device already listed" in p.stdout, p.stdout
+        assert time.monotonic() - start < 30
+        assert sum(1 for r in server.requests()) < 20
+
+
+@test
+def sigint_cancels_a_slow_read_at_once(tmp):
+    # Every answer of a read drips a byte every 2 s: a read would take minutes.
+    with Server(tmp, "fake", {"slow_loris": 1.0}) as server:
+        db = f"{tmp}/state.db"
+        proc = subprocess.Popen([Env.rollout, "apply", str(PLAN), "--state", db, "--yes", "--time-scale",
+                                 SCALE, "--no-progress"], env=env_for(server.url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - start < 3, f"took {time.monotonic() - start:.1f}s after SIGINT"
+        assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
+        assert "continue with `rollout resume" in out, out
+        assert_state_sound(db)
+
+
+@test
+def sigint_against_an_unreachable_api_stops_at_once(tmp):
+    db = f"{tmp}/state.db"
+    proc = subprocess.Popen([Env.rollout, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE,
+                             "--no-progress"], env=env_for("http://127.0.0.1:9/v1/"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 3
+    assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
+
+
+@test
+def read_only_commands_never_create_a_database(tmp):
+    missing = f"{tmp}/typo.db"
+    for argv in (["runs"], ["show", "last"], ["status", "last"], ["resume", "last"], ["approve", "last", "us"],
+                 ["abort", "last"], ["report", "last", "-o", f"{tmp}/r.html"]):
+        p = rollout(*argv, "--state", missing)
+        assert p.returncode != EXIT_OK, argv
+        assert f"no state database at '{missing}'" in p.stderr and "ROLLOUT_STATE" in p.stderr, (argv, p.stderr)
+        assert not Path(missing).exists(), argv
+
+
+@test
+def a_run_whose_process_is_gone_is_shown_interrupted(tmp):
+    with Server(tmp, "sim") as server:
+        db = f"{tmp}/state.db"
+        proc = subprocess.Popen([Env.rollout, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "30",
+                                 "--no-progress"], env=env_for(server.url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        for argv in (["status", "last"], ["show", "last"], ["runs"]):
+            p = rollout(*argv, "--state", db)
+            assert "interrupted" in p.stdout and "running" not in p.stdout.split("recent events")[0], \
+                (argv, p.stdout)
+        shown = json.loads(rollout("show", "last", "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "interrupted" and "rollout resume" in shown["reason"], shown["reason"]
+
+
+@test
+def validate_refuses_what_apply_refuses(tmp):
+    plan = Path(tmp) / "http.yaml"
+    plan.write_text(PLAN.read_text().replace("stages:", "api: {url: 'http://example.com/v1/'}\nstages:", 1))
+    for argv in (["validate", str(plan)], ["plan", "--offline", str(plan)], ["apply", str(plan), "--yes"]):
+        p = rollout(*argv, "--state", f"{tmp}/s.db") if argv[0] == "apply" else rollout(*argv)
+        assert p.returncode == 2, (argv, p.stdout, p.stderr)
+        assert "plain http to 'example.com'" in p.stderr, (argv, p.stderr)
+    evil = Path(tmp) / "evil.yaml"
+    evil.write_text(PLAN.read_text().replace("name: four-stage", 'name: "four\\e[2Jstage"', 1))
+    p = rollout("validate", str(evil))
+    assert p.returncode == 2 and "\\x1b[2J" in p.stderr and no_raw_controls(p.stderr), p.stderr
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
+                          capture_output=True).returncode == 0
+
+
+@test
+def a_full_disk_and_a_read_only_database_end_with_a_message_then_resume_completes(tmp):
+    disk = f"{tmp}/disk"
+    if os.geteuid() != 0 or not mount_tmpfs(disk, "2m"):
+        print("      (skipped the disk part: cannot mount a tmpfs here; the store-failure unit "
+              "tests cover it)")
+        return
+    try:
+        with Server(tmp, "sim") as server:
+            db = f"{disk}/state.db"
+            p = rollout("apply", str(APPROVAL_PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+            assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+            run = run_id_of(p.stdout)
+            assert rollout("approve", run, "us", "--state", db).returncode == EXIT_OK
+            # Read-only: the resume cannot write; it says so and sends nothing.
+            subprocess.run(["mount", "-o", "remount,ro", disk], check=True)
+            before = server.applied_per_marker()
+            r = rollout("resume", run, "--state", db, "--time-scale", SCALE, url=server.url)
+            assert r.returncode == EXIT_ERROR, r.stdout + r.stderr
+            assert "rollout: " in r.stderr and "state database" in r.stderr, r.stderr
+            assert server.applied_per_marker() == before
+            subprocess.run(["mount", "-o", "remount,rw", disk], check=True)
+            # Full: fill the disk but for a few KB, then resume.
+            filler = Path(disk) / "filler"
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+            try:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            os.truncate(filler, max(0, filler.stat().st_size - 12 * 1024))
+            r = rollout("resume", run, "--state", db, "--time-scale", SCALE, url=server.url)
+            assert r.returncode in (EXIT_ERROR, EXIT_OK), r.stdout + r.stderr
+            if r.returncode == EXIT_ERROR:
+                assert "full" in r.stderr or "state database" in r.stderr, r.stderr
+            filler.unlink()
+            for _ in range(3):
+                if r.returncode == EXIT_OK:
+                    break
+                r = rollout("resume", run, "--state", db, "--time-scale", SCALE, url=server.url)
+            assert r.returncode == EXIT_OK, r.stdout + r.stderr
+            applied = server.applied_per_marker()
+            assert applied == {f"{run}/{s}": 1 for s in STAGES}, applied
+            assert_state_sound(db)
+    finally:
+        subprocess.run(["umount", "-l", disk], capture_output=True)
+
+
+run_tests(TESTS, args.only)
