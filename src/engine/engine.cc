@@ -12,6 +12,7 @@
 #include "engine/run.h"
 #include "engine/selection.h"
 #include "plan/calendar.h"
+#include "util/safe_text.h"
 
 namespace rollout::engine {
 
@@ -118,8 +119,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // ---- bookkeeping -------------------------------------------------------------------
 
+  // Messages carry what servers sent (device names, Upswift's words): one line of valid
+  // UTF-8 without control characters, wherever they are stored, printed or sent.
   void event(const std::string& stage, const std::string& kind, const std::string& message) {
-    state::Event e{0, run_id, clock.now(), stage, kind, message};
+    state::Event e{0, run_id, clock.now(), stage, kind, printable(message)};
     store.add_event(e);
     observer.on_event(e);
   }
@@ -146,7 +149,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   void set_stage(StageRun& s, const std::string& status, const std::string& reason = {}) {
     set_status(s, status);
-    s.record.reason = reason;
+    s.record.reason = printable(reason);
     const WallTime now = clock.now();
     if (!s.record.started_at && status != "waiting" && status != "awaiting_approval")
       s.record.started_at = now;
@@ -465,6 +468,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           set_stage(s, "stopped", "the run stopped");
       }
     }
+    outcome.reason = printable(outcome.reason);
     event("", "run_" + status, outcome.reason);
     // Last, so that the run's updated_at is its latest record's time: a resumed or retried
     // time-scaled run goes on from there, never before it.

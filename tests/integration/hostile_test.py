@@ -6,11 +6,13 @@ Usage: hostile_test.py ROLLOUT SOURCE_DIR [--only TEXT]
 Prints one line per test and 'N passed, M failed'.
 """
 import argparse
+import http.server
 import json
 import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -55,18 +57,59 @@ def readers_work(db, run):
     assert TOKEN not in report.read_text()
 
 
+class Receiver(http.server.BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):
+        Receiver.received.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @test
 def a_server_echoing_the_request_never_puts_the_token_anywhere(tmp):
-    with Server(tmp, "fake", {"echo_400": 1.0}) as server:
+    hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    plan = Path(tmp) / "notify.yaml"
+    plan.write_text(PLAN.read_text() + f"""notify:
+  - {{url: "http://127.0.0.1:{hooks.server_port}/hook"}}
+  - {{url: "http://127.0.0.1:{hooks.server_port}/slack", format: slack}}
+""")
+    try:
+        with Server(tmp, "fake", {"echo_400": 1.0}) as server:
+            db = f"{tmp}/state.db"
+            p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+            assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+            assert "bad request: " in p.stdout and "<redacted>" in p.stdout, p.stdout
+            run = run_id_of(p.stdout)
+            j = rollout("resume", run, "--state", db, "--output", "json", url=server.url)
+            assert TOKEN not in j.stdout
+            readers_work(db, run)
+            assert_state_sound(db)
+            failed = [b for b in Receiver.received if "run_failed" in b or "failed" in b]
+            assert failed and any("<redacted>" in b for b in failed), Receiver.received
+            assert not any(TOKEN in b for b in Receiver.received)
+    finally:
+        hooks.shutdown()
+
+
+@test
+def a_run_stops_when_its_database_file_is_removed(tmp):
+    with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
-        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
-        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
-        assert "bad request: " in p.stdout and "<redacted>" in p.stdout, p.stdout
-        run = run_id_of(p.stdout)
-        j = rollout("resume", run, "--state", db, "--output", "json", url=server.url)
-        assert TOKEN not in j.stdout
-        readers_work(db, run)
-        assert_state_sound(db)
+        proc = subprocess.Popen([Env.rollout, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "60",
+                                 "--no-progress"], env=env_for(server.url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        for suffix in ("", "-wal", "-shm"):
+            Path(db + suffix).unlink(missing_ok=True)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == EXIT_ERROR, (proc.returncode, out, err)
+        assert "was removed while this run was using it" in err, err
 
 
 @test
