@@ -18,6 +18,8 @@ import time
 import traceback
 from pathlib import Path
 
+from e2e import Server, run_tests
+
 parser = argparse.ArgumentParser()
 parser.add_argument("rollout")
 parser.add_argument("source")
@@ -38,8 +40,8 @@ SCALE = "600"
 EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_STOPPED, EXIT_PAUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
-class Sim:
-    """rollout sim in its own process, with a request log."""
+class Sim(Server):
+    """rollout sim in its own process, with a request log, from a fleet file and raw flags."""
 
     def __init__(self, workdir, fleet, extra=()):
         self.log = Path(workdir) / f"requests-{time.monotonic_ns()}.jsonl"
@@ -48,24 +50,6 @@ class Sim:
                                      stdout=subprocess.PIPE, text=True)
         banner = self.proc.stdout.readline()
         self.url = re.search(r"(http://\S+/v1/)", banner).group(1)
-
-    def requests(self):
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
-
-    def applied_per_marker(self):
-        counts = {}
-        for r in self.requests():
-            if r["endpoint"] == "deploy_update" and r.get("applied"):
-                comment = r["body"]["metadata"].get("comment", "")
-                m = re.search(r"\[rollout ([^\]]+)\]", comment)
-                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-        return counts
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 def rollout(*argv, env_extra=None, api=None, timeout=180, check_no_token=True):
@@ -751,21 +735,4 @@ for i in range(args.random_kills):
     fn.__name__ = f"sigkill_after_{delay:.2f}s_then_resume_dispatches_exactly_once"
     TESTS.append(fn)
 
-passed = failed = 0
-for t in TESTS:
-    if args.only and args.only not in t.__name__:
-        continue
-    if args.skip and args.skip in t.__name__:
-        continue
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.monotonic()
-        try:
-            t(tmp)
-            passed += 1
-            print(f"ok    {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL  {t.__name__}", flush=True)
-            traceback.print_exc()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+run_tests(TESTS, args.only, args.skip)

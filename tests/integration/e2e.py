@@ -24,6 +24,17 @@ class Env:
     src = Path(".")
 
 
+def applied_per_marker(requests):
+    """How many times the server applied a deploy_update carrying each run's stage marker
+    ("RUN/STAGE", "RUN/STAGE/rollback"), from its request log."""
+    counts = {}
+    for r in requests:
+        if r["endpoint"] == "deploy_update" and r.get("applied"):
+            m = re.search(r"\[rollout ([^\]]+)\]", r["body"]["metadata"].get("comment", ""))
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
 class Server:
     """`rollout sim` (kind "sim") or tests/fakes/upswift_fake.py (kind "fake"), each with a
     request log; faults by the fake's mode names."""
@@ -51,12 +62,7 @@ class Server:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
 
     def applied_per_marker(self):
-        counts = {}
-        for r in self.requests():
-            if r["endpoint"] == "deploy_update" and r.get("applied"):
-                m = re.search(r"\[rollout ([^\]]+)\]", r["body"]["metadata"].get("comment", ""))
-                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-        return counts
+        return applied_per_marker(self.requests())
 
     def stop(self):
         self.proc.terminate()
@@ -84,6 +90,13 @@ def rollout(*argv, url="", env_extra=None, timeout=240):
     return p
 
 
+def start_apply(plan, db, url, scale=SCALE, env_extra=None, extra=()):
+    """`rollout apply` in the background, plain lines on pipes: for signals and races."""
+    return subprocess.Popen([Env.rollout, "apply", str(plan), "--state", db, "--yes", "--time-scale", scale,
+                             "--no-progress", *extra], env=env_for(url, env_extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def run_id_of(output):
     m = re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", output)
     assert m, output
@@ -103,10 +116,12 @@ def assert_state_sound(db, open_intents_allowed=False):
     con.close()
 
 
-def run_tests(tests, only=""):
+def run_tests(tests, only="", skip=""):
     passed = failed = 0
     for t in tests:
         if only and only not in t.__name__:
+            continue
+        if skip and skip in t.__name__:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             start = time.monotonic()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from e2e import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, SCALE, TOKEN, Env, Server,
-                 assert_state_sound, env_for, rollout, run_id_of, run_tests)
+                 assert_state_sound, rollout, run_id_of, run_tests, start_apply)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("rollout")
@@ -101,9 +101,7 @@ def a_server_echoing_the_request_never_puts_the_token_anywhere(tmp):
 def a_run_stops_when_its_database_file_is_removed(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
-        proc = subprocess.Popen([Env.rollout, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "60",
-                                 "--no-progress"], env=env_for(server.url), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = start_apply(PLAN, db, server.url, scale="60")
         time.sleep(1.0)
         for suffix in ("", "-wal", "-shm"):
             Path(db + suffix).unlink(missing_ok=True)
@@ -149,9 +147,7 @@ def sigint_cancels_a_slow_read_at_once(tmp):
     # Every answer of a read drips a byte every 2 s: a read would take minutes.
     with Server(tmp, "fake", {"slow_loris": 1.0}) as server:
         db = f"{tmp}/state.db"
-        proc = subprocess.Popen([Env.rollout, "apply", str(PLAN), "--state", db, "--yes", "--time-scale",
-                                 SCALE, "--no-progress"], env=env_for(server.url), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = start_apply(PLAN, db, server.url)
         time.sleep(1.5)
         proc.send_signal(signal.SIGINT)
         start = time.monotonic()
@@ -165,9 +161,7 @@ def sigint_cancels_a_slow_read_at_once(tmp):
 @test
 def sigint_against_an_unreachable_api_stops_at_once(tmp):
     db = f"{tmp}/state.db"
-    proc = subprocess.Popen([Env.rollout, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE,
-                             "--no-progress"], env=env_for("http://127.0.0.1:9/v1/"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_apply(PLAN, db, "http://127.0.0.1:9/v1/")
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     start = time.monotonic()
@@ -191,9 +185,7 @@ def read_only_commands_never_create_a_database(tmp):
 def a_run_whose_process_is_gone_is_shown_interrupted(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
-        proc = subprocess.Popen([Env.rollout, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "30",
-                                 "--no-progress"], env=env_for(server.url), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = start_apply(PLAN, db, server.url, scale="30")
         time.sleep(1.0)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()

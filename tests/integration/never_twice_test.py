@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from e2e import (EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
-                 assert_state_sound, env_for, rollout, run_id_of, run_tests)
+                 assert_state_sound, rollout, run_id_of, run_tests, start_apply)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("rollout")
@@ -130,9 +130,7 @@ def fault_mix_trial(tmp, seed):
         faults["idle_close"] = 0.3
     with Server(tmp, kind, faults, seed=seed) as server:
         db = f"{tmp}/state.db"
-        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE,
-                                 "--no-progress"], env=env_for(server.url), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = start_apply(PLAN, db, server.url)
         kill_after = rng.uniform(0.05, 2.0)
         try:
             out, err = proc.communicate(timeout=kill_after)
@@ -155,15 +153,17 @@ def fault_mix_trial(tmp, seed):
         assert_each_stage_once(server, run)
 
 
-def make_fault_mix(seed):
-    def fn(tmp):
-        fault_mix_trial(tmp, seed)
-    fn.__name__ = f"fault_mix_seed_{seed}_{'sim' if seed % 2 else 'fake'}_sigkill_and_resume_applies_each_stage_once"
-    return fn
+def trials(trial, count, name):
+    """`count` tests running `trial(tmp, seed)`, one seed each, named by `name(seed)`."""
+    for seed in range(args.first_seed, args.first_seed + count):
+        def fn(tmp, seed=seed):
+            trial(tmp, seed)
+        fn.__name__ = name(seed)
+        TESTS.append(fn)
 
 
-for s in range(args.first_seed, args.first_seed + args.seeds):
-    TESTS.append(make_fault_mix(s))
+trials(fault_mix_trial, args.seeds,
+       lambda seed: f"fault_mix_seed_{seed}_{'sim' if seed % 2 else 'fake'}_sigkill_and_resume_applies_each_stage_once")
 
 
 LEASE_MS = "1500"
@@ -197,9 +197,7 @@ def freeze_trial(tmp, seed):
     with Server(tmp, kind, {"throttle": 0.2}, seed=seed) as server:
         db = f"{tmp}/state.db"
         lease = {"ROLLOUT_TEST_LEASE_MS": LEASE_MS}
-        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE,
-                                 "--no-progress"], env=env_for(server.url, lease), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = start_apply(PLAN, db, server.url, env_extra=lease)
         time.sleep(rng.uniform(0.05, 1.0))
         if proc.poll() is not None:
             out, err = proc.communicate()
@@ -227,24 +225,15 @@ def freeze_trial(tmp, seed):
         assert shown["status"] == "completed", shown["status"]
 
 
-def make_freeze(seed):
-    def fn(tmp):
-        freeze_trial(tmp, seed)
-    fn.__name__ = f"freeze_{seed}_past_the_lease_takeover_then_thaw_sends_nothing_and_exits_1"
-    return fn
-
-
-for s in range(args.first_seed, args.first_seed + args.freezes):
-    TESTS.append(make_freeze(s))
+trials(freeze_trial, args.freezes,
+       lambda seed: f"freeze_{seed}_past_the_lease_takeover_then_thaw_sends_nothing_and_exits_1")
 
 
 @test
 def two_applies_at_once_of_one_plan_one_is_refused(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
-        argv = [ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--no-progress"]
-        procs = [subprocess.Popen(argv, env=env_for(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(2)]
+        procs = [start_apply(PLAN, db, server.url) for _ in range(2)]
         results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
         codes = sorted(r[2] for r in results)
         assert codes == [EXIT_OK, EXIT_ERROR], results
@@ -264,12 +253,10 @@ def two_applies_at_once_of_one_plan_one_is_refused(tmp):
 def allow_concurrent_runs_both(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
-        argv = [ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--no-progress",
-                "--allow-concurrent"]
-        first = subprocess.Popen(argv, env=env_for(server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        first = start_apply(PLAN, db, server.url, extra=["--allow-concurrent"])
         time.sleep(0.3)
-        second = rollout(*argv[1:], url=server.url)
+        second = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--no-progress",
+                         "--allow-concurrent", url=server.url)
         out, err = first.communicate(timeout=120)
         # Both ran (on the same devices, so their gates may judge each other's updates);
         # neither sent a call twice.
