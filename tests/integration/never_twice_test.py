@@ -300,4 +300,55 @@ def abort_with_rollback_of_a_paused_run_rolls_back_once(tmp):
         assert_state_sound(db)
 
 
+
+def wait_for_dispatch(db, stage, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            con = sqlite3.connect(db, timeout=1)
+            done = con.execute("SELECT 1 FROM api_calls WHERE stage = ? AND outcome IS NOT NULL",
+                               (stage,)).fetchone()
+            con.close()
+            if done:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{stage} was not dispatched within {timeout}s")
+
+
+def abort_rollback_of(tmp, how):
+    """`abort --rollback` of a running run (its own process rolls back at its next heartbeat)
+    or of an interrupted one (killed: the abort's process does it): canary, the one stage
+    dispatched, rolled back once per device; the operator's reason."""
+    with Server(tmp, "sim") as server:
+        db = f"{tmp}/state.db"
+        proc = start_apply(PLAN, db, server.url, scale="20")
+        wait_for_dispatch(db, "canary")
+        if how == "interrupted":
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+        a = rollout("abort", "last", "--rollback", "--state", db, "--time-scale", "20", url=server.url)
+        if how == "running":
+            assert a.returncode == EXIT_OK and "recorded" in a.stdout, a.stdout + a.stderr
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == EXIT_STOPPED, (proc.returncode, out, err)
+        else:
+            assert a.returncode == EXIT_STOPPED, a.stdout + a.stderr
+        run = json.loads(rollout("show", "last", "--state", db, "--output", "json").stdout)
+        applied = server.applied_per_marker()
+        assert applied == {f"{run['id']}/canary": 1, f"{run['id']}/canary/rollback": 6}, applied
+        assert run["status"] == "aborted" and run["reason"].startswith("aborted by "), run["reason"]
+        assert_state_sound(db)
+
+
+@test
+def abort_with_rollback_of_a_running_run_rolls_back_once(tmp):
+    abort_rollback_of(tmp, "running")
+
+
+@test
+def abort_with_rollback_of_an_interrupted_run_rolls_back_once(tmp):
+    abort_rollback_of(tmp, "interrupted")
+
 run_tests(TESTS, args.only)
