@@ -351,4 +351,34 @@ def abort_with_rollback_of_a_running_run_rolls_back_once(tmp):
 def abort_with_rollback_of_an_interrupted_run_rolls_back_once(tmp):
     abort_rollback_of(tmp, "interrupted")
 
+
+@test
+def a_call_queued_in_the_rate_limiter_of_a_frozen_process_is_never_sent(tmp):
+    """A sampled wave at 20 calls a minute, at real speed: after its first call the next
+    waits in the client's rate limiter. Frozen there past the lease, the run is taken over
+    and completed; thawed, the waiting call meets the lease check and is not sent."""
+    with Server(tmp, "sim") as server:
+        db = f"{tmp}/state.db"
+        lease = {"ROLLOUT_TEST_LEASE_MS": LEASE_MS}
+        plan = SRC / "tests/plans/sampled-slow.yaml"
+        proc = start_apply(plan, db, server.url, scale="1", env_extra=lease)
+        deadline = time.monotonic() + 30
+        while sum(server.applied_per_marker().values()) < 1:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(0.5)  # the second intent is written; its call waits ~2.5 s more
+        freeze_outside_a_write(proc, db)
+        time.sleep(int(LEASE_MS) / 1000 + 0.5)
+        taken = rollout("resume", "last", "--state", db, "--time-scale", SCALE, url=server.url, env_extra=lease)
+        assert taken.returncode == EXIT_OK, taken.stdout + taken.stderr
+        run = run_id_of(taken.stdout)
+        proc.send_signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_ERROR, (proc.returncode, out, err)
+        assert f"run {run} was taken over by" in err, err
+        per_device = [r["body"]["devices_filter"]["filters"][0]["value"] for r in server.requests()
+                      if r["endpoint"] == "deploy_update" and r.get("applied")]
+        assert len(per_device) == 6 and len(set(per_device)) == 6, per_device
+        assert_state_sound(db)
+
 run_tests(TESTS, args.only)
