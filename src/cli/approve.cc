@@ -1,4 +1,5 @@
 // rollout approve RUN STAGE: let a stage that waits for a person go on.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -47,9 +48,13 @@ int run_approve(const ApproveOptions& o) {
     return kExitInvalidInput;
   }
   const std::string who = current_user();
-  store->add_approval({run->id, o.stage, who, std::chrono::system_clock::now(), o.comment});
+  // Never stamped before the run's own records: a time-scaled run's clock runs ahead of the
+  // wall clock, and an approval that looked older than the pause it answers would not take.
+  WallTime at = std::max(std::chrono::system_clock::now(), run->updated_at);
+  if (stage->finished_at) at = std::max(at, *stage->finished_at);
+  store->add_approval({run->id, o.stage, who, at, o.comment});
   store->add_event(
-      {0, run->id, std::chrono::system_clock::now(), o.stage, "approved",
+      {0, run->id, at, o.stage, "approved",
        fmt::format("approved by {}{}", who, o.comment.empty() ? "" : ": " + o.comment)});
   std::cout << fmt::format("approved stage {} of run {} as {}.\n", o.stage, run->id, who);
   auto lease = store->lease(run->id);
