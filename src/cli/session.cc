@@ -75,6 +75,11 @@ std::optional<state::RunRecord> find_run(state::StateStore& store, const std::st
   return run;
 }
 
+bool process_is_gone(const state::LeaseOwner& owner) {
+  return owner.host == this_process().host && ::kill(static_cast<pid_t>(owner.pid), 0) != 0 &&
+         errno == ESRCH;
+}
+
 void show_if_gone(state::StateStore& store, state::RunRecord& run) {
   if (run.status != "running") return;
   const auto lease = store.lease(run.id);
@@ -87,8 +92,7 @@ void show_if_gone(state::StateStore& store, state::RunRecord& run) {
         "its process ({}@{}, pid {}) was last heard from {}s ago", lease->owner.user,
         lease->owner.host, lease->owner.pid,
         std::chrono::duration_cast<std::chrono::seconds>(now - lease->heartbeat_at).count());
-  } else if (lease->owner.host == this_process().host &&
-             ::kill(static_cast<pid_t>(lease->owner.pid), 0) != 0 && errno == ESRCH) {
+  } else if (process_is_gone(lease->owner)) {
     why = fmt::format("its process (pid {}) is gone", lease->owner.pid);
   } else {
     return;
@@ -198,8 +202,7 @@ bool take_lease(state::StateStore& store, const std::string& run_id) {
   const state::LeaseOwner me = this_process();
   const WallTime now = std::chrono::system_clock::now();
   auto held = store.acquire_lease(run_id, me, now, lease_stale_after());
-  if (held && held->owner.host == me.host && ::kill(static_cast<pid_t>(held->owner.pid), 0) != 0 &&
-      errno == ESRCH) {
+  if (held && process_is_gone(held->owner)) {
     // Its owner on this machine is gone: the lease is stale whatever its heartbeat says.
     held = store.acquire_lease(run_id, me, now, lease_stale_after(), /*take_over=*/true);
   }

@@ -49,6 +49,10 @@ std::optional<state::RunRecord> find_run(state::StateStore& store, const std::st
 // saying how to continue. Only what is shown changes; the record stays as it is.
 void show_if_gone(state::StateStore& store, state::RunRecord& run);
 
+// The lease's owner runs on this host and its pid no longer exists. Elsewhere nobody can
+// tell: only the heartbeat's age says.
+bool process_is_gone(const state::LeaseOwner& owner);
+
 // Takes the run's lease, or says who holds it and returns false.
 bool take_lease(state::StateStore& store, const std::string& run_id);
 

@@ -53,18 +53,17 @@ WallTime view_now(const view::RunProgress& p, const state::RunRecord& run) {
   return now;
 }
 
+// A run still shown as running has a live owner (show_if_gone turned the others into
+// `interrupted`, with how to continue in their reason).
 std::string lease_line(state::StateStore& store, const state::RunRecord& run) {
   if (run.status != "running") return {};
   auto lease = store.lease(run.id);
-  if (!lease) return "no process holds the run: if it crashed, `rollout resume " + run.id + "`";
+  if (!lease) return {};
   const auto age =
       std::chrono::duration_cast<Seconds>(std::chrono::system_clock::now() - lease->heartbeat_at);
-  std::string line =
-      fmt::format("run by {}@{} (pid {}), last heartbeat {} ago", lease->owner.user,
-                  lease->owner.host, lease->owner.pid, format_duration(std::max(age, Seconds{0})));
-  if (age > Seconds{30})
-    line += fmt::format("; that is stale: if the process is gone, `rollout resume {}`", run.id);
-  return line;
+  return fmt::format("run by {}@{} (pid {}), last heartbeat {} ago", lease->owner.user,
+                     lease->owner.host, lease->owner.pid,
+                     format_duration(std::max(age, Seconds{0})));
 }
 
 Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime now) {
