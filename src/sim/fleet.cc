@@ -143,6 +143,7 @@ Fleet::Fleet(const FleetSpec& spec, SimTime start) : spec_(spec), rng_(spec.seed
       d.tags = spec_device.tags;
       d.initial_apps = spec_device.apps;
       d.online_initially = spec_device.online;
+      if (spec_device.token) d.token = *spec_device.token;
       place_offline(d);
       devices_.push_back(std::move(d));
     }
@@ -250,11 +251,24 @@ upswift::Device Fleet::view(const SimDevice& d, SimTime now) const {
 
 Fleet::DevicesOutcome Fleet::devices_details(const upswift::DevicesQuery& q, SimTime now) const {
   DevicesOutcome out;
+  if (q.device_token) {
+    auto it = std::find_if(devices_.begin(), devices_.end(), [&](const SimDevice& d) {
+      return !d.token.empty() && d.token == *q.device_token;
+    });
+    if (it == devices_.end()) {
+      out.error = "device_token was not found";
+      return out;
+    }
+    out.page.devices.push_back(view(*it, now));
+    return out;
+  }
   std::vector<std::string> groups;
   if (q.group_name) groups.push_back(*q.group_name);
-  if (auto error = check_project_and_groups(q.project_name, groups)) {
-    out.error = error;
-    return out;
+  if (!q.project_name.empty()) {
+    if (auto error = check_project_and_groups(q.project_name, groups)) {
+      out.error = error;
+      return out;
+    }
   }
   // devices_ is ordered by device_id: find the first after the offset.
   auto it = devices_.begin();
@@ -264,7 +278,7 @@ Fleet::DevicesOutcome Fleet::devices_details(const upswift::DevicesQuery& q, Sim
   }
   for (; it != devices_.end(); ++it) {
     const SimDevice& d = *it;
-    if (d.project != q.project_name) continue;
+    if (!q.project_name.empty() && d.project != q.project_name) continue;
     if (q.group_name && d.group != *q.group_name) continue;
     if (q.device_name && d.name != *q.device_name) continue;
     if (static_cast<int>(out.page.devices.size()) == q.limit) {

@@ -52,6 +52,7 @@ struct DeviceSpec {
   std::vector<std::string> tags;
   std::vector<upswift::AppVersion> apps;
   bool online = true;
+  std::optional<std::string> token;  // its device_token, for devices_details; none when absent
 };
 
 struct GroupSpec {
@@ -95,6 +96,7 @@ struct SimUpdate {
 struct SimDevice {
   std::int64_t device_id = 0;
   std::string uuid;
+  std::string token;  // empty: none
   std::string name;
   std::string project;
   std::string group;

@@ -22,8 +22,8 @@ constexpr std::array<std::string_view, 5> kOverrideKeys = {"group", "tag", "dura
 constexpr std::array<std::string_view, 3> kProjectKeys = {"name", "groups", "devices"};
 constexpr std::array<std::string_view, 6> kGroupKeys = {"name",       "devices", "tags",
                                                         "tag_shares", "apps",    "online"};
-constexpr std::array<std::string_view, 6> kDeviceKeys = {"uuid", "name", "group",
-                                                         "tags", "apps", "online"};
+constexpr std::array<std::string_view, 7> kDeviceKeys = {"uuid", "name",   "group",       "tags",
+                                                         "apps", "online", "device_token"};
 constexpr std::array<std::string_view, 2> kRangeKeys = {"min", "max"};
 constexpr std::array<std::string_view, 2> kAppKeys = {"name", "version"};
 
@@ -113,6 +113,7 @@ DeviceSpec read_device(Reader& r, const Node& n) {
   if (const Node* tags = n.find("tags")) d.tags = r.string_list(*tags, "tags");
   if (const Node* apps = n.find("apps")) d.apps = read_apps(r, *apps);
   if (const Node* online = n.find("online")) d.online = r.boolean(*online, "online").value_or(true);
+  d.token = r.optional_string(n, "device_token", "device_token");
   return d;
 }
 

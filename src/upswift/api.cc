@@ -36,7 +36,9 @@ void get_shown(const Answer& j, const char* key, std::string& out) {
 }  // namespace
 
 std::string devices_details_body(const DevicesQuery& q, std::string_view user_token) {
-  Json body{{"user_token", user_token}, {"project_name", q.project_name}};
+  Json body{{"user_token", user_token}};
+  if (q.device_token) body["device_token"] = *q.device_token;
+  if (!q.project_name.empty()) body["project_name"] = q.project_name;
   if (q.group_name) body["group_name"] = *q.group_name;
   if (q.device_name) body["device_name"] = *q.device_name;
   body["limit"] = q.limit;
@@ -339,10 +341,25 @@ DevicesParse parse_devices_details(std::string_view body) {
   if (!token) return out;
   out.user_token = *token;
   DevicesQuery q;
-  auto project = string_field(*j, "project_name", out.error, "");
-  if (!project) return out;
-  q.project_name = *project;
+  if (j->contains("device_token")) {
+    // One device; the docs say the rest of the body is then ignored.
+    auto device_token = string_field(*j, "device_token", out.error, "");
+    if (!device_token) return out;
+    q.device_token = *device_token;
+    out.query = std::move(q);
+    return out;
+  }
+  // Only user_token is required: without project_name, the user's devices in every project.
+  if (j->contains("project_name")) {
+    auto project = string_field(*j, "project_name", out.error, "");
+    if (!project) return out;
+    q.project_name = *project;
+  }
   if (j->contains("group_name")) {
+    if (q.project_name.empty()) {
+      out.error = "group_name is given without project_name";
+      return out;
+    }
     auto g = string_field(*j, "group_name", out.error, "");
     if (!g) return out;
     q.group_name = *g;

@@ -40,11 +40,12 @@ struct Device {
 };
 
 struct DevicesQuery {
-  std::string project_name;
-  std::optional<std::string> group_name;
+  std::string project_name;               // empty: the user's devices in every project
+  std::optional<std::string> group_name;  // only with a project_name
   std::optional<std::string> device_name;
   int limit = kMaxPageSize;
-  std::optional<std::int64_t> offset;  // the last device_id of the previous page
+  std::optional<std::int64_t> offset;       // the last device_id of the previous page
+  std::optional<std::string> device_token;  // one device; the rest of the query is ignored
 };
 
 struct DevicesPage {

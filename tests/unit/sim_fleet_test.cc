@@ -196,3 +196,43 @@ TEST_CASE("generated device ids never repeat, even across 100,000 devices") {
   for (const auto& d : fleet.devices()) ids.insert(d.uuid);
   CHECK(ids.size() == 100000);
 }
+
+TEST_CASE("devices_details as the contract allows it: no project, a group, a device_token") {
+  sim::FleetSpec s = spec();
+  sim::ProjectSpec other;
+  other.name = "Other";
+  sim::DeviceSpec tokened;
+  tokened.uuid = "d-0000-0099";
+  tokened.group = "G";
+  tokened.token = "tok-99";
+  other.devices.push_back(tokened);
+  s.projects.push_back(other);
+  sim::Fleet fleet(s, t0);
+
+  // Only user_token is required: without project_name, every project's devices.
+  auto body = upswift::parse_devices_details(R"({"user_token": "t", "limit": 50})");
+  REQUIRE(body.query);
+  auto all = fleet.devices_details(*body.query, t0);
+  REQUIRE_FALSE(all.error);
+  CHECK(all.page.devices.size() == 22);
+  CHECK(all.page.devices.back().project == "Other");
+
+  body = upswift::parse_devices_details(R"({"user_token": "t", "group_name": "A"})");
+  CHECK_FALSE(body.query);
+  CHECK(body.error == "group_name is given without project_name");
+
+  // device_token: that device, whatever else the body says.
+  body = upswift::parse_devices_details(
+      R"({"user_token": "t", "device_token": "tok-99", "project_name": "Demo", "limit": 999})");
+  REQUIRE(body.query);
+  auto one = fleet.devices_details(*body.query, t0);
+  REQUIRE(one.page.devices.size() == 1);
+  CHECK(one.page.devices[0].device_uuid == "d-0000-0099");
+  body = upswift::parse_devices_details(R"({"user_token": "t", "device_token": ""})");
+  REQUIRE(body.query);
+  CHECK(fleet.devices_details(*body.query, t0).error == "device_token was not found");
+
+  // The client's body names no project when the query has none.
+  upswift::DevicesQuery q;
+  CHECK(upswift::devices_details_body(q, "t") == R"({"user_token":"t","limit":50})");
+}
