@@ -74,6 +74,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     bool busy = false;         // its procedure is under way (snapshot, dispatch, gate)
     bool window_wait = false;  // ready, but outside its windows or in a freeze: a timer wakes it
     bool rollback_started = false;  // in this process: a second start would send it twice
+    // What its gate last saw of each device (snapshot order), and since when: a poll
+    // writes only the devices that changed. Loaded from the store at the first poll.
+    std::optional<std::vector<state::DeviceState>> seen;
   };
 
   Impl(asio::io_context& io_context, const plan::Plan& p, const dag::Graph& g, upswift::FleetApi& a,
@@ -839,9 +842,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       return;
     }
     const dag::StageId id = s.id;
-    read_reached(
-        s, dispatch_marker(run_id, s.record.name),
-        [this, id](upswift::Result<std::vector<Reached>> r) {
+    engine::read_readings(
+        api, spec(s).deploy_request(), *s.snapshot, dispatch_marker(run_id, s.record.name),
+        guarded([this, id](upswift::Result<std::vector<Reading>> r) {
           StageRun& st = stages[id];
           const plan::Gate& gate = spec(st).gate;
           const WallTime now = clock.now();
@@ -857,52 +860,128 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             }
             return;
           }
-          StatusCounts counts;
-          for (const Reached device : *r.value) {
-            switch (device) {
-              // A device that left the stage's groups is still one of its targets, and not a
-              // success.
-              case Reached::unlisted:
-              case Reached::none:
-                ++counts.missing;
-                break;
-              case Reached::pending:
-                ++counts.pending;
-                break;
-              case Reached::in_progress:
-                ++counts.in_progress;
-                break;
-              case Reached::success:
-                ++counts.success;
-                break;
-              case Reached::failed:
-                ++counts.failed;
-                break;
-              case Reached::aborted:
-              case Reached::other:
-                ++counts.aborted;
-                break;
-            }
-          }
+          const StatusCounts counts = count(*r.value);
           const auto targeted = static_cast<std::int64_t>(st.snapshot->size());
-          const Judgement j = judge(gate, targeted, counts, elapsed);
-          state::Observation o{run_id,
-                               st.record.name,
-                               now,
-                               elapsed.count(),
-                               targeted,
-                               counts.pending,
-                               counts.in_progress,
-                               counts.success,
-                               counts.failed,
-                               counts.aborted,
-                               counts.missing,
-                               std::string(name(j.verdict)),
-                               j.reason};
-          store.add_observation(o);
-          observer.on_observation(o);
-          on_verdict(st, j, elapsed);
-        });
+          Judgement j = judge(gate, targeted, counts, elapsed);
+          std::vector<state::DeviceState> changed = note_devices(st, *r.value, now);
+          if (j.verdict == Verdict::wait || counts.success == targeted) {
+            return record_poll(st, j, counts, elapsed, now, std::move(changed));
+          }
+          // A decision with devices that did not succeed: which of them are online is the
+          // operator's next question, so it is read now and kept with the decision.
+          list_online(api, spec(st).project, spec(st).groups,
+                      guarded([this, id, j, counts, elapsed, now,
+                               changed](upswift::Result<OnlineStates> online) mutable {
+                        StageRun& stage = stages[id];
+                        if (!online.ok()) {
+                          event(stage.record.name, "error",
+                                "could not read which devices are online: " + online.error.message);
+                        } else {
+                          note_online(stage, *online.value, now, changed);
+                        }
+                        record_poll(stage, j, counts, elapsed, now, std::move(changed));
+                      }));
+        }));
+  }
+
+  static StatusCounts count(const std::vector<Reading>& readings) {
+    StatusCounts counts;
+    for (const Reading& device : readings) {
+      switch (device.reached) {
+        // A device that left the stage's groups is still one of its targets, and not a
+        // success.
+        case Reached::unlisted:
+        case Reached::none:
+          ++counts.missing;
+          break;
+        case Reached::pending:
+          ++counts.pending;
+          break;
+        case Reached::in_progress:
+          ++counts.in_progress;
+          break;
+        case Reached::success:
+          ++counts.success;
+          break;
+        case Reached::failed:
+          ++counts.failed;
+          break;
+        case Reached::aborted:
+        case Reached::other:
+          ++counts.aborted;
+          break;
+      }
+    }
+    return counts;
+  }
+
+  // The devices whose state differs from what the gate saw last (all of them at the first
+  // poll), each since `now`; `s.seen` is brought up to date.
+  std::vector<state::DeviceState> note_devices(StageRun& s, const std::vector<Reading>& readings,
+                                               WallTime now) {
+    const std::vector<SnapshotDevice>& devices = *s.snapshot;
+    if (!s.seen) {
+      s.seen.emplace(devices.size());
+      std::unordered_map<std::string_view, std::size_t> at;
+      for (std::size_t i = 0; i < devices.size(); ++i) at.emplace(devices[i].uuid, i);
+      for (state::DeviceState& d : store.load_device_states(run_id)) {
+        if (d.stage != s.record.name || d.status.empty()) continue;
+        if (auto it = at.find(d.uuid); it != at.end()) (*s.seen)[it->second] = std::move(d);
+      }
+    }
+    std::vector<state::DeviceState> changed;
+    for (std::size_t i = 0; i < devices.size(); ++i) {
+      state::DeviceState& seen = (*s.seen)[i];
+      const std::string_view status = name(readings[i].reached);
+      if (seen.status == status && seen.update_id == readings[i].update_id) continue;
+      seen.stage = s.record.name;
+      seen.uuid = devices[i].uuid;
+      seen.status = std::string(status);
+      seen.update_id = readings[i].update_id;
+      seen.since = now;
+      changed.push_back(seen);
+    }
+    return changed;
+  }
+
+  // Each device's online state, as read at a decision, joins the devices to record.
+  void note_online(StageRun& s, const OnlineStates& online, WallTime now,
+                   std::vector<state::DeviceState>& changed) {
+    std::unordered_map<std::string_view, std::size_t> in_changed;
+    for (std::size_t i = 0; i < changed.size(); ++i) in_changed.emplace(changed[i].uuid, i);
+    std::vector<state::DeviceState> more;
+    for (state::DeviceState& seen : *s.seen) {
+      auto it = online.find(seen.uuid);
+      seen.online = it == online.end() ? "" : (it->second ? "online" : "offline");
+      seen.online_at = now;
+      if (auto c = in_changed.find(seen.uuid); c != in_changed.end()) {
+        changed[c->second] = seen;
+      } else {
+        more.push_back(seen);
+      }
+    }
+    changed.insert(changed.end(), more.begin(), more.end());
+  }
+
+  void record_poll(StageRun& s, const Judgement& j, const StatusCounts& counts, Millis elapsed,
+                   WallTime now, std::vector<state::DeviceState> changed) {
+    state::Observation o{run_id,
+                         s.record.name,
+                         now,
+                         elapsed.count(),
+                         static_cast<std::int64_t>(s.snapshot->size()),
+                         counts.pending,
+                         counts.in_progress,
+                         counts.success,
+                         counts.failed,
+                         counts.aborted,
+                         counts.missing,
+                         std::string(name(j.verdict)),
+                         j.reason};
+    store.add_observation(o, changed);
+    crash_point("after_observation");
+    observer.on_observation(o);
+    on_verdict(s, j, elapsed);
   }
 
   void on_verdict(StageRun& s, const Judgement& j, Millis elapsed) {

@@ -39,6 +39,8 @@ struct CandidateLister : std::enable_shared_from_this<CandidateLister> {
 struct StateLister : std::enable_shared_from_this<StateLister> {
   upswift::FleetApi* api = nullptr;
   std::string project;
+  std::vector<std::string> groups;  // one after another; the whole project when empty
+  std::size_t group = 0;
   OnlineStates online;
   std::function<void(upswift::Result<OnlineStates>)> done;
   upswift::PagingGuard<std::string> guard{"get_devices_state"};
@@ -46,6 +48,7 @@ struct StateLister : std::enable_shared_from_this<StateLister> {
   void list(std::optional<std::string> offset) {
     upswift::StatesQuery q;
     q.project_name = project;
+    if (!groups.empty()) q.group_name = groups[group];
     q.offset = std::move(offset);
     api->get_devices_state(q, [self = shared_from_this()](upswift::Result<upswift::StatesPage> r) {
       if (!r.ok()) return self->done({std::nullopt, r.error});
@@ -58,6 +61,7 @@ struct StateLister : std::enable_shared_from_this<StateLister> {
         self->online[s.device_uuid] = s.device_status == "online";
       if (r.value->more && !r.value->states.empty())
         return self->list(r.value->states.back().device_uuid);
+      if (++self->group < self->groups.size()) return self->list(std::nullopt);
       self->done({std::move(self->online), {}});
     });
   }
@@ -78,9 +82,16 @@ void for_each_candidate_page(upswift::FleetApi& api, const upswift::DeployReques
 
 void list_online(upswift::FleetApi& api, const std::string& project,
                  std::function<void(upswift::Result<OnlineStates>)> done) {
+  list_online(api, project, {}, std::move(done));
+}
+
+void list_online(upswift::FleetApi& api, const std::string& project,
+                 const std::vector<std::string>& groups,
+                 std::function<void(upswift::Result<OnlineStates>)> done) {
   auto lister = std::make_shared<StateLister>();
   lister->api = &api;
   lister->project = project;
+  lister->groups = groups;
   lister->done = std::move(done);
   lister->list(std::nullopt);
 }
@@ -137,47 +148,86 @@ std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice
   return drawn;
 }
 
-Reached reached(const upswift::Device& d, const std::string& marker) {
+Reading reading(const upswift::Device& d, const std::string& marker) {
   for (auto it = d.updates.rbegin(); it != d.updates.rend(); ++it) {
     if (it->comment.find(marker) == std::string::npos) continue;
     const std::string& s = it->update_status;
-    if (s == "pending") return Reached::pending;
-    if (s == "in_progress") return Reached::in_progress;
-    if (s == "success") return Reached::success;
-    if (s == "failed") return Reached::failed;
-    if (s == "aborted") return Reached::aborted;
-    return Reached::other;
+    Reached r = Reached::other;
+    if (s == "pending") r = Reached::pending;
+    if (s == "in_progress") r = Reached::in_progress;
+    if (s == "success") r = Reached::success;
+    if (s == "failed") r = Reached::failed;
+    if (s == "aborted") r = Reached::aborted;
+    return {r, it->update_id};
   }
-  return Reached::none;
+  return {Reached::none, 0};
+}
+
+Reached reached(const upswift::Device& d, const std::string& marker) {
+  return reading(d, marker).reached;
+}
+
+std::string_view name(Reached r) {
+  switch (r) {
+    case Reached::unlisted:
+      return "unlisted";
+    case Reached::none:
+      return "missing";
+    case Reached::pending:
+      return "pending";
+    case Reached::in_progress:
+      return "in_progress";
+    case Reached::success:
+      return "success";
+    case Reached::failed:
+      return "failed";
+    case Reached::aborted:
+      return "aborted";
+    case Reached::other:
+      return "other";
+  }
+  return "other";
 }
 
 bool arrived(Reached r) {
   return r != Reached::unlisted && r != Reached::none;
 }
 
+void read_readings(upswift::FleetApi& api, const upswift::DeployRequest& request,
+                   const std::vector<state::SnapshotDevice>& snapshot, const std::string& marker,
+                   std::function<void(upswift::Result<std::vector<Reading>>)> done) {
+  struct Readings {
+    std::unordered_map<std::string_view, std::size_t> position;  // views into the snapshot
+    std::vector<Reading> read;
+  };
+  auto readings = std::make_shared<Readings>();
+  readings->read.assign(snapshot.size(), Reading{});
+  readings->position.reserve(snapshot.size());
+  for (std::size_t i = 0; i < snapshot.size(); ++i) readings->position.emplace(snapshot[i].uuid, i);
+  for_each_candidate_page(
+      api, request,
+      [readings, marker](std::vector<upswift::Device>& page) {
+        for (const upswift::Device& d : page) {
+          auto it = readings->position.find(d.device_uuid);
+          if (it != readings->position.end()) readings->read[it->second] = reading(d, marker);
+        }
+      },
+      [readings, done](const upswift::CallError& ended) {
+        if (ended.status != upswift::CallStatus::ok) return done({std::nullopt, ended});
+        done({std::move(readings->read), {}});
+      });
+}
+
 void read_reached(upswift::FleetApi& api, const upswift::DeployRequest& request,
                   const std::vector<state::SnapshotDevice>& snapshot, const std::string& marker,
                   std::function<void(upswift::Result<std::vector<Reached>>)> done) {
-  struct Reading {
-    std::unordered_map<std::string_view, std::size_t> position;  // views into the snapshot
+  read_readings(api, request, snapshot, marker, [done](upswift::Result<std::vector<Reading>> r) {
+    if (!r.ok()) return done({std::nullopt, r.error});
     std::vector<Reached> reached;
-  };
-  auto reading = std::make_shared<Reading>();
-  reading->reached.assign(snapshot.size(), Reached::unlisted);
-  reading->position.reserve(snapshot.size());
-  for (std::size_t i = 0; i < snapshot.size(); ++i) reading->position.emplace(snapshot[i].uuid, i);
-  for_each_candidate_page(
-      api, request,
-      [reading, marker](std::vector<upswift::Device>& page) {
-        for (const upswift::Device& d : page) {
-          auto it = reading->position.find(d.device_uuid);
-          if (it != reading->position.end()) reading->reached[it->second] = reached(d, marker);
-        }
-      },
-      [reading, done](const upswift::CallError& ended) {
-        if (ended.status != upswift::CallStatus::ok) return done({std::nullopt, ended});
-        done({std::move(reading->reached), {}});
-      });
+    reached.reserve(r.value->size());
+    for (const Reading& one : *r.value) reached.push_back(one.reached);
+    done({std::move(reached), {}});
+  });
 }
 
 void resolve_selection(

@@ -26,8 +26,11 @@ using OnlineStates = std::map<std::string, bool>;  // device_uuid -> online
 void for_each_candidate_page(upswift::FleetApi& api, const upswift::DeployRequest& request,
                              PageFold page, ListingDone done);
 
-// Online or offline, for every device of the project.
+// Online or offline, for every device of the project, or of `groups` when there are any.
 void list_online(upswift::FleetApi& api, const std::string& project,
+                 std::function<void(upswift::Result<OnlineStates>)> done);
+void list_online(upswift::FleetApi& api, const std::string& project,
+                 const std::vector<std::string>& groups,
                  std::function<void(upswift::Result<OnlineStates>)> done);
 
 // The devices of `page` that the request selects, appended to `out`. `online` is needed
@@ -59,6 +62,17 @@ enum class Reached : std::uint8_t {
 Reached reached(const upswift::Device& d, const std::string& marker);
 // The update is on the device, whatever its status.
 bool arrived(Reached r);
+// The word the state and the views use: pending, in_progress, success, failed, aborted,
+// other, missing (none), unlisted.
+std::string_view name(Reached r);
+
+// How far, and which of Upswift's updates carries it (0: none).
+struct Reading {
+  Reached reached = Reached::unlisted;
+  std::int64_t update_id = 0;
+  bool operator==(const Reading&) const = default;
+};
+Reading reading(const upswift::Device& d, const std::string& marker);
 
 // How far the update carrying `marker` has got on each of `snapshot`'s devices (which
 // must outlive the listing), in snapshot order: one byte per device, whatever the fleet's
@@ -66,6 +80,10 @@ bool arrived(Reached r);
 void read_reached(upswift::FleetApi& api, const upswift::DeployRequest& request,
                   const std::vector<state::SnapshotDevice>& snapshot, const std::string& marker,
                   std::function<void(upswift::Result<std::vector<Reached>>)> done);
+// The same with each device's update_id, for the gate's per-device record.
+void read_readings(upswift::FleetApi& api, const upswift::DeployRequest& request,
+                   const std::vector<state::SnapshotDevice>& snapshot, const std::string& marker,
+                   std::function<void(upswift::Result<std::vector<Reading>>)> done);
 
 // The devices a deploy_update with `request` would reach now.
 void resolve_selection(

@@ -150,10 +150,11 @@ Fleet::Fleet(const FleetSpec& spec, SimTime start) : spec_(spec), rng_(spec.seed
   }
 }
 
-Behavior Fleet::behavior_for(const SimDevice& d) const {
+Behavior Fleet::behavior_for(const SimDevice& d, const std::string& flow_id) const {
   Behavior b = spec_.behavior;
   for (const BehaviorOverride& o : spec_.overrides) {
     if (o.group && *o.group != d.group) continue;
+    if (o.flow && *o.flow != flow_id) continue;
     if (o.tag && !d.has_tag(*o.tag)) continue;
     if (o.duration) b.duration = *o.duration;
     if (o.failure_rate) b.failure_rate = *o.failure_rate;
@@ -195,7 +196,7 @@ Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now)
   std::vector<const SimDevice*> chosen = select(r, now);
   for (const SimDevice* target : chosen) {
     SimDevice& d = devices_[static_cast<std::size_t>(target - devices_.data())];
-    const Behavior b = behavior_for(d);
+    const Behavior b = behavior_for(d, r.flow_id);
     if (!d.updates.empty()) {
       SimUpdate& previous = d.updates.back();
       const std::string st = previous.status_at(now);

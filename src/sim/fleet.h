@@ -37,12 +37,14 @@ struct Behavior {
   std::optional<Range> offline_return;  // offline devices come back after this; never if unset
 };
 
+// Applies to the updates of devices in `group`, with `tag`, of flow `flow` (all that are set).
 struct BehaviorOverride {
-  std::optional<std::string> group;
-  std::optional<std::string> tag;
-  std::optional<Range> duration;
-  std::optional<double> failure_rate;
-  std::optional<double> offline_mid_update;
+  std::optional<std::string> group{};
+  std::optional<std::string> tag{};
+  std::optional<std::string> flow{};  // a bad build: its updates fail more often
+  std::optional<Range> duration{};
+  std::optional<double> failure_rate{};
+  std::optional<double> offline_mid_update{};
 };
 
 struct DeviceSpec {
@@ -142,7 +144,7 @@ class Fleet {
   std::size_t size() const { return devices_.size(); }
 
  private:
-  Behavior behavior_for(const SimDevice& d) const;
+  Behavior behavior_for(const SimDevice& d, const std::string& flow_id) const;
   std::optional<std::string> check_project_and_groups(const std::string& project,
                                                       const std::vector<std::string>& groups) const;
 

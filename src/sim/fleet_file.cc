@@ -17,8 +17,8 @@ constexpr std::array<std::string_view, 6> kTopKeys = {"seed",      "flows",    "
                                                       "overrides", "projects", "description"};
 constexpr std::array<std::string_view, 5> kUpdateKeys = {"start_delay", "duration", "failure_rate",
                                                          "offline_mid_update", "offline_return"};
-constexpr std::array<std::string_view, 5> kOverrideKeys = {"group", "tag", "duration",
-                                                           "failure_rate", "offline_mid_update"};
+constexpr std::array<std::string_view, 6> kOverrideKeys = {
+    "group", "tag", "flow", "duration", "failure_rate", "offline_mid_update"};
 constexpr std::array<std::string_view, 3> kProjectKeys = {"name", "groups", "devices"};
 constexpr std::array<std::string_view, 6> kGroupKeys = {"name",       "devices", "tags",
                                                         "tag_shares", "apps",    "online"};
@@ -141,7 +141,9 @@ FleetLoad load_fleet(std::string_view yaml_text) {
         BehaviorOverride bo;
         bo.group = r.optional_string(o, "group", "override group");
         bo.tag = r.optional_string(o, "tag", "override tag");
-        if (!bo.group && !bo.tag) d.error(o.mark, "an override needs a group, a tag or both");
+        bo.flow = r.optional_string(o, "flow", "override flow");
+        if (!bo.group && !bo.tag && !bo.flow)
+          d.error(o.mark, "an override needs a group, a tag or a flow (or several)");
         if (const Node* v = o.find("duration")) bo.duration = read_range(r, *v, "duration");
         if (const Node* v = o.find("failure_rate"))
           bo.failure_rate = r.percentage(*v, "failure_rate");

@@ -83,6 +83,22 @@ struct Observation {
   std::string reason;
 };
 
+// A targeted device's state at its stage's gate. name and group come from the stage's
+// snapshot; status is empty for a device no gate has read yet.
+// Statuses: pending, in_progress, success, failed, aborted, other (a word Upswift added),
+// missing (this run's update is not on the device), unlisted (it left the stage's groups).
+struct DeviceState {
+  std::string stage;
+  std::string uuid;
+  std::string name;
+  std::string group;
+  std::int64_t update_id = 0;  // 0: no update of this run's on it
+  std::string status;
+  WallTime since{};
+  std::string online;  // online, offline, or empty: not read
+  std::optional<WallTime> online_at;
+};
+
 struct Approval {
   std::string run_id;
   std::string stage;

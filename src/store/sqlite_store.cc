@@ -610,9 +610,26 @@ std::vector<ApiCall> SqliteStore::load_stage_calls(const std::string& run_id,
   return read_calls(s);
 }
 
-void SqliteStore::add_observation(const Observation& o) {
+void SqliteStore::add_observation(const Observation& o, const std::vector<DeviceState>& changed) {
   Transaction t(*this);
   fence(o.run_id);
+  if (!changed.empty()) {
+    Statement put(*this,
+                  "INSERT OR REPLACE INTO device_states (run_id, stage, device_uuid, update_id, "
+                  "status, since, online, online_at) VALUES (?,?,?,?,?,?,?,?)");
+    for (const DeviceState& d : changed) {
+      put.bind(1, o.run_id)
+          .bind(2, o.stage)
+          .bind(3, d.uuid)
+          .bind(4, d.update_id)
+          .bind(5, d.status)
+          .bind(6, d.since)
+          .bind(7, d.online)
+          .bind(8, d.online_at)
+          .run();
+      put.reset();
+    }
+  }
   Statement(
       *this,
       "INSERT INTO observations (run_id, stage, at, elapsed_ms, targeted, pending, in_progress, "
@@ -645,6 +662,24 @@ std::vector<Observation> SqliteStore::load_observations(const std::string& run_i
     out.push_back({s.text(0), s.text(1), s.time(2), s.integer(3), s.integer(4), s.integer(5),
                    s.integer(6), s.integer(7), s.integer(8), s.integer(9), s.integer(10),
                    s.text(11), s.text(12)});
+  }
+  return out;
+}
+
+std::vector<DeviceState> SqliteStore::load_device_states(const std::string& run_id) {
+  Statement s(*this,
+              "SELECT d.stage, d.device_uuid, d.device_name, d.grp, s.update_id, s.status, "
+              "s.since, s.online, s.online_at FROM snapshot_devices d "
+              "JOIN stages g ON g.run_id = d.run_id AND g.name = d.stage "
+              "LEFT JOIN device_states s ON s.run_id = d.run_id AND s.stage = d.stage "
+              "AND s.device_uuid = d.device_uuid "
+              "WHERE d.run_id = ? ORDER BY g.position, d.device_id");
+  s.bind(1, run_id);
+  std::vector<DeviceState> out;
+  while (s.step()) {
+    DeviceState d{s.text(0), s.text(1), s.text(2), s.text(3),         s.integer(4),
+                  s.text(5), s.time(6), s.text(7), s.optional_time(8)};
+    out.push_back(std::move(d));
   }
   return out;
 }

@@ -205,11 +205,15 @@ class TimedStore : public state::StateStore {
                                                const std::string& kind) override {
     return timed([&] { return inner_.load_stage_calls(run, stage, kind); });
   }
-  void add_observation(const state::Observation& o) override {
-    timed([&] { inner_.add_observation(o); });
+  void add_observation(const state::Observation& o,
+                       const std::vector<state::DeviceState>& changed) override {
+    timed([&] { inner_.add_observation(o, changed); });
   }
   std::vector<state::Observation> load_observations(const std::string& run) override {
     return timed([&] { return inner_.load_observations(run); });
+  }
+  std::vector<state::DeviceState> load_device_states(const std::string& run) override {
+    return timed([&] { return inner_.load_device_states(run); });
   }
   void add_approval(const state::Approval& a) override {
     timed([&] { inner_.add_approval(a); });

@@ -71,12 +71,16 @@ class FailingStore : public state::StateStore {
                                                const std::string& kind) override {
     return inner_.load_stage_calls(run, stage, kind);
   }
-  void add_observation(const state::Observation& o) override {
+  void add_observation(const state::Observation& o,
+                       const std::vector<state::DeviceState>& changed) override {
     write("add_observation");
-    inner_.add_observation(o);
+    inner_.add_observation(o, changed);
   }
   std::vector<state::Observation> load_observations(const std::string& run) override {
     return inner_.load_observations(run);
+  }
+  std::vector<state::DeviceState> load_device_states(const std::string& run) override {
+    return inner_.load_device_states(run);
   }
   void add_approval(const state::Approval& a) override { inner_.add_approval(a); }
   std::vector<state::Approval> load_approvals(const std::string& run) override {

@@ -62,8 +62,7 @@ sim::FleetSpec fleet_spec(double canary_failure = 0.0) {
   p.groups.push_back({"Rest", 12, {}, {}, {{"fw", "v2"}}, 1.0});
   spec.projects.push_back(p);
   if (canary_failure > 0)
-    spec.overrides.push_back(
-        {std::string("Canary"), std::nullopt, std::nullopt, canary_failure, std::nullopt});
+    spec.overrides.push_back({.group = "Canary", .failure_rate = canary_failure});
   return spec;
 }
 
@@ -235,6 +234,65 @@ TEST_CASE("a failing canary rolls back its devices and stops the run") {
     if (call.kind == "rollback")
       CHECK(call.body.find("\"flow_id\":\"f-old\"") != std::string::npos);
   }
+}
+
+TEST_CASE("which devices: each one's update, status, since when, and online at a failed gate") {
+  Harness h(kPlan, fleet_spec(/*canary_failure=*/0.5));
+  REQUIRE(h.run()->ending == engine::Ending::stopped);
+  const auto canary = *h.store.load_snapshot("r-test", "canary");
+  const auto stage_finished = *h.store.load_stages("r-test")[0].finished_at;
+  std::map<std::string, state::DeviceState> by_uuid;
+  for (const auto& d : h.store.load_device_states("r-test")) {
+    if (d.stage == "canary") by_uuid[d.uuid] = d;
+  }
+  REQUIRE(by_uuid.size() == canary.size());
+  int failed = 0;
+  for (const auto& device : canary) {
+    const state::DeviceState& d = by_uuid[device.uuid];
+    CHECK(d.name == device.name);
+    CHECK(d.group == "Canary");
+    CHECK_FALSE(d.status.empty());
+    CHECK(d.since <= stage_finished);
+    // Read at the decision, since some did not succeed.
+    CHECK(d.online == "online");
+    REQUIRE(d.online_at);
+    if (d.status == "failed") {
+      ++failed;
+      CHECK(d.update_id > 0);
+      // The device's own update of this run carries that id.
+      const auto& sim_device =
+          *std::find_if(h.fleet.devices().begin(), h.fleet.devices().end(),
+                        [&](const sim::SimDevice& s) { return s.uuid == device.uuid; });
+      CHECK(std::any_of(sim_device.updates.begin(), sim_device.updates.end(),
+                        [&](const sim::SimUpdate& u) { return u.update_id == d.update_id; }));
+    }
+  }
+  CHECK(failed >= 1);
+  // The stages never reached have no devices.
+  for (const auto& d : h.store.load_device_states("r-test")) CHECK(d.stage != "eu");
+}
+
+TEST_CASE("which devices: a passing gate keeps when each device first succeeded, across a resume") {
+  Harness h;
+  // Killed at the canary's third poll, when some of its devices have succeeded.
+  REQUIRE_FALSE(h.run({}, "after_observation", 3));
+  REQUIRE(h.run()->ending == engine::Ending::completed);
+  const auto devices = h.store.load_device_states("r-test");
+  for (const auto& d : devices) {
+    CHECK(d.status == "success");
+    CHECK(d.online.empty());  // everything succeeded: nothing more was read
+  }
+  // At every poll, before and after the kill, the devices recorded as successful since
+  // then are exactly the successes it counted: each `since` is the first poll that saw it.
+  int polls = 0;
+  for (const auto& o : h.store.load_observations("r-test")) {
+    const auto since_then = std::count_if(devices.begin(), devices.end(), [&](const auto& d) {
+      return d.stage == o.stage && d.since <= o.at;
+    });
+    CHECK(since_then == o.success);
+    polls += o.stage == "canary";
+  }
+  CHECK(polls > 3);
 }
 
 TEST_CASE("an approval pauses the run; approve and resume complete it") {
@@ -504,7 +562,7 @@ TEST_CASE("a sampled wave's unknown outcomes are settled per device, never sent 
 
 TEST_CASE("a failed sampled wave rolls back its drawn devices one by one, not its groups") {
   sim::FleetSpec spec = fleet_spec();
-  spec.overrides.push_back({std::string("US"), std::nullopt, std::nullopt, 1.0, std::nullopt});
+  spec.overrides.push_back({.group = "US", .failure_rate = 1.0});
   Harness h(kSampledPlan, spec);
   auto outcome = h.run();
   REQUIRE(outcome);

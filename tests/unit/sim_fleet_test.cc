@@ -34,7 +34,7 @@ sim::FleetSpec spec() {
   d.tags = {"lab"};
   p.devices.push_back(d);
   s.projects.push_back(p);
-  s.overrides.push_back({std::string("B"), std::nullopt, std::nullopt, 1.0, std::nullopt});
+  s.overrides.push_back({.group = "B", .failure_rate = 1.0});
   return s;
 }
 
@@ -235,4 +235,19 @@ TEST_CASE("devices_details as the contract allows it: no project, a group, a dev
   // The client's body names no project when the query has none.
   upswift::DevicesQuery q;
   CHECK(upswift::devices_details_body(q, "t") == R"({"user_token":"t","limit":50})");
+}
+
+TEST_CASE("an override by flow: a bad build fails where a good one succeeds") {
+  sim::FleetSpec s = spec();
+  s.flows.push_back("bad");
+  s.overrides.push_back({.flow = "bad", .failure_rate = 1.0});
+  sim::Fleet fleet(s, t0);
+  auto good = request({"A"});
+  auto bad = request({"A"});
+  bad.flow_id = "bad";
+  REQUIRE_FALSE(fleet.deploy(good, t0).error);
+  const auto& first = fleet.devices().front();
+  CHECK(first.updates.back().status_at(t0 + 2h) == "success");
+  REQUIRE_FALSE(fleet.deploy(bad, t0 + 2h).error);
+  CHECK(fleet.devices().front().updates.back().status_at(t0 + 4h) == "failed");
 }

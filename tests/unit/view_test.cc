@@ -268,7 +268,7 @@ TEST_CASE("rehearsal: the same seed predicts the same run; failure rates show in
   CHECK(a.details_calls == b.details_calls);
 
   // Every canary fails: every rehearsal stops at the canary, nothing else is sent.
-  spec.overrides.push_back({std::string("Canary"), std::nullopt, std::nullopt, 1.0, std::nullopt});
+  spec.overrides.push_back({.group = "Canary", .failure_rate = 1.0});
   for (std::uint64_t seed = 1; seed <= 3; ++seed) {
     const auto r = rehearsal::rehearse(*checked.loaded.plan, *checked.graph, spec, seed, options);
     CHECK(r.ending == "stopped");
