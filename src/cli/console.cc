@@ -36,7 +36,8 @@ int terminal_width() {
   if (const char* columns = std::getenv("COLUMNS")) {
     if (int n = std::atoi(columns); n > 0) return n;
   }
-  return 80;
+  // Piped or redirected: nothing to fit, nothing is cut.
+  return kNoWidthLimit;
 }
 
 struct Console::Impl {

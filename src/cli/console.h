@@ -23,7 +23,8 @@ enum class ConsoleMode {
 // live when stdout is a terminal and neither NO_COLOR nor `no_progress` says otherwise.
 ConsoleMode console_mode(bool json, bool quiet, bool no_progress);
 
-// Columns of the terminal on stdout ($COLUMNS, else 80, when it is not one).
+// Columns of the terminal on stdout ($COLUMNS when it is not one; else no limit).
+inline constexpr int kNoWidthLimit = 1 << 20;
 int terminal_width();
 
 class Console : public engine::Observer {

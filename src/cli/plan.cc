@@ -2,6 +2,7 @@
 // run will need and the shortest time it can take; --out saves it for apply --plan-file.
 // rollout plan --offline PLAN: the plan as written: order, gates and deploy_update bodies.
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <memory>
 
@@ -13,9 +14,11 @@
 #include "cli/exit_codes.h"
 #include "cli/saved_plan.h"
 #include "cli/session.h"
+#include "engine/gate.h"
 #include "plan/calendar.h"
 #include "preview/preview.h"
 #include "upswift/deploy.h"
+#include "upswift/select.h"
 #include "util/sha256.h"
 #include "util/time_text.h"
 
@@ -54,6 +57,20 @@ std::string gate_text(const plan::Gate& g) {
       format_duration(g.bake), format_duration(g.timeout), format_duration(g.poll),
       plan::format_threshold(g.min_success), plan::format_threshold(g.max_failed), g.min_devices,
       plan::name(g.on_timeout));
+}
+
+// Shares are of the devices a stage targets, in whole devices (min_success rounds up,
+// max_failed down): a small max_failed share tolerates nothing in a small stage.
+std::optional<std::string> share_note(const plan::Gate& g) {
+  if (g.max_failed.kind != plan::Threshold::Kind::percent || g.max_failed.value <= 0 ||
+      g.max_failed.value >= 100) {
+    return std::nullopt;
+  }
+  const auto first = static_cast<std::int64_t>(std::ceil(100.0 / g.max_failed.value - 1e-9));
+  return fmt::format(
+      "(max_failed {} tolerates no failure in a stage of fewer than {} devices; `rollout plan` "
+      "without --offline shows each gate in devices)",
+      plan::format_threshold(g.max_failed), first);
 }
 
 std::string needs_text(const CheckedPlan& c, dag::StageId id) {
@@ -126,6 +143,7 @@ void print_text(const CheckedPlan& c) {
     std::cout << fmt::format("   approval: {}\n",
                              s.approval_required ? "required before dispatch" : "none");
     std::cout << fmt::format("   gate:     {}\n", gate_text(s.gate));
+    if (auto note = share_note(s.gate)) std::cout << fmt::format("             {}\n", *note);
     if (!s.windows.empty()) {
       std::vector<std::string> windows;
       for (const auto& w : s.windows) windows.push_back(plan::describe(w));
@@ -193,6 +211,27 @@ void print_preview(const CheckedPlan& c, const SavedPlan& saved) {
     std::cout << "  (*) selects by update or online state: shown as it selects now; read again "
                  "when the stage dispatches\n";
   }
+  std::cout << "\n  gates, with the devices found now:\n";
+  std::vector<std::string> warnings;
+  for (std::size_t i = 0; i < p.stages.size(); ++i) {
+    const preview::StagePreview& s = p.stages[i];
+    const plan::Stage& spec = c.plan.stages[i];
+    const auto targets = s.sample_size.value_or(static_cast<std::int64_t>(s.devices.size()));
+    std::cout << fmt::format("  {:<16} {}\n", s.name,
+                             engine::describe_thresholds(spec.gate, targets));
+    const std::string now = s.dynamic ? " now (read again when it dispatches)" : "";
+    if (s.devices.empty() && s.candidates > 0 &&
+        upswift::narrows_by_update(spec.deploy_request()) &&
+        s.candidates >= spec.gate.min_devices) {
+      warnings.push_back(fmt::format(
+          "{}: nothing left to update{}: all {} of its candidates have it; it will pass as "
+          "skipped",
+          s.name, now, s.candidates));
+    } else if (auto why = engine::check_feasible(spec.gate, targets)) {
+      warnings.push_back(fmt::format("{}: {}{}: the run will stop there", s.name, *why, now));
+    }
+  }
+  for (const auto& w : warnings) std::cout << "\nwarning: " << w << "\n";
   constexpr std::size_t kShown = 10;
   if (!p.overlaps.empty()) {
     std::cout << fmt::format("\nwarning: {} device(s) targeted by more than one stage:\n",

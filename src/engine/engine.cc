@@ -12,6 +12,7 @@
 #include "engine/run.h"
 #include "engine/selection.h"
 #include "plan/calendar.h"
+#include "upswift/select.h"
 #include "util/safe_text.h"
 
 namespace rollout::engine {
@@ -518,8 +519,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     s.busy = true;
     const dag::StageId id = s.id;
     resolve_selection(
-        api, spec(s).deploy_request(),
-        guarded([this, id](upswift::Result<std::vector<SnapshotDevice>> chosen) {
+        api, spec(s).deploy_request(), guarded([this, id](upswift::Result<Selection> chosen) {
           StageRun& stage = stages[id];
           if (!chosen.ok()) {
             stage.busy = false;
@@ -529,7 +529,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                                  chosen.error.message));
             return;
           }
-          std::vector<SnapshotDevice> devices = std::move(*chosen.value);
+          std::vector<SnapshotDevice> devices = std::move(chosen.value->devices);
+          if (devices.empty() && nothing_left(stage, chosen.value->candidates)) return;
           std::string how;
           if (const auto& sample = spec(stage).sample) {
             // Devices an earlier stage of this run targeted are not drawn again.
@@ -558,6 +559,21 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           crash_point("after_snapshot");
           resume_dispatch(stage);
         }));
+  }
+
+  // A stage that updates only what is left (update_status or app filters) and finds every
+  // candidate done has nothing to do: it passes, skipped, with no snapshot and nothing sent.
+  // A selection that matches no device at all is not this: min_devices judges it.
+  bool nothing_left(StageRun& s, std::int64_t candidates) {
+    if (!upswift::narrows_by_update(spec(s).deploy_request())) return false;
+    if (candidates == 0 || candidates < spec(s).gate.min_devices) return false;
+    s.busy = false;
+    const std::string why = fmt::format(
+        "skipped: nothing left to update (its filters leave none of its {} candidate(s))",
+        candidates);
+    event(s.record.name, "stage_passed", why);
+    set_stage(s, "passed", why);
+    return true;
   }
 
   std::vector<ApiCall> calls_of(const StageRun& s, const std::string& kind) {

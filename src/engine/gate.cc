@@ -37,6 +37,30 @@ std::int64_t allowed_failures(const plan::Gate& gate, std::int64_t targeted) {
       std::floor(static_cast<double>(targeted) * gate.max_failed.value / 100.0 + 1e-9));
 }
 
+namespace {
+
+std::string devices(std::int64_t n) {
+  return fmt::format("{} device{}", n, n == 1 ? "" : "s");
+}
+
+std::string describe(std::string_view key, const plan::Threshold& t,
+                     std::optional<std::int64_t> targeted, std::int64_t count) {
+  if (t.kind == plan::Threshold::Kind::count)
+    return fmt::format("{} {}", key, devices(static_cast<std::int64_t>(t.value)));
+  if (!targeted) return fmt::format("{} {}", key, plan::format_threshold(t));
+  return fmt::format("{} {} of {} = {}", key, plan::format_threshold(t), *targeted, devices(count));
+}
+
+}  // namespace
+
+std::string describe_thresholds(const plan::Gate& gate, std::optional<std::int64_t> targeted) {
+  return fmt::format("{}, {}",
+                     describe("min_success", gate.min_success, targeted,
+                              targeted ? required_successes(gate, *targeted) : 0),
+                     describe("max_failed", gate.max_failed, targeted,
+                              targeted ? allowed_failures(gate, *targeted) : 0));
+}
+
 std::optional<std::string> check_feasible(const plan::Gate& gate, std::int64_t targeted) {
   if (targeted < gate.min_devices) {
     return fmt::format("targets {} device(s), fewer than min_devices {}", targeted,

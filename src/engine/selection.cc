@@ -230,21 +230,32 @@ void read_reached(upswift::FleetApi& api, const upswift::DeployRequest& request,
   });
 }
 
-void resolve_selection(
-    upswift::FleetApi& api, const upswift::DeployRequest& request,
-    std::function<void(upswift::Result<std::vector<state::SnapshotDevice>>)> done) {
+CandidateCount::CandidateCount(const upswift::DeployRequest& request)
+    : relaxed_(upswift::without_update_filters(request)) {}
+
+void CandidateCount::add(const std::optional<OnlineStates>& online,
+                         const std::vector<upswift::Device>& page) {
+  std::vector<state::SnapshotDevice> selected;
+  select_from_page(relaxed_, online, page, selected);
+  for (auto& d : selected) seen_.insert(std::move(d.uuid));
+}
+
+void resolve_selection(upswift::FleetApi& api, const upswift::DeployRequest& request,
+                       std::function<void(upswift::Result<Selection>)> done) {
   auto with_states = [&api, request, done](std::optional<OnlineStates> states) {
     auto online = std::make_shared<const std::optional<OnlineStates>>(std::move(states));
     auto chosen = std::make_shared<std::vector<state::SnapshotDevice>>();
+    auto candidates = std::make_shared<CandidateCount>(request);
     for_each_candidate_page(
         api, request,
-        [request, online, chosen](std::vector<upswift::Device>& page) {
+        [request, online, chosen, candidates](std::vector<upswift::Device>& page) {
           select_from_page(request, *online, page, *chosen);
+          candidates->add(*online, page);
         },
-        [chosen, done](const upswift::CallError& ended) {
+        [chosen, candidates, done](const upswift::CallError& ended) {
           if (ended.status != upswift::CallStatus::ok) return done({std::nullopt, ended});
           sort_selection(*chosen);
-          done({std::move(*chosen), {}});
+          done({Selection{std::move(*chosen), candidates->count()}, {}});
         });
   };
   if (!upswift::needs_online_state(request)) return with_states(std::nullopt);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -85,9 +86,26 @@ void read_readings(upswift::FleetApi& api, const upswift::DeployRequest& request
                    const std::vector<state::SnapshotDevice>& snapshot, const std::string& marker,
                    std::function<void(upswift::Result<std::vector<Reading>>)> done);
 
-// The devices a deploy_update with `request` would reach now.
-void resolve_selection(
-    upswift::FleetApi& api, const upswift::DeployRequest& request,
-    std::function<void(upswift::Result<std::vector<state::SnapshotDevice>>)> done);
+// The devices a deploy_update with `request` would reach now, and how many its candidates
+// are: what it selects without its update_status and app filters (for a stage that only
+// updates what is left, the difference is what already has the update).
+struct Selection {
+  std::vector<state::SnapshotDevice> devices;
+  std::int64_t candidates = 0;
+};
+void resolve_selection(upswift::FleetApi& api, const upswift::DeployRequest& request,
+                       std::function<void(upswift::Result<Selection>)> done);
+
+// Counts the candidates of `request` on one page, once each.
+class CandidateCount {
+ public:
+  explicit CandidateCount(const upswift::DeployRequest& request);
+  void add(const std::optional<OnlineStates>& online, const std::vector<upswift::Device>& page);
+  std::int64_t count() const { return static_cast<std::int64_t>(seen_.size()); }
+
+ private:
+  upswift::DeployRequest relaxed_;
+  std::set<std::string> seen_;
+};
 
 }  // namespace rollout::engine

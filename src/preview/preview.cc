@@ -130,17 +130,22 @@ struct Builder : std::enable_shared_from_this<Builder> {
     const plan::Stage& stage = plan.stages[i];
     const upswift::DeployRequest request = stage.deploy_request();
     auto chosen = std::make_shared<std::vector<state::SnapshotDevice>>();
+    auto candidates = std::make_shared<engine::CandidateCount>(request);
     const std::int64_t pages_before = counting.devices_pages;
     engine::for_each_candidate_page(
         counting, request,
-        [self = shared_from_this(), request, chosen](std::vector<upswift::Device>& page) {
+        [self = shared_from_this(), request, chosen,
+         candidates](std::vector<upswift::Device>& page) {
           engine::select_from_page(request, self->online, page, *chosen);
+          candidates->add(self->online, page);
         },
-        [self = shared_from_this(), i, request, chosen, pages_before](const upswift::CallError& e) {
+        [self = shared_from_this(), i, request, chosen, candidates,
+         pages_before](const upswift::CallError& e) {
           if (e.status != upswift::CallStatus::ok) return self->fail(e);
           engine::sort_selection(*chosen);
           StagePreview s;
           s.name = self->plan.stages[i].name;
+          s.candidates = candidates->count();
           s.dynamic = dynamic_filters(request);
           s.listing_pages = self->counting.devices_pages - pages_before;
           s.state_pages =

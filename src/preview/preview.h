@@ -24,6 +24,9 @@ struct StagePreview {
   // it dispatches, so what is shown here is only what they select now.
   bool dynamic = false;
   std::vector<state::SnapshotDevice> devices;  // by device_id; a sampled stage's candidates
+  // What it selects without its update_status and app filters: when `devices` is empty but
+  // these are not, everything is done and the stage will be skipped.
+  std::int64_t candidates = 0;
   // A sampled stage: how many it will draw, its candidates less the devices the stages
   // before it target (the draw itself is made per run, at the stage's start).
   std::optional<std::int64_t> sample_size;

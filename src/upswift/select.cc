@@ -45,4 +45,19 @@ bool needs_online_state(const DeployRequest& request) {
                      [](const Filter& f) { return f.type == FilterType::device_state; });
 }
 
+namespace {
+bool is_update_filter(const Filter& f) {
+  return f.type == FilterType::update_status || f.type == FilterType::app;
+}
+}  // namespace
+
+bool narrows_by_update(const DeployRequest& request) {
+  return std::any_of(request.filters.begin(), request.filters.end(), is_update_filter);
+}
+
+DeployRequest without_update_filters(DeployRequest request) {
+  std::erase_if(request.filters, is_update_filter);
+  return request;
+}
+
 }  // namespace rollout::upswift

@@ -28,4 +28,10 @@ bool selects(const DeployRequest& request, const DeviceFacts& device);
 // devices_details does not carry and get_devices_state must supply.
 bool needs_online_state(const DeployRequest& request);
 
+// Whether the request leaves out devices by what they have (update_status or app filters):
+// such a stage finds nothing once every candidate has the update. The same request without
+// those filters selects its candidates.
+bool narrows_by_update(const DeployRequest& request);
+DeployRequest without_update_filters(DeployRequest request);
+
 }  // namespace rollout::upswift

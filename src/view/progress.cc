@@ -54,6 +54,11 @@ const char* status_color(const std::string& status) {
 
 }  // namespace
 
+std::string shown_status(const state::StageRecord& stage) {
+  if (stage.status == "passed" && stage.reason.starts_with("skipped")) return "skipped";
+  return stage.status;
+}
+
 RunProgress build_progress(const state::RunRecord& run,
                            const std::vector<state::StageRecord>& stages,
                            const std::map<std::string, std::int64_t>& devices,
@@ -102,14 +107,7 @@ void apply_snapshot(RunProgress& p, const std::string& stage, std::int64_t devic
 }
 
 std::string gate_condition(const plan::Gate& gate, std::optional<std::int64_t> targeted) {
-  std::string text;
-  if (targeted) {
-    text = fmt::format("{}/{} success, <={} failed", engine::required_successes(gate, *targeted),
-                       *targeted, engine::allowed_failures(gate, *targeted));
-  } else {
-    text = fmt::format("{} success, <={} failed", plan::format_threshold(gate.min_success),
-                       plan::format_threshold(gate.max_failed));
-  }
+  std::string text = engine::describe_thresholds(gate, targeted);
   if (gate.bake.count() > 0) text += ", bake " + format_duration(gate.bake);
   return text;
 }
@@ -211,7 +209,7 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
                                 const Style& style) {
   std::vector<std::string> lines;
   std::map<std::string, int> by_status;
-  for (const auto& s : run.stages) ++by_status[s.record.status];
+  for (const auto& s : run.stages) ++by_status[shown_status(s.record)];
   std::vector<std::string> tally;
   for (const auto& [status, n] : by_status) tally.push_back(fmt::format("{} {}", n, status));
   lines.push_back(fit(
@@ -230,15 +228,16 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
   for (const auto& s : run.stages) {
     if (!shown(s)) continue;
     name_width = std::max(name_width, s.record.name.size());
-    status_width = std::max(status_width, s.record.status.size());
+    status_width = std::max(status_width, shown_status(s.record).size());
   }
   for (const auto& s : run.stages) {
     const std::string& status = s.record.status;
     if (!shown(s)) continue;
     const plan::Stage* spec = find_stage(plan, s.record.name);
-    std::string line = fmt::format(
-        "  {:<{}} {} ", s.record.name, name_width,
-        paint(fmt::format("{:<{}}", status, status_width), status_color(status), style.color));
+    std::string line =
+        fmt::format("  {:<{}} {} ", s.record.name, name_width,
+                    paint(fmt::format("{:<{}}", shown_status(s.record), status_width),
+                          status_color(status), style.color));
     if (s.last) {
       const auto& o = *s.last;
       line += status_bar(o, bar_width, style.color);
@@ -259,7 +258,8 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
     if (spec && (status == "gating" || status == "dispatching" || status == "paused"))
       tail.push_back("gate: " + gate_condition(spec->gate, s.devices));
     if (std::string w = waiting_for(plan, run, s, now); !w.empty()) tail.push_back("waiting: " + w);
-    if (style.all_stages && terminal(status) && status != "passed" && !s.record.reason.empty())
+    if (style.all_stages && terminal(status) && shown_status(s.record) != "passed" &&
+        !s.record.reason.empty())
       tail.push_back(s.record.reason);
     const std::string rest = join(tail, "; ");
     if (rest.empty()) {

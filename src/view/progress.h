@@ -43,8 +43,12 @@ void apply(RunProgress& p, const state::Observation& o);
 void apply(RunProgress& p, const state::Event& e, std::size_t recent_events);
 void apply_snapshot(RunProgress& p, const std::string& stage, std::int64_t devices);
 
+// A stage's status as people read it: "skipped" for a stage that passed with nothing left
+// to update (its record says passed: for the plan's graph it did).
+std::string shown_status(const state::StageRecord& stage);
+
 // The gate's pass condition for a stage of `targeted` devices, in words:
-// "18/20 success, <=1 failed, bake 10m".
+// "min_success 90% of 20 = 18 devices, max_failed 1 device, bake 10m".
 std::string gate_condition(const plan::Gate& gate, std::optional<std::int64_t> targeted);
 
 // What the stage is waiting for now, or empty when it waits for nothing.

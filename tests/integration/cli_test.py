@@ -402,7 +402,7 @@ def progress_redraws_on_a_terminal_and_is_plain_otherwise(tmp):
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
     # A progress line: stage, status, bar, counts by update_status, the gate, what it waits for.
     assert re.search(r"canary\s+gating\s+\S+ \d+ success, \d+ failed, \d+ in_progress, \d+ pending", plain), plain[-3000:]
-    assert "gate: 6/6 success, <=0 failed, bake 5m" in plain
+    assert "gate: min_success 100% of 6 = 6 devices, max_failed 0 devices, bake 5m" in plain
     assert re.search(r"waiting: (bake, \S+ left|gate)", plain)
     assert "everyone" in plain and "completed" in plain
     for line in plain.splitlines():  # the block's lines (events above it may wrap)

@@ -131,8 +131,11 @@ TEST_CASE("status bar: shares of success, failed, updating, pending; a single fa
 TEST_CASE("gate condition in numbers once the stage's size is known") {
   Fixture f;
   CHECK(view::gate_condition(f.plan().stages[0].gate, std::nullopt) ==
-        "100% success, <=0 failed, bake 2h");
-  CHECK(view::gate_condition(f.plan().stages[1].gate, 20) == "18/20 success, <=2 failed, bake 1h");
+        "min_success 100%, max_failed 0 devices, bake 2h");
+  CHECK(view::gate_condition(f.plan().stages[1].gate, 20) ==
+        "min_success 90% of 20 = 18 devices, max_failed 10% of 20 = 2 devices, bake 1h");
+  CHECK(view::gate_condition(f.plan().stages[1].gate, 1) ==
+        "min_success 90% of 1 = 1 device, max_failed 10% of 1 = 0 devices, bake 1h");
 }
 
 TEST_CASE("what each stage waits for") {
@@ -154,7 +157,8 @@ TEST_CASE("what each stage waits for") {
   REQUIRE(lines.size() == 3);  // the header, canary, us (eu is waiting: not active)
   CHECK(lines[0].find("run r-1 running") != std::string::npos);
   CHECK(lines[1].find("3 success, 0 failed, 2 in_progress, 0 pending") != std::string::npos);
-  CHECK(lines[1].find("gate: 5/5 success, <=0 failed, bake 2h") != std::string::npos);
+  CHECK(lines[1].find("gate: min_success 100% of 5 = 5 devices, max_failed 0 devices, bake 2h") !=
+        std::string::npos);
   CHECK(lines[1].find("waiting: bake, 1h30m left") != std::string::npos);
   CHECK(lines[2].find("rollout approve r-1 us") != std::string::npos);
   for (const auto& line : lines) CHECK(line.find('\x1b') == std::string::npos);  // no colour asked
