@@ -36,6 +36,7 @@ int run_report(const ReportOptions& o) {
   in.calls = store->load_calls(run->id);
   in.approvals = store->load_approvals(run->id);
   in.events = store->load_events(run->id);
+  in.device_states = store->load_device_states(run->id);
   const std::string out = o.out.empty() ? fmt::format("rollout-report-{}.html", run->id) : o.out;
   if (!write_file(out, view::render_report(in))) {
     std::cerr << fmt::format("rollout: cannot write {}: {}\n", out, std::strerror(errno));

@@ -5,6 +5,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "plan/loader.h"
 #include "util/duration.h"
@@ -73,6 +74,28 @@ nlohmann::ordered_json to_json(const state::RunRecord& run,
        std::chrono::duration_cast<std::chrono::seconds>(end - run.created_at).count()},
       {"stages_done", t.done},
       {"stages_total", t.total}};
+}
+
+std::string not_succeeded(const std::vector<state::DeviceState>& devices, const std::string& stage,
+                          std::size_t shown_per_status) {
+  // Worst first: what failed, then what never got the update, then what is still on its way.
+  static const std::vector<std::string> kOrder = {"failed",  "aborted", "other",
+                                                  "missing", "unlisted", "pending",
+                                                  "in_progress"};
+  std::vector<std::string> parts;
+  for (const std::string& status : kOrder) {
+    std::vector<std::string> names;
+    std::size_t count = 0;
+    for (const auto& d : devices) {
+      if (d.stage != stage || d.status != status) continue;
+      if (++count <= shown_per_status) names.push_back(fmt::format("{} ({})", d.uuid, d.name));
+    }
+    if (count == 0) continue;
+    std::string part = fmt::format("{}: {}", status, fmt::join(names, ", "));
+    if (count > shown_per_status) part += fmt::format(" and {} more", count - shown_per_status);
+    parts.push_back(std::move(part));
+  }
+  return fmt::format("{}", fmt::join(parts, "; "));
 }
 
 }  // namespace rollout::cli

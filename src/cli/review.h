@@ -40,6 +40,11 @@ struct StageTally {
 };
 StageTally tally(const std::vector<state::StageRecord>& stages);
 
+// The stage's devices that did not succeed, by status, as its gate last saw them:
+// "failed: d-1 (name-1), d-2 (name-2); missing: d-3 (name-3) and 4 more"; empty when none.
+std::string not_succeeded(const std::vector<state::DeviceState>& devices, const std::string& stage,
+                          std::size_t shown_per_status = 3);
+
 nlohmann::ordered_json to_json(const state::RunRecord& run,
                                const std::vector<state::StageRecord>& stages);
 

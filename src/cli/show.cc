@@ -1,4 +1,5 @@
 // rollout show RUN: everything the state database knows of one run.
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -9,18 +10,88 @@
 #include "cli/exit_codes.h"
 #include "cli/review.h"
 #include "cli/session.h"
+#include "engine/gate.h"
 
 namespace rollout::cli {
 
 namespace {
 
+using Json = nlohmann::ordered_json;
+
 struct ShowOptions {
   std::string run_id = "last";
   StateOptions state;
   std::string output = "text";
+  bool devices = false;
+  std::string stage;                  // --devices of this stage only
+  std::vector<std::string> statuses;  // --devices in these statuses only
 };
 
-using Json = nlohmann::ordered_json;
+// The statuses a device can have at a gate, and "unread" for one no gate read yet.
+const std::vector<std::string> kDeviceStatuses = {
+    "pending", "in_progress", "success", "failed", "aborted", "other", "missing", "unlisted",
+    "unread"};
+
+std::string device_status(const state::DeviceState& d) {
+  return d.status.empty() ? "unread" : d.status;
+}
+
+Json device_json(const state::DeviceState& d) {
+  return {{"uuid", d.uuid},
+          {"name", d.name},
+          {"group", d.group},
+          {"update_id", d.update_id ? Json(d.update_id) : Json(nullptr)},
+          {"status", device_status(d)},
+          {"since", d.status.empty() ? Json(nullptr) : Json(iso_time(d.since))},
+          {"online", d.online.empty() ? Json(nullptr) : Json(d.online)},
+          {"online_read", optional_time(d.online_at)}};
+}
+
+// rollout show RUN --devices: one line per targeted device.
+int show_devices(const ShowOptions& o, state::StateStore& store, const state::RunRecord& run,
+                 const std::vector<state::StageRecord>& stages) {
+  if (!o.stage.empty() && std::none_of(stages.begin(), stages.end(), [&](const auto& s) {
+        return s.name == o.stage;
+      })) {
+    std::cerr << fmt::format("rollout show: run {} has no stage '{}'\n", run.id, o.stage);
+    return kExitInvalidInput;
+  }
+  std::vector<state::DeviceState> shown;
+  for (auto& d : store.load_device_states(run.id)) {
+    if (!o.stage.empty() && d.stage != o.stage) continue;
+    if (!o.statuses.empty() &&
+        std::find(o.statuses.begin(), o.statuses.end(), device_status(d)) == o.statuses.end())
+      continue;
+    shown.push_back(std::move(d));
+  }
+  if (o.output == "json") {
+    Json list = Json::array();
+    for (const auto& d : shown) {
+      Json j = device_json(d);
+      j["stage"] = d.stage;
+      list.push_back(std::move(j));
+    }
+    std::cout << Json{{"run", run.id}, {"devices", list}}.dump(2, ' ', false,
+                                                                Json::error_handler_t::replace)
+              << "\n";
+    return kExitOk;
+  }
+  std::cout << fmt::format("{:<14} {:<14} {:<20} {:<12} {:>9} {:<12} {:<19} {}\n", "STAGE",
+                           "DEVICE", "NAME", "GROUP", "UPDATE", "STATUS", "SINCE", "ONLINE");
+  for (const auto& d : shown) {
+    std::cout << fmt::format(
+        "{:<14} {:<14} {:<20} {:<12} {:>9} {:<12} {:<19} {}\n", d.stage, d.uuid, d.name, d.group,
+        d.update_id ? std::to_string(d.update_id) : "-", device_status(d),
+        d.status.empty() ? "-" : local_time(d.since),
+        d.online.empty() ? "-" : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)));
+  }
+  std::cout << fmt::format("{} device(s){}\n", shown.size(),
+                           shown.empty() && o.statuses.empty()
+                               ? ": no stage of this run has listed its devices yet"
+                               : "");
+  return kExitOk;
+}
+
 
 Json observation_json(const state::Observation& o) {
   return {{"time", iso_time(o.at)}, {"stage", o.stage},     {"elapsed_s", o.elapsed_ms / 1000},
@@ -35,6 +106,7 @@ int run_show(const ShowOptions& o) {
   auto run = find_run(*store, o.run_id);
   if (!run) return kExitInvalidInput;
   const auto stages = store->load_stages(run->id);
+  if (o.devices) return show_devices(o, *store, *run, stages);
   const auto observations = store->load_observations(run->id);
   const auto calls = store->load_calls(run->id);
   const auto approvals = store->load_approvals(run->id);
@@ -42,10 +114,23 @@ int run_show(const ShowOptions& o) {
   std::map<std::string, const state::Observation*> last;
   for (const auto& ob : observations) last[ob.stage] = &ob;
 
+  const auto device_states = store->load_device_states(run->id);
+  const auto plan = stored_plan(*run);
+  auto find_stage = [&](const std::string& name) -> const plan::Stage* {
+    if (!plan) return nullptr;
+    for (const auto& st : plan->stages) {
+      if (st.name == name) return &st;
+    }
+    return nullptr;
+  };
   if (o.output == "json") {
     Json j = to_json(*run, stages);
     Json stage_list = Json::array();
     for (const auto& s : stages) {
+      Json devices = Json::array();
+      for (const auto& d : device_states) {
+        if (d.stage == s.name) devices.push_back(device_json(d));
+      }
       Json decisions = Json::array();
       for (const auto& ob : observations) {
         if (ob.stage == s.name && ob.verdict != "wait") decisions.push_back(observation_json(ob));
@@ -60,7 +145,8 @@ int run_show(const ShowOptions& o) {
                             {"devices", snapshot ? Json(snapshot->size()) : Json(nullptr)},
                             {"last_observation",
                              last.count(s.name) ? observation_json(*last[s.name]) : Json(nullptr)},
-                            {"gate_decisions", decisions}});
+                            {"gate_decisions", decisions},
+                            {"device_states", devices}});
     }
     j["stages"] = stage_list;
     Json approvals_json = Json::array();
@@ -116,13 +202,23 @@ int run_show(const ShowOptions& o) {
     if (s.finished_at && s.started_at)
       timeline += ", ended +" + span(*s.started_at, *s.finished_at);
     std::cout << fmt::format(
-        "{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", s.name, s.status,
+        "{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", s.name,
+        view::shown_status(s),
         snapshot ? std::to_string(snapshot->size()) : "-", ob ? std::to_string(ob->pending) : "-",
         ob ? std::to_string(ob->in_progress) : "-", ob ? std::to_string(ob->success) : "-",
         ob ? std::to_string(ob->failed) : "-", ob ? std::to_string(ob->aborted) : "-",
         ob ? std::to_string(ob->missing) : "-", timeline);
     if (!s.reason.empty()) std::cout << fmt::format("{:<14} {}\n", "", s.reason);
+    if (snapshot) {
+      if (const auto* plan_stage = find_stage(s.name))
+        std::cout << fmt::format("{:<14} gate: {}\n", "",
+                                 engine::describe_thresholds(plan_stage->gate, snapshot->size()));
+    }
+    if (std::string names = not_succeeded(device_states, s.name); !names.empty())
+      std::cout << fmt::format("{:<14} {}\n", "", names);
   }
+  std::cout << fmt::format("\n(each device: rollout show {} --devices [--stage S] [--status failed])\n",
+                           run->id);
 
   std::cout << "\ngate decisions:\n";
   bool any = false;
@@ -164,14 +260,30 @@ int run_show(const ShowOptions& o) {
 void add_show_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<ShowOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "show", "Show one run: stages, device counts, gate decisions, approvals, API calls, events.");
+      "show",
+      "Show one run: stages, device counts, gate decisions, approvals, API calls, events; with "
+      "--devices, each device.");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->capture_default_str();
   cmd->add_option("--state", o->state.state_path,
                   "State database (default: $ROLLOUT_STATE, else rollout.db)");
   cmd->add_option("--output", o->output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  cmd->callback([o, &run] { run = [o] { return run_show(*o); }; });
+  cmd->add_flag("--devices", o->devices,
+                "List each targeted device instead: uuid, name, group, the update id of this run's "
+                "update, its update_status as the gate last saw it and since when, and whether it "
+                "was online at the gate's decision");
+  cmd->add_option("--stage", o->stage, "With --devices: this stage's devices only");
+  cmd->add_option("--status", o->statuses,
+                  "With --devices: devices in this status only (repeatable): pending, in_progress, "
+                  "success, failed, aborted, other, missing (the update is not on it), unlisted "
+                  "(it left the stage's groups), unread (no gate read it yet)")
+      ->check(CLI::IsMember(kDeviceStatuses));
+  cmd->callback([o, &run] {
+    if ((!o->stage.empty() || !o->statuses.empty()) && !o->devices)
+      throw CLI::ValidationError("--stage and --status", "they go with --devices");
+    run = [o] { return run_show(*o); };
+  });
 }
 
 }  // namespace rollout::cli

@@ -66,9 +66,15 @@ std::string lease_line(state::StateStore& store, const state::RunRecord& run) {
                      format_duration(std::max(age, Seconds{0})));
 }
 
-Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime now) {
+Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime now,
+                   const std::vector<state::DeviceState>& devices) {
   Json stages = Json::array();
   for (const auto& s : p.stages) {
+    Json not_succeeded = Json::array();
+    for (const auto& d : devices) {
+      if (d.stage == s.record.name && !d.status.empty() && d.status != "success")
+        not_succeeded.push_back({{"uuid", d.uuid}, {"name", d.name}, {"status", d.status}});
+    }
     Json j{{"stage", s.record.name},
            {"status", s.record.status},
            {"reason", s.record.reason},
@@ -76,7 +82,8 @@ Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime 
            {"started", optional_time(s.record.started_at)},
            {"dispatched", optional_time(s.record.dispatched_at)},
            {"finished", optional_time(s.record.finished_at)},
-           {"waiting_for", view::waiting_for(plan, p, s, now)}};
+           {"waiting_for", view::waiting_for(plan, p, s, now)},
+           {"not_succeeded", not_succeeded}};
     if (s.last) {
       j["counts"] = {{"pending", s.last->pending}, {"in_progress", s.last->in_progress},
                      {"success", s.last->success}, {"failed", s.last->failed},
@@ -124,10 +131,12 @@ int run_status(const StatusOptions& o) {
   for (;;) {
     view::RunProgress p = read_progress(*store, *run);
     const WallTime now = view_now(p, *run);
+    const auto devices = store->load_device_states(run->id);
     if (o.output == "json") {
       if (!o.watch || change_key(p) != last_key)
         std::cout
-            << progress_json(p, *plan, now).dump(-1, ' ', false, Json::error_handler_t::replace)
+            << progress_json(p, *plan, now, devices)
+                   .dump(-1, ' ', false, Json::error_handler_t::replace)
             << "\n"
             << std::flush;
     } else if (!o.watch || redraw || change_key(p) != last_key) {
@@ -137,6 +146,12 @@ int run_status(const StatusOptions& o) {
       style.all_stages = true;
       std::vector<std::string> lines = view::render(*plan, p, now, style);
       if (!p.reason.empty()) lines.push_back(view::fit("  " + p.reason, style.width));
+      // Which devices hold a stage back, or made it fail: the first few of each kind.
+      for (const auto& s : p.stages) {
+        if (s.record.status == "waiting") continue;
+        if (std::string names = not_succeeded(devices, s.record.name); !names.empty())
+          lines.push_back(view::fit(fmt::format("  {}: {}", s.record.name, names), style.width));
+      }
       if (std::string lease = lease_line(*store, *run); !lease.empty())
         lines.push_back(view::fit("  " + lease, style.width));
       lines.push_back("recent events:");

@@ -60,6 +60,7 @@ h3{font-size:15px;margin:18px 0 4px}
 .s-completed,.s-passed{background:#2e8540}.s-stopped,.s-failed,.s-aborted,.s-rolled_back{background:#c62828}
 .s-paused,.s-awaiting_approval,.s-interrupted,.s-running,.s-gating,.s-dispatching{background:#b26a00}
 .s-waiting{background:#8a93a3}
+.device{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff}.s-missing,.s-unlisted,.s-other{background:#6a1b9a}.s-pending,.s-in_progress{background:#b26a00}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eef0f4;vertical-align:top}
 th{background:#f5f7fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
 svg{display:block;max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:#39414f}
@@ -201,11 +202,11 @@ std::string stage_chart(const ReportInput& in, const state::StageRecord& st) {
     svg += fmt::format(R"(<rect x="{}" y="{}" width="6" height="{}" fill="#43a047"/>)", kLeft, kTop,
                        plot_h);
   }
-  for (int q = 0; q <= 4; ++q) {
-    const double n = targeted * q / 4;
+  for (const std::int64_t tick : axis_ticks(static_cast<std::int64_t>(targeted))) {
+    const auto n = static_cast<double>(tick);
     svg += fmt::format(
-        R"(<line x1="{}" y1="{:.1f}" x2="{}" y2="{:.1f}" stroke="#ffffff" stroke-opacity=".5"/><text x="{}" y="{:.1f}" text-anchor="end">{:.0f}</text>)",
-        kLeft, y(n), kW - 10, y(n), kLeft - 6, y(n) + 4, n);
+        R"(<line x1="{}" y1="{:.1f}" x2="{}" y2="{:.1f}" stroke="#ffffff" stroke-opacity=".5"/><text x="{}" y="{:.1f}" text-anchor="end">{}</text>)",
+        kLeft, y(n), kW - 10, y(n), kLeft - 6, y(n) + 4, tick);
   }
   if (in.plan) {
     for (const auto& spec : in.plan->stages) {
@@ -229,7 +230,43 @@ std::string stage_chart(const ReportInput& in, const state::StageRecord& st) {
   return svg + legend;
 }
 
+// Devices that did not succeed, as their gate last saw them.
+std::string unsuccessful_devices(const ReportInput& in) {
+  std::string rows;
+  std::size_t n = 0;
+  for (const auto& d : in.device_states) {
+    if (d.status.empty() || d.status == "success") continue;
+    ++n;
+    rows += fmt::format(
+        "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"n\">{}</td>"
+        "<td><span class=\"device s-{}\">{}</span></td><td>{}</td><td>{}</td></tr>\n",
+        esc(d.stage), esc(d.uuid), esc(d.name), esc(d.group),
+        d.update_id ? std::to_string(d.update_id) : "-", esc(d.status), esc(d.status),
+        offset(in.run.created_at, d.since), d.online.empty() ? "-" : esc(d.online));
+  }
+  std::string h = fmt::format("<h2>Devices that did not succeed: {}</h2>\n", n);
+  if (rows.empty()) return h + "<p class=\"meta\">None.</p>\n";
+  return h +
+         "<table class=\"devices\"><tr><th>Stage</th><th>Device</th><th>Name</th><th>Group</th>"
+         "<th>Update</th><th>Status</th><th>Since</th><th>Online at the decision</th></tr>\n" +
+         rows + "</table>\n";
+}
+
 }  // namespace
+
+std::vector<std::int64_t> axis_ticks(std::int64_t max) {
+  if (max <= 0) return {0};
+  // The smallest of 1, 2, 5, 10, 20, 50 ... that needs no more than four steps.
+  std::int64_t step = 1;
+  for (std::int64_t scale = 1;; scale *= 10) {
+    if (max <= 4 * scale) { step = scale; break; }
+    if (max <= 8 * scale) { step = 2 * scale; break; }
+    if (max <= 20 * scale) { step = 5 * scale; break; }
+  }
+  std::vector<std::int64_t> ticks;
+  for (std::int64_t t = 0; t <= max; t += step) ticks.push_back(t);
+  return ticks;
+}
 
 std::string render_report(const ReportInput& in) {
   const WallTime end = report_end(in);
@@ -263,10 +300,13 @@ std::string render_report(const ReportInput& in) {
     if (in.plan) {
       for (const auto& spec : in.plan->stages) {
         if (spec.name != st.name) continue;
-        gate = fmt::format("min_success {}, max_failed {}, bake {}, timeout {}",
-                           plan::format_threshold(spec.gate.min_success),
-                           plan::format_threshold(spec.gate.max_failed),
-                           format_duration(spec.gate.bake), format_duration(spec.gate.timeout));
+        const auto targets = in.devices.find(st.name);
+        gate = fmt::format(
+            "{}, bake {}, timeout {}",
+            engine::describe_thresholds(spec.gate, targets == in.devices.end()
+                                                       ? std::nullopt
+                                                       : std::optional(targets->second)),
+            format_duration(spec.gate.bake), format_duration(spec.gate.timeout));
       }
     }
     auto when = [&](const std::optional<WallTime>& t) {
@@ -286,6 +326,8 @@ std::string render_report(const ReportInput& in) {
   for (const auto& st : in.stages) {
     h += fmt::format("<h3>{}</h3>\n", esc(st.name)) + stage_chart(in, st);
   }
+
+  h += unsuccessful_devices(in);
 
   h += "<h2>Gate decisions</h2>\n";
   std::string rows;

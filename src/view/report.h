@@ -22,7 +22,12 @@ struct ReportInput {
   std::vector<state::ApiCall> calls;
   std::vector<state::Approval> approvals;
   std::vector<state::Event> events;
+  std::vector<state::DeviceState> device_states;
 };
+
+// The y-axis labels of a chart of 0..max devices: whole numbers, evenly spaced (steps of
+// 1, 2, 5, 10, 20, 50 ...), at most five.
+std::vector<std::int64_t> axis_ticks(std::int64_t max);
 
 std::string html_escape(const std::string& text);
 

@@ -280,3 +280,21 @@ TEST_CASE("rehearsal: the same seed predicts the same run; failure rates show in
     CHECK(r.deploy_calls == 1);
   }
 }
+
+TEST_CASE("the report's y-axis: whole numbers, evenly spaced, at most five") {
+  using V = std::vector<std::int64_t>;
+  CHECK(view::axis_ticks(0) == V{0});
+  CHECK(view::axis_ticks(1) == V{0, 1});
+  CHECK(view::axis_ticks(4) == V{0, 1, 2, 3, 4});
+  CHECK(view::axis_ticks(5) == V{0, 2, 4});
+  CHECK(view::axis_ticks(20) == V{0, 5, 10, 15, 20});
+  CHECK(view::axis_ticks(55) == V{0, 20, 40});
+  for (std::int64_t max = 1; max < 5000; ++max) {
+    const V ticks = view::axis_ticks(max);
+    CHECK(ticks.size() <= 5);
+    CHECK(ticks.size() >= 2);
+    for (std::size_t i = 2; i < ticks.size(); ++i)
+      CHECK(ticks[i] - ticks[i - 1] == ticks[1] - ticks[0]);
+    CHECK(ticks.back() <= max);
+  }
+}
