@@ -48,7 +48,7 @@ int run_abort(AbortOptions& o) {
     return kExitStopped;
   }
   o.api.json = o.output == "json";
-  return drive_run(*store, *run, o.api);
+  return drive_run(*store, o.state, *run, o.api);
 }
 
 }  // namespace

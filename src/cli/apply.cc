@@ -196,7 +196,7 @@ int run_apply(ApplyOptions& o) {
                              checked->plan.name, checked->plan.stages.size(),
                              resolve_state_path(o.state));
   }
-  return drive_run(*store, run, o.api);
+  return drive_run(*store, o.state, run, o.api);
 }
 
 }  // namespace
@@ -206,7 +206,10 @@ void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::s
                   "State database (default: $ROLLOUT_STATE, else rollout.db)");
   cmd->add_option(
       "--simulate", api.simulate_fleet,
-      "Run against an in-process fleet simulator built from FLEET.yaml instead of Upswift");
+      "Run against an in-process fleet simulator built from FLEET.yaml instead of Upswift. What "
+      "it applied is kept beside the state database (STATE.sim/RUN.jsonl), so the run pauses, "
+      "resumes and is approved like a real one; resume needs no --simulate (given, it must "
+      "name the same file)");
   cmd->add_option(
          "--time-scale", api.time_scale,
          "With a simulated fleet: run time this many times faster (600: 10 minutes a second)")

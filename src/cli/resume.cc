@@ -22,12 +22,6 @@ struct ResumeOptions {
 
 int run_resume(ResumeOptions& o) {
   o.api.json = o.output == "json";
-  if (!o.api.simulate_fleet.empty()) {
-    std::cerr << "rollout: resume continues against the API the run started with; --simulate would "
-                 "start a "
-                 "new, empty simulator\n";
-    return kExitInvalidInput;
-  }
   auto store = open_store(o.state);
   if (!store) return kExitError;
   auto run = find_run(*store, o.run_id);
@@ -50,7 +44,7 @@ int run_resume(ResumeOptions& o) {
   if (!o.api.json)
     std::cout << fmt::format("resuming run {} ({}, was {})\n", run->id, run->plan_name,
                              run->status);
-  return drive_run(*store, *run, o.api);
+  return drive_run(*store, o.state, *run, o.api);
 }
 
 }  // namespace

@@ -86,7 +86,9 @@ int run_retry(RetryOptions& o) {
   {
     asio::io_context io;
     int exit = kExitOk;
-    auto connection = ApiConnection::open(io, plan, run->api_url, o.api, exit);
+    auto api = run_api_options(o.state, *run, o.api);
+    if (!api) return kExitError;
+    auto connection = ApiConnection::open(io, plan, run->api_url, *api, exit);
     if (!connection) return exit;
     std::optional<upswift::Result<std::vector<engine::Reached>>> reached;
     engine::read_reached(connection->api(), stage->deploy_request(), *snapshot,
@@ -118,7 +120,7 @@ int run_retry(RetryOptions& o) {
                              run->id, attempt, o.stage, failed.size());
   }
   auto reopened = store->load_run(run->id);
-  return drive_run(*store, *reopened, o.api);
+  return drive_run(*store, o.state, *reopened, o.api);
 }
 
 }  // namespace
@@ -140,8 +142,7 @@ void add_retry_command(CLI::App& app, Run& run) {
           "and recorded as the retry's targets; each gets one deploy_update with a\n"
           "specific_device filter, written ahead like every dispatch. The stage's gate then\n"
           "judges all its devices again, its bake starting over; stages the run's stop cut off\n"
-          "go on. A rolled-back stage cannot be retried. Runs against an in-process simulator\n"
-          "(--simulate) cannot be retried: their fleet ended with their process.\n\n") +
+          "go on. A rolled-back stage cannot be retried.\n\n") +
       kExitCodesHelp);
   cmd->callback([o, &run] { run = [o] { return run_retry(*o); }; });
 }

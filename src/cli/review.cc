@@ -79,9 +79,8 @@ nlohmann::ordered_json to_json(const state::RunRecord& run,
 std::string not_succeeded(const std::vector<state::DeviceState>& devices, const std::string& stage,
                           std::size_t shown_per_status) {
   // Worst first: what failed, then what never got the update, then what is still on its way.
-  static const std::vector<std::string> kOrder = {"failed",  "aborted", "other",
-                                                  "missing", "unlisted", "pending",
-                                                  "in_progress"};
+  static const std::vector<std::string> kOrder = {"failed",   "aborted", "other",      "missing",
+                                                  "unlisted", "pending", "in_progress"};
   std::vector<std::string> parts;
   for (const std::string& status : kOrder) {
     std::vector<std::string> names;

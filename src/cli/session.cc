@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -21,9 +22,11 @@
 #include "notify/notifier.h"
 #include "plan/loader.h"
 #include "sim/fleet_file.h"
+#include "sim/journal.h"
 #include "sim/server.h"
 #include "util/clock.h"
 #include "util/safe_text.h"
+#include "util/sha256.h"
 
 namespace rollout::cli {
 
@@ -102,11 +105,17 @@ void show_if_gone(state::StateStore& store, state::RunRecord& run) {
       fmt::format("{} (crashed or killed); continue with `rollout resume {}`", why, run.id);
 }
 
-// The in-process simulator for --simulate: its own thread and io_context.
+// The in-process simulator for --simulate: its own thread and io_context. With a journal,
+// its fleet is what the journal says it applied (the run's earlier processes), and what it
+// applies now is added to it.
 class InProcessSim {
  public:
-  InProcessSim(const sim::FleetSpec& spec, double scale)
-      : clock_(sim::scaled_clock(scale)), fleet_(spec, clock_()), server_(io_, fleet_, {}, clock_) {
+  InProcessSim(const sim::FleetSpec& spec, double scale, sim::SimTime created, sim::SimTime start,
+               const std::optional<sim::Journal>& journal, const std::string& journal_path)
+      : clock_(sim::scaled_clock(scale, start)),
+        fleet_(spec, created),
+        server_(io_, fleet_, options(journal_path), clock_) {
+    if (journal) sim::replay(fleet_, *journal);
     thread_ = std::thread([this] { io_.run(); });
   }
   ~InProcessSim() {
@@ -119,12 +128,48 @@ class InProcessSim {
   std::string url() const { return server_.base_url(); }
 
  private:
+  static sim::ServerOptions options(const std::string& journal_path) {
+    sim::ServerOptions o;
+    o.request_log = journal_path;
+    return o;
+  }
   asio::io_context io_;
   std::function<sim::SimTime()> clock_;
   sim::Fleet fleet_;
   sim::Server server_;
   std::thread thread_;
 };
+
+namespace {
+
+constexpr std::string_view kSimulated = "simulated:";
+
+sim::SimTime to_sim(WallTime t) {
+  return std::chrono::duration_cast<sim::Millis>(t.time_since_epoch());
+}
+
+// The journal of a simulated run, if it has one yet; prints why not and sets `failed` when
+// it is there but unusable.
+std::optional<sim::Journal> load_journal(const std::string& path, bool& failed) {
+  failed = false;
+  if (path.empty() || !std::filesystem::exists(path)) return std::nullopt;
+  std::string why;
+  auto text = read_file(path, &why);
+  std::optional<sim::Journal> journal;
+  if (text) journal = sim::read_journal(*text, &why);
+  if (!journal) {
+    std::cerr << fmt::format("rollout: the simulated fleet's record {} cannot be read: {}\n", path,
+                             why);
+    failed = true;
+  }
+  return journal;
+}
+
+}  // namespace
+
+std::string sim_journal_path(const StateOptions& state, const std::string& run_id) {
+  return fmt::format("{}.sim/{}.jsonl", resolve_state_path(state), run_id);
+}
 
 namespace {
 
@@ -221,7 +266,10 @@ bool take_lease(state::StateStore& store, const std::string& run_id) {
 }
 
 std::string run_api_url(const plan::Plan& plan, const ApiOptions& api) {
-  if (!api.simulate_fleet.empty()) return "simulated:" + api.simulate_fleet;
+  if (!api.simulate_fleet.empty()) {
+    return std::string(kSimulated) +
+           std::filesystem::absolute(api.simulate_fleet).lexically_normal().string();
+  }
   if (plan.api.url) return *plan.api.url;
   if (const char* env = std::getenv("UPSWIFT_API_URL"); env && *env) return env;
   return client::kDefaultApiUrl;
@@ -237,17 +285,55 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
   std::string token;
   if (const char* env = std::getenv("UPSWIFT_USER_TOKEN")) token = env;
   exit = kExitInvalidInput;
-  if (url.rfind("simulated:", 0) == 0) {
-    if (options.simulate_fleet.empty()) {
-      std::cerr << "rollout: this run ran against an in-process simulator, which ended with its "
-                   "process; it cannot be resumed. For resumable demos run `rollout sim` "
-                   "separately and point UPSWIFT_API_URL at it.\n";
-      exit = kExitError;
+  if (url.rfind(kSimulated, 0) == 0) {
+    // The fleet the run started with, unless --simulate names one (which must be it).
+    const std::string recorded = url.substr(kSimulated.size());
+    std::string fleet_path = options.simulate_fleet.empty() ? recorded : options.simulate_fleet;
+    if (!options.simulate_fleet.empty() &&
+        std::filesystem::absolute(options.simulate_fleet).lexically_normal() !=
+            std::filesystem::path(recorded)) {
+      std::cerr << fmt::format(
+          "rollout: this run runs against the simulated fleet {}, not {}; leave --simulate out "
+          "to go on with it\n",
+          recorded, options.simulate_fleet);
       return nullptr;
     }
-    auto spec = load_fleet_file(options.simulate_fleet);
+    auto spec = load_fleet_file(fleet_path);
     if (!spec) return nullptr;
-    c->sim_ = std::make_unique<InProcessSim>(*spec, options.time_scale);
+    bool failed = false;
+    auto journal = load_journal(options.sim_journal, failed);
+    if (failed) return nullptr;
+    std::string why;
+    const std::string fleet_hash = sha256_hex(read_file(fleet_path, &why).value_or(""));
+    sim::SimTime created = to_sim(options.sim_start);
+    if (journal) {
+      if (journal->header.fleet_sha256 != fleet_hash) {
+        std::cerr << fmt::format(
+            "rollout: {} has changed since this run started against it: its simulated fleet "
+            "cannot be rebuilt (put the file back as it was, or start a new run)\n",
+            fleet_path);
+        return nullptr;
+      }
+      created = journal->header.created;
+    } else if (!options.sim_journal.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(options.sim_journal).parent_path(),
+                                          ec);
+      if (!write_file(options.sim_journal,
+                      sim::journal_header_line({recorded, fleet_hash, created}))) {
+        std::cerr << fmt::format("rollout: cannot write the simulated fleet's record {}\n",
+                                 options.sim_journal);
+        return nullptr;
+      }
+    }
+    try {
+      c->sim_ =
+          std::make_unique<InProcessSim>(*spec, options.time_scale, created,
+                                         to_sim(options.sim_start), journal, options.sim_journal);
+    } catch (const std::exception& e) {
+      std::cerr << "rollout: cannot start the simulated fleet: " << e.what() << "\n";
+      return nullptr;
+    }
     url = c->sim_->url();
     if (token.empty()) token = "simulated";
   } else if (token.empty()) {
@@ -278,8 +364,29 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
   return c;
 }
 
-int drive_run(state::StateStore& store, const state::RunRecord& run,
-              const ApiOptions& api_options) {
+std::optional<ApiOptions> run_api_options(const StateOptions& state, const state::RunRecord& run,
+                                          const ApiOptions& given) {
+  // Simulated time runs faster than the wall clock: a resumed simulated run goes on from
+  // where its own time had got to (its records, and what its simulated fleet last did), so
+  // its timeline stays in order.
+  ApiOptions options = given;
+  const WallTime wall_now = std::chrono::system_clock::now();
+  WallTime start = options.time_scale > 1.0 ? std::max(wall_now, run.updated_at) : wall_now;
+  if (run.api_url.rfind(kSimulated, 0) == 0) {
+    options.sim_journal = sim_journal_path(state, run.id);
+    bool failed = false;
+    if (auto journal = load_journal(options.sim_journal, failed)) {
+      start = std::max(start, WallTime(journal->last));
+    } else if (failed) {
+      return std::nullopt;
+    }
+  }
+  options.sim_start = start;
+  return options;
+}
+
+int drive_run(state::StateStore& store, const StateOptions& state, const state::RunRecord& run,
+              const ApiOptions& given_api_options) {
   auto loaded = plan::load_plan(run.plan_text);
   std::optional<dag::Graph> graph;
   if (loaded.plan) graph = dag::build(*loaded.plan, loaded.diagnostics);
@@ -290,16 +397,16 @@ int drive_run(state::StateStore& store, const state::RunRecord& run,
   }
   const plan::Plan& plan = *loaded.plan;
 
+  auto options_for_run = run_api_options(state, run, given_api_options);
+  if (!options_for_run) return kExitError;
+  const ApiOptions& api_options = *options_for_run;
+  const WallTime start = api_options.sim_start;
+
   asio::io_context io;
   int exit = kExitOk;
   auto connection = ApiConnection::open(io, plan, run.api_url, api_options, exit);
   if (!connection) return exit;
-
-  // Simulated time runs faster than the wall clock: a resumed simulated run goes on from
-  // where its own time had got to, so its timeline stays in order.
-  const WallTime wall_now = std::chrono::system_clock::now();
-  AsioClock clock(io, api_options.time_scale,
-                  api_options.time_scale > 1.0 ? std::max(wall_now, run.updated_at) : wall_now);
+  AsioClock clock(io, api_options.time_scale, start);
   // The last word before a deploy_update leaves, after any wait for the rate limit: does
   // this process still hold the run? A process frozen past its lease (SIGSTOP, a laptop
   // lid, a paused VM) whose run was taken over finds out here and sends nothing.

@@ -27,7 +27,12 @@ std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o, bool creat
 struct ApiOptions {
   std::string simulate_fleet;  // --simulate FLEET: an in-process simulator
   double time_scale = 1.0;     // --time-scale: simulated fleets only
-  bool json = false;           // --output json: events as JSON lines on stdout
+  // A run against an in-process simulator keeps what its fleet applied here, so that the
+  // run can go on in another process (resume, approve, retry, abort --rollback); set by
+  // drive_run. Empty: the fleet lives only as long as the process (rollout plan).
+  std::string sim_journal;
+  WallTime sim_start{};  // where the simulated fleet's clock starts (the run's clock too)
+  bool json = false;     // --output json: events as JSON lines on stdout
   bool quiet = false;
   bool no_progress = false;  // --no-progress: plain lines even on a terminal
 };
@@ -81,8 +86,18 @@ class ApiConnection {
   std::unique_ptr<client::UpswiftClient> client_;
 };
 
-// Runs (or resumes) `run` until it ends for now; returns the exit code.
-int drive_run(state::StateStore& store, const state::RunRecord& run, const ApiOptions& api);
+// Where a run against an in-process simulator keeps its fleet: beside the state database.
+std::string sim_journal_path(const StateOptions& state, const std::string& run_id);
+
+// The API options for a process of `run`: for a simulated run, where its fleet is kept and
+// where the clocks start. Prints why not (an unreadable record of the fleet).
+std::optional<ApiOptions> run_api_options(const StateOptions& state, const state::RunRecord& run,
+                                          const ApiOptions& given);
+
+// Runs (or resumes) `run` until it ends for now; returns the exit code. `state` says where
+// a simulated run's fleet is kept.
+int drive_run(state::StateStore& store, const StateOptions& state, const state::RunRecord& run,
+              const ApiOptions& api);
 
 int exit_code(engine::Ending ending);
 

@@ -28,9 +28,9 @@ struct ShowOptions {
 };
 
 // The statuses a device can have at a gate, and "unread" for one no gate read yet.
-const std::vector<std::string> kDeviceStatuses = {
-    "pending", "in_progress", "success", "failed", "aborted", "other", "missing", "unlisted",
-    "unread"};
+const std::vector<std::string> kDeviceStatuses = {"pending", "in_progress", "success",
+                                                  "failed",  "aborted",     "other",
+                                                  "missing", "unlisted",    "unread"};
 
 std::string device_status(const state::DeviceState& d) {
   return d.status.empty() ? "unread" : d.status;
@@ -50,9 +50,8 @@ Json device_json(const state::DeviceState& d) {
 // rollout show RUN --devices: one line per targeted device.
 int show_devices(const ShowOptions& o, state::StateStore& store, const state::RunRecord& run,
                  const std::vector<state::StageRecord>& stages) {
-  if (!o.stage.empty() && std::none_of(stages.begin(), stages.end(), [&](const auto& s) {
-        return s.name == o.stage;
-      })) {
+  if (!o.stage.empty() && std::none_of(stages.begin(), stages.end(),
+                                       [&](const auto& s) { return s.name == o.stage; })) {
     std::cerr << fmt::format("rollout show: run {} has no stage '{}'\n", run.id, o.stage);
     return kExitInvalidInput;
   }
@@ -72,7 +71,7 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
       list.push_back(std::move(j));
     }
     std::cout << Json{{"run", run.id}, {"devices", list}}.dump(2, ' ', false,
-                                                                Json::error_handler_t::replace)
+                                                               Json::error_handler_t::replace)
               << "\n";
     return kExitOk;
   }
@@ -83,7 +82,8 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
         "{:<14} {:<14} {:<20} {:<12} {:>9} {:<12} {:<19} {}\n", d.stage, d.uuid, d.name, d.group,
         d.update_id ? std::to_string(d.update_id) : "-", device_status(d),
         d.status.empty() ? "-" : local_time(d.since),
-        d.online.empty() ? "-" : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)));
+        d.online.empty() ? "-"
+                         : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)));
   }
   std::cout << fmt::format("{} device(s){}\n", shown.size(),
                            shown.empty() && o.statuses.empty()
@@ -91,7 +91,6 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
                                : "");
   return kExitOk;
 }
-
 
 Json observation_json(const state::Observation& o) {
   return {{"time", iso_time(o.at)}, {"stage", o.stage},     {"elapsed_s", o.elapsed_ms / 1000},
@@ -203,11 +202,10 @@ int run_show(const ShowOptions& o) {
       timeline += ", ended +" + span(*s.started_at, *s.finished_at);
     std::cout << fmt::format(
         "{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", s.name,
-        view::shown_status(s),
-        snapshot ? std::to_string(snapshot->size()) : "-", ob ? std::to_string(ob->pending) : "-",
-        ob ? std::to_string(ob->in_progress) : "-", ob ? std::to_string(ob->success) : "-",
-        ob ? std::to_string(ob->failed) : "-", ob ? std::to_string(ob->aborted) : "-",
-        ob ? std::to_string(ob->missing) : "-", timeline);
+        view::shown_status(s), snapshot ? std::to_string(snapshot->size()) : "-",
+        ob ? std::to_string(ob->pending) : "-", ob ? std::to_string(ob->in_progress) : "-",
+        ob ? std::to_string(ob->success) : "-", ob ? std::to_string(ob->failed) : "-",
+        ob ? std::to_string(ob->aborted) : "-", ob ? std::to_string(ob->missing) : "-", timeline);
     if (!s.reason.empty()) std::cout << fmt::format("{:<14} {}\n", "", s.reason);
     if (snapshot) {
       if (const auto* plan_stage = find_stage(s.name))
@@ -217,8 +215,8 @@ int run_show(const ShowOptions& o) {
     if (std::string names = not_succeeded(device_states, s.name); !names.empty())
       std::cout << fmt::format("{:<14} {}\n", "", names);
   }
-  std::cout << fmt::format("\n(each device: rollout show {} --devices [--stage S] [--status failed])\n",
-                           run->id);
+  std::cout << fmt::format(
+      "\n(each device: rollout show {} --devices [--stage S] [--status failed])\n", run->id);
 
   std::cout << "\ngate decisions:\n";
   bool any = false;

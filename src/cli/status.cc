@@ -134,11 +134,10 @@ int run_status(const StatusOptions& o) {
     const auto devices = store->load_device_states(run->id);
     if (o.output == "json") {
       if (!o.watch || change_key(p) != last_key)
-        std::cout
-            << progress_json(p, *plan, now, devices)
-                   .dump(-1, ' ', false, Json::error_handler_t::replace)
-            << "\n"
-            << std::flush;
+        std::cout << progress_json(p, *plan, now, devices)
+                         .dump(-1, ' ', false, Json::error_handler_t::replace)
+                  << "\n"
+                  << std::flush;
     } else if (!o.watch || redraw || change_key(p) != last_key) {
       view::Style style;
       style.width = terminal_width();

@@ -146,9 +146,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void write_log(std::string_view endpoint, std::string_view method, std::string_view body,
                  unsigned status, Fault fault, const Answer& answer, SimTime sim_now) {
     if (!log) return;
-    nlohmann::ordered_json line{{"time", iso_now()},    {"sim_time", format_sim_time(sim_now)},
-                                {"endpoint", endpoint}, {"method", method},
-                                {"status", status},     {"fault", name(fault)}};
+    nlohmann::ordered_json line{{"time", iso_now()},         {"sim_time", format_sim_time(sim_now)},
+                                {"sim_ms", sim_now.count()}, {"endpoint", endpoint},
+                                {"method", method},          {"status", status},
+                                {"fault", name(fault)}};
     if (endpoint == "deploy_update") {
       line["applied"] = answer.applied;
       line["targeted"] = answer.targeted;
@@ -348,9 +349,12 @@ void Server::stop() {
 }
 
 std::function<SimTime()> scaled_clock(double scale) {
+  return scaled_clock(scale, std::chrono::duration_cast<Millis>(
+                                 std::chrono::system_clock::now().time_since_epoch()));
+}
+
+std::function<SimTime()> scaled_clock(double scale, SimTime start_wall) {
   const auto start_steady = std::chrono::steady_clock::now();
-  const auto start_wall =
-      std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch());
   return [=] {
     const auto elapsed =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_steady);

@@ -63,5 +63,7 @@ class Server {
 
 // Simulated time that runs `scale` times faster than the steady clock, starting now.
 std::function<SimTime()> scaled_clock(double scale);
+// The same from `start` (a simulated run that goes on from where its time had got to).
+std::function<SimTime()> scaled_clock(double scale, SimTime start);
 
 }  // namespace rollout::sim

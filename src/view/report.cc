@@ -259,9 +259,18 @@ std::vector<std::int64_t> axis_ticks(std::int64_t max) {
   // The smallest of 1, 2, 5, 10, 20, 50 ... that needs no more than four steps.
   std::int64_t step = 1;
   for (std::int64_t scale = 1;; scale *= 10) {
-    if (max <= 4 * scale) { step = scale; break; }
-    if (max <= 8 * scale) { step = 2 * scale; break; }
-    if (max <= 20 * scale) { step = 5 * scale; break; }
+    if (max <= 4 * scale) {
+      step = scale;
+      break;
+    }
+    if (max <= 8 * scale) {
+      step = 2 * scale;
+      break;
+    }
+    if (max <= 20 * scale) {
+      step = 5 * scale;
+      break;
+    }
   }
   std::vector<std::int64_t> ticks;
   for (std::int64_t t = 0; t <= max; t += step) ticks.push_back(t);

@@ -1,0 +1,176 @@
+"""The operator's first hour, typed as a newcomer types it: which devices failed, a stage
+with nothing left to do, thresholds in devices, a simulated run paused and resumed (and
+killed), approvals, saved plans from another folder, rehearsal exit codes, and the
+messages around them.
+
+Usage: first_hour_test.py ROLLOUT SOURCE_DIR [--only TEXT]
+Prints one line per test and 'N passed, M failed'.
+"""
+import argparse
+import json
+import os
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from e2e import (EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, TOKEN, Env,
+                 Server, assert_state_sound, rollout, run_id_of, run_tests)
+
+parser = argparse.ArgumentParser()
+parser.add_argument("rollout")
+parser.add_argument("source")
+parser.add_argument("--only", default="")
+args = parser.parse_args()
+Env.rollout = args.rollout
+Env.src = SRC = Path(args.source)
+FOUR_STAGE = SRC / "tests/plans/four-stage.yaml"
+CANARY_PLAN = SRC / "plans/canary-then-fleet.yaml"
+SMALL_FLEET = SRC / "examples/fleets/small.yaml"
+STEADY_FLEET = SRC / "tests/fleets/steady.yaml"
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def journal_applied(db, run):
+    """How many times the in-process simulator of a --simulate run applied each marker."""
+    counts = {}
+    path = Path(f"{db}.sim/{run}.jsonl")
+    for line in path.read_text().splitlines()[1:]:
+        r = json.loads(line)
+        if r.get("endpoint") == "deploy_update" and r.get("applied"):
+            m = re.search(r"\[rollout ([^\]]+)\]", r["body"]["metadata"].get("comment", ""))
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
+@test
+def a_failed_gate_says_which_devices_on_which_update_since_when(tmp):
+    with Server(tmp, "sim", fleet="tests/fleets/failing-canary.yaml") as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(FOUR_STAGE), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        listed = rollout("show", run, "--state", db, "--devices", "--stage", "canary")
+        assert listed.returncode == EXIT_OK, listed.stderr
+        rows = [line.split() for line in listed.stdout.splitlines()[1:] if line.startswith("canary ")]
+        assert rows, listed.stdout
+        failed = [r for r in rows if r[5] == "failed"]
+        assert failed, listed.stdout
+        for r in rows:
+            assert r[1].startswith("d-") and r[3] == "Canary", r
+            if r[5] != "missing":
+                assert r[4].isdigit() and int(r[4]) > 0, r  # the update id
+            assert r[-3] in ("online", "offline"), r  # read at the gate's decision
+        only_failed = rollout("show", run, "--state", db, "--devices", "--status", "failed")
+        assert {l.split()[1] for l in only_failed.stdout.splitlines()[1:-1]} == {r[1] for r in failed}
+        # The same in JSON, under each stage; and in status and the report.
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        canary = next(s for s in shown["stages"] if s["name"] == "canary")
+        by_uuid = {d["uuid"]: d for d in canary["device_states"]}
+        for r in failed:
+            d = by_uuid[r[1]]
+            assert d["status"] == "failed" and d["update_id"] == int(r[4]) and d["since"] and d["online"]
+        status = rollout("status", run, "--state", db)
+        assert f"canary: failed: {failed[0][1]}" in status.stdout, status.stdout
+        report = Path(tmp) / "r.html"
+        assert rollout("report", run, "--state", db, "--out", str(report)).returncode == EXIT_OK
+        html = report.read_text()
+        assert "Devices that did not succeed" in html
+        for r in failed:
+            assert r[1] in html
+        # The gate in devices, and a pointer to the device list.
+        text = rollout("show", run, "--state", db).stdout
+        assert "gate: min_success 100% of 6 = 6 devices, max_failed 0 devices" in text, text
+        assert f"rollout show {run} --devices" in text
+        bad = rollout("show", run, "--state", db, "--devices", "--stage", "nope")
+        assert bad.returncode == EXIT_INVALID and "has no stage 'nope'" in bad.stderr
+        assert rollout("show", run, "--state", db, "--status", "failed").returncode == EXIT_INVALID
+        assert_state_sound(db)
+
+
+@test
+def nothing_left_to_update_is_skipped_and_a_selection_of_nothing_stops(tmp):
+    with Server(tmp, "sim") as sim:
+        db = f"{tmp}/state.db"
+        first = rollout("apply", str(FOUR_STAGE), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
+        assert first.returncode == EXIT_OK, first.stdout + first.stderr
+        # Everything has the update now: `everyone` finds nothing left. The live plan says so.
+        plan = rollout("plan", str(FOUR_STAGE), url=sim.url)
+        assert plan.returncode == EXIT_OK, plan.stderr
+        assert "warning: everyone: nothing left to update now" in plan.stdout, plan.stdout
+        again = rollout("apply", str(FOUR_STAGE), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
+        assert again.returncode == EXIT_OK, again.stdout + again.stderr
+        run = run_id_of(again.stdout)
+        assert "skipped: nothing left to update" in again.stdout
+        show = rollout("show", run, "--state", db).stdout
+        assert re.search(r"^everyone\s+skipped\s", show, re.M), show
+        status = rollout("status", run, "--state", db).stdout
+        assert re.search(r"everyone\s+skipped", status), status
+        assert f"{run}/everyone" not in sim.applied_per_marker()
+        # A selection that matches no device at all is not "nothing left": min_devices stops it.
+        typo = Path(tmp) / "typo.yaml"
+        typo.write_text(FOUR_STAGE.read_text().replace(
+            "      - {type: update_status, operand: is_not, value: success}",
+            "      - {type: update_status, operand: is_not, value: success}\n"
+            "      - {type: tag, operand: is, value: no-such-tag}"))
+        warned = rollout("plan", str(typo), url=sim.url)
+        assert "warning: everyone: targets 0 device(s), fewer than min_devices 1" in warned.stdout, warned.stdout
+        stopped = rollout("apply", str(typo), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
+        assert stopped.returncode == EXIT_STOPPED, stopped.stdout + stopped.stderr
+        assert "fewer than min_devices 1" in stopped.stdout
+
+
+@test
+def thresholds_are_shown_in_devices(tmp):
+    offline = rollout("plan", "--offline", str(CANARY_PLAN))
+    assert "max_failed 2% tolerates no failure in a stage of fewer than 50 devices" in offline.stdout
+    live = rollout("plan", str(CANARY_PLAN), "--simulate", str(SMALL_FLEET))
+    assert live.returncode == EXIT_OK, live.stderr
+    assert re.search(r"eu\s+min_success 95% of 20 = 19 devices, max_failed 2% of 20 = 0 devices", live.stdout), \
+        live.stdout
+
+
+@test
+def a_simulated_run_pauses_is_approved_and_resumes_like_a_real_one(tmp):
+    db = f"{tmp}/state.db"
+    p = rollout("apply", str(CANARY_PLAN), "--simulate", str(SMALL_FLEET), "--state", db, "--yes",
+                "--time-scale", SCALE)
+    assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+    run = run_id_of(p.stdout)
+    a = rollout("approve", run, "us", "--state", db)
+    assert a.returncode == EXIT_OK and f"rollout resume {run}" in a.stdout, a.stdout + a.stderr
+    other = Path(tmp) / "other.yaml"
+    other.write_text(SMALL_FLEET.read_text())
+    wrong = rollout("resume", run, "--state", db, "--simulate", str(other))
+    assert wrong.returncode != EXIT_OK and "runs against the simulated fleet" in wrong.stderr, wrong.stderr
+    r = rollout("resume", run, "--state", db, "--time-scale", SCALE)
+    assert r.returncode == EXIT_OK, r.stdout + r.stderr
+    assert journal_applied(db, run) == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+    # `everyone` found what the earlier stages left: the fleet survived the process.
+    shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+    assert next(s for s in shown["stages"] if s["name"] == "everyone")["devices"] == 20, shown
+    assert_state_sound(db)
+
+
+@test
+def a_killed_simulated_run_resumes_exactly_once(tmp):
+    for point in ["after_intent:2", "after_answer:2", "after_outcome:1"]:
+        db = f"{tmp}/{point.replace(':', '-')}.db"
+        p = rollout("apply", str(FOUR_STAGE), "--simulate", str(STEADY_FLEET), "--state", db, "--yes",
+                    "--time-scale", SCALE, env_extra={"ROLLOUT_TEST_CRASH_AT": point})
+        assert p.returncode == -9, (point, p.returncode, p.stdout[-2000:], p.stderr)
+        run = run_id_of(p.stdout)
+        r = rollout("resume", run, "--state", db, "--time-scale", SCALE)
+        assert r.returncode == EXIT_OK, (point, r.stdout[-3000:], r.stderr)
+        assert journal_applied(db, run) == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}, point
+        assert_state_sound(db)
+
+
+if __name__ == "__main__":
+    run_tests(TESTS, only=args.only)
