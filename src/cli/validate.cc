@@ -1,4 +1,6 @@
 // rollout validate PLAN...: every diagnostic of every file, exit 2 if any has an error.
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <vector>
@@ -15,14 +17,35 @@ void add_validate_command(CLI::App& app, Run& run) {
   CLI::App* cmd = app.add_subcommand("validate",
                                      "Check plans: syntax, fields, filters, gates, the "
                                      "DAG. Sends nothing.");
-  cmd->add_option("plans", *files, "Plan files (YAML)")->required();
+  cmd->add_option("plans", *files, "Plan files (YAML), or folders: every .yaml/.yml in them")
+      ->required();
   cmd->footer(
       "Every problem of a file is reported at once as FILE:LINE:COL: error: MESSAGE.\n"
       "Exit 0 when every plan is valid, 2 otherwise.");
   cmd->callback([files, &run] {
     run = [files] {
       int code = kExitOk;
-      for (const std::string& file : *files) {
+      std::vector<std::string> plans;
+      for (const std::string& given : *files) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(given, ec)) {
+          plans.push_back(given);
+          continue;
+        }
+        std::vector<std::string> inside;
+        for (const auto& entry : std::filesystem::directory_iterator(given, ec)) {
+          const auto ext = entry.path().extension();
+          if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml"))
+            inside.push_back(entry.path().string());
+        }
+        std::sort(inside.begin(), inside.end());
+        if (inside.empty()) {
+          std::cerr << fmt::format("{}: error: a folder with no .yaml or .yml file in it\n", given);
+          code = kExitInvalidInput;
+        }
+        plans.insert(plans.end(), inside.begin(), inside.end());
+      }
+      for (const std::string& file : plans) {
         auto checked = load_checked_plan(file);
         if (!checked) {
           code = kExitInvalidInput;

@@ -1,6 +1,7 @@
 #include "plan/loader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -334,6 +335,19 @@ std::vector<Webhook> read_notify(Reader& r, const Node& n) {
 
 std::optional<Sample> read_sample(Reader& r, const Node& n, const std::string& label) {
   const std::string what = fmt::format("sample of {}", label);
+  if (n.is_scalar() && !n.quoted && !n.scalar.empty()) {
+    // `sample: 2` or `sample: 5%`: the shape is the mistake, the number is what was meant.
+    const bool share = n.scalar.back() == '%';
+    const std::string number = share ? n.scalar.substr(0, n.scalar.size() - 1) : n.scalar;
+    if (!number.empty() && std::all_of(number.begin(), number.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+        })) {
+      r.diagnostics().error(
+          n.mark, fmt::format("{} must be a map (did you mean 'sample: {{{}: {}}}'?)", what,
+                              share ? "percent" : "count", number));
+      return std::nullopt;
+    }
+  }
   if (!r.map(n, keys::kSample, what)) return std::nullopt;
   const Node* percent = n.find("percent");
   const Node* count = n.find("count");

@@ -39,7 +39,47 @@ std::optional<std::string> closest_match(std::string_view word,
   return best;
 }
 
+std::optional<std::string> synonym(std::string_view word,
+                                   std::span<const std::string_view> candidates) {
+  // Words other tools use for the same thing: not typos, so no distance finds them.
+  static constexpr std::pair<std::string_view, std::string_view> kSynonyms[] = {
+      {"depends_on", "needs"},
+      {"depends", "needs"},
+      {"dependencies", "needs"},
+      {"after", "needs"},
+      {"requires", "needs"},
+      {"depend_on", "needs"},
+      {"succeeded", "success"},
+      {"successful", "success"},
+      {"succeed", "success"},
+      {"ok", "success"},
+      {"done", "success"},
+      {"failure", "failed"},
+      {"fail", "failed"},
+      {"error", "failed"},
+      {"running", "in_progress"},
+      {"updating", "in_progress"},
+      {"in-progress", "in_progress"},
+      {"queued", "pending"},
+      {"waiting", "pending"},
+      {"cancelled", "aborted"},
+      {"canceled", "aborted"},
+      {"device", "specific_device"},
+      {"state", "device_state"},
+      {"status", "update_status"},
+      {"equals", "is"},
+      {"not", "is_not"},
+      {"isnot", "is_not"},
+  };
+  for (const auto& [from, to] : kSynonyms) {
+    if (word == from && std::find(candidates.begin(), candidates.end(), to) != candidates.end())
+      return std::string(to);
+  }
+  return std::nullopt;
+}
+
 std::string did_you_mean(std::string_view word, std::span<const std::string_view> candidates) {
+  if (auto same = synonym(word, candidates)) return fmt::format(" (did you mean '{}'?)", *same);
   if (auto match = closest_match(word, candidates))
     return fmt::format(" (did you mean '{}'?)", *match);
   return {};

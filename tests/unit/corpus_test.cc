@@ -37,9 +37,10 @@ const fs::path kSource = ROLLOUT_SOURCE_DIR;
 
 }  // namespace
 
-TEST_CASE("every plan in plans/ validates without errors or warnings") {
+TEST_CASE("every plan in plans/ and examples/demo/ validates without errors or warnings") {
   auto files = yaml_files(kSource / "plans");
   CHECK(files.size() >= 4);
+  for (const auto& f : yaml_files(kSource / "examples/demo")) files.push_back(f);
   for (const auto& f : files) {
     CAPTURE(f);
     auto c = rollout::test::check_plan(slurp(f));

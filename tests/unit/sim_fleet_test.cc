@@ -5,8 +5,11 @@
 #include <functional>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "sim/fleet.h"
 #include "sim/fleet_file.h"
+#include "sim/journal.h"
 
 using namespace rollout;
 using namespace std::chrono_literals;
@@ -250,4 +253,39 @@ TEST_CASE("an override by flow: a bad build fails where a good one succeeds") {
   CHECK(first.updates.back().status_at(t0 + 2h) == "success");
   REQUIRE_FALSE(fleet.deploy(bad, t0 + 2h).error);
   CHECK(fleet.devices().front().updates.back().status_at(t0 + 4h) == "failed");
+}
+
+TEST_CASE("a journal of what the fleet applied rebuilds the same fleet in another process") {
+  sim::Fleet original(spec(), t0);
+  auto first = request({"A"});
+  first.comment = "one";
+  auto second = request({"B"}, {{FilterType::tag, Operand::is_not, "lab"}});
+  REQUIRE_FALSE(original.deploy(first, t0 + 1min).error);
+  REQUIRE_FALSE(original.deploy(second, t0 + 7min).error);
+  auto line = [](const upswift::DeployRequest& r, sim::SimTime at, bool applied) {
+    return fmt::format(R"({{"sim_ms":{},"endpoint":"deploy_update","applied":{},"body":{}}})",
+                       at.count(), applied ? "true" : "false",
+                       upswift::deploy_update_body(r, "<redacted>"));
+  };
+  const std::string text = sim::journal_header_line({"/f.yaml", "abc", t0}) +
+                           line(first, t0 + 1min, true) + "\n" +
+                           R"({"sim_ms":1,"endpoint":"devices_details","body":{}})" + "\n" +
+                           line(first, t0 + 2min, false) + "\n" + line(second, t0 + 7min, true) +
+                           "\n" + line(first, t0 + 9min, true);  // cut short: never answered
+  std::string why;
+  auto journal = sim::read_journal(text, &why);
+  REQUIRE_MESSAGE(journal, why);
+  CHECK(journal->header.fleet_path == "/f.yaml");
+  CHECK(journal->applied.size() == 2);
+  CHECK(journal->last == t0 + 7min);
+  sim::Fleet rebuilt(spec(), journal->header.created);
+  sim::replay(rebuilt, *journal);
+  for (sim::SimTime at : {t0 + 5min, t0 + 1h, t0 + 3h}) {
+    for (std::size_t i = 0; i < original.size(); ++i) {
+      CHECK(rebuilt.view(rebuilt.devices()[i], at) == original.view(original.devices()[i], at));
+    }
+  }
+  CHECK_FALSE(sim::read_journal("{\"sim_ms\": 1}\n", &why));
+  CHECK(why == "its first line does not name a simulated fleet");
+  CHECK_FALSE(sim::read_journal("", &why));
 }
