@@ -36,9 +36,12 @@ int run_abort(AbortOptions& o) {
       {0, run->id, now, "", "abort_requested",
        fmt::format("abort requested by {}{}", who, o.rollback ? ", with rollback" : "")});
   // A live run picks the request up at its next heartbeat; otherwise this process carries it out.
-  if (!take_lease(*store, run->id)) {
+  if (auto held = try_lease(*store, run->id)) {
     std::cout << fmt::format(
-        "abort of run {} recorded; the process running it stops within seconds.\n", run->id);
+        "abort of run {} recorded; the process running it ({}@{}, pid {}) stops within "
+        "seconds{}.\n",
+        run->id, held->owner.user, held->owner.host, held->owner.pid,
+        o.rollback ? " and rolls back what it dispatched" : "");
     return kExitOk;
   }
   if (!o.rollback) {

@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
+#include "cli/review.h"
 #include "cli/session.h"
 
 namespace rollout::cli {
@@ -45,6 +46,30 @@ int run_approve(const ApproveOptions& o) {
   }
   if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
     std::cerr << fmt::format("rollout: run {} is {}: it will not continue\n", run->id, run->status);
+    return kExitInvalidInput;
+  }
+  // A waiting stage is approved ahead only when its plan asks for a person.
+  if (stage->status == "waiting") {
+    const auto plan = stored_plan(*run);
+    if (!plan) return kExitError;
+    const auto spec = std::find_if(plan->stages.begin(), plan->stages.end(),
+                                   [&](const plan::Stage& s) { return s.name == o.stage; });
+    if (spec == plan->stages.end() || !spec->approval_required) {
+      std::cerr << fmt::format(
+          "rollout: stage {} of run {} needs no approval: it starts by itself once the stages "
+          "it needs have passed\n",
+          o.stage, run->id);
+      return kExitInvalidInput;
+    }
+  }
+  // One approval is enough: for a paused gate, one given since it paused.
+  for (const auto& a : store->load_approvals(run->id)) {
+    if (a.stage != o.stage) continue;
+    if (stage->status == "paused" && stage->finished_at && a.at < *stage->finished_at) continue;
+    std::cerr << fmt::format(
+        "rollout: stage {} of run {} is already approved (by {} at {}){}\n", o.stage, run->id, a.by,
+        local_time(a.at),
+        run->status == "running" ? "" : fmt::format("; continue with: rollout resume {}", run->id));
     return kExitInvalidInput;
   }
   const std::string who = current_user();

@@ -243,7 +243,7 @@ Millis lease_stale_after() {
   return Millis{30000};
 }
 
-bool take_lease(state::StateStore& store, const std::string& run_id) {
+std::optional<state::Lease> try_lease(state::StateStore& store, const std::string& run_id) {
   const state::LeaseOwner me = this_process();
   const WallTime now = std::chrono::system_clock::now();
   auto held = store.acquire_lease(run_id, me, now, lease_stale_after());
@@ -251,7 +251,12 @@ bool take_lease(state::StateStore& store, const std::string& run_id) {
     // Its owner on this machine is gone: the lease is stale whatever its heartbeat says.
     held = store.acquire_lease(run_id, me, now, lease_stale_after(), /*take_over=*/true);
   }
-  if (held) {
+  return held;
+}
+
+bool take_lease(state::StateStore& store, const std::string& run_id) {
+  const WallTime now = std::chrono::system_clock::now();
+  if (auto held = try_lease(store, run_id)) {
     const auto age =
         std::chrono::duration_cast<std::chrono::seconds>(now - held->heartbeat_at).count();
     std::cerr << fmt::format(

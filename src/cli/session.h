@@ -58,7 +58,10 @@ void show_if_gone(state::StateStore& store, state::RunRecord& run);
 // tell: only the heartbeat's age says.
 bool process_is_gone(const state::LeaseOwner& owner);
 
-// Takes the run's lease, or says who holds it and returns false.
+// Takes the run's lease (over a dead process's on this host, too); nullopt when it did,
+// else who holds it.
+std::optional<state::Lease> try_lease(state::StateStore& store, const std::string& run_id);
+// The same, saying who holds it and refusing to run the run twice when it cannot.
 bool take_lease(state::StateStore& store, const std::string& run_id);
 
 // The API URL a new run of `plan` records: "simulated:FLEET" with --simulate, else the

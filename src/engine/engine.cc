@@ -103,6 +103,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   EngineOptions options;
 
   std::vector<StageRun> stages;
+  std::set<std::int64_t> own_calls;  // the calls this process wrote ahead and sent
   // The frontier: the stages not passed whose needs have all passed, or which were under
   // way when the run was resumed, by position in graph.order. A step looks at these only,
   // so its cost follows the stages in play, not the size of the plan.
@@ -576,6 +577,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return true;
   }
 
+  // A call that Upswift refused, or that never got through, stops its stage for a person to
+  // look at. When one resumes the run (having fixed the cause), such calls of the earlier
+  // processes are tried again, and attempts are counted afresh: they were certainly not
+  // applied, so sending again can never apply an update twice.
+  bool of_this_process(const ApiCall& c) const { return own_calls.count(c.id) > 0; }
+
   std::vector<ApiCall> calls_of(const StageRun& s, const std::string& kind) {
     return store.load_stage_calls(run_id, s.record.name, kind);
   }
@@ -615,14 +622,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         settle(s, last);
         return;
       }
-      if (*last.outcome == "refused") {
+      if (*last.outcome == "refused" && of_this_process(last)) {
         stage_error(s, last.message);
         return;
       }
     }
-    if (static_cast<int>(calls.size()) >= options.max_dispatch_attempts) {
-      stage_error(s, fmt::format("deploy_update did not go through in {} attempts: {}",
-                                 calls.size(), calls.empty() ? "" : calls.back().message));
+    const auto attempts = std::count_if(calls.begin(), calls.end(),
+                                        [this](const ApiCall& c) { return of_this_process(c); });
+    if (attempts >= options.max_dispatch_attempts) {
+      stage_error(s, fmt::format("deploy_update did not go through in {} attempts: {}", attempts,
+                                 calls.back().message));
       return;
     }
     upswift::DeployRequest request = spec(s).deploy_request();
@@ -673,14 +682,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           settle_each(s, c, d);
           return;
         }
-        if (*c.outcome == "refused") {
+        if (*c.outcome == "refused" && of_this_process(c)) {
           stage_error(s, fmt::format("{} (device {})", c.message, d.uuid));
           return;
         }
-        if (static_cast<int>(tries.size()) >= options.max_dispatch_attempts) {
+        const auto attempts = std::count_if(
+            tries.begin(), tries.end(), [this](const ApiCall* t) { return of_this_process(*t); });
+        if (attempts >= options.max_dispatch_attempts) {
           stage_error(s, fmt::format("deploy_update to device {} did not go through in {} "
                                      "attempts: {}",
-                                     d.uuid, tries.size(), c.message));
+                                     d.uuid, attempts, c.message));
           return;
         }
       }
@@ -706,6 +717,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     call.intent_at = clock.now();
     crash_point("before_intent");
     const std::int64_t call_id = store.record_intent(call);
+    own_calls.insert(call_id);
     crash_point("after_intent");
     event(s.record.name, "dispatch",
           device ? fmt::format("deploy_update to device {} ({})", device->uuid, device->name)
@@ -1046,12 +1058,15 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
   }
 
-  // Upswift refused the call, or it never got through: a person has to look.
+  // Upswift refused the call, or it never got through: a person has to look. The stage
+  // stays where it was, dispatching, with the reason: once the cause is fixed, a resume
+  // sends it again (nothing of it was applied), which a failed stage could not.
   void stage_error(StageRun& s, const std::string& message) {
     s.busy = false;
     event(s.record.name, "error", message);
-    set_stage(s, "failed", message);
-    fail_run(fmt::format("stage {}: {}", s.record.name, message));
+    set_stage(s, s.record.status, message);
+    fail_run(fmt::format("stage {}: {}; fix the cause, then continue with rollout resume {}",
+                         s.record.name, message, run_id));
   }
 
   void stage_failed(StageRun& s, const std::string& reason, bool dispatched) {
@@ -1195,6 +1210,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                        : static_cast<std::int64_t>(s.snapshot->size());
     call.intent_at = clock.now();
     const std::int64_t call_id = store.record_intent(call);
+    own_calls.insert(call_id);
     crash_point("after_rollback_intent");
     s.busy = true;
     const dag::StageId id = s.id;

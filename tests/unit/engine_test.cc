@@ -345,9 +345,18 @@ TEST_CASE("a refused deploy_update fails the run with Upswift's words, and sends
   auto outcome = h.run([](FakeFleet& f) { f.script(FakeFleet::Script::refuse); });
   REQUIRE(outcome);
   CHECK(outcome->ending == engine::Ending::failed);
-  CHECK(outcome->reason == "stage canary: Upswift refused deploy_update: \"scripted refusal\"");
+  CHECK(outcome->reason ==
+        "stage canary: Upswift refused deploy_update: \"scripted refusal\"; fix the cause, then "
+        "continue with rollout resume r-test");
   CHECK(h.deploys_sent == 1);
   CHECK(h.deploys_applied == 0);
+  // A person fixes the cause at Upswift and resumes: the refused call, certainly not
+  // applied, is sent again, once, and the run goes on.
+  auto resumed = h.run();
+  REQUIRE(resumed);
+  CHECK(resumed->ending == engine::Ending::completed);
+  CHECK(h.applied_for("[rollout r-test/canary]") == 1);
+  CHECK(h.store.load_stage_calls("r-test", "canary", "dispatch").size() == 2);
 }
 
 TEST_CASE("an API that cannot be reached fails the run resumably; resume sends it") {
