@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -99,7 +100,22 @@ int run_apply(ApplyOptions& o) {
   if (!o.plan_file.empty()) {
     saved = read_saved_plan(o.plan_file);
     if (!saved) return kExitInvalidInput;
-    if (o.plan.empty()) o.plan = saved->plan_file;
+    if (o.plan.empty()) {
+      o.plan = saved->plan_file;
+    } else if (std::filesystem::absolute(o.plan).lexically_normal() !=
+               std::filesystem::absolute(saved->plan_file).lexically_normal()) {
+      // Another file than the one it was saved from: fine if it is the same plan, byte for
+      // byte; otherwise say which file it was saved from, not that "it changed".
+      std::string why;
+      const auto text = read_file(o.plan, &why);
+      if (!text || sha256_hex(*text) != saved->plan_sha256) {
+        std::cerr << fmt::format(
+            "rollout: {} was saved from the plan {}, not {}; give that file (or none), or run "
+            "`rollout plan {} --out FILE` to save this one. Nothing was sent.\n",
+            o.plan_file, saved->plan_file, o.plan, o.plan);
+        return kExitInvalidInput;
+      }
+    }
   } else if (o.plan.empty()) {
     std::cerr << "rollout apply: give a plan file, or --plan-file SAVED from rollout plan --out\n";
     return kExitInvalidInput;
@@ -165,7 +181,10 @@ int run_apply(ApplyOptions& o) {
   const state::RunClaim claim{me, now, lease_stale_after(), o.allow_concurrent};
   std::optional<state::RunConflict> conflict;
   const state::RunRecord run = engine::create_run(
-      *store, checked->plan, {checked->path, checked->text, me.user, me.host, url}, run_id, now,
+      *store, checked->plan,
+      {std::filesystem::absolute(checked->path).lexically_normal().string(), checked->text, me.user,
+       me.host, url},
+      run_id, now,
       &claim, &conflict);
   if (conflict) {
     const auto age =

@@ -3,6 +3,7 @@
 // rollout plan --offline PLAN: the plan as written: order, gates and deploy_update bodies.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -288,7 +289,8 @@ int run_live_plan(PlanOptions& o) {
   auto connection = ApiConnection::open(io, checked->plan, url, o.api, exit);
   if (!connection) return exit;
   SavedPlan saved;
-  saved.plan_file = checked->path;
+  // Absolute: the saved plan is run from any folder.
+  saved.plan_file = std::filesystem::absolute(checked->path).lexically_normal().string();
   saved.plan_sha256 = sha256_hex(checked->text);
   saved.api_url = url;
   saved.resolved_at = std::chrono::system_clock::now();

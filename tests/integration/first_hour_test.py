@@ -172,5 +172,36 @@ def a_killed_simulated_run_resumes_exactly_once(tmp):
         assert_state_sound(db)
 
 
+@test
+def a_saved_plan_runs_from_any_folder(tmp):
+    with Server(tmp, "sim") as sim:
+        plans = Path(tmp) / "plans"
+        plans.mkdir()
+        (plans / "p.yaml").write_text(FOUR_STAGE.read_text())
+        saved = Path(tmp) / "saved" / "p.plan.json"
+        saved.parent.mkdir()
+        made = subprocess.run([Env.rollout, "plan", "p.yaml", "--out", str(saved)], cwd=plans,
+                              env=dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url),
+                              capture_output=True, text=True)
+        assert made.returncode == EXIT_OK, made.stderr
+        elsewhere = Path(tmp) / "elsewhere"
+        elsewhere.mkdir()
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        # Another plan given with it: says which plan it was saved from, sends nothing.
+        other = elsewhere / "other.yaml"
+        other.write_text(FOUR_STAGE.read_text().replace("name: four-stage", "name: other"))
+        mixed = subprocess.run([Env.rollout, "apply", str(other), "--plan-file", str(saved), "--state",
+                                "s.db", "--yes", "--time-scale", SCALE], cwd=elsewhere, env=env,
+                               capture_output=True, text=True)
+        assert mixed.returncode == EXIT_INVALID, mixed.stderr
+        assert f"was saved from the plan {plans / 'p.yaml'}, not {other}" in mixed.stderr, mixed.stderr
+        assert not sim.applied_per_marker()
+        p = subprocess.run([Env.rollout, "apply", "--plan-file", str(saved), "--state", "s.db", "--yes",
+                            "--time-scale", SCALE], cwd=elsewhere, env=env, capture_output=True, text=True)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+
+
 if __name__ == "__main__":
     run_tests(TESTS, only=args.only)
