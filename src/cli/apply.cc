@@ -180,12 +180,11 @@ int run_apply(ApplyOptions& o) {
   // applies started at the same instant cannot both pass the check.
   const state::RunClaim claim{me, now, lease_stale_after(), o.allow_concurrent};
   std::optional<state::RunConflict> conflict;
-  const state::RunRecord run = engine::create_run(
-      *store, checked->plan,
-      {std::filesystem::absolute(checked->path).lexically_normal().string(), checked->text, me.user,
-       me.host, url},
-      run_id, now,
-      &claim, &conflict);
+  const state::RunRecord run =
+      engine::create_run(*store, checked->plan,
+                         {std::filesystem::absolute(checked->path).lexically_normal().string(),
+                          checked->text, me.user, me.host, url},
+                         run_id, now, &claim, &conflict);
   if (conflict) {
     const auto age =
         std::chrono::duration_cast<std::chrono::seconds>(now - conflict->lease.heartbeat_at);

@@ -139,6 +139,19 @@ void print_spread(const std::vector<rehearsal::Result>& results) {
   }
 }
 
+// The exit code `apply` would give for the predicted ending; over several rehearsals the
+// gravest: a stop (3), else a pause (4), else an error (1), else 0.
+int predicted_exit(const std::vector<rehearsal::Result>& results) {
+  bool paused = false, failed = false;
+  for (const auto& r : results) {
+    if (r.ending == "stopped") return kExitStopped;
+    paused = paused || r.ending == "paused";
+    failed = failed || (r.ending != "completed" && r.ending != "paused");
+  }
+  if (paused) return kExitPaused;
+  return failed ? kExitError : kExitOk;
+}
+
 int run_rehearse(const RehearseOptions& o) {
   auto checked = load_checked_plan(o.plan);
   if (!checked) return kExitInvalidInput;
@@ -164,14 +177,14 @@ int run_rehearse(const RehearseOptions& o) {
                 << "\n"
                 << std::flush;
   }
-  if (o.output == "json") return kExitOk;
+  if (o.output == "json") return predicted_exit(results);
   std::cout << fmt::format("rehearsal of plan '{}' against {} (virtual clock; nothing is sent)\n\n",
                            checked->plan.name, o.fleet);
   if (o.runs == 1)
     print_one(results.front());
   else
     print_spread(results);
-  return kExitOk;
+  return predicted_exit(results);
 }
 
 }  // namespace
@@ -202,6 +215,11 @@ void add_rehearse_command(CLI::App& app, Run& run) {
   cmd->footer(
       "A rehearsal with the fleet file's own seed predicts a run against `rollout sim --fleet\n"
       "FLEET.yaml`: the same devices succeed and fail at the same times after dispatch.\n"
+      "Approvals are given --approval-delay after they are asked for, as a person would, the\n"
+      "run going on when they come (as `rollout resume` does).\n"
+      "Exit code: what `rollout apply` would exit with: 0 completed, 3 stopped, 4 paused, 1 an\n"
+      "error; with --runs, the gravest of them (3, then 4, then 1), so a pipeline can gate on\n"
+      "it.\n"
       "Example: rollout rehearse plans/canary-then-fleet.yaml --fleet examples/fleets/large.yaml "
       "--runs 20");
   cmd->callback([o, &run] { run = [o] { return run_rehearse(*o); }; });

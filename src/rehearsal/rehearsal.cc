@@ -22,12 +22,18 @@ class Approver : public engine::Observer {
     if (e.kind != "approval_needed") return;
     const std::string stage = e.stage;
     const std::string run = e.run_id;
+    ++pending_;
     timers_.push_back(clock_.schedule(delay_, [this, run, stage] {
       store_.add_approval({run, stage, "rehearsal", clock_.now(), "approved by the rehearsal"});
+      --pending_;
     }));
   }
 
+  // Approvals asked for and not given yet: a run paused for them goes on once they are.
+  int pending() const { return pending_; }
+
  private:
+  int pending_ = 0;
   state::StateStore& store_;
   Clock& clock_;
   Millis delay_;
@@ -55,14 +61,25 @@ Result rehearse(const plan::Plan& plan, const dag::Graph& graph, sim::FleetSpec 
   engine::EngineOptions engine_options;
   engine_options.owner = {"rehearsal", 0, "rehearsal"};
   engine_options.wall_clock = [&clock] { return clock.now(); };
-  store.acquire_lease(run_id, engine_options.owner, options.start, Millis{30000});
   Approver approver(store, clock, options.approval_delay);
-  engine::Engine engine(io, plan, graph, api, store, clock, approver, run_id, engine_options);
   std::optional<engine::Outcome> outcome;
-  engine.start([&](engine::Outcome o) { outcome = std::move(o); });
   // A stuck plan would spin on its heartbeat forever: a year of virtual time ends it.
   const WallTime deadline = options.start + std::chrono::hours(24 * 365);
-  run_on_manual_clock(io, clock, [&] { return outcome.has_value() || clock.now() > deadline; });
+  for (;;) {
+    store.acquire_lease(run_id, engine_options.owner, clock.now(), Millis{30000});
+    outcome.reset();
+    {
+      engine::Engine engine(io, plan, graph, api, store, clock, approver, run_id, engine_options);
+      engine.start([&](engine::Outcome o) { outcome = std::move(o); });
+      run_on_manual_clock(io, clock, [&] { return outcome.has_value() || clock.now() > deadline; });
+    }
+    // Paused for an approval that a person gives later: the process ended (exit 4), the
+    // person approves, and `rollout resume` goes on, as here.
+    if (!outcome || outcome->ending != engine::Ending::paused || approver.pending() == 0) break;
+    run_on_manual_clock(io, clock,
+                        [&] { return approver.pending() == 0 || clock.now() > deadline; });
+    if (clock.now() > deadline) break;
+  }
 
   Result r;
   r.seed = seed;

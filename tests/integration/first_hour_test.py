@@ -203,5 +203,22 @@ def a_saved_plan_runs_from_any_folder(tmp):
         assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
 
 
+@test
+def rehearse_models_a_late_approval_and_exits_as_the_run_would(tmp):
+    late = rollout("rehearse", str(CANARY_PLAN), "--fleet", str(SMALL_FLEET), "--approval-delay", "30m")
+    assert late.returncode == EXIT_OK, late.stdout + late.stderr
+    rows = {l.split()[0]: l.split() for l in late.stdout.splitlines() if l.split()[:1] in (["canary"], ["eu"], ["us"], ["everyone"])}
+    assert all(rows[s][1] == "passed" for s in rows), late.stdout
+    # us is asked for when the canary passes (+30m) and approved 30 minutes later.
+    assert rows["us"][3] == "+1h", late.stdout
+    assert "run completed" in late.stdout
+    bad = rollout("rehearse", str(SRC / "examples/demo/bad-build.yaml"), "--fleet", str(SMALL_FLEET))
+    assert bad.returncode == EXIT_STOPPED and "run stopped" in bad.stdout, bad.stdout
+    many = rollout("rehearse", str(SRC / "examples/demo/bad-build.yaml"), "--fleet", str(SMALL_FLEET),
+                   "--runs", "3", "--output", "json")
+    assert many.returncode == EXIT_STOPPED
+    assert len(many.stdout.splitlines()) == 3
+
+
 if __name__ == "__main__":
     run_tests(TESTS, only=args.only)
