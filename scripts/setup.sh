@@ -8,7 +8,7 @@ packages=(
   libyaml-cpp-dev libboost-dev libcurl4-openssl-dev libfmt-dev libsqlite3-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   clang clang-format libclang-rt-14-dev python3 python3-requests python3-yaml python3-jsonschema curl sqlite3
-  chromium chromium-driver
+  chromium chromium-driver graphviz
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -34,10 +34,13 @@ struct ApplyOptions {
   std::string output = "text";
 };
 
-bool confirm(const CheckedPlan& c, const std::string& url) {
-  std::cout << fmt::format("Apply plan '{}' ({} stage(s)) through {}? Type 'yes' to start: ",
-                           c.plan.name, c.plan.stages.size(), url)
-            << std::flush;
+bool confirm(const CheckedPlan& c, const std::string& url, const SavedPlan* saved) {
+  std::cout << plan_summary(c, url, saved)
+            << fmt::format(
+                   "(every deploy_update body: rollout plan --offline {}; each stage's "
+                   "devices now: rollout plan {})\n",
+                   c.path, c.path)
+            << fmt::format("Apply plan '{}'? Type 'yes' to start: ", c.plan.name) << std::flush;
   std::string answer;
   std::getline(std::cin, answer);
   return answer == "yes";
@@ -164,7 +167,7 @@ int run_apply(ApplyOptions& o) {
             << "rollout: not on a terminal: add --yes to start the rollout without confirmation\n";
         return kExitInvalidInput;
       }
-      if (!confirm(*checked, url)) {
+      if (!confirm(*checked, url, saved ? &*saved : nullptr)) {
         std::cerr << "rollout: not started\n";
         return kExitInvalidInput;
       }

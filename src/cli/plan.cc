@@ -274,6 +274,46 @@ void print_preview(const CheckedPlan& c, const SavedPlan& saved) {
   }
 }
 
+}  // namespace
+
+std::string plan_summary(const CheckedPlan& c, const std::string& url, const SavedPlan* saved) {
+  const plan::Plan& p = c.plan;
+  std::string out =
+      fmt::format("plan '{}' through {}: {} stage(s)\n", p.name, url, p.stages.size());
+  for (dag::StageId id : c.graph.order) {
+    const plan::Stage& s = p.stages[id];
+    std::vector<std::string> parts;
+    if (!c.graph.needs[id].empty()) {
+      std::vector<std::string> needs;
+      for (dag::StageId n : c.graph.needs[id]) needs.push_back(p.stages[n].name);
+      parts.push_back(fmt::format("after {}", fmt::join(needs, ", ")));
+    }
+    if (s.approval_required) parts.push_back("waits for an approval");
+    std::string what = selection_text(s);
+    if (s.sample)
+      what = fmt::format("a sample of {} from {}", plan::format_sample(*s.sample), what);
+    if (saved) {
+      for (const auto& st : saved->preview.stages) {
+        if (st.name != s.name) continue;
+        what += fmt::format(" ({} device(s) when saved{})",
+                            st.sample_size.value_or(static_cast<std::int64_t>(st.devices.size())),
+                            st.dynamic ? ", read again at its start" : "");
+      }
+    }
+    parts.push_back(what);
+    parts.push_back(s.app
+                        ? fmt::format("{} {} with flow {}", s.app->name, s.app->version, s.flow_id)
+                        : fmt::format("flow {}", s.flow_id));
+    parts.push_back("gate: " + engine::describe_thresholds(s.gate, std::nullopt) + ", bake " +
+                    format_duration(s.gate.bake));
+    out += fmt::format("  {:<14} {}\n", s.name, fmt::join(parts, "; "));
+  }
+  out += fmt::format("  on failure: {}\n", on_failure_text(p.on_failure));
+  return out;
+}
+
+namespace {
+
 int run_live_plan(PlanOptions& o) {
   auto checked = load_checked_plan(o.plan);
   if (!checked) return kExitInvalidInput;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "cli/command.h"
 #include "preview/preview.h"
 #include "util/clock.h"
 
@@ -23,5 +24,10 @@ std::string saved_plan_json(const SavedPlan& saved);
 
 // nullopt, with `why`, when `text` is not a saved plan this version can read.
 std::optional<SavedPlan> parse_saved_plan(const std::string& text, std::string* why);
+
+// What applying `c` through `url` will do, in a few lines: each stage in order, what it
+// selects (with the device counts of `saved`, when given), its update and gate, and what a
+// failure does. Shown before `apply` asks for a yes.
+std::string plan_summary(const CheckedPlan& c, const std::string& url, const SavedPlan* saved);
 
 }  // namespace rollout::cli

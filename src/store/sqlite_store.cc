@@ -697,9 +697,9 @@ void SqliteStore::add_approval(const Approval& a) {
 }
 
 std::vector<Approval> SqliteStore::load_approvals(const std::string& run_id) {
-  Statement s(
-      *this,
-      "SELECT run_id, stage, by_user, at, comment FROM approvals WHERE run_id = ? ORDER BY rowid");
+  Statement s(*this,
+              "SELECT run_id, stage, by_user, at, comment FROM approvals WHERE run_id = ? ORDER BY "
+              "at, rowid");
   s.bind(1, run_id);
   std::vector<Approval> out;
   while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.time(3), s.text(4)});

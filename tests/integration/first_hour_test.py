@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from e2e import (EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, TOKEN, Env,
-                 Server, assert_state_sound, rollout, run_id_of, run_tests)
+                 Server, assert_state_sound, rollout, run_id_of, run_tests, start_apply)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("rollout")
@@ -218,6 +218,82 @@ def rehearse_models_a_late_approval_and_exits_as_the_run_would(tmp):
                    "--runs", "3", "--output", "json")
     assert many.returncode == EXIT_STOPPED
     assert len(many.stdout.splitlines()) == 3
+
+
+def on_a_terminal(argv, answer, url):
+    """Runs rollout with stdin and stdout on a pseudo-terminal, typing `answer`."""
+    import pty
+    import time
+    master, slave = pty.openpty()
+    env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=url)
+    proc = subprocess.Popen([Env.rollout, *argv], stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while b"Type 'yes' to start" not in out:
+        chunk = os.read(master, 65536)
+        assert chunk, out
+        out += chunk
+    os.write(master, answer.encode() + b"\n")
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    proc.wait(timeout=60)
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+@test
+def apply_asks_with_a_summary_of_what_will_happen(tmp):
+    with Server(tmp, "sim") as sim:
+        db = f"{tmp}/state.db"
+        code, out = on_a_terminal(["apply", str(CANARY_PLAN), "--state", db], "no", sim.url)
+        assert code == EXIT_INVALID and "not started" in out, out
+        assert "us             after canary; waits for an approval; groups US" in out, out
+        assert "on failure: rollback with flow 11aa-22bb to default_app v2.3, then stop" in out
+        assert "gate: min_success 95%, max_failed 5%, bake 10m" in out  # everyone's own gate
+        assert not sim.applied_per_marker()
+        assert not Path(db).exists() or not sqlite3.connect(db).execute("SELECT * FROM runs").fetchall()
+
+
+@test
+def approve_abort_status_validate_and_graph_say_what_is_true(tmp):
+    with Server(tmp, "sim", fleet="examples/fleets/small.yaml") as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(CANARY_PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
+        assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        done = rollout("approve", run, "eu", "--state", db)
+        assert done.returncode == EXIT_INVALID and "is passed: there is nothing to approve" in done.stderr
+        needless = rollout("approve", run, "everyone", "--state", db)
+        assert needless.returncode == EXIT_INVALID and "needs no approval" in needless.stderr, needless.stderr
+        assert rollout("approve", run, "us", "--state", db).returncode == EXIT_OK
+        twice = rollout("approve", run, "us", "--state", db)
+        assert twice.returncode == EXIT_INVALID and "already approved" in twice.stderr, twice.stderr
+        # Piped, nothing is cut to 80 columns.
+        status = rollout("status", run, "--state", db)
+        assert not any(line.endswith("...") for line in status.stdout.splitlines()), status.stdout
+        assert re.search(r"stages: .*1 awaiting_approval.*2 passed", status.stdout), status.stdout
+        # An abort of a run that another process runs: said on stdout, and it succeeds.
+        live = start_apply(FOUR_STAGE, f"{tmp}/live.db", sim.url, scale="60")
+        for _ in range(100):
+            if Path(f"{tmp}/live.db").exists() and rollout("status", "last", "--state", f"{tmp}/live.db").returncode == 0:
+                break
+        import time
+        time.sleep(1)
+        a = rollout("abort", "last", "--state", f"{tmp}/live.db")
+        live.wait(timeout=60)
+        assert a.returncode == EXIT_OK and "stops within seconds" in a.stdout, a.stdout + a.stderr
+        assert a.stderr == "", a.stderr
+    v = rollout("validate", str(SRC / "plans"))
+    assert v.returncode == EXIT_OK and v.stdout.count(": ok: plan") >= 6, v.stdout + v.stderr
+    graph = subprocess.run(f"{Env.rollout} graph {SRC / 'plans/parallel-regions.yaml'} | dot -Tsvg",
+                           shell=True, capture_output=True, text=True)
+    assert graph.returncode == 0 and "<svg" in graph.stdout, graph.stderr
 
 
 if __name__ == "__main__":
