@@ -295,13 +295,15 @@ Fleet::StatesOutcome Fleet::devices_state(const upswift::StatesQuery& q, SimTime
   StatesOutcome out;
   std::vector<std::string> groups;
   if (q.group_name) groups.push_back(*q.group_name);
-  if (auto error = check_project_and_groups(q.project_name, groups)) {
-    out.error = error;
-    return out;
+  if (!q.project_name.empty()) {
+    if (auto error = check_project_and_groups(q.project_name, groups)) {
+      out.error = error;
+      return out;
+    }
   }
   bool started = !q.offset.has_value();
   for (const SimDevice& d : devices_) {
-    if (d.project != q.project_name) continue;
+    if (!q.project_name.empty() && d.project != q.project_name) continue;
     if (q.group_name && d.group != *q.group_name) continue;
     if (!started) {
       if (d.uuid == *q.offset) started = true;

@@ -1,5 +1,7 @@
 #include "upswift/api.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -47,7 +49,8 @@ std::string devices_details_body(const DevicesQuery& q, std::string_view user_to
 }
 
 std::string get_devices_state_body(const StatesQuery& q, std::string_view user_token) {
-  Json body{{"user_token", user_token}, {"project_name", q.project_name}};
+  Json body{{"user_token", user_token}};
+  if (!q.project_name.empty()) body["project_name"] = q.project_name;
   if (q.group_name) body["group_name"] = *q.group_name;
   body["limit"] = q.limit;
   if (q.offset) body["offset"] = *q.offset;
@@ -235,12 +238,12 @@ std::optional<Json> parse_object(std::string_view body, std::string& error) {
 std::optional<int> page_limit(const Json& j, std::string& error) {
   auto it = j.find("limit");
   if (it == j.end()) return kDefaultPageSize;
-  if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
-      it->get<std::int64_t>() > kMaxPageSize) {
-    error = fmt::format("limit must be a whole number from 1 to {}", kMaxPageSize);
+  if (!it->is_number_integer() || it->get<std::int64_t>() < 1) {
+    error = "limit must be a whole number, at least 1";
     return std::nullopt;
   }
-  return it->get<int>();
+  // "max 50": more is answered with 50.
+  return static_cast<int>(std::min<std::int64_t>(it->get<std::int64_t>(), kMaxPageSize));
 }
 
 }  // namespace
@@ -391,10 +394,17 @@ StatesParse parse_get_devices_state(std::string_view body) {
   if (!token) return out;
   out.user_token = *token;
   StatesQuery q;
-  auto project = string_field(*j, "project_name", out.error, "");
-  if (!project) return out;
-  q.project_name = *project;
+  // As for devices_details: without project_name, every project's devices.
+  if (j->contains("project_name")) {
+    auto project = string_field(*j, "project_name", out.error, "");
+    if (!project) return out;
+    q.project_name = *project;
+  }
   if (j->contains("group_name")) {
+    if (q.project_name.empty()) {
+      out.error = "group_name is given without project_name";
+      return out;
+    }
     auto g = string_field(*j, "group_name", out.error, "");
     if (!g) return out;
     q.group_name = *g;

@@ -235,6 +235,16 @@ TEST_CASE("devices_details as the contract allows it: no project, a group, a dev
   REQUIRE(body.query);
   CHECK(fleet.devices_details(*body.query, t0).error == "device_token was not found");
 
+  // get_devices_state alike; a limit over 50 is answered with 50.
+  auto states = upswift::parse_get_devices_state(R"({"user_token": "t", "limit": 500})");
+  REQUIRE(states.query);
+  CHECK(states.query->limit == 50);
+  CHECK(fleet.devices_state(*states.query, t0).page.states.size() == 22);
+  CHECK(upswift::parse_get_devices_state(R"({"user_token": "t", "group_name": "A"})").error ==
+        "group_name is given without project_name");
+  CHECK(upswift::parse_devices_details(R"({"user_token": "t", "limit": 0})").error ==
+        "limit must be a whole number, at least 1");
+
   // The client's body names no project when the query has none.
   upswift::DevicesQuery q;
   CHECK(upswift::devices_details_body(q, "t") == R"({"user_token":"t","limit":50})");
