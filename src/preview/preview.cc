@@ -240,12 +240,14 @@ ApiEstimate estimate_calls(const std::vector<StagePreview>& stages) {
   ApiEstimate e;
   for (const StagePreview& s : stages) {
     // The snapshot's listing (and states), then, when it targets anyone, one deploy_update
-    // and one listing per gate poll.
+    // and one listing per gate poll; at most, a decision with devices that did not succeed
+    // also lists the online states of the stage's groups (as many pages, 50 a page).
     const std::int64_t snapshot = s.listing_pages + s.state_pages;
     const std::int64_t dispatch = s.sample_size ? *s.sample_size : s.devices.empty() ? 0 : 1;
+    const std::int64_t decision_states = dispatch > 0 ? s.listing_pages : 0;
     e.deploy_updates += dispatch;
     e.min_calls += snapshot + dispatch + s.min_polls * s.listing_pages;
-    e.max_calls += snapshot + dispatch + s.max_polls * s.listing_pages;
+    e.max_calls += snapshot + dispatch + s.max_polls * s.listing_pages + decision_states;
   }
   return e;
 }
