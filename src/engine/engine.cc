@@ -65,6 +65,16 @@ bool dynamic_selection(const upswift::DeployRequest& r) {
 }  // namespace
 
 struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
+  // What a stage's gate last saw of one device: a few bytes, whatever the fleet's size.
+  struct Seen {
+    bool known = false;
+    Reached reached = Reached::unlisted;
+    std::int64_t update_id = 0;
+    WallTime since{};
+    std::int8_t online = -1;  // -1: not read, 0: offline, 1: online
+    std::optional<WallTime> online_at;
+  };
+
   struct StageRun {
     dag::StageId id = 0;
     StageRecord record;
@@ -77,7 +87,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     bool rollback_started = false;  // in this process: a second start would send it twice
     // What its gate last saw of each device (snapshot order), and since when: a poll
     // writes only the devices that changed. Loaded from the store at the first poll.
-    std::optional<std::vector<state::DeviceState>> seen;
+    std::optional<std::vector<Seen>> seen;
   };
 
   Impl(asio::io_context& io_context, const plan::Plan& p, const dag::Graph& g, upswift::FleetApi& a,
@@ -891,9 +901,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           const StatusCounts counts = count(*r.value);
           const auto targeted = static_cast<std::int64_t>(st.snapshot->size());
           Judgement j = judge(gate, targeted, counts, elapsed);
-          std::vector<state::DeviceState> changed = note_devices(st, *r.value, now);
+          std::vector<std::size_t> changed = note_devices(st, *r.value, now);
           if (j.verdict == Verdict::wait || counts.success == targeted) {
-            return record_poll(st, j, counts, elapsed, now, std::move(changed));
+            return record_poll(st, j, counts, elapsed, now, changed);
           }
           // A decision with devices that did not succeed: which of them are online is the
           // operator's next question, so it is read now and kept with the decision.
@@ -907,7 +917,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                         } else {
                           note_online(stage, *online.value, now, changed);
                         }
-                        record_poll(stage, j, counts, elapsed, now, std::move(changed));
+                        record_poll(stage, j, counts, elapsed, now, changed);
                       }));
         }));
   }
@@ -943,56 +953,79 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return counts;
   }
 
-  // The devices whose state differs from what the gate saw last (all of them at the first
-  // poll), each since `now`; `s.seen` is brought up to date.
-  std::vector<state::DeviceState> note_devices(StageRun& s, const std::vector<Reading>& readings,
-                                               WallTime now) {
+  // The devices (snapshot positions) whose state differs from what the gate saw last (all
+  // of them at the first poll), each since `now`; `s.seen` is brought up to date.
+  std::vector<std::size_t> note_devices(StageRun& s, const std::vector<Reading>& readings,
+                                        WallTime now) {
     const std::vector<SnapshotDevice>& devices = *s.snapshot;
     if (!s.seen) {
       s.seen.emplace(devices.size());
       std::unordered_map<std::string_view, std::size_t> at;
       for (std::size_t i = 0; i < devices.size(); ++i) at.emplace(devices[i].uuid, i);
-      for (state::DeviceState& d : store.load_device_states(run_id)) {
+      for (const state::DeviceState& d : store.load_device_states(run_id)) {
         if (d.stage != s.record.name || d.status.empty()) continue;
-        if (auto it = at.find(d.uuid); it != at.end()) (*s.seen)[it->second] = std::move(d);
+        auto it = at.find(d.uuid);
+        auto reached = parse_reached(d.status);
+        if (it == at.end() || !reached) continue;
+        (*s.seen)[it->second] = {
+            true,
+            *reached,
+            d.update_id,
+            d.since,
+            static_cast<std::int8_t>(d.online.empty() ? -1 : d.online == "online"),
+            d.online_at};
       }
     }
-    std::vector<state::DeviceState> changed;
+    std::vector<std::size_t> changed;
     for (std::size_t i = 0; i < devices.size(); ++i) {
-      state::DeviceState& seen = (*s.seen)[i];
-      const std::string_view status = name(readings[i].reached);
-      if (seen.status == status && seen.update_id == readings[i].update_id) continue;
-      seen.stage = s.record.name;
-      seen.uuid = devices[i].uuid;
-      seen.status = std::string(status);
+      Seen& seen = (*s.seen)[i];
+      if (seen.known && seen.reached == readings[i].reached &&
+          seen.update_id == readings[i].update_id)
+        continue;
+      seen.known = true;
+      seen.reached = readings[i].reached;
       seen.update_id = readings[i].update_id;
       seen.since = now;
-      changed.push_back(seen);
+      changed.push_back(i);
     }
     return changed;
   }
 
-  // Each device's online state, as read at a decision, joins the devices to record.
+  // Each device's online state, as read at a decision: every device is then to record.
   void note_online(StageRun& s, const OnlineStates& online, WallTime now,
-                   std::vector<state::DeviceState>& changed) {
-    std::unordered_map<std::string_view, std::size_t> in_changed;
-    for (std::size_t i = 0; i < changed.size(); ++i) in_changed.emplace(changed[i].uuid, i);
-    std::vector<state::DeviceState> more;
-    for (state::DeviceState& seen : *s.seen) {
-      auto it = online.find(seen.uuid);
-      seen.online = it == online.end() ? "" : (it->second ? "online" : "offline");
+                   std::vector<std::size_t>& changed) {
+    const std::vector<SnapshotDevice>& devices = *s.snapshot;
+    changed.clear();
+    for (std::size_t i = 0; i < devices.size(); ++i) {
+      Seen& seen = (*s.seen)[i];
+      auto it = online.find(devices[i].uuid);
+      seen.online = static_cast<std::int8_t>(it == online.end() ? -1 : it->second ? 1 : 0);
       seen.online_at = now;
-      if (auto c = in_changed.find(seen.uuid); c != in_changed.end()) {
-        changed[c->second] = seen;
-      } else {
-        more.push_back(seen);
-      }
+      changed.push_back(i);
     }
-    changed.insert(changed.end(), more.begin(), more.end());
+  }
+
+  std::vector<state::DeviceState> device_rows(const StageRun& s,
+                                              const std::vector<std::size_t>& changed) const {
+    std::vector<state::DeviceState> rows;
+    rows.reserve(changed.size());
+    for (std::size_t i : changed) {
+      const Seen& seen = (*s.seen)[i];
+      state::DeviceState row;
+      row.stage = s.record.name;
+      row.uuid = (*s.snapshot)[i].uuid;
+      row.update_id = seen.update_id;
+      row.status = std::string(name(seen.reached));
+      row.since = seen.since;
+      row.online = seen.online < 0 ? "" : seen.online ? "online" : "offline";
+      row.online_at = seen.online_at;
+      rows.push_back(std::move(row));
+    }
+    return rows;
   }
 
   void record_poll(StageRun& s, const Judgement& j, const StatusCounts& counts, Millis elapsed,
-                   WallTime now, std::vector<state::DeviceState> changed) {
+                   WallTime now, const std::vector<std::size_t>& changed) {
     state::Observation o{run_id,
                          s.record.name,
                          now,
@@ -1006,7 +1039,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                          counts.missing,
                          std::string(name(j.verdict)),
                          j.reason};
-    store.add_observation(o, changed);
+    store.add_observation(o, device_rows(s, changed));
     crash_point("after_observation");
     observer.on_observation(o);
     on_verdict(s, j, elapsed);

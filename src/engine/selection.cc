@@ -167,6 +167,14 @@ Reached reached(const upswift::Device& d, const std::string& marker) {
   return reading(d, marker).reached;
 }
 
+std::optional<Reached> parse_reached(std::string_view word) {
+  for (Reached r : {Reached::unlisted, Reached::none, Reached::pending, Reached::in_progress,
+                    Reached::success, Reached::failed, Reached::aborted, Reached::other}) {
+    if (name(r) == word) return r;
+  }
+  return std::nullopt;
+}
+
 std::string_view name(Reached r) {
   switch (r) {
     case Reached::unlisted:

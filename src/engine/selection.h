@@ -66,6 +66,7 @@ bool arrived(Reached r);
 // The word the state and the views use: pending, in_progress, success, failed, aborted,
 // other, missing (none), unlisted.
 std::string_view name(Reached r);
+std::optional<Reached> parse_reached(std::string_view word);  // name()'s inverse
 
 // How far, and which of Upswift's updates carries it (0: none).
 struct Reading {
