@@ -13,4 +13,4 @@ CREATE TABLE device_states (
   online      TEXT NOT NULL DEFAULT '',   -- online, offline; '' until read at a gate decision
   online_at   INTEGER,                    -- when it was read
   PRIMARY KEY (run_id, stage, device_uuid)
-);
+) WITHOUT ROWID;  -- the key is the row: stored once, not in a table and again in an index

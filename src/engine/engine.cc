@@ -960,10 +960,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const std::vector<SnapshotDevice>& devices = *s.snapshot;
     if (!s.seen) {
       s.seen.emplace(devices.size());
+      const auto recorded = store.load_stage_device_states(run_id, s.record.name);
       std::unordered_map<std::string_view, std::size_t> at;
-      for (std::size_t i = 0; i < devices.size(); ++i) at.emplace(devices[i].uuid, i);
-      for (const state::DeviceState& d : store.load_device_states(run_id)) {
-        if (d.stage != s.record.name || d.status.empty()) continue;
+      if (!recorded.empty()) {  // after a resume: the gate goes on from what it saw
+        for (std::size_t i = 0; i < devices.size(); ++i) at.emplace(devices[i].uuid, i);
+      }
+      for (const state::DeviceState& d : recorded) {
         auto it = at.find(d.uuid);
         auto reached = parse_reached(d.status);
         if (it == at.end() || !reached) continue;
@@ -1005,23 +1007,22 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
   }
 
-  std::vector<state::DeviceState> device_rows(const StageRun& s,
-                                              const std::vector<std::size_t>& changed) const {
-    std::vector<state::DeviceState> rows;
-    rows.reserve(changed.size());
-    for (std::size_t i : changed) {
-      const Seen& seen = (*s.seen)[i];
-      state::DeviceState row;
-      row.stage = s.record.name;
-      row.uuid = (*s.snapshot)[i].uuid;
-      row.update_id = seen.update_id;
-      row.status = std::string(name(seen.reached));
-      row.since = seen.since;
-      row.online = seen.online < 0 ? "" : seen.online ? "online" : "offline";
-      row.online_at = seen.online_at;
-      rows.push_back(std::move(row));
-    }
-    return rows;
+  // The rows of the changed devices, made one at a time as the store writes them.
+  state::DeviceChanges device_rows(const StageRun& s,
+                                   const std::vector<std::size_t>& changed) const {
+    return {changed.size(), [&s, &changed](std::size_t k) {
+              const std::size_t i = changed[k];
+              const Seen& seen = (*s.seen)[i];
+              state::DeviceState row;
+              row.stage = s.record.name;
+              row.uuid = (*s.snapshot)[i].uuid;
+              row.update_id = seen.update_id;
+              row.status = std::string(name(seen.reached));
+              row.since = seen.since;
+              row.online = seen.online < 0 ? "" : seen.online ? "online" : "offline";
+              row.online_at = seen.online_at;
+              return row;
+            }};
   }
 
   void record_poll(StageRun& s, const Judgement& j, const StatusCounts& counts, Millis elapsed,

@@ -239,10 +239,12 @@ void read_reached(upswift::FleetApi& api, const upswift::DeployRequest& request,
 }
 
 CandidateCount::CandidateCount(const upswift::DeployRequest& request)
-    : relaxed_(upswift::without_update_filters(request)) {}
+    : counting_(upswift::narrows_by_update(request)),
+      relaxed_(upswift::without_update_filters(request)) {}
 
 void CandidateCount::add(const std::optional<OnlineStates>& online,
                          const std::vector<upswift::Device>& page) {
+  if (!counting_) return;
   std::vector<state::SnapshotDevice> selected;
   select_from_page(relaxed_, online, page, selected);
   for (auto& d : selected) seen_.insert(std::move(d.uuid));
@@ -263,7 +265,8 @@ void resolve_selection(upswift::FleetApi& api, const upswift::DeployRequest& req
         [chosen, candidates, done](const upswift::CallError& ended) {
           if (ended.status != upswift::CallStatus::ok) return done({std::nullopt, ended});
           sort_selection(*chosen);
-          done({Selection{std::move(*chosen), candidates->count()}, {}});
+          const auto selected = static_cast<std::int64_t>(chosen->size());
+          done({Selection{std::move(*chosen), candidates->count(selected)}, {}});
         });
   };
   if (!upswift::needs_online_state(request)) return with_states(std::nullopt);

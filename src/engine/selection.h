@@ -97,14 +97,19 @@ struct Selection {
 void resolve_selection(upswift::FleetApi& api, const upswift::DeployRequest& request,
                        std::function<void(upswift::Result<Selection>)> done);
 
-// Counts the candidates of `request` on one page, once each.
+// Counts the candidates of `request`, page by page, once each. A request without
+// update_status or app filters has its selection for candidates: nothing is kept then.
 class CandidateCount {
  public:
   explicit CandidateCount(const upswift::DeployRequest& request);
   void add(const std::optional<OnlineStates>& online, const std::vector<upswift::Device>& page);
-  std::int64_t count() const { return static_cast<std::int64_t>(seen_.size()); }
+  // `selected`: how many the request itself selected.
+  std::int64_t count(std::int64_t selected) const {
+    return counting_ ? static_cast<std::int64_t>(seen_.size()) : selected;
+  }
 
  private:
+  bool counting_;
   upswift::DeployRequest relaxed_;
   std::set<std::string> seen_;
 };

@@ -145,7 +145,7 @@ struct Builder : std::enable_shared_from_this<Builder> {
           engine::sort_selection(*chosen);
           StagePreview s;
           s.name = self->plan.stages[i].name;
-          s.candidates = candidates->count();
+          s.candidates = candidates->count(static_cast<std::int64_t>(chosen->size()));
           s.dynamic = dynamic_filters(request);
           s.listing_pages = self->counting.devices_pages - pages_before;
           s.state_pages =

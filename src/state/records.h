@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -97,6 +98,14 @@ struct DeviceState {
   WallTime since{};
   std::string online;  // online, offline, or empty: not read
   std::optional<WallTime> online_at;
+};
+
+// The devices whose state one gate observation changed: `count` of them, each made as the
+// store writes it, so that a first poll of a large stage (which changes every device) holds
+// no second copy of the fleet.
+struct DeviceChanges {
+  std::size_t count = 0;
+  std::function<DeviceState(std::size_t)> at;
 };
 
 struct Approval {

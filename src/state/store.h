@@ -77,11 +77,15 @@ class StateStore {
                                                 const std::string& kind) = 0;
 
   // The observation, and the device states that changed with it, in one transaction.
-  virtual void add_observation(const Observation& o, const std::vector<DeviceState>& changed) = 0;
+  virtual void add_observation(const Observation& o, const DeviceChanges& changed) = 0;
   virtual std::vector<Observation> load_observations(const std::string& run_id) = 0;
   // Every device of every stage's snapshot, by stage position and device_id, with the
   // state its gate last saw (status empty when none did).
   virtual std::vector<DeviceState> load_device_states(const std::string& run_id) = 0;
+  // The states recorded for one stage's devices (name and group left empty): what its gate
+  // goes on from after a resume.
+  virtual std::vector<DeviceState> load_stage_device_states(const std::string& run_id,
+                                                            const std::string& stage) = 0;
 
   virtual void add_approval(const Approval& a) = 0;
   virtual std::vector<Approval> load_approvals(const std::string& run_id) = 0;

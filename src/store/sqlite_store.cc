@@ -610,14 +610,15 @@ std::vector<ApiCall> SqliteStore::load_stage_calls(const std::string& run_id,
   return read_calls(s);
 }
 
-void SqliteStore::add_observation(const Observation& o, const std::vector<DeviceState>& changed) {
+void SqliteStore::add_observation(const Observation& o, const DeviceChanges& changed) {
   Transaction t(*this);
   fence(o.run_id);
-  if (!changed.empty()) {
+  if (changed.count > 0) {
     Statement put(*this,
                   "INSERT OR REPLACE INTO device_states (run_id, stage, device_uuid, update_id, "
                   "status, since, online, online_at) VALUES (?,?,?,?,?,?,?,?)");
-    for (const DeviceState& d : changed) {
+    for (std::size_t i = 0; i < changed.count; ++i) {
+      const DeviceState d = changed.at(i);
       put.bind(1, o.run_id)
           .bind(2, o.stage)
           .bind(3, d.uuid)
@@ -680,6 +681,20 @@ std::vector<DeviceState> SqliteStore::load_device_states(const std::string& run_
     DeviceState d{s.text(0), s.text(1), s.text(2), s.text(3),         s.integer(4),
                   s.text(5), s.time(6), s.text(7), s.optional_time(8)};
     out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::vector<DeviceState> SqliteStore::load_stage_device_states(const std::string& run_id,
+                                                               const std::string& stage) {
+  Statement s(*this,
+              "SELECT device_uuid, update_id, status, since, online, online_at FROM device_states "
+              "WHERE run_id = ? AND stage = ?");
+  s.bind(1, run_id).bind(2, stage);
+  std::vector<DeviceState> out;
+  while (s.step()) {
+    out.push_back({stage, s.text(0), "", "", s.integer(1), s.text(2), s.time(3), s.text(4),
+                   s.optional_time(5)});
   }
   return out;
 }

@@ -50,10 +50,11 @@ class SqliteStore : public state::StateStore {
   std::vector<state::ApiCall> load_calls(const std::string& run_id) override;
   std::vector<state::ApiCall> load_stage_calls(const std::string& run_id, const std::string& stage,
                                                const std::string& kind) override;
-  void add_observation(const state::Observation& o,
-                       const std::vector<state::DeviceState>& changed) override;
+  void add_observation(const state::Observation& o, const state::DeviceChanges& changed) override;
   std::vector<state::Observation> load_observations(const std::string& run_id) override;
   std::vector<state::DeviceState> load_device_states(const std::string& run_id) override;
+  std::vector<state::DeviceState> load_stage_device_states(const std::string& run_id,
+                                                           const std::string& stage) override;
   void add_approval(const state::Approval& a) override;
   std::vector<state::Approval> load_approvals(const std::string& run_id) override;
   void add_event(const state::Event& e) override;

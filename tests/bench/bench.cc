@@ -205,8 +205,7 @@ class TimedStore : public state::StateStore {
                                                const std::string& kind) override {
     return timed([&] { return inner_.load_stage_calls(run, stage, kind); });
   }
-  void add_observation(const state::Observation& o,
-                       const std::vector<state::DeviceState>& changed) override {
+  void add_observation(const state::Observation& o, const state::DeviceChanges& changed) override {
     timed([&] { inner_.add_observation(o, changed); });
   }
   std::vector<state::Observation> load_observations(const std::string& run) override {
@@ -214,6 +213,10 @@ class TimedStore : public state::StateStore {
   }
   std::vector<state::DeviceState> load_device_states(const std::string& run) override {
     return timed([&] { return inner_.load_device_states(run); });
+  }
+  std::vector<state::DeviceState> load_stage_device_states(const std::string& run,
+                                                           const std::string& stage) override {
+    return timed([&] { return inner_.load_stage_device_states(run, stage); });
   }
   void add_approval(const state::Approval& a) override {
     timed([&] { inner_.add_approval(a); });

@@ -71,8 +71,7 @@ class FailingStore : public state::StateStore {
                                                const std::string& kind) override {
     return inner_.load_stage_calls(run, stage, kind);
   }
-  void add_observation(const state::Observation& o,
-                       const std::vector<state::DeviceState>& changed) override {
+  void add_observation(const state::Observation& o, const state::DeviceChanges& changed) override {
     write("add_observation");
     inner_.add_observation(o, changed);
   }
@@ -81,6 +80,10 @@ class FailingStore : public state::StateStore {
   }
   std::vector<state::DeviceState> load_device_states(const std::string& run) override {
     return inner_.load_device_states(run);
+  }
+  std::vector<state::DeviceState> load_stage_device_states(const std::string& run,
+                                                           const std::string& stage) override {
+    return inner_.load_stage_device_states(run, stage);
   }
   void add_approval(const state::Approval& a) override { inner_.add_approval(a); }
   std::vector<state::Approval> load_approvals(const std::string& run) override {
