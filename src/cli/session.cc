@@ -310,7 +310,10 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
     if (failed) return nullptr;
     std::string why;
     const std::string fleet_hash = sha256_hex(read_file(fleet_path, &why).value_or(""));
-    sim::SimTime created = to_sim(options.sim_start);
+    // A fleet only listed (rollout plan, a saved plan's check) starts now.
+    const WallTime start =
+        options.sim_start == WallTime{} ? std::chrono::system_clock::now() : options.sim_start;
+    sim::SimTime created = to_sim(start);
     if (journal) {
       if (journal->header.fleet_sha256 != fleet_hash) {
         std::cerr << fmt::format(
@@ -332,9 +335,8 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
       }
     }
     try {
-      c->sim_ =
-          std::make_unique<InProcessSim>(*spec, options.time_scale, created,
-                                         to_sim(options.sim_start), journal, options.sim_journal);
+      c->sim_ = std::make_unique<InProcessSim>(*spec, options.time_scale, created, to_sim(start),
+                                               journal, options.sim_journal);
     } catch (const std::exception& e) {
       std::cerr << "rollout: cannot start the simulated fleet: " << e.what() << "\n";
       return nullptr;

@@ -85,10 +85,12 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
         d.online.empty() ? "-"
                          : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)));
   }
-  std::cout << fmt::format("{} device(s){}\n", shown.size(),
-                           shown.empty() && o.statuses.empty()
-                               ? ": no stage of this run has listed its devices yet"
-                               : "");
+  std::string none;
+  if (shown.empty() && o.statuses.empty()) {
+    none = o.stage.empty() ? ": no stage of this run has listed its devices yet"
+                           : fmt::format(": stage {} has not listed its devices yet", o.stage);
+  }
+  std::cout << fmt::format("{} device(s){}\n", shown.size(), none);
   return kExitOk;
 }
 

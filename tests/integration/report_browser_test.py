@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import socket
+import shutil
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ def rollout(*argv):
 
 db = OUT / "report-state.db"
 for f in OUT.glob("report-state.db*"):
-    f.unlink()
+    shutil.rmtree(f) if f.is_dir() else f.unlink()  # the database, and its simulated fleet's records
 # A run with something to show: the canary fails half its devices and is rolled back.
 p = rollout("apply", str(SRC / "tests/plans/four-stage.yaml"), "--state", str(db), "--simulate",
             str(SRC / "tests/fleets/failing-canary.yaml"), "--time-scale", "600", "--no-progress")
