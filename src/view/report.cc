@@ -8,6 +8,7 @@
 #include "engine/gate.h"
 #include "util/duration.h"
 #include "util/time_text.h"
+#include "view/progress.h"
 #include "view/timeline.h"
 
 namespace rollout::view {
@@ -325,7 +326,7 @@ std::string render_report(const ReportInput& in) {
     h += fmt::format(
         "<tr><td>{}</td><td><span class=\"status s-{}\">{}</span></td><td class=\"n\">{}</td>"
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-        esc(st.name), esc(st.status), esc(st.status),
+        esc(st.name), esc(st.status), esc(shown_status(st)),
         devices == in.devices.end() ? "-" : std::to_string(devices->second), esc(gate),
         when(st.started_at), when(st.dispatched_at), when(st.finished_at), esc(st.reason));
   }

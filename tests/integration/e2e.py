@@ -42,13 +42,13 @@ class Server:
     SIM_FLAGS = {"drop_after_apply": "--drop-after-apply", "throttle": "--fail-429",
                  "error_500": "--fail-5xx", "foreign_200": "--foreign-200", "drop": "--drop"}
 
-    def __init__(self, workdir, kind, faults=None, seed=1, fleet="tests/fleets/steady.yaml"):
+    def __init__(self, workdir, kind, faults=None, seed=1, fleet="tests/fleets/steady.yaml", port=0):
         self.kind = kind
         self.log = Path(workdir) / f"requests-{kind}-{time.monotonic_ns()}.jsonl"
         faults = faults or {}
         if kind == "sim":
             extra = [x for k, v in faults.items() for x in (self.SIM_FLAGS[k], str(v))]
-            argv = [Env.rollout, "sim", "--fleet", str(Env.src / fleet), "--listen", "127.0.0.1:0",
+            argv = [Env.rollout, "sim", "--fleet", str(Env.src / fleet), "--listen", f"127.0.0.1:{port}",
                     "--time-scale", SCALE, "--request-log", str(self.log), "--seed", str(seed), *extra]
         else:
             argv = [sys.executable, str(Env.src / "tests/fakes/upswift_fake.py"), "--log", str(self.log),

@@ -296,5 +296,54 @@ def approve_abort_status_validate_and_graph_say_what_is_true(tmp):
     assert graph.returncode == 0 and "<svg" in graph.stdout, graph.stderr
 
 
+@test
+def a_refused_call_is_sent_again_by_resume_once_the_cause_is_fixed(tmp):
+    plan = Path(tmp) / "new-flow.yaml"
+    plan.write_text(FOUR_STAGE.read_text().replace("flow_id: 73a7-1ft8", "flow_id: 9f00-new1"))
+    db = f"{tmp}/state.db"
+    with Server(tmp, "sim") as before:
+        p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, url=before.url)
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert "Upswift refused deploy_update: \"Flow '9f00-new1' was not found\"" in p.stdout
+        assert f"fix the cause, then continue with rollout resume {run}" in p.stdout, p.stdout
+        assert not before.applied_per_marker()
+    # The flow is made in Upswift's dashboard: a fleet that knows it.
+    fixed = Path(tmp) / "fixed.yaml"
+    fixed.write_text((SRC / "tests/fleets/steady.yaml").read_text().replace(
+        "flows: [73a7-1ft8, 11aa-22bb]", "flows: [73a7-1ft8, 11aa-22bb, 9f00-new1]"))
+    port = int(re.search(r":(\d+)/v1/", before.url).group(1))
+    with Server(tmp, "sim", fleet=str(fixed), port=port) as after:  # the run's recorded API
+        r = rollout("resume", run, "--state", db, "--time-scale", SCALE, url=after.url)
+        assert r.returncode == EXIT_OK, r.stdout + r.stderr
+        assert after.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+    calls = sqlite3.connect(db).execute("SELECT stage, outcome FROM api_calls ORDER BY id").fetchall()
+    assert calls[0] == ("canary", "refused") and calls[1] == ("canary", "accepted"), calls
+    assert_state_sound(db)
+
+
+@test
+def validate_suggests_the_word_that_was_meant(tmp):
+    plan = Path(tmp) / "p.yaml"
+    plan.write_text("""version: 1
+name: p
+flow_id: f
+project: Demo
+stages:
+  - name: a
+    groups: [A]
+  - name: b
+    depends_on: [a]
+    sample: 2
+    filters:
+      - {type: update_status, operand: is_not, value: succeeded}
+""")
+    v = rollout("validate", str(plan))
+    assert v.returncode == EXIT_INVALID
+    assert "unknown key 'depends_on' in stage #2 (did you mean 'needs'?)" in v.stderr, v.stderr
+    assert "sample of stage 'b' must be a map (did you mean 'sample: {count: 2}'?)" in v.stderr
+    assert "not 'succeeded' (did you mean 'success'?)" in v.stderr
+
+
 if __name__ == "__main__":
     run_tests(TESTS, only=args.only)

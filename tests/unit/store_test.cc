@@ -228,3 +228,16 @@ TEST_CASE("a new run is refused beside a live run of the same plan or a shared t
   const state::RunClaim later{{"h2", 22, "bob"}, t + 2min, 30s, false};
   CHECK_FALSE(s.create_run(run_record("r-7", "europe", {"Demo/eu"}, t), {}, &later));
 }
+
+TEST_CASE("approvals come back in the order they were given, not the order they were written") {
+  store::SqliteStore s(":memory:");
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  // A time-scaled run's records are ahead of the wall clock: an approval written later may
+  // carry an earlier time than one written before it.
+  s.add_approval({"r-1", "us", "bob", t + std::chrono::minutes(10), "second"});
+  s.add_approval({"r-1", "eu", "alice", t, "first"});
+  const auto approvals = s.load_approvals("r-1");
+  REQUIRE(approvals.size() == 2);
+  CHECK(approvals[0].comment == "first");
+  CHECK(approvals[1].comment == "second");
+}
