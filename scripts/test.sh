@@ -21,8 +21,9 @@ $quick && exit 0
 # binary end to end under ASan (its SIGKILL trials test logic, which the main build
 # covers). -g1: line tables only, to keep compiling short.
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
+# Each CLI file on its own here (ROLLOUT_UNITY=OFF): a missing include is caught.
 cmake -S . -B build-asan -G Ninja -DROLLOUT_WERROR=ON -DROLLOUT_SANITIZE=address,undefined \
-  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DROLLOUT_RANDOM_KILLS=0 \
+  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DROLLOUT_RANDOM_KILLS=0 -DROLLOUT_UNITY=OFF \
   -DROLLOUT_E2E_SKIP=sigkill_at >/dev/null
 cmake --build build-asan --target unit_tests integration_tests rollout
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -8,7 +8,7 @@
 
 #include "cli/command.h"
 #include "preview/preview.h"
-#include "util/clock.h"
+#include "util/time.h"
 
 namespace rollout::cli {
 

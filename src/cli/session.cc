@@ -24,7 +24,7 @@
 #include "sim/fleet_file.h"
 #include "sim/journal.h"
 #include "sim/server.h"
-#include "util/clock.h"
+#include "util/asio_clock.h"
 #include "util/safe_text.h"
 #include "util/sha256.h"
 

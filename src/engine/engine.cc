@@ -82,7 +82,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     int retry = 0;  // the latest `rollout retry` of the stage, and the devices it targets
     std::optional<std::vector<SnapshotDevice>> retry_targets;
     TimerHandle timer;
-    bool busy = false;         // its procedure is under way (snapshot, dispatch, gate)
     bool window_wait = false;  // ready, but outside its windows or in a freeze: a timer wakes it
     bool rollback_started = false;  // in this process: a second start would send it twice
     // What its gate last saw of each device (snapshot order), and since when: a poll
@@ -114,6 +113,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   std::vector<StageRun> stages;
   std::set<std::int64_t> own_calls;  // the calls this process wrote ahead and sent
+  bool interrupted = false;  // a signal: waits for settling and rollbacks end at resume
   // The frontier: the stages not passed whose needs have all passed, or which were under
   // way when the run was resumed, by position in graph.order. A step looks at these only,
   // so its cost follows the stages in play, not the size of the plan.
@@ -125,7 +125,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   int in_flight = 0;  // API calls under way
   bool step_posted = false;
   bool finished = false;
-  bool interrupted = false;
   bool aborted = false;
   bool abort_handled = false;       // an abort request is carried out once per process
   std::optional<Outcome> stopping;  // set once the run must end; waits for calls in flight
@@ -527,13 +526,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   void take_snapshot(StageRun& s) {
-    s.busy = true;
     const dag::StageId id = s.id;
     resolve_selection(
         api, spec(s).deploy_request(), guarded([this, id](upswift::Result<Selection> chosen) {
           StageRun& stage = stages[id];
           if (!chosen.ok()) {
-            stage.busy = false;
             event(stage.record.name, "error",
                   "could not list the stage's devices: " + chosen.error.message);
             fail_run(fmt::format("stage {}: could not list its devices: {}", stage.record.name,
@@ -566,7 +563,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           event(stage.record.name, "snapshot",
                 fmt::format("targets {} device(s){}", stage.snapshot->size(), how));
           observer.on_snapshot(stage.record.name, stage.snapshot->size());
-          stage.busy = false;
           crash_point("after_snapshot");
           resume_dispatch(stage);
         }));
@@ -578,7 +574,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool nothing_left(StageRun& s, std::int64_t candidates) {
     if (!upswift::narrows_by_update(spec(s).deploy_request())) return false;
     if (candidates == 0 || candidates < spec(s).gate.min_devices) return false;
-    s.busy = false;
     const std::string why = fmt::format(
         "skipped: nothing left to update (its filters leave none of its {} candidate(s))",
         candidates);
@@ -732,14 +727,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     event(s.record.name, "dispatch",
           device ? fmt::format("deploy_update to device {} ({})", device->uuid, device->name)
                  : fmt::format("deploy_update to {} device(s)", call.devices));
-    s.busy = true;
     const dag::StageId id = s.id;
     const bool each = device != nullptr;
     api.deploy_update(
         request, guarded([this, id, call_id, each](upswift::Result<upswift::Accepted> r) {
           crash_point("after_answer");
           StageRun& st = stages[id];
-          st.busy = false;
           const WallTime now = clock.now();
           switch (r.error.status) {
             case upswift::CallStatus::ok:
@@ -778,7 +771,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     event(s.record.name, "settle",
           fmt::format("outcome of the deploy_update to {} unknown: reading the devices in {}s",
                       device.uuid, wait.count() / 1000));
-    s.busy = true;
     const dag::StageId id = s.id;
     const std::int64_t call_id = call.id;
     const std::string marker = call.marker;
@@ -788,7 +780,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           self->stages[id], marker,
           [self, id, call_id, uuid](upswift::Result<std::vector<Reached>> r) {
             StageRun& st = self->stages[id];
-            st.busy = false;
             if (!r.ok()) {
               self->fail_run(
                   fmt::format("stage {}: could not read its devices to settle an "
@@ -822,7 +813,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     event(s.record.name, "settle",
           fmt::format("outcome of deploy_update unknown: reading the devices in {}s",
                       wait.count() / 1000));
-    s.busy = true;
     const dag::StageId id = s.id;
     const std::int64_t call_id = call.id;
     const std::string marker = call.marker;
@@ -832,7 +822,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       self->read_reached(
           st, marker, [self, id, call_id, intent_at](upswift::Result<std::vector<Reached>> r) {
             StageRun& stage = self->stages[id];
-            stage.busy = false;
             if (!r.ok()) {
               self->fail_run(
                   fmt::format("stage {}: could not read its devices to settle an unknown "
@@ -868,7 +857,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   void schedule_poll(StageRun& s, Millis delay) {
-    s.busy = true;
     const dag::StageId id = s.id;
     s.timer =
         clock.schedule(delay, [self = shared_from_this(), id] { self->poll(self->stages[id]); });
@@ -876,7 +864,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   void poll(StageRun& s) {
     if (stopping || finished) {
-      s.busy = false;
       return;
     }
     const dag::StageId id = s.id;
@@ -1060,17 +1047,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         return;
       }
       case Verdict::pass:
-        s.busy = false;
         event(s.record.name, "stage_passed", j.reason);
         set_stage(s, "passed", j.reason);
         return;
       case Verdict::fail:
-        s.busy = false;
         event(s.record.name, "stage_failed", j.reason);
         stage_failed(s, j.reason, /*dispatched=*/true);
         return;
       case Verdict::timeout:
-        s.busy = false;
         switch (gate.on_timeout) {
           case plan::OnTimeout::pass:
             event(s.record.name, "stage_passed", "on_timeout pass: " + j.reason);
@@ -1096,7 +1080,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // stays where it was, dispatching, with the reason: once the cause is fixed, a resume
   // sends it again (nothing of it was applied), which a failed stage could not.
   void stage_error(StageRun& s, const std::string& message) {
-    s.busy = false;
     event(s.record.name, "error", message);
     set_stage(s, s.record.status, message);
     fail_run(fmt::format("stage {}: {}; fix the cause, then continue with rollout resume {}",
@@ -1139,11 +1122,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       return;
     }
     const dag::StageId id = s.id;
-    s.busy = true;
     read_reached(s, dispatch_marker(run_id, s.record.name),
                  [this, id, target_key](upswift::Result<std::vector<Reached>> r) {
                    StageRun& st = stages[id];
-                   st.busy = false;
                    if (!r.ok()) {
                      event(st.record.name, "error",
                            "rollback: could not read the stage's devices: " + r.error.message);
@@ -1220,7 +1201,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       send_one_rollback(s, request, body);
       return;
     }
-    s.busy = false;
     set_status(s, "rolled_back");
     s.record.reason = fmt::format("{}{}rolled back {} device(s)", s.record.reason,
                                   s.record.reason.empty() ? "" : "; ", targets.size());
@@ -1246,7 +1226,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const std::int64_t call_id = store.record_intent(call);
     own_calls.insert(call_id);
     crash_point("after_rollback_intent");
-    s.busy = true;
     const dag::StageId id = s.id;
     api.deploy_update(
         request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
@@ -1258,7 +1237,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                                                                                          : "failed";
           store.record_outcome(call_id, outcome, r.error.http_status, r.error.message, now);
           if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome) {
-            st.busy = false;
             event(st.record.name, "error", "rollback deploy_update: " + r.error.message);
             stopping = Outcome{Ending::failed,
                                fmt::format("rollback of stage {} failed: {}; continue with rollout "
@@ -1274,7 +1252,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void settle_rollback(StageRun& s, const ApiCall& call, const upswift::DeployRequest& request) {
     const Millis wait =
         std::max(Millis{0}, options.settle_delay - since(clock.now(), call.intent_at));
-    s.busy = true;
     const dag::StageId id = s.id;
     const std::int64_t call_id = call.id;
     const std::string marker = call.marker;
@@ -1288,7 +1265,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           [self, id, call_id, devices](upswift::Result<std::vector<Reached>> r) {
             StageRun& st = self->stages[id];
             if (!r.ok()) {
-              st.busy = false;
               if (self->interrupted) return;  // a signal: settled at resume
               self->stopping =
                   Outcome{Ending::failed,

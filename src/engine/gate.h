@@ -8,7 +8,7 @@
 #include <string>
 
 #include "plan/model.h"
-#include "util/clock.h"
+#include "util/time.h"
 
 namespace rollout::engine {
 

@@ -10,9 +10,9 @@
 
 #include "upswift/deploy.h"
 #include "upswift/filter.h"
-#include "util/clock.h"
 #include "util/diagnostic.h"
 #include "util/duration.h"
+#include "util/time.h"
 
 namespace rollout::plan {
 

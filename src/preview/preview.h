@@ -14,7 +14,7 @@
 #include "plan/model.h"
 #include "state/records.h"
 #include "upswift/fleet_api.h"
-#include "util/clock.h"
+#include "util/time.h"
 
 namespace rollout::preview {
 

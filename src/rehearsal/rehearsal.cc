@@ -6,6 +6,7 @@
 #include "engine/run.h"
 #include "sim/virtual_api.h"
 #include "store/sqlite_store.h"
+#include "util/asio_clock.h"
 
 namespace rollout::rehearsal {
 

@@ -11,7 +11,7 @@
 #include "dag/graph.h"
 #include "plan/model.h"
 #include "sim/fleet.h"
-#include "util/clock.h"
+#include "util/time.h"
 
 namespace rollout::rehearsal {
 

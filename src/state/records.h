@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "util/clock.h"
+#include "util/time.h"
 
 namespace rollout::state {
 

@@ -1,4 +1,4 @@
-#include "util/clock.h"
+#include "util/asio_clock.h"
 
 namespace rollout {
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "util/clock.h"
+#include "util/time.h"
 
 namespace rollout {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "util/clock.h"
+#include "util/time.h"
 
 namespace rollout {
 

@@ -22,6 +22,7 @@
 #include "fake_fleet.h"
 #include "plan/loader.h"
 #include "store/sqlite_store.h"
+#include "util/asio_clock.h"
 #include "yaml/document.h"
 
 using namespace rollout;

@@ -14,6 +14,7 @@
 #include "failing_store.h"
 #include "fake_fleet.h"
 #include "store/sqlite_store.h"
+#include "util/asio_clock.h"
 
 using namespace rollout;
 using namespace std::chrono_literals;

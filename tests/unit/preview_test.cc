@@ -5,6 +5,7 @@
 #include "check_plan.h"
 #include "fake_fleet.h"
 #include "preview/preview.h"
+#include "util/asio_clock.h"
 
 using namespace rollout;
 using namespace std::chrono_literals;
