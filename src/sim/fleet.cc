@@ -1,6 +1,7 @@
 #include "sim/fleet.h"
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 #include <set>
 
@@ -33,11 +34,24 @@ std::string lower(std::string s) {
 
 std::string format_sim_time(SimTime t) {
   const std::time_t seconds = static_cast<std::time_t>(t.count() / 1000);
+  // A listing formats the same few seconds for every device (now, each stage's dispatch):
+  // the last few are kept, per thread (the server's and a rehearsal's run apart).
+  struct Kept {
+    std::time_t seconds = -1;
+    std::string text;
+  };
+  thread_local std::array<Kept, 8> kept;
+  thread_local std::size_t next = 0;
+  for (const Kept& k : kept) {
+    if (k.seconds == seconds) return k.text;
+  }
   std::tm tm{};
   gmtime_r(&seconds, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
+  Kept& slot = kept[next++ % kept.size()];
+  slot = {seconds, buf};
+  return slot.text;
 }
 
 std::string SimUpdate::status_at(SimTime now) const {

@@ -299,3 +299,18 @@ TEST_CASE("a journal of what the fleet applied rebuilds the same fleet in anothe
   CHECK(why == "its first line does not name a simulated fleet");
   CHECK_FALSE(sim::read_journal("", &why));
 }
+
+TEST_CASE("simulated times are formatted right however they alternate (a few are kept)") {
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 12; ++i) {
+      const sim::SimTime t = t0 + std::chrono::seconds(i * 61);
+      const std::time_t seconds = static_cast<std::time_t>(t.count() / 1000);
+      std::tm tm{};
+      gmtime_r(&seconds, &tm);
+      char expected[32];
+      std::strftime(expected, sizeof expected, "%Y-%m-%d %H:%M:%S", &tm);
+      CHECK(sim::format_sim_time(t) == expected);
+      CHECK(sim::format_sim_time(t0) == "2023-11-14 22:13:20");
+    }
+  }
+}
