@@ -181,7 +181,8 @@ int run_apply(ApplyOptions& o) {
   const state::LeaseOwner me = this_process();
   // The run and its lease in one transaction with the check for a live run beside it: two
   // applies started at the same instant cannot both pass the check.
-  const state::RunClaim claim{me, now, lease_stale_after(), o.allow_concurrent};
+  state::RunClaim claim = run_claim(o.allow_concurrent);
+  claim.now = now;
   std::optional<state::RunConflict> conflict;
   const state::RunRecord run =
       engine::create_run(*store, checked->plan,
@@ -189,16 +190,7 @@ int run_apply(ApplyOptions& o) {
                           checked->text, me.user, me.host, url},
                          run_id, now, &claim, &conflict);
   if (conflict) {
-    const auto age =
-        std::chrono::duration_cast<std::chrono::seconds>(now - conflict->lease.heartbeat_at);
-    std::cerr << fmt::format(
-        "rollout: refusing to start: run {} (plan '{}') is live in this state database, run by "
-        "{}@{} (pid {}), last heard from {}s ago, and {}.\nNothing was sent or written. Watch it "
-        "with `rollout status {}`; if its process is gone, its lease goes stale {}s after its "
-        "last heartbeat; to run both at once anyway, add --allow-concurrent.\n",
-        conflict->run.id, conflict->run.plan_name, conflict->lease.owner.user,
-        conflict->lease.owner.host, conflict->lease.owner.pid, std::max<long long>(age.count(), 0),
-        conflict->why, conflict->run.id, lease_stale_after().count() / 1000);
+    refuse_beside(*conflict);
     return kExitError;
   }
   if (saved) {

@@ -18,6 +18,7 @@ struct ResumeOptions {
   StateOptions state;
   ApiOptions api;
   std::string output = "text";
+  bool allow_concurrent = false;
 };
 
 int run_resume(ResumeOptions& o) {
@@ -41,6 +42,7 @@ int run_resume(ResumeOptions& o) {
         run->plan_path, run->id, run->plan_hash.substr(0, 12));
   }
   if (!take_lease(*store, run->id)) return kExitError;
+  if (!alone_or_allowed(*store, *run, o.allow_concurrent)) return kExitError;
   if (!o.api.json)
     std::cout << fmt::format("resuming run {} ({}, was {})\n", run->id, run->plan_name,
                              run->status);
@@ -57,6 +59,9 @@ void add_resume_command(CLI::App& app, Run& run) {
       "resume", "Continue a paused, interrupted or crashed run, without sending any update twice.");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->capture_default_str();
   add_run_options(cmd, o->state, o->api, o->output);
+  cmd->add_flag("--allow-concurrent", o->allow_concurrent,
+                "Go on even while another live run of the same plan, or of a stage target "
+                "(project and group) this run shares, holds its lease in the same state database");
   cmd->footer(
       std::string(
           "A deploy_update whose outcome was not recorded is settled by reading the devices,\n"

@@ -26,6 +26,7 @@ struct RetryOptions {
   StateOptions state;
   ApiOptions api;
   std::string output = "text";
+  bool allow_concurrent = false;
 };
 
 int run_retry(RetryOptions& o) {
@@ -80,6 +81,7 @@ int run_retry(RetryOptions& o) {
     return kExitInvalidInput;
   }
   if (!take_lease(*store, run->id)) return kExitError;
+  if (!alone_or_allowed(*store, *run, o.allow_concurrent)) return kExitError;
 
   // Which devices' update failed: read from the API now, as the gate would.
   std::vector<state::SnapshotDevice> failed;
@@ -136,6 +138,9 @@ void add_retry_command(CLI::App& app, Run& run) {
   cmd->add_flag("--failed-only", o->failed_only,
                 "Only the devices whose update failed (required: the only kind of retry)");
   add_run_options(cmd, o->state, o->api, o->output);
+  cmd->add_flag("--allow-concurrent", o->allow_concurrent,
+                "Retry even while another live run of the same plan, or of a stage target it "
+                "shares, holds its lease in the same state database");
   cmd->footer(
       std::string(
           "The stage's snapshot devices whose update (this run's) failed are read from the API\n"

@@ -270,6 +270,35 @@ bool take_lease(state::StateStore& store, const std::string& run_id) {
   return true;
 }
 
+state::RunClaim run_claim(bool allow_concurrent) {
+  state::RunClaim claim{
+      this_process(), std::chrono::system_clock::now(), lease_stale_after(), allow_concurrent, {}};
+  claim.owner_gone = [](const state::LeaseOwner& owner) { return process_is_gone(owner); };
+  return claim;
+}
+
+void refuse_beside(const state::RunConflict& conflict) {
+  const auto age = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::now() - conflict.lease.heartbeat_at);
+  std::cerr << fmt::format(
+      "rollout: refusing to start: run {} (plan '{}') is live in this state database, run by "
+      "{}@{} (pid {}), last heard from {}s ago, and {}.\nNothing was sent or written. Watch it "
+      "with `rollout status {}`; if its process is gone, its lease goes stale {}s after its "
+      "last heartbeat; to run both at once anyway, add --allow-concurrent.\n",
+      conflict.run.id, conflict.run.plan_name, conflict.lease.owner.user, conflict.lease.owner.host,
+      conflict.lease.owner.pid, std::max<long long>(age.count(), 0), conflict.why, conflict.run.id,
+      lease_stale_after().count() / 1000);
+}
+
+bool alone_or_allowed(state::StateStore& store, const state::RunRecord& run,
+                      bool allow_concurrent) {
+  auto conflict = store.live_conflict(run, run_claim(allow_concurrent));
+  if (!conflict) return true;
+  store.release_lease(run.id, this_process());
+  refuse_beside(*conflict);
+  return false;
+}
+
 std::string run_api_url(const plan::Plan& plan, const ApiOptions& api) {
   if (!api.simulate_fleet.empty()) {
     return std::string(kSimulated) +

@@ -64,6 +64,15 @@ std::optional<state::Lease> try_lease(state::StateStore& store, const std::strin
 // The same, saying who holds it and refusing to run the run twice when it cannot.
 bool take_lease(state::StateStore& store, const std::string& run_id);
 
+// How this process claims a run: for `apply`'s check of a live run beside a new one, and
+// the same check when an existing run goes on (dead owners on this host hold nothing back).
+state::RunClaim run_claim(bool allow_concurrent);
+// Prints the refusal of a run beside `conflict` (nothing was sent).
+void refuse_beside(const state::RunConflict& conflict);
+// After `take_lease`: a live run of the same plan or targets refuses this one going on
+// (its lease is given back); true when it may go on.
+bool alone_or_allowed(state::StateStore& store, const state::RunRecord& run, bool allow_concurrent);
+
 // The API URL a new run of `plan` records: "simulated:FLEET" with --simulate, else the
 // plan's api.url, else UPSWIFT_API_URL, else Upswift's.
 std::string run_api_url(const plan::Plan& plan, const ApiOptions& api);

@@ -113,7 +113,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   std::vector<StageRun> stages;
   std::set<std::int64_t> own_calls;  // the calls this process wrote ahead and sent
-  bool interrupted = false;  // a signal: waits for settling and rollbacks end at resume
+  bool interrupted = false;          // a signal: waits for settling and rollbacks end at resume
   // The frontier: the stages not passed whose needs have all passed, or which were under
   // way when the run was resumed, by position in graph.order. A step looks at these only,
   // so its cost follows the stages in play, not the size of the plan.

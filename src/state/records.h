@@ -154,6 +154,9 @@ struct RunClaim {
   WallTime now{};
   Millis stale_after{30000};
   bool allow_concurrent = false;
+  // A holder known to be dead (its process gone from this host) holds nothing back, however
+  // fresh its last heartbeat.
+  std::function<bool(const LeaseOwner&)> owner_gone{};
 };
 
 // The live run that a new one would have run beside.

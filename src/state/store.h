@@ -56,6 +56,10 @@ class StateStore {
                                                 const std::vector<StageRecord>& stages,
                                                 const RunClaim* claim = nullptr) = 0;
   virtual std::optional<RunRecord> load_run(const std::string& id) = 0;
+  // A live run (a fresh lease, not `run` itself) of the same plan or of an overlapping
+  // target: what a resumed run would run beside. Checked by a process of `run` after it took
+  // the run's lease, so that of two racing processes one sees the other.
+  virtual std::optional<RunConflict> live_conflict(const RunRecord& run, const RunClaim& claim) = 0;
   virtual std::vector<RunRecord> list_runs() = 0;
   virtual void set_run_status(const std::string& id, const std::string& status,
                               const std::string& reason, WallTime at, bool finished) = 0;

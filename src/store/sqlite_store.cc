@@ -352,9 +352,11 @@ std::optional<RunConflict> SqliteStore::find_conflict(const RunRecord& run, cons
   while (s.step()) live.push_back(s.text(0));
   s.reset();
   for (const std::string& id : live) {
+    if (id == run.id) continue;
     auto other = load_run(id);
     auto held = lease_row(id);
     if (!other || !held) continue;
+    if (claim.owner_gone && claim.owner_gone(held->first.owner)) continue;
     std::string why;
     if (other->plan_name == run.plan_name) {
       why = fmt::format("it runs the same plan '{}'", run.plan_name);
@@ -370,6 +372,11 @@ std::optional<RunConflict> SqliteStore::find_conflict(const RunRecord& run, cons
     if (!why.empty()) return RunConflict{*other, held->first, why};
   }
   return std::nullopt;
+}
+
+std::optional<RunConflict> SqliteStore::live_conflict(const RunRecord& run, const RunClaim& claim) {
+  if (claim.allow_concurrent) return std::nullopt;
+  return find_conflict(run, claim);
 }
 
 std::string SqliteStore::integrity_check() {

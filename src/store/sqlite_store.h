@@ -35,6 +35,8 @@ class SqliteStore : public state::StateStore {
                                                const std::vector<state::StageRecord>& stages,
                                                const state::RunClaim* claim = nullptr) override;
   std::optional<state::RunRecord> load_run(const std::string& id) override;
+  std::optional<state::RunConflict> live_conflict(const state::RunRecord& run,
+                                                  const state::RunClaim& claim) override;
   std::vector<state::RunRecord> list_runs() override;
   void set_run_status(const std::string& id, const std::string& status, const std::string& reason,
                       WallTime at, bool finished) override;

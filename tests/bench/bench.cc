@@ -168,6 +168,10 @@ class TimedStore : public state::StateStore {
                                                const state::RunClaim* claim = nullptr) override {
     return timed([&] { return inner_.create_run(r, s, claim); });
   }
+  std::optional<state::RunConflict> live_conflict(const state::RunRecord& run,
+                                                  const state::RunClaim& claim) override {
+    return timed([&] { return inner_.live_conflict(run, claim); });
+  }
   std::optional<state::RunRecord> load_run(const std::string& id) override {
     return timed([&] { return inner_.load_run(id); });
   }

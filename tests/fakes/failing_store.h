@@ -30,6 +30,10 @@ class FailingStore : public state::StateStore {
                                                const state::RunClaim* claim = nullptr) override {
     return inner_.create_run(r, s, claim);
   }
+  std::optional<state::RunConflict> live_conflict(const state::RunRecord& run,
+                                                  const state::RunClaim& claim) override {
+    return inner_.live_conflict(run, claim);
+  }
   std::optional<state::RunRecord> load_run(const std::string& id) override {
     return inner_.load_run(id);
   }

@@ -250,6 +250,35 @@ def two_applies_at_once_of_one_plan_one_is_refused(tmp):
 
 
 @test
+def resuming_an_old_run_beside_a_live_one_of_the_same_plan_is_refused(tmp):
+    with Server(tmp, "sim") as server:
+        db = f"{tmp}/state.db"
+        # The old run: paused at its approval, nobody runs it.
+        old = rollout("apply", str(APPROVAL_PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+        assert old.returncode == EXIT_PAUSED, old.stdout + old.stderr
+        old_run = run_id_of(old.stdout)
+        rollout("approve", old_run, "us", "--state", db)
+        # A new run of the same plan goes, slowly.
+        new = start_apply(APPROVAL_PLAN, db, server.url, scale="60", extra=["--allow-concurrent"])
+        time.sleep(1.5)
+        before = server.applied_per_marker()
+        refused = rollout("resume", old_run, "--state", db, "--time-scale", SCALE, url=server.url)
+        assert refused.returncode == EXIT_ERROR, refused.stdout + refused.stderr
+        assert "refusing to start: run" in refused.stderr and "it runs the same plan" in refused.stderr
+        assert server.applied_per_marker().get(f"{old_run}/us", 0) == 0
+        assert before.get(f"{old_run}/us", 0) == 0
+        new.send_signal(signal.SIGKILL)
+        new.wait(timeout=30)
+        # Its process is gone (a dead pid on this host): it holds nothing back now, though its
+        # lease is still fresh; the old run goes on.
+        r = rollout("resume", old_run, "--state", db, "--time-scale", SCALE, url=server.url)
+        assert r.returncode == EXIT_OK, r.stdout + r.stderr
+        applied = server.applied_per_marker()
+        assert all(applied.get(f"{old_run}/{s}") == 1 for s in STAGES), applied
+        assert_state_sound(db, open_intents_allowed=True)
+
+
+@test
 def allow_concurrent_runs_both(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"

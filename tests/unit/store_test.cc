@@ -229,6 +229,34 @@ TEST_CASE("a new run is refused beside a live run of the same plan or a shared t
   CHECK_FALSE(s.create_run(run_record("r-7", "europe", {"Demo/eu"}, t), {}, &later));
 }
 
+TEST_CASE("a run that goes on is refused beside a live one; a dead owner holds nothing back") {
+  store::SqliteStore s(":memory:");
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  const state::RunClaim alice{{"h1", 10, "alice"}, t, 30s, false};
+  const auto old_run = run_record("r-old", "europe", {"Demo/eu"}, t);
+  REQUIRE_FALSE(s.create_run(old_run, {stage_record("r-old", "eu")}, &alice));
+  s.release_lease("r-old", alice.owner);  // interrupted: nobody runs it
+  const state::RunClaim bob{{"h1", 20, "bob"}, t + 1s, 30s, false};
+  REQUIRE_FALSE(s.create_run(run_record("r-new", "europe", {"Demo/eu"}, t), {}, &bob));
+
+  // Resuming the old run while the new one is live: refused, naming the new one; itself is
+  // never its own conflict; the override allows it.
+  state::RunClaim carol{{"h1", 30, "carol"}, t + 2s, 30s, false};
+  auto beside = s.live_conflict(old_run, carol);
+  REQUIRE(beside);
+  CHECK(beside->run.id == "r-new");
+  CHECK_FALSE(s.live_conflict(*s.load_run("r-new"), carol));
+  carol.allow_concurrent = true;
+  CHECK_FALSE(s.live_conflict(old_run, carol));
+
+  // The new run's process is gone from this host (its pid no longer exists): whatever its
+  // heartbeat says, it holds neither a new apply nor a resume back.
+  state::RunClaim dave{{"h1", 40, "dave"}, t + 3s, 30s, false};
+  dave.owner_gone = [](const state::LeaseOwner& o) { return o.pid == 20; };
+  CHECK_FALSE(s.live_conflict(old_run, dave));
+  CHECK_FALSE(s.create_run(run_record("r-third", "europe", {"Demo/eu"}, t), {}, &dave));
+}
+
 TEST_CASE("approvals come back in the order they were given, not the order they were written") {
   store::SqliteStore s(":memory:");
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
