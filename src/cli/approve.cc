@@ -97,7 +97,8 @@ void add_approve_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<ApproveOptions>();
   CLI::App* cmd = app.add_subcommand(
       "approve",
-      "Approve a stage that waits for a person (approval: required, or an inconclusive gate).");
+      "Approve a stage that waits for a person (approval: required, or an inconclusive gate). "
+      "Refused for a stage that needs no approval, one already approved, and one that is over.");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->required();
   cmd->add_option("stage", o->stage, "Stage name")->required();
   cmd->add_option("--comment", o->comment, "Why; recorded with your user name and the time");
