@@ -44,12 +44,18 @@ class Sim(Server):
     """rollout sim in its own process, with a request log, from a fleet file and raw flags."""
 
     def __init__(self, workdir, fleet, extra=()):
+        self.started_with = (workdir, fleet, extra)
         self.log = Path(workdir) / f"requests-{time.monotonic_ns()}.jsonl"
         self.proc = subprocess.Popen([ROLLOUT, "sim", "--fleet", str(fleet), "--listen", "127.0.0.1:0",
                                       "--time-scale", SCALE, "--request-log", str(self.log), *extra],
                                      stdout=subprocess.PIPE, text=True)
         banner = self.proc.stdout.readline()
         self.url = re.search(r"(http://\S+/v1/)", banner).group(1)
+
+    def restart(self):
+        """Stops it and starts the same fleet afresh: nothing updated yet, a new log."""
+        self.stop()
+        self.__init__(*self.started_with)
 
 
 def rollout(*argv, env_extra=None, api=None, timeout=180, check_no_token=True):
@@ -90,8 +96,7 @@ def test(fn):
 
 @test
 def four_stage_plan_completes_once_each(tmp):
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
         assert p.returncode == EXIT_OK, p.stdout + p.stderr
@@ -105,14 +110,11 @@ def four_stage_plan_completes_once_each(tmp):
         runs = json.loads(rollout("runs", "--state", db, "--output", "json").stdout)
         assert runs[0]["id"] == run and runs[0]["stages_done"] == 4
         assert_db_clean(db)
-    finally:
-        sim.stop()
 
 
 @test
 def failing_canary_rolls_back_and_exits_3(tmp):
-    sim = Sim(tmp, FAILING)
-    try:
+    with Sim(tmp, FAILING) as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
         assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
@@ -127,14 +129,11 @@ def failing_canary_rolls_back_and_exits_3(tmp):
         assert shown["status"] == "stopped"
         assert shown["stages"][0]["status"] == "rolled_back"
         assert any(d["verdict"] == "fail" for d in shown["stages"][0]["gate_decisions"])
-    finally:
-        sim.stop()
 
 
 @test
 def approval_pauses_then_approve_and_resume_complete(tmp):
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(CANARY_PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
         assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
@@ -150,14 +149,11 @@ def approval_pauses_then_approve_and_resume_complete(tmp):
         assert shown["approvals"][0]["by"]
         again = rollout("resume", run, "--state", db)
         assert again.returncode == EXIT_INVALID and "nothing to resume" in again.stderr
-    finally:
-        sim.stop()
 
 
 @test
 def refused_call_quotes_upswift_and_sends_nothing_more(tmp):
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         plan = Path(tmp) / "bad-flow.yaml"
         plan.write_text(PLAN.read_text().replace("flow_id: 73a7-1ft8", "flow_id: no-such-flow"))
         db = f"{tmp}/state.db"
@@ -165,8 +161,6 @@ def refused_call_quotes_upswift_and_sends_nothing_more(tmp):
         assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
         assert "Upswift refused deploy_update: \"Flow 'no-such-flow' was not found\"" in p.stdout
         assert sim.applied_per_marker() == {}
-    finally:
-        sim.stop()
 
 
 @test
@@ -194,8 +188,7 @@ def missing_token_and_plain_http_are_refused(tmp):
 
 @test
 def sigint_exits_130_and_resume_completes(tmp):
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state.db"
         env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
         proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "60"],
@@ -209,14 +202,11 @@ def sigint_exits_130_and_resume_completes(tmp):
         r = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
         assert r.returncode == EXIT_OK, r.stdout + r.stderr
         assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
-    finally:
-        sim.stop()
 
 
 @test
 def a_live_run_is_not_run_twice(tmp):
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state.db"
         env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
         proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "30"],
@@ -231,17 +221,14 @@ def a_live_run_is_not_run_twice(tmp):
         assert proc.returncode == EXIT_STOPPED, out + err
         shown = json.loads(rollout("show", "last", "--state", db, "--output", "json").stdout)
         assert shown["status"] == "aborted"
-    finally:
-        sim.stop()
 
 
 @test
 def faults_429_5xx_slow_drops_complete_without_duplicates(tmp):
     # 30% 429s, 10% 500s, 10% slow, 5% dropped before acting, 20% of deploy_update calls
     # applied and then dropped unanswered: the run completes, each stage applied once.
-    sim = Sim(tmp, STEADY, ["--fail-429", "0.3", "--fail-5xx", "0.1", "--slow", "0.1", "--slow-ms", "200",
-                            "--drop", "0.05", "--drop-after-apply", "0.2", "--seed", "17"])
-    try:
+    with Sim(tmp, STEADY, ["--fail-429", "0.3", "--fail-5xx", "0.1", "--slow", "0.1", "--slow-ms", "200",
+                           "--drop", "0.05", "--drop-after-apply", "0.2", "--seed", "17"]) as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url, timeout=300)
         run = run_id_of(p.stdout)
@@ -258,14 +245,11 @@ def faults_429_5xx_slow_drops_complete_without_duplicates(tmp):
         outcomes = [c["outcome"] for c in shown["api_calls"]]
         assert all(o in ("accepted", "settled_applied", "settled_not_applied") for o in outcomes), outcomes
         assert_db_clean(db)
-    finally:
-        sim.stop()
 
 
 @test
 def the_token_is_in_no_log_output_or_database(tmp):
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json", api=sim.url)
         assert p.returncode == EXIT_OK, p.stdout + p.stderr
@@ -279,13 +263,10 @@ def the_token_is_in_no_log_output_or_database(tmp):
         raw = b"".join(Path(f).read_bytes() for f in Path(tmp).glob("state.db*"))
         assert TOKEN.encode() not in raw
         assert_db_clean(db)
-    finally:
-        sim.stop()
 
 
 def kill_and_resume(tmp, crash_at=None, kill_after=None):
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state-{time.monotonic_ns()}.db"
         env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
         if crash_at:
@@ -308,8 +289,6 @@ def kill_and_resume(tmp, crash_at=None, kill_after=None):
         applied = sim.applied_per_marker()
         assert applied == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}, applied
         assert_db_clean(db)
-    finally:
-        sim.stop()
 
 
 def make_kill_test(point, nth):
@@ -333,8 +312,7 @@ def parse_time(text):
 @test
 def event_stream_follows_its_schema_from_run_to_end(tmp):
     import jsonschema
-    sim = Sim(tmp, FAILING)
-    try:
+    with Sim(tmp, FAILING) as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json", api=sim.url)
         assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
@@ -351,8 +329,6 @@ def event_stream_follows_its_schema_from_run_to_end(tmp):
         assert statuses[0] == "dispatching" and "gating" in statuses and statuses[-1] == "rolled_back", statuses
         assert any(o["type"] == "gate" and o["verdict"] == "fail" for o in lines)
         assert "\x1b" not in p.stdout
-    finally:
-        sim.stop()
 
 
 def read_pty(argv, env_extra):
@@ -385,15 +361,12 @@ def read_pty(argv, env_extra):
 @test
 def progress_redraws_on_a_terminal_and_is_plain_otherwise(tmp):
     def apply_on_a_fresh_fleet(run_pty, extra_env=None, extra_argv=()):
-        sim = Sim(tmp, STEADY)
-        try:
+        with Sim(tmp, STEADY) as sim:
             argv = ["apply", str(PLAN), "--state", f"{tmp}/state.db", "--yes", "--time-scale", "300", *extra_argv]
             if run_pty:
                 return read_pty(argv, {"UPSWIFT_API_URL": sim.url, **(extra_env or {})})
             p = rollout(*argv, api=sim.url)
             return p.returncode, p.stdout
-        finally:
-            sim.stop()
 
     rc, out = apply_on_a_fresh_fleet(True)
     assert rc == EXIT_OK, out
@@ -419,8 +392,7 @@ def progress_redraws_on_a_terminal_and_is_plain_otherwise(tmp):
 
 @test
 def status_watch_follows_a_run_from_another_process(tmp):
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state.db"
         env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
         run = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "60",
@@ -444,8 +416,6 @@ def status_watch_follows_a_run_from_another_process(tmp):
         assert status["stages"][0]["counts"]["success"] == 6
         stopped = rollout("status", "r-20200101-000000-dead", "--state", db)
         assert stopped.returncode == EXIT_INVALID and "no run" in stopped.stderr
-    finally:
-        sim.stop()
 
 
 @test
@@ -456,8 +426,7 @@ def rehearsal_predicts_the_real_run(tmp):
     assert p.returncode == EXIT_STOPPED, p.stderr  # the exit code of the predicted ending
     predicted = json.loads(p.stdout)
     assert predicted["ending"] == "stopped"  # seed 21: an EU-North device fails
-    sim = Sim(tmp, SOME_FAILURES)
-    try:
+    with Sim(tmp, SOME_FAILURES) as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json", api=sim.url)
         lines = [json.loads(line) for line in p.stdout.splitlines()]
@@ -478,8 +447,6 @@ def rehearsal_predicts_the_real_run(tmp):
         assert sum(applied.values()) == predicted["api_calls"]["deploy_update"], (applied, predicted["api_calls"])
         assert sum(1 for r in sim.requests() if r["endpoint"] == "deploy_update" and r.get("applied")) == \
             predicted["api_calls"]["deploy_update"]
-    finally:
-        sim.stop()
     # Many seeds: the spread names the gate that fails and how often.
     p = rollout("rehearse", str(PLAN), "--fleet", str(SOME_FAILURES), "--runs", "20")
     assert p.returncode == EXIT_STOPPED, p.stderr
@@ -497,8 +464,7 @@ PREVIEW_FLEET = SRC / "tests/fleets/preview.yaml"
 def live_plan_counts_each_stage_and_apply_runs_the_saved_plan(tmp):
     """rollout plan against the simulator over HTTP: numbers known from the fleet file,
     nothing sent; then apply --plan-file runs it with the previewed devices."""
-    sim = Sim(tmp, PREVIEW_FLEET)
-    try:
+    with Sim(tmp, PREVIEW_FLEET) as sim:
         saved = f"{tmp}/plan.bin"
         p = rollout("plan", str(PREVIEW_PLAN), "--out", saved, api=sim.url)
         assert p.returncode == EXIT_OK, p.stdout + p.stderr
@@ -526,8 +492,6 @@ def live_plan_counts_each_stage_and_apply_runs_the_saved_plan(tmp):
         shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
         fixed = [e for e in shown["events"] if e["kind"] == "snapshot"]
         assert len(fixed) == 4 and all("as saved in" in e["message"] for e in fixed), fixed
-    finally:
-        sim.stop()
 
 
 @test
@@ -581,8 +545,7 @@ def sampled_wave_targets(sim, run):
 def sampled_wave_draws_the_same_devices_after_kill_and_resume(tmp):
     """SIGKILL between the wave's per-device calls: resume draws the same 5 devices, each
     gets exactly one update, and none of them is one the earlier stage targeted."""
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state.db"
         # The 3rd intent: eu's call, the wave's 1st, then its 2nd.
         p = rollout("apply", str(SAMPLED_PLAN), "--state", db, "--yes", "--time-scale", SCALE,
@@ -608,16 +571,13 @@ def sampled_wave_draws_the_same_devices_after_kill_and_resume(tmp):
         assert not (set(drawn) & eu)
         assert sim.applied_per_marker()[f"{run}/eu"] == 1
         assert_db_clean(db)
-    finally:
-        sim.stop()
 
 
 @test
 def retry_sends_again_to_the_failed_devices_only(tmp):
     """A canary fails on some devices and the run stops; rollout retry --failed-only sends
     one specific_device deploy_update to each failed device, and nothing to the others."""
-    sim = Sim(tmp, FAILING)
-    try:
+    with Sim(tmp, FAILING) as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(SRC / "tests/plans/retry.yaml"), "--state", db, "--yes", "--time-scale", SCALE,
                     api=sim.url)
@@ -648,8 +608,6 @@ def retry_sends_again_to_the_failed_devices_only(tmp):
         times = [e["time"] for e in shown["events"]]
         assert times == sorted(times), "the retry's records went back in (simulated) time"
         assert_db_clean(db)
-    finally:
-        sim.stop()
 
 
 @test
@@ -677,8 +635,7 @@ def webhooks_get_the_run_in_order_and_a_dead_one_holds_nothing_up(tmp):
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
     dead.listen(64)  # the kernel completes connections; nobody ever answers
-    sim = Sim(tmp, STEADY)
-    try:
+    with Sim(tmp, STEADY) as sim:
         started = time.monotonic()
         p = rollout("apply", str(PLAN), "--state", f"{tmp}/a.db", "--yes", "--time-scale", SCALE, api=sim.url)
         assert p.returncode == EXIT_OK, p.stderr
@@ -691,8 +648,7 @@ def webhooks_get_the_run_in_order_and_a_dead_one_holds_nothing_up(tmp):
   - {{url: "http://127.0.0.1:{good.server_port}/slack", format: slack, events: [run_completed]}}
 """)
         db = f"{tmp}/b.db"
-        sim.stop()
-        sim = Sim(tmp, STEADY)  # the same fleet, not yet updated
+        sim.restart()  # the same fleet, not yet updated
         started = time.monotonic()
         p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
         elapsed = time.monotonic() - started
@@ -720,8 +676,6 @@ def webhooks_get_the_run_in_order_and_a_dead_one_holds_nothing_up(tmp):
         assert len(dead_notes) == 5, notes  # four stage_passed and run_completed, none delivered
         assert all("not delivered" in n or "abandoned" in n for n in dead_notes), dead_notes
         assert all("/dead" not in n for n in notes)  # only the host: a path may be a secret
-    finally:
-        sim.stop()
         good.shutdown()
         dead.close()
 
