@@ -58,11 +58,11 @@ struct DeviceSpec {
 };
 
 struct GroupSpec {
-  std::string name;
+  std::string name{};
   int devices = 0;
-  std::vector<std::string> tags;                           // on every device of the group
-  std::vector<std::pair<std::string, double>> tag_shares;  // tag on this share of devices
-  std::vector<upswift::AppVersion> apps;
+  std::vector<std::string> tags{};                           // on every device of the group
+  std::vector<std::pair<std::string, double>> tag_shares{};  // tag on this share of devices
+  std::vector<upswift::AppVersion> apps{};
   double online = 1.0;  // share of devices online
 };
 

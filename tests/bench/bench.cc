@@ -307,7 +307,7 @@ sim::FleetSpec one_device_per_group(int groups, int devices_each = 1) {
   sim::ProjectSpec p;
   p.name = "Demo";
   for (int i = 0; i < groups; ++i)
-    p.groups.push_back({fmt::format("G{}", i), devices_each, {}, {}, {}, 1.0});
+    p.groups.push_back({.name = fmt::format("G{}", i), .devices = devices_each});
   spec.projects.push_back(p);
   return spec;
 }

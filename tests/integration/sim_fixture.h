@@ -22,10 +22,11 @@ inline sim::FleetSpec small_fleet() {
   spec.behavior.duration = {sim::Millis{60000}, sim::Millis{60000}};
   sim::ProjectSpec demo;
   demo.name = "Demo";
-  demo.groups.push_back({"A", 30, {"a"}, {}, {{"default_app", "v1"}}, 1.0});
-  demo.groups.push_back({"B", 25, {}, {}, {{"default_app", "v1"}}, 1.0});
-  demo.groups.push_back({"C", 5, {}, {}, {}, 0.0});
-  demo.groups.push_back({"TestGroup2", 1, {}, {}, {}, 1.0});
+  demo.groups.push_back(
+      {.name = "A", .devices = 30, .tags = {"a"}, .apps = {{"default_app", "v1"}}});
+  demo.groups.push_back({.name = "B", .devices = 25, .apps = {{"default_app", "v1"}}});
+  demo.groups.push_back({.name = "C", .devices = 5, .online = 0.0});
+  demo.groups.push_back({.name = "TestGroup2", .devices = 1});
   sim::DeviceSpec seed_device;
   seed_device.uuid = "d-4ec7-1be9";
   seed_device.group = "TestGroup1";

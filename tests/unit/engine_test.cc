@@ -57,10 +57,10 @@ sim::FleetSpec fleet_spec(double canary_failure = 0.0) {
   spec.behavior.duration = {2min, 10min};
   sim::ProjectSpec p;
   p.name = "Demo";
-  p.groups.push_back({"Canary", 5, {"canary"}, {}, {{"fw", "v2"}}, 1.0});
-  p.groups.push_back({"EU", 20, {}, {}, {{"fw", "v2"}}, 1.0});
-  p.groups.push_back({"US", 20, {}, {}, {{"fw", "v2"}}, 1.0});
-  p.groups.push_back({"Rest", 12, {}, {}, {{"fw", "v2"}}, 1.0});
+  p.groups.push_back({.name = "Canary", .devices = 5, .tags = {"canary"}, .apps = {{"fw", "v2"}}});
+  p.groups.push_back({.name = "EU", .devices = 20, .apps = {{"fw", "v2"}}});
+  p.groups.push_back({.name = "US", .devices = 20, .apps = {{"fw", "v2"}}});
+  p.groups.push_back({.name = "Rest", .devices = 12, .apps = {{"fw", "v2"}}});
   spec.projects.push_back(p);
   if (canary_failure > 0)
     spec.overrides.push_back({.group = "Canary", .failure_rate = canary_failure});

@@ -45,10 +45,10 @@ sim::FleetSpec fleet() {
   spec.seed = 9;
   sim::ProjectSpec p;
   p.name = "Demo";
-  p.groups.push_back({"Canary", 3, {"canary"}, {}, {{"fw", "v2"}}, 1.0});
-  p.groups.push_back({"EU", 120, {}, {}, {{"fw", "v2"}}, 1.0});
-  p.groups.push_back({"US", 4, {}, {}, {{"fw", "v2"}}, 1.0});
-  p.groups.push_back({"Lab", 2, {}, {}, {{"fw", "v2"}}, 1.0});
+  p.groups.push_back({.name = "Canary", .devices = 3, .tags = {"canary"}, .apps = {{"fw", "v2"}}});
+  p.groups.push_back({.name = "EU", .devices = 120, .apps = {{"fw", "v2"}}});
+  p.groups.push_back({.name = "US", .devices = 4, .apps = {{"fw", "v2"}}});
+  p.groups.push_back({.name = "Lab", .devices = 2, .apps = {{"fw", "v2"}}});
   sim::DeviceSpec sleeper;
   sleeper.uuid = "d-0000-down";
   sleeper.name = "sleeper";

@@ -29,8 +29,12 @@ sim::FleetSpec spec() {
   s.behavior.offline_return = sim::Range{30min, 30min};
   sim::ProjectSpec p;
   p.name = "Demo";
-  p.groups.push_back({"A", 10, {"a"}, {{"half", 0.5}}, {{"app1", "v1"}}, 1.0});
-  p.groups.push_back({"B", 10, {}, {}, {}, 0.3});
+  p.groups.push_back({.name = "A",
+                      .devices = 10,
+                      .tags = {"a"},
+                      .tag_shares = {{"half", 0.5}},
+                      .apps = {{"app1", "v1"}}});
+  p.groups.push_back({.name = "B", .devices = 10, .online = 0.3});
   sim::DeviceSpec d;
   d.uuid = "d-0000-0001";
   d.group = "Lab";
@@ -192,7 +196,7 @@ TEST_CASE("generated device ids never repeat, even across 100,000 devices") {
   sim::FleetSpec s;
   sim::ProjectSpec p;
   p.name = "Big";
-  p.groups.push_back({"All", 100000, {}, {}, {}, 1.0});
+  p.groups.push_back({.name = "All", .devices = 100000});
   s.projects.push_back(p);
   sim::Fleet fleet(s, t0);
   std::set<std::string> ids;

@@ -249,9 +249,9 @@ TEST_CASE("rehearsal: the same seed predicts the same run; failure rates show in
   spec.behavior.duration = {2min, 10min};
   sim::ProjectSpec p;
   p.name = "Demo";
-  p.groups.push_back({"Canary", 5, {}, {}, {{"fw", "v2"}}, 1.0});
-  p.groups.push_back({"EU", 20, {}, {}, {{"fw", "v2"}}, 1.0});
-  p.groups.push_back({"US", 20, {}, {}, {{"fw", "v2"}}, 1.0});
+  p.groups.push_back({.name = "Canary", .devices = 5, .apps = {{"fw", "v2"}}});
+  p.groups.push_back({.name = "EU", .devices = 20, .apps = {{"fw", "v2"}}});
+  p.groups.push_back({.name = "US", .devices = 20, .apps = {{"fw", "v2"}}});
   spec.projects.push_back(p);
   rehearsal::Options options;
   options.start = t0;
