@@ -163,22 +163,16 @@ void Console::on_observation(const state::Observation& o) {
   Impl& c = *impl_;
   view::apply(c.progress, o);
   switch (c.mode) {
-    case ConsoleMode::json:
-      c.emit({{"type", "gate"},
-              {"time", iso_time(o.at)},
-              {"run", c.progress.run_id},
-              {"stage", o.stage},
-              {"elapsed_s", o.elapsed_ms / 1000},
-              {"targeted", o.targeted},
-              {"pending", o.pending},
-              {"in_progress", o.in_progress},
-              {"success", o.success},
-              {"failed", o.failed},
-              {"aborted", o.aborted},
-              {"missing", o.missing},
-              {"verdict", o.verdict},
-              {"reason", o.reason}});
+    case ConsoleMode::json: {
+      nlohmann::ordered_json line{
+          {"type", "gate"}, {"time", iso_time(o.at)}, {"run", c.progress.run_id}};
+      const nlohmann::ordered_json fields = observation_json(o);
+      for (const auto& [key, value] : fields.items()) {
+        if (key != "time") line[key] = value;
+      }
+      c.emit(line);
       return;
+    }
     case ConsoleMode::quiet:
       return;
     case ConsoleMode::live:

@@ -76,6 +76,13 @@ nlohmann::ordered_json to_json(const state::RunRecord& run,
       {"stages_total", t.total}};
 }
 
+nlohmann::ordered_json observation_json(const state::Observation& o) {
+  return {{"time", iso_time(o.at)}, {"stage", o.stage},     {"elapsed_s", o.elapsed_ms / 1000},
+          {"targeted", o.targeted}, {"pending", o.pending}, {"in_progress", o.in_progress},
+          {"success", o.success},   {"failed", o.failed},   {"aborted", o.aborted},
+          {"missing", o.missing},   {"verdict", o.verdict}, {"reason", o.reason}};
+}
+
 std::string not_succeeded(const std::vector<state::DeviceState>& devices, const std::string& stage,
                           std::size_t shown_per_status) {
   // Worst first: what failed, then what never got the update, then what is still on its way.

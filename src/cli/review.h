@@ -45,6 +45,10 @@ StageTally tally(const std::vector<state::StageRecord>& stages);
 std::string not_succeeded(const std::vector<state::DeviceState>& devices, const std::string& stage,
                           std::size_t shown_per_status = 3);
 
+// One gate observation: its time, stage, seconds since dispatch, counts, verdict and reason
+// (`show`'s gate decisions and the event stream's `gate` lines).
+nlohmann::ordered_json observation_json(const state::Observation& o);
+
 nlohmann::ordered_json to_json(const state::RunRecord& run,
                                const std::vector<state::StageRecord>& stages);
 

@@ -94,13 +94,6 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
   return kExitOk;
 }
 
-Json observation_json(const state::Observation& o) {
-  return {{"time", iso_time(o.at)}, {"stage", o.stage},     {"elapsed_s", o.elapsed_ms / 1000},
-          {"targeted", o.targeted}, {"pending", o.pending}, {"in_progress", o.in_progress},
-          {"success", o.success},   {"failed", o.failed},   {"aborted", o.aborted},
-          {"missing", o.missing},   {"verdict", o.verdict}, {"reason", o.reason}};
-}
-
 int run_show(const ShowOptions& o) {
   auto store = open_store(o.state);
   if (!store) return kExitError;
