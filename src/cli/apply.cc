@@ -142,21 +142,9 @@ int run_apply(ApplyOptions& o) {
     return kExitOk;
   }
   const std::string url = run_api_url(checked->plan, o.api);
-  if (o.api.time_scale != 1.0 && o.api.simulate_fleet.empty() && url.rfind("http://", 0) != 0) {
-    std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator "
-                 "on loopback)\n";
+  if (auto why = api_refusal(url, o.api)) {
+    std::cerr << "rollout: " << *why << "\n";
     return kExitInvalidInput;
-  }
-  if (o.api.simulate_fleet.empty()) {
-    if (auto why = client::check_base_url(url)) {
-      std::cerr << "rollout: " << *why << "\n";
-      return kExitInvalidInput;
-    }
-    if (!std::getenv("UPSWIFT_USER_TOKEN") || !*std::getenv("UPSWIFT_USER_TOKEN")) {
-      std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from "
-                   "the command line)\n";
-      return kExitInvalidInput;
-    }
   }
   if (saved && !saved_plan_is_current(*saved, o.plan_file, *checked, url, o.api))
     return kExitInvalidInput;

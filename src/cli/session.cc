@@ -299,6 +299,20 @@ bool alone_or_allowed(state::StateStore& store, const state::RunRecord& run,
   return false;
 }
 
+std::optional<std::string> api_refusal(const std::string& url, const ApiOptions& api) {
+  if (url.rfind(kSimulated, 0) == 0) return std::nullopt;  // an in-process simulator
+  // Plain http is only accepted to loopback, so "not https" means a local simulator.
+  if (api.time_scale != 1.0 && url.rfind("http://", 0) != 0)
+    return "--time-scale is only for simulated fleets (--simulate, or a simulator on loopback)";
+  if (auto why = client::check_base_url(url)) return why;
+  const char* token = std::getenv("UPSWIFT_USER_TOKEN");
+  if (!token || !*token) {
+    return "no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from the command "
+           "line)";
+  }
+  return std::nullopt;
+}
+
 std::string run_api_url(const plan::Plan& plan, const ApiOptions& api) {
   if (!api.simulate_fleet.empty()) {
     return std::string(kSimulated) +
@@ -372,15 +386,8 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
     }
     url = c->sim_->url();
     if (token.empty()) token = "simulated";
-  } else if (token.empty()) {
-    std::cerr << "rollout: no Upswift user token: set UPSWIFT_USER_TOKEN (it is never read from "
-                 "the command line)\n";
-    return nullptr;
-  }
-  // Plain http is only accepted to loopback, so "not https" means a local simulator.
-  if (options.time_scale != 1.0 && !c->sim_ && url.rfind("http://", 0) != 0) {
-    std::cerr << "rollout: --time-scale is only for simulated fleets (--simulate, or a simulator "
-                 "on loopback)\n";
+  } else if (auto why = api_refusal(url, options)) {
+    std::cerr << "rollout: " << *why << "\n";
     return nullptr;
   }
   client::ClientConfig config;

@@ -77,6 +77,11 @@ bool alone_or_allowed(state::StateStore& store, const state::RunRecord& run, boo
 // plan's api.url, else UPSWIFT_API_URL, else Upswift's.
 std::string run_api_url(const plan::Plan& plan, const ApiOptions& api);
 
+// Why a run cannot go to `url` with these options (no token, --time-scale off a simulator,
+// plain http off loopback), or nullopt. Asked before anything is written, and again when a
+// process of the run opens its connection.
+std::optional<std::string> api_refusal(const std::string& url, const ApiOptions& api);
+
 class InProcessSim;
 
 // What a run talks to: Upswift or a simulator over HTTP, or, for a "simulated:" URL, an
