@@ -38,7 +38,10 @@ class VirtualApi : public upswift::FleetApi {
 
   template <typename T>
   void answer(std::function<void(upswift::Result<T>)> done, upswift::Result<T> result) {
-    asio::post(io_, [done = std::move(done), result = std::move(result)] { done(result); });
+    // Moved, not copied: a page of fifty devices is many strings.
+    asio::post(io_, [done = std::move(done), result = std::move(result)]() mutable {
+      done(std::move(result));
+    });
   }
 
  private:

@@ -77,7 +77,7 @@ class PagingGuard {
           kMaxPages);
     }
     for (const Item& item : page) {
-      if (!seen_.insert(key_of(item)).second) {
+      if (!first_time(key_of(item))) {
         return fmt::format(
             "{}: page {} repeats a device already listed ({}): the server does not move on "
             "from the offset it was given; stopped listing",
@@ -88,10 +88,29 @@ class PagingGuard {
   }
 
  private:
+  // Keys that come in ascending order (device_ids, paged by the last one) are only
+  // appended: no key can repeat one below it. The first key out of order turns the list
+  // into a set, which every later key is checked against.
+  bool first_time(const Key& key) {
+    if (ascending_) {
+      if (in_order_.empty() || in_order_.back() < key) {
+        in_order_.push_back(key);
+        return true;
+      }
+      ascending_ = false;
+      seen_.reserve(in_order_.size() * 2);
+      seen_.insert(in_order_.begin(), in_order_.end());
+      in_order_ = {};
+    }
+    return seen_.insert(key).second;
+  }
+
   // 200,000 pages of 50: ten million devices, far beyond any fleet an account holds.
   static constexpr std::size_t kMaxPages = 200000;
   std::string endpoint_;
   std::size_t pages_ = 0;
+  bool ascending_ = true;
+  std::vector<Key> in_order_;
   std::unordered_set<Key> seen_;
 };
 

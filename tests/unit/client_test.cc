@@ -2,6 +2,7 @@
 
 #include "client/retry.h"
 #include "client/upswift_client.h"
+#include "upswift/fleet_api.h"
 
 using namespace rollout::client;
 using namespace std::chrono_literals;
@@ -66,4 +67,23 @@ TEST_CASE("https anywhere, plain http only to loopback") {
   CHECK(check_base_url("http://127.0.0.1@evil.com/v1/"));
   CHECK(check_base_url("ftp://x/"));
   CHECK(normalize_base_url("http://127.0.0.1:1/v1") == "http://127.0.0.1:1/v1/");
+}
+
+TEST_CASE("a listing that repeats a device stops, whether its keys come in order or not") {
+  auto key = [](std::int64_t k) { return k; };
+  using Page = std::vector<std::int64_t>;
+  rollout::upswift::PagingGuard<std::int64_t> ascending("devices_details");
+  CHECK_FALSE(ascending.check(Page{1, 2, 3}, key));
+  CHECK_FALSE(ascending.check(Page{4, 5}, key));
+  auto again = ascending.check(Page{5, 6}, key);  // the last page's last device again
+  REQUIRE(again);
+  CHECK(again->find("page 3 repeats a device already listed (5)") != std::string::npos);
+
+  rollout::upswift::PagingGuard<std::int64_t> shuffled("devices_details");
+  CHECK_FALSE(shuffled.check(Page{10, 30, 20}, key));  // out of order, no repeat
+  CHECK_FALSE(shuffled.check(Page{5, 40}, key));
+  CHECK(shuffled.check(Page{50, 30}, key));  // 30 again, long after
+  rollout::upswift::PagingGuard<std::int64_t> early("devices_details");
+  CHECK_FALSE(early.check(Page{1, 2, 3}, key));
+  CHECK(early.check(Page{1}, key));  // the first page again
 }
