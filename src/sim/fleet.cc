@@ -285,6 +285,7 @@ Fleet::DevicesOutcome Fleet::devices_details(const upswift::DevicesQuery& q, Sim
       return out;
     }
   }
+  out.page.devices.reserve(static_cast<std::size_t>(std::max(0, q.limit)));
   // devices_ is ordered by device_id: find the first after the offset.
   auto it = devices_.begin();
   if (q.offset) {
