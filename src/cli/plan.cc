@@ -16,10 +16,10 @@
 #include "cli/saved_plan.h"
 #include "cli/session.h"
 #include "engine/gate.h"
+#include "engine/selection.h"
 #include "plan/calendar.h"
 #include "preview/preview.h"
 #include "upswift/deploy.h"
-#include "upswift/select.h"
 #include "util/sha256.h"
 #include "util/time_text.h"
 
@@ -221,9 +221,8 @@ void print_preview(const CheckedPlan& c, const SavedPlan& saved) {
     std::cout << fmt::format("  {:<16} {}\n", s.name,
                              engine::describe_thresholds(spec.gate, targets));
     const std::string now = s.dynamic ? " now (read again when it dispatches)" : "";
-    if (s.devices.empty() && s.candidates > 0 &&
-        upswift::narrows_by_update(spec.deploy_request()) &&
-        s.candidates >= spec.gate.min_devices) {
+    if (engine::nothing_left_to_update(spec.deploy_request(), spec.gate,
+                                       static_cast<std::int64_t>(s.devices.size()), s.candidates)) {
       warnings.push_back(fmt::format(
           "{}: nothing left to update{}: all {} of its candidates have it; it will pass as "
           "skipped",

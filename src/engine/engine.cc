@@ -12,7 +12,6 @@
 #include "engine/run.h"
 #include "engine/selection.h"
 #include "plan/calendar.h"
-#include "upswift/select.h"
 #include "util/safe_text.h"
 
 namespace rollout::engine {
@@ -538,7 +537,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             return;
           }
           std::vector<SnapshotDevice> devices = std::move(chosen.value->devices);
-          if (devices.empty() && nothing_left(stage, chosen.value->candidates)) return;
+          if (nothing_left_to_update(spec(stage).deploy_request(), spec(stage).gate,
+                                     static_cast<std::int64_t>(devices.size()),
+                                     chosen.value->candidates)) {
+            return skip_nothing_left(stage, chosen.value->candidates);
+          }
           std::string how;
           if (const auto& sample = spec(stage).sample) {
             // Devices an earlier stage of this run targeted are not drawn again.
@@ -571,15 +574,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // A stage that updates only what is left (update_status or app filters) and finds every
   // candidate done has nothing to do: it passes, skipped, with no snapshot and nothing sent.
   // A selection that matches no device at all is not this: min_devices judges it.
-  bool nothing_left(StageRun& s, std::int64_t candidates) {
-    if (!upswift::narrows_by_update(spec(s).deploy_request())) return false;
-    if (candidates == 0 || candidates < spec(s).gate.min_devices) return false;
+  void skip_nothing_left(StageRun& s, std::int64_t candidates) {
     const std::string why = fmt::format(
         "skipped: nothing left to update (its filters leave none of its {} candidate(s))",
         candidates);
     event(s.record.name, "stage_passed", why);
     set_stage(s, "passed", why);
-    return true;
   }
 
   // A call that Upswift refused, or that never got through, stops its stage for a person to

@@ -238,6 +238,12 @@ void read_reached(upswift::FleetApi& api, const upswift::DeployRequest& request,
   });
 }
 
+bool nothing_left_to_update(const upswift::DeployRequest& request, const plan::Gate& gate,
+                            std::int64_t selected, std::int64_t candidates) {
+  return selected == 0 && candidates > 0 && candidates >= gate.min_devices &&
+         upswift::narrows_by_update(request);
+}
+
 CandidateCount::CandidateCount(const upswift::DeployRequest& request)
     : counting_(upswift::narrows_by_update(request)),
       relaxed_(upswift::without_update_filters(request)) {}

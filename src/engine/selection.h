@@ -97,6 +97,12 @@ struct Selection {
 void resolve_selection(upswift::FleetApi& api, const upswift::DeployRequest& request,
                        std::function<void(upswift::Result<Selection>)> done);
 
+// A stage with nothing left to do: it narrows by update_status or app, selects no device,
+// and has candidates enough for min_devices (all of which already have the update). It
+// passes as skipped. A selection that matches no device at all is not this.
+bool nothing_left_to_update(const upswift::DeployRequest& request, const plan::Gate& gate,
+                            std::int64_t selected, std::int64_t candidates);
+
 // Counts the candidates of `request`, page by page, once each. A request without
 // update_status or app filters has its selection for candidates: nothing is kept then.
 class CandidateCount {

@@ -296,6 +296,40 @@ TEST_CASE("which devices: a passing gate keeps when each device first succeeded,
   CHECK(polls > 3);
 }
 
+TEST_CASE("a stage with nothing left to update is skipped; one that matches nothing stops") {
+  const std::string plan = R"(version: 1
+name: left
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 10m, timeout: 6h, poll: 5m, min_success: 100%, max_failed: 0}
+stages:
+  - name: rest
+    groups: [Rest]
+  - name: rest-left
+    needs: [rest]
+    groups: [Rest]
+    filters:
+      - {type: update_status, operand: is_not, value: success}
+)";
+  Harness h(plan);
+  REQUIRE(h.run()->ending == engine::Ending::completed);
+  const auto stages = h.store.load_stages("r-test");
+  CHECK(stages[1].status == "passed");
+  CHECK(stages[1].reason ==
+        "skipped: nothing left to update (its filters leave none of its 12 candidate(s))");
+  CHECK(h.deploys_sent == 1);
+  CHECK_FALSE(h.store.load_snapshot("r-test", "rest-left"));
+
+  // A tag that matches nothing is a mistake, not "done": min_devices stops the run.
+  Harness typo(replaced(plan, "value: success}",
+                        "value: success}\n      - {type: tag, operand: is, value: nope}"));
+  REQUIRE(typo.run()->ending == engine::Ending::stopped);
+  CHECK(typo.store.load_stages("r-test")[1].reason.find("fewer than min_devices 1") !=
+        std::string::npos);
+}
+
 TEST_CASE("an approval pauses the run; approve and resume complete it") {
   const std::string plan =
       replaced(kPlan, "    groups: [US]\n", "    groups: [US]\n    approval: required\n");
