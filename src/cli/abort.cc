@@ -21,10 +21,11 @@ struct AbortOptions {
 };
 
 int run_abort(AbortOptions& o) {
-  auto store = open_store(o.state);
-  if (!store) return kExitError;
-  auto run = find_run(*store, o.run_id);
-  if (!run) return kExitInvalidInput;
+  int opened_exit = kExitOk;
+  auto opened = open_run(o.state, o.run_id, opened_exit);
+  if (!opened) return opened_exit;
+  auto& store = opened->store;
+  const state::RunRecord* run = &opened->run;
   if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
     std::cerr << fmt::format("rollout: run {} is already {}\n", run->id, run->status);
     return kExitInvalidInput;

@@ -22,10 +22,11 @@ struct ApproveOptions {
 };
 
 int run_approve(const ApproveOptions& o) {
-  auto store = open_store(o.state);
-  if (!store) return kExitError;
-  auto run = find_run(*store, o.run_id);
-  if (!run) return kExitInvalidInput;
+  int opened_exit = kExitOk;
+  auto opened = open_run(o.state, o.run_id, opened_exit);
+  if (!opened) return opened_exit;
+  auto& store = opened->store;
+  const state::RunRecord* run = &opened->run;
   const auto stages = store->load_stages(run->id);
   const state::StageRecord* stage = nullptr;
   std::string names;

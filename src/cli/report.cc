@@ -8,7 +8,6 @@
 #include "cli/exit_codes.h"
 #include "cli/review.h"
 #include "cli/session.h"
-#include "plan/loader.h"
 #include "view/report.h"
 
 namespace rollout::cli {
@@ -22,13 +21,14 @@ struct ReportOptions {
 };
 
 int run_report(const ReportOptions& o) {
-  auto store = open_store(o.state);
-  if (!store) return kExitError;
-  auto run = find_run(*store, o.run_id);
-  if (!run) return kExitInvalidInput;
-  auto loaded = plan::load_plan(run->plan_text);
+  int opened_exit = kExitOk;
+  auto opened = open_run(o.state, o.run_id, opened_exit);
+  if (!opened) return opened_exit;
+  auto& store = opened->store;
+  const state::RunRecord* run = &opened->run;
+  const auto plan = stored_plan(*run);  // the report is made without its gates if it does not load
   view::ReportInput in;
-  in.plan = loaded.plan ? &*loaded.plan : nullptr;
+  in.plan = plan ? &*plan : nullptr;
   in.run = *run;
   in.stages = store->load_stages(run->id);
   in.devices = snapshot_sizes(*store, run->id, in.stages);

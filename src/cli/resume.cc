@@ -23,10 +23,11 @@ struct ResumeOptions {
 
 int run_resume(ResumeOptions& o) {
   o.api.json = o.output == "json";
-  auto store = open_store(o.state);
-  if (!store) return kExitError;
-  auto run = find_run(*store, o.run_id);
-  if (!run) return kExitInvalidInput;
+  int opened_exit = kExitOk;
+  auto opened = open_run(o.state, o.run_id, opened_exit);
+  if (!opened) return opened_exit;
+  auto& store = opened->store;
+  const state::RunRecord* run = &opened->run;
   if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
     std::cerr << fmt::format("rollout: run {} is {} ({}); there is nothing to resume\n", run->id,
                              run->status, run->reason);

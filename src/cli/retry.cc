@@ -36,10 +36,11 @@ int run_retry(RetryOptions& o) {
                  "devices whose update failed\n";
     return kExitInvalidInput;
   }
-  auto store = open_store(o.state);
-  if (!store) return kExitError;
-  auto run = find_run(*store, o.run_id);
-  if (!run) return kExitInvalidInput;
+  int opened_exit = kExitOk;
+  auto opened = open_run(o.state, o.run_id, opened_exit);
+  if (!opened) return opened_exit;
+  auto& store = opened->store;
+  const state::RunRecord* run = &opened->run;
   const auto stored = stored_plan(*run);
   if (!stored) return kExitError;
   const plan::Plan& plan = *stored;

@@ -83,6 +83,21 @@ bool process_is_gone(const state::LeaseOwner& owner) {
          errno == ESRCH;
 }
 
+std::optional<OpenedRun> open_run(const StateOptions& state, const std::string& run_id, int& exit) {
+  auto store = open_store(state);
+  if (!store) {
+    exit = kExitError;
+    return std::nullopt;
+  }
+  auto run = find_run(*store, run_id);
+  if (!run) {
+    exit = kExitInvalidInput;
+    return std::nullopt;
+  }
+  exit = kExitOk;
+  return OpenedRun{std::move(store), std::move(*run)};
+}
+
 void show_if_gone(state::StateStore& store, state::RunRecord& run) {
   if (run.status != "running") return;
   const auto lease = store.lease(run.id);

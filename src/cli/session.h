@@ -45,6 +45,14 @@ Millis lease_stale_after();
 state::LeaseOwner this_process();
 std::string current_user();
 
+// The state database and one of its runs, as every command that reviews or continues a run
+// starts: nullopt, having said why, with the exit code in `exit`, when either is not there.
+struct OpenedRun {
+  std::unique_ptr<store::SqliteStore> store;
+  state::RunRecord run;
+};
+std::optional<OpenedRun> open_run(const StateOptions& state, const std::string& run_id, int& exit);
+
 // "last" is the most recent run; otherwise the id as given, which must exist. A run
 // recorded as running whose process is gone comes back as `interrupted` (see below).
 std::optional<state::RunRecord> find_run(state::StateStore& store, const std::string& id);

@@ -95,10 +95,11 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
 }
 
 int run_show(const ShowOptions& o) {
-  auto store = open_store(o.state);
-  if (!store) return kExitError;
-  auto run = find_run(*store, o.run_id);
-  if (!run) return kExitInvalidInput;
+  int opened_exit = kExitOk;
+  auto opened = open_run(o.state, o.run_id, opened_exit);
+  if (!opened) return opened_exit;
+  auto& store = opened->store;
+  const state::RunRecord* run = &opened->run;
   const auto stages = store->load_stages(run->id);
   if (o.devices) return show_devices(o, *store, *run, stages);
   const auto observations = store->load_observations(run->id);
