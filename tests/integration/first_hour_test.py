@@ -345,5 +345,42 @@ stages:
     assert "not 'succeeded' (did you mean 'success'?)" in v.stderr
 
 
+@test
+def an_approval_of_a_gate_paused_at_its_timeout_takes_the_first_time(tmp):
+    # A device that never comes back: the gate times out and pauses, in a run whose clock
+    # goes 600 times faster than the wall clock the approval is given by.
+    fleet = Path(tmp) / "dark.yaml"
+    fleet.write_text("""seed: 7
+flows: [f-1]
+updates: {start_delay: {min: 5s, max: 10s}, duration: {min: 1m, max: 2m}}
+projects:
+  - name: Demo
+    groups:
+      - {name: G, devices: 4, online: 75%}
+""")
+    plan = Path(tmp) / "p.yaml"
+    plan.write_text("""version: 1
+name: paused-gate
+flow_id: f-1
+project: Demo
+stages:
+  - name: g
+    groups: [G]
+    gate: {bake: 5m, timeout: 30m, poll: 1m, min_success: 100%, on_timeout: pause}
+""")
+    with Server(tmp, "sim", fleet=str(fleet)) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
+        assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert rollout("approve", run, "g", "--state", db, "--comment", "the dark one is on a shelf").returncode == EXIT_OK
+        r = rollout("resume", run, "--state", db, "--time-scale", SCALE, url=sim.url)
+        assert r.returncode == EXIT_OK, r.stdout + r.stderr  # the first time, not the third
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["approvals"][0]["comment"] == "the dark one is on a shelf"
+        events = shown["events"]
+        assert [e["time"] for e in events] == sorted(e["time"] for e in events)  # in the order they happened
+
+
 if __name__ == "__main__":
     run_tests(TESTS, only=args.only)
