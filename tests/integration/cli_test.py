@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from e2e import Server, run_tests
+from e2e import Server, on_a_terminal, run_tests
 
 parser = argparse.ArgumentParser()
 parser.add_argument("rollout")
@@ -332,30 +332,11 @@ def event_stream_follows_its_schema_from_run_to_end(tmp):
 
 
 def read_pty(argv, env_extra):
-    """Runs rollout with stdout on a pseudo-terminal (100 columns); returns all it wrote."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    """Runs rollout on a pseudo-terminal (100 columns); returns all it wrote."""
     env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, **env_extra)
     if "NO_COLOR" not in env_extra:
         env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([ROLLOUT, *argv], stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    proc.wait(timeout=120)
-    return proc.returncode, out.decode("utf-8", "replace")
+    return on_a_terminal([ROLLOUT, *argv], env)
 
 
 @test

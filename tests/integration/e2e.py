@@ -97,6 +97,51 @@ def start_apply(plan, db, url, scale=SCALE, env_extra=None, extra=()):
                             stderr=subprocess.PIPE, text=True)
 
 
+def on_a_terminal(argv, env, answer=None, columns=100):
+    """Runs argv with stdin, stdout and stderr on a pseudo-terminal of `columns` columns;
+    types `answer` once the binary asks ("Type 'yes'"). Returns the exit code and all it wrote."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    asked = answer is None
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not asked and b"Type 'yes' to start" in out:
+            os.write(master, answer.encode() + b"\n")
+            asked = True
+    os.close(master)
+    proc.wait(timeout=120)
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+def suite_args(description=None, extra=None):
+    """The arguments every end-to-end suite takes (ROLLOUT SOURCE_DIR [--only TEXT]), and
+    `extra(parser)` for its own; sets Env from them."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("rollout")
+    parser.add_argument("source")
+    parser.add_argument("--only", default="")
+    if extra:
+        extra(parser)
+    args = parser.parse_args()
+    Env.rollout = args.rollout
+    Env.src = Path(args.source)
+    return args
+
+
 def run_id_of(output):
     m = re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", output)
     assert m, output

@@ -6,7 +6,6 @@ messages around them.
 Usage: first_hour_test.py ROLLOUT SOURCE_DIR [--only TEXT]
 Prints one line per test and 'N passed, M failed'.
 """
-import argparse
 import json
 import os
 import re
@@ -15,15 +14,11 @@ import subprocess
 from pathlib import Path
 
 from e2e import (EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, TOKEN, Env,
-                 Server, assert_state_sound, rollout, run_id_of, run_tests, start_apply)
+                 Server, applied_per_marker, assert_state_sound, on_a_terminal, rollout, run_id_of,
+                 run_tests, start_apply, suite_args)
 
-parser = argparse.ArgumentParser()
-parser.add_argument("rollout")
-parser.add_argument("source")
-parser.add_argument("--only", default="")
-args = parser.parse_args()
-Env.rollout = args.rollout
-Env.src = SRC = Path(args.source)
+args = suite_args()
+SRC = Env.src
 FOUR_STAGE = SRC / "tests/plans/four-stage.yaml"
 CANARY_PLAN = SRC / "plans/canary-then-fleet.yaml"
 SMALL_FLEET = SRC / "examples/fleets/small.yaml"
@@ -38,15 +33,10 @@ def test(fn):
 
 
 def journal_applied(db, run):
-    """How many times the in-process simulator of a --simulate run applied each marker."""
-    counts = {}
-    path = Path(f"{db}.sim/{run}.jsonl")
-    for line in path.read_text().splitlines()[1:]:
-        r = json.loads(line)
-        if r.get("endpoint") == "deploy_update" and r.get("applied"):
-            m = re.search(r"\[rollout ([^\]]+)\]", r["body"]["metadata"].get("comment", ""))
-            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-    return counts
+    """How many times the in-process simulator of a --simulate run applied each marker: its
+    journal is the simulator's request log under a header line."""
+    lines = Path(f"{db}.sim/{run}.jsonl").read_text().splitlines()[1:]
+    return applied_per_marker([json.loads(line) for line in lines])
 
 
 @test
@@ -220,38 +210,12 @@ def rehearse_models_a_late_approval_and_exits_as_the_run_would(tmp):
     assert len(many.stdout.splitlines()) == 3
 
 
-def on_a_terminal(argv, answer, url):
-    """Runs rollout with stdin and stdout on a pseudo-terminal, typing `answer`."""
-    import pty
-    import time
-    master, slave = pty.openpty()
-    env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=url)
-    proc = subprocess.Popen([Env.rollout, *argv], stdin=slave, stdout=slave, stderr=slave, env=env)
-    os.close(slave)
-    out = b""
-    while b"Type 'yes' to start" not in out:
-        chunk = os.read(master, 65536)
-        assert chunk, out
-        out += chunk
-    os.write(master, answer.encode() + b"\n")
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    proc.wait(timeout=60)
-    return proc.returncode, out.decode("utf-8", "replace")
-
-
 @test
 def apply_asks_with_a_summary_of_what_will_happen(tmp):
     with Server(tmp, "sim") as sim:
         db = f"{tmp}/state.db"
-        code, out = on_a_terminal(["apply", str(CANARY_PLAN), "--state", db], "no", sim.url)
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        code, out = on_a_terminal([Env.rollout, "apply", str(CANARY_PLAN), "--state", db], env, answer="no")
         assert code == EXIT_INVALID and "not started" in out, out
         assert "us             after canary; waits for an approval; groups US" in out, out
         assert "on failure: rollback with flow 11aa-22bb to default_app v2.3, then stop" in out

@@ -5,7 +5,6 @@ server (tests/fakes/upswift_fake.py's modes), broken disks and signals.
 Usage: hostile_test.py ROLLOUT SOURCE_DIR [--only TEXT]
 Prints one line per test and 'N passed, M failed'.
 """
-import argparse
 import http.server
 import json
 import os
@@ -17,15 +16,10 @@ import time
 from pathlib import Path
 
 from e2e import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, SCALE, TOKEN, Env, Server,
-                 assert_state_sound, rollout, run_id_of, run_tests, start_apply)
+                 assert_state_sound, rollout, run_id_of, run_tests, start_apply, suite_args)
 
-parser = argparse.ArgumentParser()
-parser.add_argument("rollout")
-parser.add_argument("source")
-parser.add_argument("--only", default="")
-args = parser.parse_args()
-Env.rollout = args.rollout
-Env.src = SRC = Path(args.source)
+args = suite_args()
+SRC = Env.src
 PLAN = SRC / "tests/plans/four-stage.yaml"
 APPROVAL_PLAN = SRC / "tests/plans/approval-four-stage.yaml"
 STAGES = ["canary", "eu", "us", "everyone"]
