@@ -89,9 +89,8 @@ int run_retry(RetryOptions& o) {
   {
     asio::io_context io;
     int exit = kExitOk;
-    auto api = run_api_options(o.state, *run, o.api);
-    if (!api) return kExitError;
-    auto connection = ApiConnection::open(io, plan, run->api_url, *api, exit);
+    auto connection =
+        ApiConnection::open(io, plan, run->api_url, run_api_options(o.state, *run, o.api), exit);
     if (!connection) return exit;
     std::optional<upswift::Result<std::vector<engine::Reached>>> reached;
     engine::read_reached(connection->api(), stage->deploy_request(), *snapshot,

@@ -344,6 +344,9 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
                                                    const std::string& run_url,
                                                    const ApiOptions& options, int& exit) {
   std::unique_ptr<ApiConnection> c(new ApiConnection());
+  // Options of no run (rollout plan, a saved plan's check) start now.
+  c->start_ =
+      options.sim_start == WallTime{} ? std::chrono::system_clock::now() : options.sim_start;
   std::string url = run_url;
   std::string token;
   if (const char* env = std::getenv("UPSWIFT_USER_TOKEN")) token = env;
@@ -368,10 +371,7 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
     if (failed) return nullptr;
     std::string why;
     const std::string fleet_hash = sha256_hex(read_file(fleet_path, &why).value_or(""));
-    // A fleet only listed (rollout plan, a saved plan's check) starts now.
-    const WallTime start =
-        options.sim_start == WallTime{} ? std::chrono::system_clock::now() : options.sim_start;
-    sim::SimTime created = to_sim(start);
+    sim::SimTime created = to_sim(c->start_);
     if (journal) {
       if (journal->header.fleet_sha256 != fleet_hash) {
         std::cerr << fmt::format(
@@ -381,6 +381,7 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
         return nullptr;
       }
       created = journal->header.created;
+      c->start_ = std::max(c->start_, WallTime(journal->last));
     } else if (!options.sim_journal.empty()) {
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(options.sim_journal).parent_path(),
@@ -393,8 +394,8 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
       }
     }
     try {
-      c->sim_ = std::make_unique<InProcessSim>(*spec, options.time_scale, created, to_sim(start),
-                                               journal, options.sim_journal);
+      c->sim_ = std::make_unique<InProcessSim>(*spec, options.time_scale, created,
+                                               to_sim(c->start_), journal, options.sim_journal);
     } catch (const std::exception& e) {
       std::cerr << "rollout: cannot start the simulated fleet: " << e.what() << "\n";
       return nullptr;
@@ -422,24 +423,15 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
   return c;
 }
 
-std::optional<ApiOptions> run_api_options(const StateOptions& state, const state::RunRecord& run,
-                                          const ApiOptions& given) {
+ApiOptions run_api_options(const StateOptions& state, const state::RunRecord& run,
+                           const ApiOptions& given) {
   // Simulated time runs faster than the wall clock: a resumed simulated run goes on from
-  // where its own time had got to (its records, and what its simulated fleet last did), so
-  // its timeline stays in order.
+  // where its own time had got to (its records; and what its simulated fleet last did,
+  // which ApiConnection::open reads from the fleet's journal), so its timeline stays in order.
   ApiOptions options = given;
   const WallTime wall_now = std::chrono::system_clock::now();
-  WallTime start = options.time_scale > 1.0 ? std::max(wall_now, run.updated_at) : wall_now;
-  if (run.api_url.rfind(kSimulated, 0) == 0) {
-    options.sim_journal = sim_journal_path(state, run.id);
-    bool failed = false;
-    if (auto journal = load_journal(options.sim_journal, failed)) {
-      start = std::max(start, WallTime(journal->last));
-    } else if (failed) {
-      return std::nullopt;
-    }
-  }
-  options.sim_start = start;
+  options.sim_start = options.time_scale > 1.0 ? std::max(wall_now, run.updated_at) : wall_now;
+  if (run.api_url.rfind(kSimulated, 0) == 0) options.sim_journal = sim_journal_path(state, run.id);
   return options;
 }
 
@@ -455,16 +447,13 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
   }
   const plan::Plan& plan = *loaded.plan;
 
-  auto options_for_run = run_api_options(state, run, given_api_options);
-  if (!options_for_run) return kExitError;
-  const ApiOptions& api_options = *options_for_run;
-  const WallTime start = api_options.sim_start;
+  const ApiOptions api_options = run_api_options(state, run, given_api_options);
 
   asio::io_context io;
   int exit = kExitOk;
   auto connection = ApiConnection::open(io, plan, run.api_url, api_options, exit);
   if (!connection) return exit;
-  AsioClock clock(io, api_options.time_scale, start);
+  AsioClock clock(io, api_options.time_scale, connection->start());
   // The last word before a deploy_update leaves, after any wait for the rate limit: does
   // this process still hold the run? A process frozen past its lease (SIGSTOP, a laptop
   // lid, a paused VM) whose run was taken over finds out here and sends nothing.

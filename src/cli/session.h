@@ -99,6 +99,9 @@ class ApiConnection {
   ~ApiConnection();
   upswift::FleetApi& api() { return *client_; }
   client::UpswiftClient& client() { return *client_; }
+  // Where the run's clock starts: options.sim_start, or, for a simulated fleet whose
+  // journal goes further, the journal's last time (the fleet's time never goes back).
+  WallTime start() const { return start_; }
 
   // Prints why not, and returns nullptr with the exit code in `exit`, when it cannot.
   static std::unique_ptr<ApiConnection> open(asio::io_context& io, const plan::Plan& plan,
@@ -109,15 +112,16 @@ class ApiConnection {
   ApiConnection() = default;
   std::unique_ptr<InProcessSim> sim_;
   std::unique_ptr<client::UpswiftClient> client_;
+  WallTime start_{};
 };
 
 // Where a run against an in-process simulator keeps its fleet: beside the state database.
 std::string sim_journal_path(const StateOptions& state, const std::string& run_id);
 
-// The API options for a process of `run`: for a simulated run, where its fleet is kept and
-// where the clocks start. Prints why not (an unreadable record of the fleet).
-std::optional<ApiOptions> run_api_options(const StateOptions& state, const state::RunRecord& run,
-                                          const ApiOptions& given);
+// The API options for a process of `run`: where its clock starts (a time-scaled run goes
+// on from its records), and for a simulated run, where its fleet is kept.
+ApiOptions run_api_options(const StateOptions& state, const state::RunRecord& run,
+                           const ApiOptions& given);
 
 // Runs (or resumes) `run` until it ends for now; returns the exit code. `state` says where
 // a simulated run's fleet is kept.
