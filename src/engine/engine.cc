@@ -575,9 +575,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // candidate done has nothing to do: it passes, skipped, with no snapshot and nothing sent.
   // A selection that matches no device at all is not this: min_devices judges it.
   void skip_nothing_left(StageRun& s, std::int64_t candidates) {
-    const std::string why = fmt::format(
-        "skipped: nothing left to update (its filters leave none of its {} candidate(s))",
-        candidates);
+    const std::string why = fmt::format("{} (its filters leave none of its {} candidate(s))",
+                                        state::kSkippedReason, candidates);
     event(s.record.name, "stage_passed", why);
     set_stage(s, "passed", why);
   }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/time.h"
@@ -36,6 +37,10 @@ struct RunRecord {
 
 // Stage statuses: waiting, awaiting_approval, dispatching, gating, passed, failed,
 // paused (inconclusive gate), stopped (run stopped before it finished), rolled_back.
+// The reason of a stage that passed with nothing left to update (the views call it skipped):
+// the engine writes it, followed by the numbers; the views recognise it by this start.
+inline constexpr std::string_view kSkippedReason = "skipped: nothing left to update";
+
 struct StageRecord {
   std::string run_id;
   std::string name;

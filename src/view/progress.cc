@@ -55,7 +55,7 @@ const char* status_color(const std::string& status) {
 }  // namespace
 
 std::string shown_status(const state::StageRecord& stage) {
-  if (stage.status == "passed" && stage.reason.starts_with("skipped")) return "skipped";
+  if (stage.status == "passed" && stage.reason.starts_with(state::kSkippedReason)) return "skipped";
   return stage.status;
 }
 
