@@ -9,6 +9,7 @@
 #include "cli/exit_codes.h"
 #include "cli/review.h"
 #include "cli/session.h"
+#include "engine/run.h"
 
 namespace rollout::cli {
 
@@ -65,8 +66,7 @@ int run_approve(const ApproveOptions& o) {
   }
   // One approval is enough: for a paused gate, one given since it paused.
   for (const auto& a : store->load_approvals(run->id)) {
-    if (a.stage != o.stage) continue;
-    if (stage->status == "paused" && stage->finished_at && a.at < *stage->finished_at) continue;
+    if (!engine::approval_counts(a, *stage)) continue;
     std::cerr << fmt::format(
         "rollout: stage {} of run {} is already approved (by {} at {}){}\n", o.stage, run->id, a.by,
         local_time(a.at),

@@ -287,11 +287,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return plan.max_parallel ? *plan.max_parallel : static_cast<int>(plan.stages.size());
   }
 
-  bool approved(const std::string& stage, std::optional<WallTime> after = std::nullopt) {
-    for (const auto& a : store.load_approvals(run_id)) {
-      if (a.stage == stage && (!after || a.at >= *after)) return true;
-    }
-    return false;
+  bool approved(const StageRecord& stage) {
+    const auto approvals = store.load_approvals(run_id);
+    return std::any_of(approvals.begin(), approvals.end(),
+                       [&](const state::Approval& a) { return approval_counts(a, stage); });
   }
 
   void step() {
@@ -322,8 +321,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       const std::string& status = s.record.status;
       if (status == "paused") {
         // An inconclusive gate: a person's approval lets it pass.
-        if (approved(s.record.name,
-                     s.record.finished_at ? s.record.finished_at : s.record.dispatched_at)) {
+        if (approved(s.record)) {
           event(s.record.name, "approved",
                 "inconclusive gate approved by a person: the stage passes");
           set_stage(s, "passed", "approved after an inconclusive gate");
@@ -336,7 +334,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       const bool needs_met = std::all_of(graph.needs[id].begin(), graph.needs[id].end(),
                                          [&](dag::StageId n) { return is_done(stages[n]); });
       if (!needs_met) continue;
-      if (spec(s).approval_required && !approved(s.record.name)) {
+      if (spec(s).approval_required && !approved(s.record)) {
         if (status != "awaiting_approval") {
           set_stage(s, "awaiting_approval");
           event(s.record.name, "approval_needed",

@@ -58,6 +58,13 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
   return run;
 }
 
+bool approval_counts(const state::Approval& a, const state::StageRecord& stage) {
+  if (a.stage != stage.name) return false;
+  if (stage.status != "paused") return true;
+  const auto paused_at = stage.finished_at ? stage.finished_at : stage.dispatched_at;
+  return !paused_at || a.at >= *paused_at;
+}
+
 std::string retry_key(const std::string& stage, int attempt) {
   return fmt::format("{}/retry-{}", stage, attempt);
 }

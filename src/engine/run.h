@@ -33,6 +33,10 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
                             const state::RunClaim* claim = nullptr,
                             std::optional<state::RunConflict>* conflict = nullptr);
 
+// Whether approval `a` lets `stage` go on: any approval of it, except that a gate paused
+// as inconclusive needs one given since it paused.
+bool approval_counts(const state::Approval& a, const state::StageRecord& stage);
+
 // Where a `rollout retry` of a stage keeps the devices it re-dispatches to, by attempt.
 std::string retry_key(const std::string& stage, int attempt);
 

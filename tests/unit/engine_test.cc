@@ -748,3 +748,20 @@ TEST_CASE("a failed store write of any kind leaves a run that resumes exactly on
     }
   }
 }
+
+TEST_CASE("an approval counts for its stage; for a paused gate, only one given since it paused") {
+  const WallTime t = WallTime(std::chrono::hours(24 * 365 * 50));
+  state::StageRecord waiting;
+  waiting.name = "us";
+  waiting.status = "awaiting_approval";
+  state::StageRecord paused = waiting;
+  paused.status = "paused";
+  paused.finished_at = t;
+  const state::Approval early{"r", "us", "alice", t - 1min, ""};
+  const state::Approval late{"r", "us", "alice", t, ""};
+  const state::Approval other{"r", "eu", "alice", t + 1min, ""};
+  CHECK(engine::approval_counts(early, waiting));
+  CHECK_FALSE(engine::approval_counts(other, waiting));
+  CHECK_FALSE(engine::approval_counts(early, paused));
+  CHECK(engine::approval_counts(late, paused));
+}
