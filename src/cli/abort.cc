@@ -26,8 +26,8 @@ int run_abort(AbortOptions& o) {
   if (!opened) return opened_exit;
   auto& store = opened->store;
   const state::RunRecord* run = &opened->run;
-  if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
-    std::cerr << fmt::format("rollout: run {} is already {}\n", run->id, run->status);
+  if (state::is_final(run->status)) {
+    std::cerr << fmt::format("rollout: run {} is already {}\n", run->id, state::name(run->status));
     return kExitInvalidInput;
   }
   const std::string who = current_user();
@@ -46,7 +46,8 @@ int run_abort(AbortOptions& o) {
     return kExitOk;
   }
   if (!o.rollback) {
-    store->set_run_status(run->id, "aborted", fmt::format("aborted by {}", who), now, true);
+    store->set_run_status(run->id, state::RunStatus::aborted, fmt::format("aborted by {}", who),
+                          now, true);
     store->release_lease(run->id, this_process());
     std::cout << fmt::format("run {} aborted; nothing more will be sent for it.\n", run->id);
     return kExitStopped;

@@ -40,18 +40,19 @@ int run_approve(const ApproveOptions& o) {
                              o.stage, names);
     return kExitInvalidInput;
   }
-  if (stage->status != "awaiting_approval" && stage->status != "paused" &&
-      stage->status != "waiting") {
+  if (stage->status != state::StageStatus::awaiting_approval &&
+      stage->status != state::StageStatus::paused && stage->status != state::StageStatus::waiting) {
     std::cerr << fmt::format("rollout: stage {} of run {} is {}: there is nothing to approve\n",
-                             o.stage, run->id, stage->status);
+                             o.stage, run->id, state::name(stage->status));
     return kExitInvalidInput;
   }
-  if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
-    std::cerr << fmt::format("rollout: run {} is {}: it will not continue\n", run->id, run->status);
+  if (state::is_final(run->status)) {
+    std::cerr << fmt::format("rollout: run {} is {}: it will not continue\n", run->id,
+                             state::name(run->status));
     return kExitInvalidInput;
   }
   // A waiting stage is approved ahead only when its plan asks for a person.
-  if (stage->status == "waiting") {
+  if (stage->status == state::StageStatus::waiting) {
     const auto plan = stored_plan(*run);
     if (!plan) return kExitError;
     const auto spec = std::find_if(plan->stages.begin(), plan->stages.end(),
@@ -67,10 +68,11 @@ int run_approve(const ApproveOptions& o) {
   // One approval is enough: for a paused gate, one given since it paused.
   for (const auto& a : store->load_approvals(run->id)) {
     if (!engine::approval_counts(a, *stage)) continue;
-    std::cerr << fmt::format(
-        "rollout: stage {} of run {} is already approved (by {} at {}){}\n", o.stage, run->id, a.by,
-        local_time(a.at),
-        run->status == "running" ? "" : fmt::format("; continue with: rollout resume {}", run->id));
+    std::cerr << fmt::format("rollout: stage {} of run {} is already approved (by {} at {}){}\n",
+                             o.stage, run->id, a.by, local_time(a.at),
+                             run->status == state::RunStatus::running
+                                 ? ""
+                                 : fmt::format("; continue with: rollout resume {}", run->id));
     return kExitInvalidInput;
   }
   const std::string who = current_user();
@@ -84,7 +86,7 @@ int run_approve(const ApproveOptions& o) {
        fmt::format("approved by {}{}", who, o.comment.empty() ? "" : ": " + o.comment)});
   std::cout << fmt::format("approved stage {} of run {} as {}.\n", o.stage, run->id, who);
   auto lease = store->lease(run->id);
-  if (run->status == "running" && lease) {
+  if (run->status == state::RunStatus::running && lease) {
     std::cout << "the running process picks it up within seconds.\n";
   } else {
     std::cout << fmt::format("continue with: rollout resume {}\n", run->id);

@@ -182,10 +182,11 @@ void Console::on_observation(const state::Observation& o) {
       std::string line = fmt::format("{}/{} success, {} failed, {} updating", o.success, o.targeted,
                                      o.failed, o.pending + o.in_progress);
       if (o.missing > 0) line += fmt::format(", {} missing", o.missing);
-      if (c.last_gate_line[o.stage] == line + o.verdict) return;  // only changes
-      c.last_gate_line[o.stage] = line + o.verdict;
+      const std::string key = fmt::format("{}/{}", line, state::name(o.verdict));
+      if (c.last_gate_line[o.stage] == key) return;  // only changes
+      c.last_gate_line[o.stage] = key;
       std::cout << fmt::format("{}  {:<12} gate: {} ({})\n", local_time(o.at).substr(11), o.stage,
-                               line, o.verdict)
+                               line, state::name(o.verdict))
                 << std::flush;
       return;
     }
@@ -207,6 +208,10 @@ void Console::on_stage(const state::StageRecord& s) {
             {"finished", optional_time(s.finished_at)}});
   }
   if (c.mode == ConsoleMode::live) c.redraw();
+}
+
+void Console::on_run(state::RunStatus status, const std::string& reason, WallTime) {
+  view::apply(impl_->progress, status, reason);
 }
 
 void Console::on_snapshot(const std::string& stage, std::size_t devices) {

@@ -50,7 +50,7 @@ Json result_json(const rehearsal::Result& r) {
   }
   return {{"type", "rehearsal"},
           {"seed", r.seed},
-          {"ending", r.ending},
+          {"ending", engine::name(r.ending)},
           {"reason", r.reason},
           {"duration_s", r.duration.count() / 1000.0},
           {"api_calls",
@@ -64,17 +64,18 @@ void print_one(const rehearsal::Result& r) {
   std::cout << fmt::format("{:<16} {:<12} {:>8} {:>10} {:>12} {:>10} {:>14}\n", "STAGE", "RESULT",
                            "DEVICES", "STARTS", "DISPATCHED", "ENDS", "DEPLOY_UPDATE");
   for (const auto& s : r.stages) {
-    std::cout << fmt::format("{:<16} {:<12} {:>8} {:>10} {:>12} {:>10} {:>14}\n", s.name, s.status,
-                             s.devices, at(s.started), at(s.dispatched), at(s.finished),
-                             s.deploy_calls);
-    if (s.status != "passed" && s.status != "waiting" && !s.reason.empty())
+    std::cout << fmt::format("{:<16} {:<12} {:>8} {:>10} {:>12} {:>10} {:>14}\n", s.name,
+                             state::name(s.status), s.devices, at(s.started), at(s.dispatched),
+                             at(s.finished), s.deploy_calls);
+    if (s.status != state::StageStatus::passed && s.status != state::StageStatus::waiting &&
+        !s.reason.empty())
       std::cout << fmt::format("{:<16} {}\n", "", s.reason);
   }
   std::cout << fmt::format(
       "\nrun {} after {} of virtual time: {}\nAPI calls: {} deploy_update, {} devices_details, {} "
       "get_devices_state\n",
-      r.ending, format_duration(std::chrono::duration_cast<Seconds>(r.duration)), r.reason,
-      r.deploy_calls, r.details_calls, r.state_calls);
+      engine::name(r.ending), format_duration(std::chrono::duration_cast<Seconds>(r.duration)),
+      r.reason, r.deploy_calls, r.details_calls, r.state_calls);
 }
 
 std::string percent(int n, int of) {
@@ -89,10 +90,10 @@ Millis quantile(std::vector<Millis> v, double q) {
 
 void print_spread(const std::vector<rehearsal::Result>& results) {
   const int n = static_cast<int>(results.size());
-  std::map<std::string, int> endings;
+  std::map<std::string_view, int> endings;
   std::vector<Millis> durations;
   for (const auto& r : results) {
-    ++endings[r.ending];
+    ++endings[engine::name(r.ending)];
     durations.push_back(r.duration);
   }
   std::cout << fmt::format("{} rehearsals, seeds {}..{}\n", n, results.front().seed,
@@ -112,15 +113,16 @@ void print_spread(const std::vector<rehearsal::Result>& results) {
     std::vector<Millis> ends;
     for (const auto& r : results) {
       const auto& s = r.stages[i];
-      if (s.status == "passed")
+      using state::StageStatus;
+      if (s.status == StageStatus::passed)
         ++passed;
-      else if (s.status == "failed" || s.status == "rolled_back")
+      else if (s.status == StageStatus::failed || s.status == StageStatus::rolled_back)
         ++failed;
-      else if (s.status == "paused")
+      else if (s.status == StageStatus::paused)
         ++paused;
       else
         ++other;
-      if (s.finished && s.status == "passed") ends.push_back(*s.finished);
+      if (s.finished && s.status == StageStatus::passed) ends.push_back(*s.finished);
     }
     std::cout << fmt::format("{:<16} {:>7} {:>7} {:>7} {:>11} {:>10} {:>10}\n", name,
                              percent(passed, n), percent(failed, n), percent(paused, n),
@@ -144,9 +146,10 @@ void print_spread(const std::vector<rehearsal::Result>& results) {
 int predicted_exit(const std::vector<rehearsal::Result>& results) {
   bool paused = false, failed = false;
   for (const auto& r : results) {
-    if (r.ending == "stopped") return kExitStopped;
-    paused = paused || r.ending == "paused";
-    failed = failed || (r.ending != "completed" && r.ending != "paused");
+    if (r.ending == engine::Ending::stopped) return kExitStopped;
+    paused = paused || r.ending == engine::Ending::paused;
+    failed =
+        failed || (r.ending != engine::Ending::completed && r.ending != engine::Ending::paused);
   }
   if (paused) return kExitPaused;
   return failed ? kExitError : kExitOk;

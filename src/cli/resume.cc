@@ -28,7 +28,7 @@ int run_resume(ResumeOptions& o) {
   if (!opened) return opened_exit;
   auto& store = opened->store;
   const state::RunRecord* run = &opened->run;
-  if (run->status == "completed" || run->status == "stopped" || run->status == "aborted") {
+  if (state::is_final(run->status)) {
     std::cerr << fmt::format("rollout: run {} is {} ({}); there is nothing to resume\n", run->id,
                              run->status, run->reason);
     return kExitInvalidInput;

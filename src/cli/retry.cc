@@ -64,17 +64,18 @@ int run_retry(RetryOptions& o) {
     std::cerr << fmt::format(
         "rollout retry: stage {} of run {} has not been dispatched ({}): there is nothing to "
         "retry\n",
-        o.stage, run->id, record ? record->status : "no record");
+        o.stage, run->id, record ? state::name(record->status) : "no record");
     return kExitInvalidInput;
   }
-  if (record->status == "rolled_back" || record->status == "rolling_back") {
+  if (record->status == state::StageStatus::rolled_back ||
+      record->status == state::StageStatus::rolling_back) {
     std::cerr << fmt::format(
         "rollout retry: stage {} of run {} was rolled back: a retry would send again the "
         "update that was rolled back; start a new run instead\n",
         o.stage, run->id);
     return kExitInvalidInput;
   }
-  if (record->status == "dispatching" || record->status == "gating") {
+  if (state::is_active(record->status)) {
     std::cerr << fmt::format(
         "rollout retry: stage {} of run {} is {}: let its gate decide first (rollout status "
         "{})\n",

@@ -50,7 +50,7 @@ view::RunProgress read_progress(state::StateStore& store, const state::RunRecord
 StageTally tally(const std::vector<state::StageRecord>& stages) {
   StageTally t;
   t.total = static_cast<int>(stages.size());
-  for (const auto& s : stages) t.done += s.status == "passed" ? 1 : 0;
+  for (const auto& s : stages) t.done += s.status == state::StageStatus::passed ? 1 : 0;
   return t;
 }
 
@@ -86,18 +86,21 @@ nlohmann::ordered_json observation_json(const state::Observation& o) {
 std::string not_succeeded(const std::vector<state::DeviceState>& devices, const std::string& stage,
                           std::size_t shown_per_status) {
   // Worst first: what failed, then what never got the update, then what is still on its way.
-  static const std::vector<std::string> kOrder = {"failed",   "aborted", "other",      "missing",
-                                                  "unlisted", "pending", "in_progress"};
+  using state::DeviceStatus;
+  static constexpr DeviceStatus kOrder[] = {DeviceStatus::failed,     DeviceStatus::aborted,
+                                            DeviceStatus::other,      DeviceStatus::missing,
+                                            DeviceStatus::unlisted,   DeviceStatus::pending,
+                                            DeviceStatus::in_progress};
   std::vector<std::string> parts;
-  for (const std::string& status : kOrder) {
+  for (const DeviceStatus status : kOrder) {
     std::vector<std::string> names;
     std::size_t count = 0;
     for (const auto& d : devices) {
-      if (d.stage != stage || d.status != status) continue;
+      if (d.stage != stage || d.status != status) continue;  // an unread one is none
       if (++count <= shown_per_status) names.push_back(fmt::format("{} ({})", d.uuid, d.name));
     }
     if (count == 0) continue;
-    std::string part = fmt::format("{}: {}", status, fmt::join(names, ", "));
+    std::string part = fmt::format("{}: {}", state::name(status), fmt::join(names, ", "));
     if (count > shown_per_status) part += fmt::format(" and {} more", count - shown_per_status);
     parts.push_back(std::move(part));
   }

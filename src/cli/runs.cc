@@ -37,7 +37,7 @@ int run_runs(const RunsOptions& o) {
   for (const auto& r : runs) {
     const auto t = tally(store->load_stages(r.id));
     std::cout << fmt::format("{:<24} {:<24} {:<12} {:<20} {:>9} {:>7}\n", r.id, r.plan_name,
-                             r.status, local_time(r.created_at),
+                             state::name(r.status), local_time(r.created_at),
                              span(r.created_at, r.finished_at.value_or(r.updated_at)),
                              fmt::format("{}/{}", t.done, t.total));
   }

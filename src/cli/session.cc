@@ -99,7 +99,7 @@ std::optional<OpenedRun> open_run(const StateOptions& state, const std::string& 
 }
 
 void show_if_gone(state::StateStore& store, state::RunRecord& run) {
-  if (run.status != "running") return;
+  if (run.status != state::RunStatus::running) return;
   const auto lease = store.lease(run.id);
   const WallTime now = std::chrono::system_clock::now();
   std::string why;
@@ -115,7 +115,7 @@ void show_if_gone(state::StateStore& store, state::RunRecord& run) {
   } else {
     return;
   }
-  run.status = "interrupted";
+  run.status = state::RunStatus::interrupted;
   run.reason =
       fmt::format("{} (crashed or killed); continue with `rollout resume {}`", why, run.id);
 }
@@ -211,6 +211,10 @@ class ObserverPair : public engine::Observer {
     first_.on_snapshot(stage, devices);
     if (second_) second_->on_snapshot(stage, devices);
   }
+  void on_run(state::RunStatus status, const std::string& reason, WallTime at) override {
+    first_.on_run(status, reason, at);
+    if (second_) second_->on_run(status, reason, at);
+  }
 
  private:
   engine::Observer& first_;
@@ -227,6 +231,12 @@ std::function<void(std::string_view)> crash_hook_from_env() {
   if (auto colon = text.find(':'); colon != std::string::npos) {
     nth = std::atoi(text.c_str() + colon + 1);
     text.resize(colon);
+  }
+  if (!engine::is_crash_point(text)) {
+    throw std::runtime_error(
+        fmt::format("ROLLOUT_TEST_CRASH_AT names '{}', which is not a crash "
+                    "point; the engine's are: {}",
+                    text, fmt::join(engine::kCrashPoints, ", ")));
   }
   auto count = std::make_shared<int>(0);
   return [text, nth, count](std::string_view point) {
@@ -468,8 +478,14 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
   // more often in wall time).
   options.heartbeat = std::min(options.heartbeat, lease_stale_after() / 6);
   options.crash_point = crash_hook_from_env();
+  // Webhooks wait and stamp their records in wall time, whatever the run's clock.
+  AsioClock wall_clock(io);
+  std::optional<http::CurlClient> webhook_http;
   std::optional<notify::Notifier> notifier;
-  if (!plan.notify.empty()) notifier.emplace(io, store, plan, run.id);
+  if (!plan.notify.empty()) {
+    webhook_http.emplace(io);
+    notifier.emplace(*webhook_http, wall_clock, store, plan, run.id);
+  }
   ObserverPair observers(console, notifier ? &*notifier : nullptr);
   engine::Engine engine(io, plan, *graph, connection->api(), store, clock, observers, run.id,
                         options);
@@ -507,7 +523,7 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
       const std::string reason = fmt::format(
           "stopped by an error: {}; continue with rollout resume {}", printable(e.what()), run.id);
       store.add_event({0, run.id, clock.now(), "", "error", reason});
-      store.set_run_status(run.id, "failed", reason, clock.now(), false);
+      store.set_run_status(run.id, state::RunStatus::failed, reason, clock.now(), false);
       store.release_lease(run.id, options.owner);
     } catch (const std::exception&) {
     }

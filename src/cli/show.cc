@@ -28,12 +28,15 @@ struct ShowOptions {
 };
 
 // The statuses a device can have at a gate, and "unread" for one no gate read yet.
-const std::vector<std::string> kDeviceStatuses = {"pending", "in_progress", "success",
-                                                  "failed",  "aborted",     "other",
-                                                  "missing", "unlisted",    "unread"};
+const std::vector<std::string> kDeviceStatuses = [] {
+  const auto& words = state::Words<state::DeviceStatus>::names;
+  std::vector<std::string> all(words.begin(), words.end());
+  all.emplace_back("unread");
+  return all;
+}();
 
 std::string device_status(const state::DeviceState& d) {
-  return d.status.empty() ? "unread" : d.status;
+  return d.status ? std::string(state::name(*d.status)) : "unread";
 }
 
 Json device_json(const state::DeviceState& d) {
@@ -42,7 +45,7 @@ Json device_json(const state::DeviceState& d) {
           {"group", d.group},
           {"update_id", d.update_id ? Json(d.update_id) : Json(nullptr)},
           {"status", device_status(d)},
-          {"since", d.status.empty() ? Json(nullptr) : Json(iso_time(d.since))},
+          {"since", !d.status ? Json(nullptr) : Json(iso_time(d.since))},
           {"online", d.online.empty() ? Json(nullptr) : Json(d.online)},
           {"online_read", optional_time(d.online_at)}};
 }
@@ -55,11 +58,13 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
     std::cerr << fmt::format("rollout show: run {} has no stage '{}'\n", run.id, o.stage);
     return kExitInvalidInput;
   }
+  // The words CLI11 checked against kDeviceStatuses; "unread" is no status at all.
+  std::vector<std::optional<state::DeviceStatus>> wanted;
+  for (const auto& word : o.statuses) wanted.push_back(state::parse<state::DeviceStatus>(word));
   std::vector<state::DeviceState> shown;
   for (auto& d : store.load_device_states(run.id)) {
     if (!o.stage.empty() && d.stage != o.stage) continue;
-    if (!o.statuses.empty() &&
-        std::find(o.statuses.begin(), o.statuses.end(), device_status(d)) == o.statuses.end())
+    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), d.status) == wanted.end())
       continue;
     shown.push_back(std::move(d));
   }
@@ -81,7 +86,7 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
     std::cout << fmt::format(
         "{:<14} {:<14} {:<20} {:<12} {:>9} {:<12} {:<19} {}\n", d.stage, d.uuid, d.name, d.group,
         d.update_id ? std::to_string(d.update_id) : "-", device_status(d),
-        d.status.empty() ? "-" : local_time(d.since),
+        !d.status ? "-" : local_time(d.since),
         d.online.empty() ? "-"
                          : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)));
   }
@@ -128,7 +133,8 @@ int run_show(const ShowOptions& o) {
       }
       Json decisions = Json::array();
       for (const auto& ob : observations) {
-        if (ob.stage == s.name && ob.verdict != "wait") decisions.push_back(observation_json(ob));
+        if (ob.stage == s.name && ob.verdict != state::Verdict::wait)
+          decisions.push_back(observation_json(ob));
       }
       auto snapshot = store->load_snapshot(run->id, s.name);
       stage_list.push_back({{"name", s.name},
@@ -217,10 +223,10 @@ int run_show(const ShowOptions& o) {
   std::cout << "\ngate decisions:\n";
   bool any = false;
   for (const auto& ob : observations) {
-    if (ob.verdict == "wait") continue;
+    if (ob.verdict == state::Verdict::wait) continue;
     any = true;
     std::cout << fmt::format("  {}  {:<12} {:<8} {}\n", local_time(ob.at).substr(11), ob.stage,
-                             ob.verdict, ob.reason);
+                             state::name(ob.verdict), ob.reason);
   }
   if (!any) std::cout << "  (none yet)\n";
 
@@ -236,8 +242,8 @@ int run_show(const ShowOptions& o) {
   if (calls.empty()) std::cout << "  (none)\n";
   for (const auto& c : calls) {
     std::cout << fmt::format("  #{:<4} {}  {:<12} {:<9} {:>5} device(s)  {}{}\n", c.id,
-                             local_time(c.intent_at).substr(11), c.stage, c.kind, c.devices,
-                             c.outcome.value_or("NO OUTCOME RECORDED"),
+                             local_time(c.intent_at).substr(11), c.stage, state::name(c.kind),
+                             c.devices, c.outcome ? state::name(*c.outcome) : "NO OUTCOME RECORDED",
                              c.message.empty() ? "" : " - " + c.message);
   }
 

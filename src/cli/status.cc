@@ -33,12 +33,22 @@ struct StatusOptions {
 using Json = nlohmann::ordered_json;
 
 // The exit code `apply` gives for a run that ended this way.
-int exit_code_for(const std::string& status) {
-  if (status == "completed") return kExitOk;
-  if (status == "stopped" || status == "aborted") return kExitStopped;
-  if (status == "paused") return kExitPaused;
-  if (status == "interrupted") return kExitInterrupted;
-  if (status == "running") return kExitOk;
+int exit_code_for(state::RunStatus status) {
+  using state::RunStatus;
+  switch (status) {
+    case RunStatus::completed:
+    case RunStatus::running:
+      return kExitOk;
+    case RunStatus::stopped:
+    case RunStatus::aborted:
+      return kExitStopped;
+    case RunStatus::paused:
+      return kExitPaused;
+    case RunStatus::interrupted:
+      return kExitInterrupted;
+    case RunStatus::failed:
+      return kExitError;
+  }
   return kExitError;
 }
 
@@ -56,7 +66,7 @@ WallTime view_now(const view::RunProgress& p, const state::RunRecord& run) {
 // A run still shown as running has a live owner (show_if_gone turned the others into
 // `interrupted`, with how to continue in their reason).
 std::string lease_line(state::StateStore& store, const state::RunRecord& run) {
-  if (run.status != "running") return {};
+  if (run.status != state::RunStatus::running) return {};
   auto lease = store.lease(run.id);
   if (!lease) return {};
   const auto age =
@@ -72,8 +82,8 @@ Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime 
   for (const auto& s : p.stages) {
     Json not_succeeded = Json::array();
     for (const auto& d : devices) {
-      if (d.stage == s.record.name && !d.status.empty() && d.status != "success")
-        not_succeeded.push_back({{"uuid", d.uuid}, {"name", d.name}, {"status", d.status}});
+      if (d.stage == s.record.name && d.status && *d.status != state::DeviceStatus::success)
+        not_succeeded.push_back({{"uuid", d.uuid}, {"name", d.name}, {"status", *d.status}});
     }
     Json j{{"stage", s.record.name},
            {"status", s.record.status},
@@ -98,12 +108,12 @@ Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime 
 
 // What changed since the last look, for --watch off a terminal: not the clocks.
 std::string change_key(const view::RunProgress& p) {
-  std::string key = p.status;
+  std::string key(state::name(p.status));
   for (const auto& s : p.stages) {
-    key += "|" + s.record.status;
+    key += fmt::format("|{}", state::name(s.record.status));
     if (s.last)
       key += fmt::format(":{}/{}/{}/{}/{}", s.last->success, s.last->failed, s.last->in_progress,
-                         s.last->pending, s.last->verdict);
+                         s.last->pending, state::name(s.last->verdict));
   }
   return key;
 }
@@ -147,7 +157,7 @@ int run_status(const StatusOptions& o) {
       if (!p.reason.empty()) lines.push_back(view::fit("  " + p.reason, style.width));
       // Which devices hold a stage back, or made it fail: the first few of each kind.
       for (const auto& s : p.stages) {
-        if (s.record.status == "waiting") continue;
+        if (s.record.status == state::StageStatus::waiting) continue;
         if (std::string names = not_succeeded(devices, s.record.name); !names.empty())
           lines.push_back(view::fit(fmt::format("  {}: {}", s.record.name, names), style.width));
       }
@@ -166,7 +176,8 @@ int run_status(const StatusOptions& o) {
       drawn = static_cast<int>(lines.size());
     }
     last_key = change_key(p);
-    if (!o.watch || p.status != "running") return o.watch ? exit_code_for(p.status) : kExitOk;
+    if (!o.watch || p.status != state::RunStatus::running)
+      return o.watch ? exit_code_for(p.status) : kExitOk;
     std::this_thread::sleep_for(*interval);
     run = store->load_run(run->id);
     if (!run) return kExitError;

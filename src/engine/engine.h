@@ -13,6 +13,7 @@
 #include <string>
 
 #include "dag/graph.h"
+#include "engine/markers.h"
 #include "plan/model.h"
 #include "state/store.h"
 #include "upswift/fleet_api.h"
@@ -45,6 +46,8 @@ class Observer {
   virtual void on_stage(const state::StageRecord&) {}
   // Once a stage's devices are listed and recorded.
   virtual void on_snapshot(const std::string& /*stage*/, std::size_t /*devices*/) {}
+  // When the run ends for now (after its run_... event), with its status and why.
+  virtual void on_run(state::RunStatus, const std::string& /*reason*/, WallTime /*at*/) {}
 };
 
 struct EngineOptions {
@@ -62,10 +65,6 @@ struct EngineOptions {
   // kill-and-resume tests deliver SIGKILL.
   std::function<void(std::string_view point)> crash_point;
 };
-
-// The text carried in metadata.comment that finds a call's updates on devices later.
-std::string dispatch_marker(const std::string& run_id, const std::string& stage);
-std::string rollback_marker(const std::string& run_id, const std::string& stage);
 
 class Engine {
  public:

@@ -1,23 +1,49 @@
 #include "engine/gate.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
 namespace rollout::engine {
 
-std::string_view name(Verdict v) {
-  switch (v) {
-    case Verdict::wait:
-      return "wait";
-    case Verdict::pass:
-      return "pass";
-    case Verdict::fail:
-      return "fail";
-    case Verdict::timeout:
-      return "timeout";
+StatusCounts tally(const std::vector<Reading>& readings) {
+  using state::DeviceStatus;
+  StatusCounts counts;
+  for (const Reading& device : readings) {
+    switch (device.reached) {
+      case DeviceStatus::unlisted:
+      case DeviceStatus::missing:
+        ++counts.missing;
+        break;
+      case DeviceStatus::pending:
+        ++counts.pending;
+        break;
+      case DeviceStatus::in_progress:
+        ++counts.in_progress;
+        break;
+      case DeviceStatus::success:
+        ++counts.success;
+        break;
+      case DeviceStatus::failed:
+        ++counts.failed;
+        break;
+      case DeviceStatus::aborted:
+      case DeviceStatus::other:
+        ++counts.aborted;
+        break;
+    }
   }
-  return "wait";
+  return counts;
+}
+
+Millis next_poll(const plan::Gate& gate, Millis since_dispatch) {
+  const Millis bake = std::chrono::duration_cast<Millis>(gate.bake);
+  const Millis timeout = std::chrono::duration_cast<Millis>(gate.timeout);
+  Millis next = std::chrono::duration_cast<Millis>(gate.poll);
+  if (since_dispatch < bake) next = std::min(next, bake - since_dispatch);
+  next = std::min(next, std::max(Millis{0}, timeout - since_dispatch));
+  return std::max(next, Millis{1});
 }
 
 std::int64_t required_successes(const plan::Gate& gate, std::int64_t targeted) {

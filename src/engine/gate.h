@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "plan/model.h"
+#include "state/status.h"
 #include "util/time.h"
 
 namespace rollout::engine {
@@ -24,8 +26,24 @@ struct StatusCounts {
   }
 };
 
-enum class Verdict { wait, pass, fail, timeout };
-std::string_view name(Verdict v);
+using state::Verdict;
+
+// What a gate read of one targeted device: how far the update carrying the stage's marker
+// has got, and which of Upswift's updates it is (0: none).
+struct Reading {
+  state::DeviceStatus reached = state::DeviceStatus::unlisted;
+  std::int64_t update_id = 0;
+  bool operator==(const Reading&) const = default;
+};
+
+// The readings counted as the gate counts them: a device that left the stage's groups is
+// still one of its targets, missing and not a success; a status Upswift added counts as
+// aborted.
+StatusCounts tally(const std::vector<Reading>& readings);
+
+// When a gate that waits polls next: at its poll interval, but not after its bake ends or
+// its timeout comes; at least 1 ms later.
+Millis next_poll(const plan::Gate& gate, Millis since_dispatch);
 
 struct Judgement {
   Verdict verdict = Verdict::wait;

@@ -41,7 +41,7 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
   run.created_by = origin.user;
   run.host = origin.host;
   run.api_url = origin.api_url;
-  run.status = "running";
+  run.status = state::RunStatus::running;
   run.created_at = now;
   run.updated_at = now;
   run.targets = run_targets(plan);
@@ -60,13 +60,9 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
 
 bool approval_counts(const state::Approval& a, const state::StageRecord& stage) {
   if (a.stage != stage.name) return false;
-  if (stage.status != "paused") return true;
+  if (stage.status != state::StageStatus::paused) return true;
   const auto paused_at = stage.finished_at ? stage.finished_at : stage.dispatched_at;
   return !paused_at || a.at >= *paused_at;
-}
-
-std::string retry_key(const std::string& stage, int attempt) {
-  return fmt::format("{}/retry-{}", stage, attempt);
 }
 
 int prepare_retry(state::StateStore& store, const std::string& run_id, const std::string& stage,
@@ -81,17 +77,17 @@ int prepare_retry(state::StateStore& store, const std::string& run_id, const std
                                "failed",
                                attempt, devices.size())});
   store.set_run_status(
-      run_id, "interrupted",
+      run_id, state::RunStatus::interrupted,
       fmt::format("retry {} of stage {}: continue with rollout resume {}", attempt, stage, run_id),
       now, false);
   for (state::StageRecord r : store.load_stages(run_id)) {
     if (r.name == stage) {
-      r.status = "dispatching";
+      r.status = state::StageStatus::dispatching;
       r.reason =
           fmt::format("retry {} to {} device(s) whose update failed", attempt, devices.size());
-    } else if (r.status == "stopped") {
+    } else if (r.status == state::StageStatus::stopped) {
       // Cut off when the run stopped: it goes on from what its records say.
-      r.status = r.dispatched_at ? "gating" : "waiting";
+      r.status = r.dispatched_at ? state::StageStatus::gating : state::StageStatus::waiting;
       r.reason = fmt::format("resumed with the retry of {}", stage);
     } else {
       continue;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/markers.h"
 #include "plan/model.h"
 #include "state/store.h"
 
@@ -36,9 +37,6 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
 // Whether approval `a` lets `stage` go on: any approval of it, except that a gate paused
 // as inconclusive needs one given since it paused.
 bool approval_counts(const state::Approval& a, const state::StageRecord& stage);
-
-// Where a `rollout retry` of a stage keeps the devices it re-dispatches to, by attempt.
-std::string retry_key(const std::string& stage, int attempt);
 
 // Reopens a run for a retry of `stage` to `devices` (whose update failed), before anything
 // is sent: the targets are written first, then the run and its stages are set to go on

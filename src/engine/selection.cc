@@ -160,45 +160,11 @@ Reading reading(const upswift::Device& d, const std::string& marker) {
     if (s == "aborted") r = Reached::aborted;
     return {r, it->update_id};
   }
-  return {Reached::none, 0};
+  return {Reached::missing, 0};
 }
 
 Reached reached(const upswift::Device& d, const std::string& marker) {
   return reading(d, marker).reached;
-}
-
-std::optional<Reached> parse_reached(std::string_view word) {
-  for (Reached r : {Reached::unlisted, Reached::none, Reached::pending, Reached::in_progress,
-                    Reached::success, Reached::failed, Reached::aborted, Reached::other}) {
-    if (name(r) == word) return r;
-  }
-  return std::nullopt;
-}
-
-std::string_view name(Reached r) {
-  switch (r) {
-    case Reached::unlisted:
-      return "unlisted";
-    case Reached::none:
-      return "missing";
-    case Reached::pending:
-      return "pending";
-    case Reached::in_progress:
-      return "in_progress";
-    case Reached::success:
-      return "success";
-    case Reached::failed:
-      return "failed";
-    case Reached::aborted:
-      return "aborted";
-    case Reached::other:
-      return "other";
-  }
-  return "other";
-}
-
-bool arrived(Reached r) {
-  return r != Reached::unlisted && r != Reached::none;
 }
 
 void read_readings(upswift::FleetApi& api, const upswift::DeployRequest& request,

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/gate.h"
 #include "plan/model.h"
 #include "state/records.h"
 #include "upswift/deploy.h"
@@ -50,30 +51,9 @@ std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice
                                                const plan::Sample& sample, const std::string& seed);
 
 // How far the update that carries `marker` has got on a device (its latest such update).
-enum class Reached : std::uint8_t {
-  unlisted,  // the device was not in the listing (it left the stage's groups)
-  none,      // listed, but the update is not on it
-  pending,
-  in_progress,
-  success,
-  failed,
-  aborted,
-  other,  // a status this version does not know
-};
+using Reached = state::DeviceStatus;
 Reached reached(const upswift::Device& d, const std::string& marker);
-// The update is on the device, whatever its status.
-bool arrived(Reached r);
-// The word the state and the views use: pending, in_progress, success, failed, aborted,
-// other, missing (none), unlisted.
-std::string_view name(Reached r);
-std::optional<Reached> parse_reached(std::string_view word);  // name()'s inverse
 
-// How far, and which of Upswift's updates carries it (0: none).
-struct Reading {
-  Reached reached = Reached::unlisted;
-  std::int64_t update_id = 0;
-  bool operator==(const Reading&) const = default;
-};
 Reading reading(const upswift::Device& d, const std::string& marker);
 
 // How far the update carrying `marker` has got on each of `snapshot`'s devices (which

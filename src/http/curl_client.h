@@ -53,15 +53,22 @@ struct Response {
   std::string error;        // for a person, when transport != ok
 };
 
-class CurlClient {
+// What sends a request: CurlClient, or a test's fake.
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  virtual void send(Request request, std::function<void(Response)> done) = 0;
+};
+
+class CurlClient : public Sender {
  public:
   explicit CurlClient(asio::io_context& io);
-  ~CurlClient();
+  ~CurlClient() override;
   CurlClient(const CurlClient&) = delete;
   CurlClient& operator=(const CurlClient&) = delete;
 
   // Must be called from the io_context's thread. `done` runs later, on that thread.
-  void send(Request request, std::function<void(Response)> done);
+  void send(Request request, std::function<void(Response)> done) override;
 
   std::size_t in_flight() const;
 

@@ -38,19 +38,38 @@ std::string body(const Milestone& m, plan::Webhook::Format format) {
       .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-std::optional<std::string> stage_milestone(const std::string& status) {
-  if (status == "gating") return "stage_dispatched";
-  if (status == "passed") return "stage_passed";
-  if (status == "failed" || status == "rolling_back") return "stage_failed";
-  if (status == "awaiting_approval" || status == "paused") return "approval_needed";
-  return std::nullopt;
+std::optional<std::string> stage_milestone(state::StageStatus status) {
+  using state::StageStatus;
+  switch (status) {
+    case StageStatus::gating:
+      return "stage_dispatched";
+    case StageStatus::passed:
+      return "stage_passed";
+    case StageStatus::failed:
+    case StageStatus::rolling_back:
+      return "stage_failed";
+    case StageStatus::awaiting_approval:
+    case StageStatus::paused:
+      return "approval_needed";
+    default:
+      return std::nullopt;
+  }
 }
 
-std::optional<std::string> run_milestone(const std::string& kind) {
-  if (kind == "run_completed") return "run_completed";
-  if (kind == "run_paused") return "run_paused";
-  if (kind == "run_stopped" || kind == "run_failed" || kind == "run_aborted") return "run_failed";
-  return std::nullopt;
+std::optional<std::string> run_milestone(state::RunStatus status) {
+  using state::RunStatus;
+  switch (status) {
+    case RunStatus::completed:
+      return "run_completed";
+    case RunStatus::paused:
+      return "run_paused";
+    case RunStatus::stopped:
+    case RunStatus::failed:
+    case RunStatus::aborted:
+      return "run_failed";
+    default:
+      return std::nullopt;
+  }
 }
 
 struct Notifier::Hook {
@@ -60,14 +79,14 @@ struct Notifier::Hook {
   bool sending = false;
 };
 
-Notifier::Notifier(asio::io_context& io, state::StateStore& store, const plan::Plan& plan,
-                   std::string run_id, Retry retry)
-    : io_(io),
+Notifier::Notifier(http::Sender& sender, Clock& clock, state::StateStore& store,
+                   const plan::Plan& plan, std::string run_id, Retry retry)
+    : sender_(sender),
+      clock_(clock),
       store_(store),
       plan_(plan),
       run_id_(std::move(run_id)),
       retry_(retry),
-      http_(io),
       alive_(std::make_shared<bool>(true)) {
   for (std::size_t i = 0; i < plan.notify.size(); ++i) {
     auto hook = std::make_unique<Hook>();
@@ -86,17 +105,17 @@ void Notifier::run_started(WallTime at, bool resumed) {
       {"run_started", run_id_, plan_.name, "", at, resumed ? "the run resumes" : "the run starts"});
 }
 
-void Notifier::on_event(const state::Event& e) {
-  if (auto m = run_milestone(e.kind)) enqueue({*m, run_id_, plan_.name, "", e.at, e.message});
+void Notifier::on_run(state::RunStatus status, const std::string& reason, WallTime at) {
+  if (auto m = run_milestone(status)) enqueue({*m, run_id_, plan_.name, "", at, reason});
 }
 
 void Notifier::on_stage(const state::StageRecord& r) {
-  std::string& last = last_status_[r.name];
-  if (last == r.status) return;
-  last = r.status;
+  auto [last, first] = last_status_.try_emplace(r.name, r.status);
+  if (!first && last->second == r.status) return;
+  last->second = r.status;
   if (auto m = stage_milestone(r.status)) {
-    const WallTime at = r.finished_at.value_or(
-        r.dispatched_at.value_or(r.started_at.value_or(std::chrono::system_clock::now())));
+    const WallTime at =
+        r.finished_at.value_or(r.dispatched_at.value_or(r.started_at.value_or(clock_.now())));
     enqueue({*m, run_id_, plan_.name, r.name, at, r.reason});
   }
 }
@@ -134,9 +153,9 @@ void Notifier::attempt(Hook& hook, int number, std::chrono::milliseconds wait) {
   request.body = body(hook.queue.front(), hook.spec.format);
   request.timeout = retry_.timeout;
   request.connect_timeout = std::min(retry_.timeout, std::chrono::milliseconds(3000));
-  http_.send(request, [this, &hook, number, wait,
-                       alive = std::weak_ptr<bool>(alive_)](http::Response r) {
-    if (alive.expired()) return;
+  sender_.send(request, [this, &hook, number, wait,
+                         alive = std::weak_ptr<bool>(alive_)](http::Response r) {
+    if (alive.expired() || !hook.sending) return;  // abandoned meanwhile
     const bool delivered = r.transport == http::Transport::ok && r.status >= 200 && r.status < 300;
     const std::string why =
         r.transport == http::Transport::ok ? fmt::format("HTTP {}", r.status) : r.error;
@@ -148,17 +167,15 @@ void Notifier::attempt(Hook& hook, int number, std::chrono::milliseconds wait) {
       pump(hook);
       return;
     }
-    auto timer = std::make_shared<asio::steady_timer>(io_, wait);
-    timer->async_wait(
-        [this, &hook, number, wait, timer, alive](const boost::system::error_code& ec) {
-          if (ec || alive.expired()) return;
-          attempt(hook, number + 1, wait * 2);
-        });
+    clock_.schedule(wait, [this, &hook, number, wait, alive] {
+      if (alive.expired() || !hook.sending) return;
+      attempt(hook, number + 1, wait * 2);
+    });
   });
 }
 
 void Notifier::record(const Hook& hook, const Milestone& m, const std::string& outcome) {
-  store_.add_event({0, run_id_, std::max(m.at, std::chrono::system_clock::now()), m.stage, "notify",
+  store_.add_event({0, run_id_, std::max(m.at, clock_.now()), m.stage, "notify",
                     fmt::format("webhook {} ({}) {}: {}", hook.index, host_of(hook.spec.url),
                                 m.event, outcome)});
 }

@@ -1,7 +1,8 @@
 // Webhooks (`notify:` in a plan): the run's milestones POSTed as they happen, one queue per
-// webhook so that each receives them in order, sent asynchronously on the run's
-// io_context with retries; a slow or dead webhook never holds up or fails the rollout.
-// Every delivery's outcome is recorded in the state database as a `notify` event.
+// webhook so that each receives them in order, sent asynchronously with retries; a slow or
+// dead webhook never holds up or fails the rollout. Every delivery's outcome is recorded in
+// the state database as a `notify` event. It sends through an http::Sender and waits on a
+// Clock, both given: the CLI gives libcurl and wall time, the tests a fake and a manual clock.
 #pragma once
 
 #include <chrono>
@@ -16,7 +17,7 @@
 #include "http/curl_client.h"
 #include "plan/model.h"
 #include "state/store.h"
-#include "util/asio.h"
+#include "util/clock.h"
 
 namespace rollout::notify {
 
@@ -33,9 +34,9 @@ struct Milestone {
 // The body POSTed for `m` in `format`: a JSON object, or Slack's {"text": ...}.
 std::string body(const Milestone& m, plan::Webhook::Format format);
 
-// The milestone an engine stage change or event is, if any.
-std::optional<std::string> stage_milestone(const std::string& status);
-std::optional<std::string> run_milestone(const std::string& event_kind);
+// The milestone a stage's new status or the run's end is, if any.
+std::optional<std::string> stage_milestone(state::StageStatus status);
+std::optional<std::string> run_milestone(state::RunStatus status);
 
 struct Retry {
   int attempts = 5;                            // per delivery
@@ -45,13 +46,14 @@ struct Retry {
 
 class Notifier : public engine::Observer {
  public:
-  Notifier(asio::io_context& io, state::StateStore& store, const plan::Plan& plan,
+  Notifier(http::Sender& sender, Clock& clock, state::StateStore& store, const plan::Plan& plan,
            std::string run_id, Retry retry = {});
   ~Notifier() override;
 
   void run_started(WallTime at, bool resumed);
-  void on_event(const state::Event& e) override;
+  void on_event(const state::Event&) override {}
   void on_stage(const state::StageRecord& r) override;
+  void on_run(state::RunStatus status, const std::string& reason, WallTime at) override;
 
   bool idle() const;
   // Records the deliveries still waiting as abandoned (called when the run's process ends).
@@ -64,14 +66,14 @@ class Notifier : public engine::Observer {
   void attempt(Hook& hook, int number, std::chrono::milliseconds wait);
   void record(const Hook& hook, const Milestone& m, const std::string& outcome);
 
-  asio::io_context& io_;
+  http::Sender& sender_;
+  Clock& clock_;
   state::StateStore& store_;
   const plan::Plan& plan_;
   std::string run_id_;
   Retry retry_;
-  http::CurlClient http_;
   std::vector<std::unique_ptr<Hook>> hooks_;
-  std::map<std::string, std::string> last_status_;  // per stage: milestones fire on changes
+  std::map<std::string, state::StageStatus> last_status_;  // milestones fire on changes
   std::shared_ptr<bool> alive_;
 };
 

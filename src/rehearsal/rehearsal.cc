@@ -84,7 +84,7 @@ Result rehearse(const plan::Plan& plan, const dag::Graph& graph, sim::FleetSpec 
 
   Result r;
   r.seed = seed;
-  r.ending = outcome ? std::string(engine::name(outcome->ending)) : "failed";
+  r.ending = outcome ? outcome->ending : engine::Ending::failed;
   r.reason = outcome ? outcome->reason : "the rehearsal ran for a year of virtual time";
   r.duration = std::chrono::duration_cast<Millis>(clock.now() - options.start);
   r.deploy_calls = api.deploy_calls;

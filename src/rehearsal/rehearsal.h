@@ -9,15 +9,17 @@
 #include <vector>
 
 #include "dag/graph.h"
+#include "engine/engine.h"
 #include "plan/model.h"
 #include "sim/fleet.h"
+#include "state/status.h"
 #include "util/time.h"
 
 namespace rollout::rehearsal {
 
 struct StageResult {
   std::string name;
-  std::string status;  // as the state database would have it at the end: passed, failed, ...
+  state::StageStatus status = state::StageStatus::waiting;  // at the end
   std::string reason;
   std::optional<Millis> started, dispatched, finished;  // since the run's start
   std::int64_t devices = 0;
@@ -26,7 +28,7 @@ struct StageResult {
 
 struct Result {
   std::uint64_t seed = 0;
-  std::string ending;  // completed, stopped, paused, failed
+  engine::Ending ending = engine::Ending::failed;
   std::string reason;
   Millis duration{0};  // virtual time from start to end
   std::vector<StageResult> stages;

@@ -9,13 +9,11 @@
 #include <string_view>
 #include <vector>
 
+#include "state/status.h"
 #include "util/time.h"
 
 namespace rollout::state {
 
-// Run statuses: running, paused (approval or inconclusive gate; resumable), completed,
-// stopped (a gate failed; on_failure ran), aborted, failed (an error needs a person),
-// interrupted (signal or crash; resumable).
 struct RunRecord {
   std::string id;
   std::string plan_name;
@@ -25,7 +23,7 @@ struct RunRecord {
   std::string created_by;
   std::string host;
   std::string api_url;
-  std::string status = "running";
+  RunStatus status = RunStatus::running;
   std::string reason;
   WallTime created_at{};
   WallTime updated_at{};
@@ -35,8 +33,6 @@ struct RunRecord {
   std::vector<std::string> targets;
 };
 
-// Stage statuses: waiting, awaiting_approval, dispatching, gating, passed, failed,
-// paused (inconclusive gate), stopped (run stopped before it finished), rolled_back.
 // The reason of a stage that passed with nothing left to update (the views call it skipped):
 // the engine writes it, followed by the numbers; the views recognise it by this start.
 inline constexpr std::string_view kSkippedReason = "skipped: nothing left to update";
@@ -45,7 +41,7 @@ struct StageRecord {
   std::string run_id;
   std::string name;
   int position = 0;
-  std::string status = "waiting";
+  StageStatus status = StageStatus::waiting;
   std::string reason;
   std::optional<WallTime> started_at;
   std::optional<WallTime> dispatched_at;
@@ -61,18 +57,16 @@ struct SnapshotDevice {
 };
 
 // One deploy_update, written before it is sent (outcome empty) and completed after.
-// Outcomes: accepted, refused, failed (certainly not applied), unknown, settled_applied,
-// settled_not_applied.
 struct ApiCall {
   std::int64_t id = 0;
   std::string run_id;
   std::string stage;
-  std::string kind;    // dispatch, rollback
+  CallKind kind = CallKind::dispatch;
   std::string marker;  // carried in metadata.comment: finds this call's updates on devices
   std::string body;    // the exact body, token redacted
   std::int64_t devices = 0;
   WallTime intent_at{};
-  std::optional<std::string> outcome;
+  std::optional<CallOutcome> outcome;
   int http_status = 0;
   std::string message;
   std::optional<WallTime> outcome_at;
@@ -85,21 +79,19 @@ struct Observation {
   std::int64_t elapsed_ms = 0;  // since dispatch
   std::int64_t targeted = 0, pending = 0, in_progress = 0, success = 0, failed = 0, aborted = 0,
                missing = 0;
-  std::string verdict;  // wait, pass, fail, timeout
+  Verdict verdict = Verdict::wait;
   std::string reason;
 };
 
 // A targeted device's state at its stage's gate. name and group come from the stage's
 // snapshot; status is empty for a device no gate has read yet.
-// Statuses: pending, in_progress, success, failed, aborted, other (a word Upswift added),
-// missing (this run's update is not on the device), unlisted (it left the stage's groups).
 struct DeviceState {
   std::string stage;
   std::string uuid;
   std::string name;
   std::string group;
   std::int64_t update_id = 0;  // 0: no update of this run's on it
-  std::string status;
+  std::optional<DeviceStatus> status;
   WallTime since{};
   std::string online;  // online, offline, or empty: not read
   std::optional<WallTime> online_at;

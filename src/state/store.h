@@ -61,8 +61,8 @@ class StateStore {
   // the run's lease, so that of two racing processes one sees the other.
   virtual std::optional<RunConflict> live_conflict(const RunRecord& run, const RunClaim& claim) = 0;
   virtual std::vector<RunRecord> list_runs() = 0;
-  virtual void set_run_status(const std::string& id, const std::string& status,
-                              const std::string& reason, WallTime at, bool finished) = 0;
+  virtual void set_run_status(const std::string& id, RunStatus status, const std::string& reason,
+                              WallTime at, bool finished) = 0;
 
   virtual std::vector<StageRecord> load_stages(const std::string& run_id) = 0;
   virtual void update_stage(const StageRecord& stage) = 0;
@@ -74,11 +74,11 @@ class StateStore {
 
   // Write-ahead: the intent is durable before the call is sent; returns its id.
   virtual std::int64_t record_intent(const ApiCall& call) = 0;
-  virtual void record_outcome(std::int64_t call_id, const std::string& outcome, int http_status,
+  virtual void record_outcome(std::int64_t call_id, CallOutcome outcome, int http_status,
                               const std::string& message, WallTime at) = 0;
   virtual std::vector<ApiCall> load_calls(const std::string& run_id) = 0;
   virtual std::vector<ApiCall> load_stage_calls(const std::string& run_id, const std::string& stage,
-                                                const std::string& kind) = 0;
+                                                CallKind kind) = 0;
 
   // The observation, and the device states that changed with it, in one transaction.
   virtual void add_observation(const Observation& o, const DeviceChanges& changed) = 0;

@@ -38,7 +38,7 @@ class SqliteStore : public state::StateStore {
   std::optional<state::RunConflict> live_conflict(const state::RunRecord& run,
                                                   const state::RunClaim& claim) override;
   std::vector<state::RunRecord> list_runs() override;
-  void set_run_status(const std::string& id, const std::string& status, const std::string& reason,
+  void set_run_status(const std::string& id, state::RunStatus status, const std::string& reason,
                       WallTime at, bool finished) override;
   std::vector<state::StageRecord> load_stages(const std::string& run_id) override;
   void update_stage(const state::StageRecord& stage) override;
@@ -47,11 +47,11 @@ class SqliteStore : public state::StateStore {
   std::optional<std::vector<state::SnapshotDevice>> load_snapshot(
       const std::string& run_id, const std::string& stage) override;
   std::int64_t record_intent(const state::ApiCall& call) override;
-  void record_outcome(std::int64_t call_id, const std::string& outcome, int http_status,
+  void record_outcome(std::int64_t call_id, state::CallOutcome outcome, int http_status,
                       const std::string& message, WallTime at) override;
   std::vector<state::ApiCall> load_calls(const std::string& run_id) override;
   std::vector<state::ApiCall> load_stage_calls(const std::string& run_id, const std::string& stage,
-                                               const std::string& kind) override;
+                                               state::CallKind kind) override;
   void add_observation(const state::Observation& o, const state::DeviceChanges& changed) override;
   std::vector<state::Observation> load_observations(const std::string& run_id) override;
   std::vector<state::DeviceState> load_device_states(const std::string& run_id) override;
@@ -71,9 +71,11 @@ class SqliteStore : public state::StateStore {
   std::optional<state::Lease> lease(const std::string& run_id) override;
   std::optional<std::string> check_lease(const std::string& run_id) override;
 
- private:
+ public:  // to store/'s own files
   class Statement;
   class Transaction;
+
+ private:
   void exec(const char* sql);
   std::vector<state::ApiCall> read_calls(Statement& s);
   void migrate();

@@ -1,4 +1,5 @@
-// SHA-256 (FIPS 180-4), for the plan hash stored with each run.
+// SHA-256 (OpenSSL's libcrypto), for the plan hash stored with each run, saved plans,
+// journals and the sampled waves' draw order.
 #pragma once
 
 #include <string>

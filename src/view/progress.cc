@@ -12,12 +12,16 @@ namespace rollout::view {
 
 namespace {
 
-bool terminal(const std::string& status) {
-  return status == "passed" || status == "failed" || status == "rolled_back" || status == "stopped";
+using state::RunStatus;
+using state::StageStatus;
+
+bool terminal(StageStatus status) {
+  return state::is_terminal(status);
 }
 
-bool active(const std::string& status) {
-  return !terminal(status) && status != "waiting";
+// Shown by the live progress: under way, or waiting for a person or a rollback.
+bool active(StageStatus status) {
+  return !terminal(status) && status != StageStatus::waiting;
 }
 
 const plan::Stage* find_stage(const plan::Plan& plan, const std::string& name) {
@@ -45,18 +49,44 @@ std::string paint(const std::string& text, const char* code, bool color) {
   return color ? std::string(code) + text + kReset : text;
 }
 
-const char* status_color(const std::string& status) {
-  if (status == "passed") return kGreen;
-  if (status == "failed" || status == "rolled_back" || status == "rolling_back") return kRed;
-  if (status == "waiting" || status == "stopped") return kDim;
-  return kYellow;
+const char* status_color(StageStatus status) {
+  switch (status) {
+    case StageStatus::passed:
+      return kGreen;
+    case StageStatus::failed:
+    case StageStatus::rolled_back:
+    case StageStatus::rolling_back:
+      return kRed;
+    case StageStatus::waiting:
+    case StageStatus::stopped:
+      return kDim;
+    default:
+      return kYellow;
+  }
+}
+
+const char* status_color(RunStatus status) {
+  switch (status) {
+    case RunStatus::completed:
+      return kGreen;
+    case RunStatus::stopped:
+    case RunStatus::aborted:
+    case RunStatus::failed:
+      return kRed;
+    default:
+      return kYellow;
+  }
 }
 
 }  // namespace
 
+bool skipped(const state::StageRecord& stage) {
+  return stage.status == StageStatus::passed && stage.reason.starts_with(state::kSkippedReason);
+}
+
 std::string shown_status(const state::StageRecord& stage) {
-  if (stage.status == "passed" && stage.reason.starts_with(state::kSkippedReason)) return "skipped";
-  return stage.status;
+  if (skipped(stage)) return "skipped";
+  return std::string(state::name(stage.status));
 }
 
 RunProgress build_progress(const state::RunRecord& run,
@@ -96,10 +126,11 @@ void apply(RunProgress& p, const state::Observation& o) {
 void apply(RunProgress& p, const state::Event& e, std::size_t recent_events) {
   p.recent.push_back(e);
   if (p.recent.size() > recent_events) p.recent.erase(p.recent.begin());
-  if (e.kind.rfind("run_", 0) == 0 && e.stage.empty()) {
-    p.status = e.kind.substr(4);
-    p.reason = e.message;
-  }
+}
+
+void apply(RunProgress& p, state::RunStatus status, const std::string& reason) {
+  p.status = status;
+  p.reason = reason;
 }
 
 void apply_snapshot(RunProgress& p, const std::string& stage, std::int64_t devices) {
@@ -118,7 +149,7 @@ std::vector<std::string> open_needs(const plan::Stage& spec, const RunProgress& 
   std::vector<std::string> open;
   for (const auto& need : spec.needs) {
     for (const auto& other : run.stages) {
-      if (other.record.name == need.name && other.record.status != "passed")
+      if (other.record.name == need.name && other.record.status != StageStatus::passed)
         open.push_back(need.name);
     }
   }
@@ -130,7 +161,7 @@ std::vector<std::string> open_needs(const plan::Stage& spec, const RunProgress& 
 bool waits_for_window(const plan::Plan& plan, const RunProgress& run, const StageProgress& s,
                       WallTime now) {
   const plan::Stage* spec = find_stage(plan, s.record.name);
-  return spec && s.record.status == "waiting" && run.status == "running" &&
+  return spec && s.record.status == StageStatus::waiting && run.status == RunStatus::running &&
          open_needs(*spec, run).empty() && !plan::may_dispatch(*spec, now);
 }
 
@@ -138,18 +169,18 @@ bool waits_for_window(const plan::Plan& plan, const RunProgress& run, const Stag
 
 std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const StageProgress& s,
                         WallTime now) {
-  const std::string& status = s.record.status;
+  const StageStatus status = s.record.status;
   const std::string& name = s.record.name;
   const plan::Stage* spec = find_stage(plan, name);
   if (!spec || terminal(status)) return {};
-  if (status == "awaiting_approval")
+  if (status == StageStatus::awaiting_approval)
     return fmt::format("approval: rollout approve {} {}", run.run_id, name);
-  if (status == "paused")
+  if (status == StageStatus::paused)
     return fmt::format("a person: gate inconclusive, rollout approve {} {} lets it pass",
                        run.run_id, name);
-  if (status == "rolling_back") return "rollback deploy_update";
-  if (status == "dispatching") return s.devices ? "deploy_update answer" : "device list";
-  if (status == "gating") {
+  if (status == StageStatus::rolling_back) return "rollback deploy_update";
+  if (status == StageStatus::dispatching) return s.devices ? "deploy_update answer" : "device list";
+  if (status == StageStatus::gating) {
     if (!s.record.dispatched_at) return "gate";
     const auto elapsed = now - *s.record.dispatched_at;
     if (elapsed < spec->gate.bake) {
@@ -169,8 +200,8 @@ std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const St
                           format_duration(std::chrono::duration_cast<Seconds>(left)));
     return text;
   }
-  if (status == "waiting") {
-    if (run.status != "running") return {};
+  if (status == StageStatus::waiting) {
+    if (run.status != RunStatus::running) return {};
     const auto open = open_needs(*spec, run);
     if (!open.empty()) return "needs " + join(open, ", ");
     if (auto why = plan::why_waiting(*spec, now); !why.empty()) return why;
@@ -212,13 +243,14 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
   for (const auto& s : run.stages) ++by_status[shown_status(s.record)];
   std::vector<std::string> tally;
   for (const auto& [status, n] : by_status) tally.push_back(fmt::format("{} {}", n, status));
-  lines.push_back(fit(
-      fmt::format("{} {} {} · {} · stages: {}", paint("run", kBold, style.color), run.run_id,
-                  paint(run.status, status_color(run.status), style.color),
-                  format_duration(std::chrono::duration_cast<Seconds>(run.finished.value_or(now) -
-                                                                      run.started)),
-                  join(tally, ", ")),
-      style.width));
+  lines.push_back(
+      fit(fmt::format(
+              "{} {} {} · {} · stages: {}", paint("run", kBold, style.color), run.run_id,
+              paint(std::string(state::name(run.status)), status_color(run.status), style.color),
+              format_duration(
+                  std::chrono::duration_cast<Seconds>(run.finished.value_or(now) - run.started)),
+              join(tally, ", ")),
+          style.width));
   const int bar_width = style.width >= 120 ? 20 : 10;
   std::size_t name_width = 6;
   std::size_t status_width = 7;
@@ -231,7 +263,7 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
     status_width = std::max(status_width, shown_status(s.record).size());
   }
   for (const auto& s : run.stages) {
-    const std::string& status = s.record.status;
+    const StageStatus status = s.record.status;
     if (!shown(s)) continue;
     const plan::Stage* spec = find_stage(plan, s.record.name);
     std::string line =
@@ -255,11 +287,11 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
     }
     // The gate's condition and what the stage waits for: on the same line when it fits.
     std::vector<std::string> tail;
-    if (spec && (status == "gating" || status == "dispatching" || status == "paused"))
+    if (spec && (state::is_active(status) || status == StageStatus::paused))
       tail.push_back("gate: " + gate_condition(spec->gate, s.devices));
     if (std::string w = waiting_for(plan, run, s, now); !w.empty()) tail.push_back("waiting: " + w);
-    if (style.all_stages && terminal(status) && shown_status(s.record) != "passed" &&
-        !s.record.reason.empty())
+    if (style.all_stages && terminal(status) &&
+        (status != StageStatus::passed || skipped(s.record)) && !s.record.reason.empty())
       tail.push_back(s.record.reason);
     const std::string rest = join(tail, "; ");
     if (rest.empty()) {

@@ -22,7 +22,7 @@ struct StageProgress {
 
 struct RunProgress {
   std::string run_id;
-  std::string status = "running";
+  state::RunStatus status = state::RunStatus::running;
   std::string reason;
   WallTime started{};
   std::optional<WallTime> finished;
@@ -41,11 +41,13 @@ RunProgress build_progress(const state::RunRecord& run,
 void apply(RunProgress& p, const state::StageRecord& stage);
 void apply(RunProgress& p, const state::Observation& o);
 void apply(RunProgress& p, const state::Event& e, std::size_t recent_events);
+void apply(RunProgress& p, state::RunStatus status, const std::string& reason);
 void apply_snapshot(RunProgress& p, const std::string& stage, std::int64_t devices);
 
 // A stage's status as people read it: "skipped" for a stage that passed with nothing left
 // to update (its record says passed: for the plan's graph it did).
 std::string shown_status(const state::StageRecord& stage);
+bool skipped(const state::StageRecord& stage);
 
 // The gate's pass condition for a stage of `targeted` devices, in words:
 // "min_success 90% of 20 = 18 devices, max_failed 1 device, bake 10m".

@@ -48,6 +48,12 @@ std::string esc(const std::string& s) {
   return html_escape(s);
 }
 
+// A status's word: safe in HTML as it is.
+template <typename E>
+std::string word(E status) {
+  return std::string(state::name(status));
+}
+
 std::string offset(WallTime from, WallTime at) {
   const auto d = duration_cast<Seconds>(at - from);
   return d.count() < 0 ? "-" + format_duration(-d) : "+" + format_duration(d);
@@ -133,11 +139,11 @@ std::string gantt(const ReportInput& in, const std::vector<Segment>& segments, W
     }
     // The gate's decisions on the stage's row: a mark where each verdict fell.
     for (const auto& o : in.observations) {
-      if (o.stage != st.name || o.verdict == "wait") continue;
-      const char* colour = o.verdict == "pass" ? "#2e7d32" : "#c62828";
+      if (o.stage != st.name || o.verdict == state::Verdict::wait) continue;
+      const char* colour = o.verdict == state::Verdict::pass ? "#2e7d32" : "#c62828";
       svg += fmt::format(
           R"(<circle class="decision" cx="{:.1f}" cy="{:.1f}" r="5" fill="{}" stroke="#fff"><title>{} gate {} at {}: {}</title></circle>)",
-          axis.x(o.at), y + kRow / 2, colour, esc(st.name), o.verdict,
+          axis.x(o.at), y + kRow / 2, colour, esc(st.name), word(o.verdict),
           offset(in.run.created_at, o.at), esc(o.reason));
     }
   }
@@ -236,13 +242,13 @@ std::string unsuccessful_devices(const ReportInput& in) {
   std::string rows;
   std::size_t n = 0;
   for (const auto& d : in.device_states) {
-    if (d.status.empty() || d.status == "success") continue;
+    if (!d.status || *d.status == state::DeviceStatus::success) continue;
     ++n;
     rows += fmt::format(
         "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"n\">{}</td>"
         "<td><span class=\"device s-{}\">{}</span></td><td>{}</td><td>{}</td></tr>\n",
         esc(d.stage), esc(d.uuid), esc(d.name), esc(d.group),
-        d.update_id ? std::to_string(d.update_id) : "-", esc(d.status), esc(d.status),
+        d.update_id ? std::to_string(d.update_id) : "-", word(*d.status), word(*d.status),
         offset(in.run.created_at, d.since), d.online.empty() ? "-" : esc(d.online));
   }
   std::string h = fmt::format("<h2>Devices that did not succeed: {}</h2>\n", n);
@@ -291,7 +297,7 @@ std::string render_report(const ReportInput& in) {
   h += fmt::format("<title>rollout run {} · {}</title><style>{}</style></head><body>\n",
                    esc(run.id), esc(run.plan_name), kStyle);
   h += fmt::format("<h1>Run {} <span class=\"status s-{}\">{}</span></h1>\n", esc(run.id),
-                   esc(run.status), esc(run.status));
+                   word(run.status), word(run.status));
   h += fmt::format(
       "<p class=\"meta\">Plan <b>{}</b> from <code>{}</code> (sha256 {}) · by {}@{} through {}<br>"
       "Started {} UTC · {} {}{}</p>\n",
@@ -326,7 +332,7 @@ std::string render_report(const ReportInput& in) {
     h += fmt::format(
         "<tr><td>{}</td><td><span class=\"status s-{}\">{}</span></td><td class=\"n\">{}</td>"
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-        esc(st.name), esc(st.status), esc(shown_status(st)),
+        esc(st.name), word(st.status), esc(shown_status(st)),
         devices == in.devices.end() ? "-" : std::to_string(devices->second), esc(gate),
         when(st.started_at), when(st.dispatched_at), when(st.finished_at), esc(st.reason));
   }
@@ -342,11 +348,11 @@ std::string render_report(const ReportInput& in) {
   h += "<h2>Gate decisions</h2>\n";
   std::string rows;
   for (const auto& o : in.observations) {
-    if (o.verdict == "wait") continue;
+    if (o.verdict == state::Verdict::wait) continue;
     rows += fmt::format(
         "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
         "<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
-        offset(run.created_at, o.at), esc(o.stage), esc(o.verdict), o.targeted, o.success,
+        offset(run.created_at, o.at), esc(o.stage), word(o.verdict), o.targeted, o.success,
         o.failed + o.aborted, o.pending + o.in_progress + o.missing, esc(o.reason));
   }
   h += rows.empty() ? "<p class=\"meta\">None yet.</p>\n"
@@ -375,8 +381,8 @@ std::string render_report(const ReportInput& in) {
       h += fmt::format(
           "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td>"
           "<td>{}</td><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
-          c.id, offset(run.created_at, c.intent_at), esc(c.stage), esc(c.kind), c.devices,
-          esc(c.outcome.value_or("no outcome recorded")),
+          c.id, offset(run.created_at, c.intent_at), esc(c.stage), word(c.kind), c.devices,
+          c.outcome ? word(*c.outcome) : std::string("no outcome recorded"),
           c.http_status ? std::to_string(c.http_status) : "-", esc(c.marker), esc(c.message));
     }
     h += "</table>\n";

@@ -178,7 +178,7 @@ class TimedStore : public state::StateStore {
   std::vector<state::RunRecord> list_runs() override {
     return timed([&] { return inner_.list_runs(); });
   }
-  void set_run_status(const std::string& id, const std::string& status, const std::string& reason,
+  void set_run_status(const std::string& id, state::RunStatus status, const std::string& reason,
                       WallTime at, bool finished) override {
     timed([&] { inner_.set_run_status(id, status, reason, at, finished); });
   }
@@ -199,7 +199,7 @@ class TimedStore : public state::StateStore {
   std::int64_t record_intent(const state::ApiCall& c) override {
     return timed([&] { return inner_.record_intent(c); });
   }
-  void record_outcome(std::int64_t id, const std::string& outcome, int http,
+  void record_outcome(std::int64_t id, state::CallOutcome outcome, int http,
                       const std::string& message, WallTime at) override {
     timed([&] { inner_.record_outcome(id, outcome, http, message, at); });
   }
@@ -207,7 +207,7 @@ class TimedStore : public state::StateStore {
     return timed([&] { return inner_.load_calls(run); });
   }
   std::vector<state::ApiCall> load_stage_calls(const std::string& run, const std::string& stage,
-                                               const std::string& kind) override {
+                                               state::CallKind kind) override {
     return timed([&] { return inner_.load_stage_calls(run, stage, kind); });
   }
   void add_observation(const state::Observation& o, const state::DeviceChanges& changed) override {
@@ -401,7 +401,7 @@ int resume(int events, const std::string& db_path) {
     const WallTime t0 = WallTime(std::chrono::hours(24 * 365 * 50));
     engine::create_run(store, *loaded.plan, {"big.yaml", text, "bench", "bench", "fake"},
                        "r-resume", t0);
-    store.set_run_status("r-resume", "interrupted", "bench", t0, false);
+    store.set_run_status("r-resume", state::RunStatus::interrupted, "bench", t0, false);
     for (int i = 0; i < events; ++i)
       store.add_event({0, "r-resume", t0, "s0", "bench", "an event of the past"});
   }

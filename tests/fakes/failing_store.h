@@ -38,7 +38,7 @@ class FailingStore : public state::StateStore {
     return inner_.load_run(id);
   }
   std::vector<state::RunRecord> list_runs() override { return inner_.list_runs(); }
-  void set_run_status(const std::string& id, const std::string& status, const std::string& reason,
+  void set_run_status(const std::string& id, state::RunStatus status, const std::string& reason,
                       WallTime at, bool finished) override {
     write("set_run_status");
     inner_.set_run_status(id, status, reason, at, finished);
@@ -63,7 +63,7 @@ class FailingStore : public state::StateStore {
     write("record_intent");
     return inner_.record_intent(call);
   }
-  void record_outcome(std::int64_t id, const std::string& outcome, int http_status,
+  void record_outcome(std::int64_t id, state::CallOutcome outcome, int http_status,
                       const std::string& message, WallTime at) override {
     write("record_outcome");
     inner_.record_outcome(id, outcome, http_status, message, at);
@@ -72,7 +72,7 @@ class FailingStore : public state::StateStore {
     return inner_.load_calls(run);
   }
   std::vector<state::ApiCall> load_stage_calls(const std::string& run, const std::string& stage,
-                                               const std::string& kind) override {
+                                               state::CallKind kind) override {
     return inner_.load_stage_calls(run, stage, kind);
   }
   void add_observation(const state::Observation& o, const state::DeviceChanges& changed) override {

@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from e2e import Server, on_a_terminal, run_tests
+from e2e import Server, crash_points, on_a_terminal, run_tests
 
 parser = argparse.ArgumentParser()
 parser.add_argument("rollout")
@@ -298,7 +298,8 @@ def make_kill_test(point, nth):
     return fn
 
 
-for point in ["after_snapshot", "before_intent", "after_intent", "after_answer", "after_outcome"]:
+# Every crash point a run without a failure reaches (a rollback's has its own tests).
+for point in [p for p in crash_points() if p != "after_rollback_intent"]:
     for nth in range(1, 5):
         TESTS.append(make_kill_test(point, nth))
 EVENT_SCHEMA = json.loads((SRC / "schema/events.schema.json").read_text())

@@ -24,6 +24,14 @@ class Env:
     src = Path(".")
 
 
+def crash_points():
+    """Where ROLLOUT_TEST_CRASH_AT may stop the engine: the one list in src/engine/markers.h
+    that the engine and the CLI use (the CLI refuses any other name)."""
+    text = (Path(__file__).resolve().parents[2] / "src/engine/markers.h").read_text()
+    block = re.search(r"kCrashPoints = \{(.*?)\};", text, re.S).group(1)
+    return re.findall(r'"(\w+)"', block)
+
+
 def applied_per_marker(requests):
     """How many times the server applied a deploy_update carrying each run's stage marker
     ("RUN/STAGE", "RUN/STAGE/rollback"), from its request log."""

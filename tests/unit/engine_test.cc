@@ -15,10 +15,12 @@
 #include "fake_fleet.h"
 #include "store/sqlite_store.h"
 #include "util/asio_clock.h"
+#include "words.h"
 
 using namespace rollout;
 using namespace std::chrono_literals;
 using test::FakeFleet;
+using test::word;
 
 namespace {
 
@@ -145,7 +147,7 @@ struct Harness {
 
   std::map<std::string, std::string> stage_status() {
     std::map<std::string, std::string> out;
-    for (const auto& s : store.load_stages(run_id)) out[s.name] = s.status;
+    for (const auto& s : store.load_stages(run_id)) out[s.name] = word(s.status);
     return out;
   }
 
@@ -187,7 +189,7 @@ TEST_CASE("a four-stage plan with hour-long bakes completes on a driven clock") 
   // Simulated time: canary bakes 2h, eu/us 1h in parallel, everyone 1h.
   CHECK(h.now - started >= 4h);
   CHECK(h.now - started < 5h);
-  CHECK(h.store.load_run("r-test")->status == "completed");
+  CHECK(word(h.store.load_run("r-test")->status) == "completed");
   // "everyone" snapshotted only the devices without a successful update: the 12 in Rest.
   CHECK(h.store.load_snapshot("r-test", "everyone")->size() == 12);
   // The comment carries the marker after the plan's comment.
@@ -195,7 +197,7 @@ TEST_CASE("a four-stage plan with hour-long bakes completes on a driven clock") 
   // Gate decisions have their numbers.
   auto observations = h.store.load_observations("r-test");
   REQUIRE_FALSE(observations.empty());
-  CHECK(observations.back().verdict == "pass");
+  CHECK(word(observations.back().verdict) == "pass");
   CHECK(observations.back().success == 12);
 }
 
@@ -221,7 +223,7 @@ TEST_CASE("a failing canary rolls back its devices and stops the run") {
   CHECK(status["canary"] == "rolled_back");
   CHECK(status["eu"] == "waiting");
   CHECK(status["everyone"] == "waiting");
-  CHECK(h.store.load_run("r-test")->status == "stopped");
+  CHECK(word(h.store.load_run("r-test")->status) == "stopped");
   // One dispatch, then one rollback call per affected device (the canary group is static,
   // but not every device had finished when the gate failed early).
   CHECK(h.applied_for("[rollout r-test/canary]") == 1);
@@ -231,8 +233,8 @@ TEST_CASE("a failing canary rolls back its devices and stops the run") {
   REQUIRE(targets);
   CHECK((rollbacks == 1 || rollbacks == static_cast<int>(targets->size())));
   for (const auto& call : h.store.load_calls("r-test")) {
-    CHECK(call.outcome == "accepted");
-    if (call.kind == "rollback")
+    CHECK(word(call.outcome) == "accepted");
+    if (word(call.kind) == "rollback")
       CHECK(call.body.find("\"flow_id\":\"f-old\"") != std::string::npos);
   }
 }
@@ -252,12 +254,12 @@ TEST_CASE("which devices: each one's update, status, since when, and online at a
     const state::DeviceState& d = by_uuid[device.uuid];
     CHECK(d.name == device.name);
     CHECK(d.group == "Canary");
-    CHECK_FALSE(d.status.empty());
+    CHECK(d.status.has_value());
     CHECK(d.since <= stage_finished);
     // Read at the decision, since some did not succeed.
     CHECK(d.online == "online");
     REQUIRE(d.online_at);
-    if (d.status == "failed") {
+    if (word(d.status) == "failed") {
       ++failed;
       CHECK(d.update_id > 0);
       // The device's own update of this run carries that id.
@@ -280,7 +282,7 @@ TEST_CASE("which devices: a passing gate keeps when each device first succeeded,
   REQUIRE(h.run()->ending == engine::Ending::completed);
   const auto devices = h.store.load_device_states("r-test");
   for (const auto& d : devices) {
-    CHECK(d.status == "success");
+    CHECK(word(d.status) == "success");
     CHECK(d.online.empty());  // everything succeeded: nothing more was read
   }
   // At every poll, before and after the kill, the devices recorded as successful since
@@ -316,7 +318,7 @@ stages:
   Harness h(plan);
   REQUIRE(h.run()->ending == engine::Ending::completed);
   const auto stages = h.store.load_stages("r-test");
-  CHECK(stages[1].status == "passed");
+  CHECK(word(stages[1].status) == "passed");
   CHECK(stages[1].reason ==
         "skipped: nothing left to update (its filters leave none of its 12 candidate(s))");
   CHECK(h.deploys_sent == 1);
@@ -340,7 +342,7 @@ TEST_CASE("an approval pauses the run; approve and resume complete it") {
   CHECK(first->reason == "waiting for us (approval)");
   CHECK(h.stage_status()["eu"] == "passed");  // the other branch went on meanwhile
   CHECK(h.stage_status()["us"] == "awaiting_approval");
-  CHECK(h.store.load_run("r-test")->status == "paused");
+  CHECK(word(h.store.load_run("r-test")->status) == "paused");
   // Resuming without an approval pauses again, and sends nothing.
   const int sent = h.deploys_sent;
   CHECK(h.run()->ending == engine::Ending::paused);
@@ -360,7 +362,7 @@ TEST_CASE("an unknown outcome that went through is settled from the devices, not
   CHECK(h.applied_for("[rollout r-test/canary]") == 1);
   CHECK(h.deploys_sent == 4);
   auto calls = h.store.load_calls("r-test");
-  CHECK(calls[0].outcome == "settled_applied");
+  CHECK(word(calls[0].outcome) == "settled_applied");
 }
 
 TEST_CASE("an unknown outcome that did not go through is sent again, once") {
@@ -371,8 +373,8 @@ TEST_CASE("an unknown outcome that did not go through is sent again, once") {
   CHECK(h.applied_for("[rollout r-test/canary]") == 1);
   CHECK(h.deploys_sent == 5);
   auto calls = h.store.load_calls("r-test");
-  CHECK(calls[0].outcome == "settled_not_applied");
-  CHECK(calls[1].outcome == "accepted");
+  CHECK(word(calls[0].outcome) == "settled_not_applied");
+  CHECK(word(calls[1].outcome) == "accepted");
 }
 
 TEST_CASE("a refused deploy_update fails the run with Upswift's words, and sends nothing more") {
@@ -391,7 +393,7 @@ TEST_CASE("a refused deploy_update fails the run with Upswift's words, and sends
   REQUIRE(resumed);
   CHECK(resumed->ending == engine::Ending::completed);
   CHECK(h.applied_for("[rollout r-test/canary]") == 1);
-  CHECK(h.store.load_stage_calls("r-test", "canary", "dispatch").size() == 2);
+  CHECK(h.store.load_stage_calls("r-test", "canary", state::CallKind::dispatch).size() == 2);
 }
 
 TEST_CASE("an API that cannot be reached fails the run resumably; resume sends it") {
@@ -414,7 +416,7 @@ TEST_CASE("a stage with too few devices fails before anything is sent") {
   CHECK(outcome->ending == engine::Ending::stopped);
   CHECK(h.deploys_sent == 0);
   auto stages = h.store.load_stages("r-test");
-  CHECK(stages[0].status == "failed");
+  CHECK(word(stages[0].status) == "failed");
   CHECK(stages[0].reason == "not dispatched: targets 5 device(s), fewer than min_devices 6");
 }
 
@@ -442,7 +444,7 @@ TEST_CASE("an abort request stops the run; with rollback, dispatched stages are 
   auto outcome = h.run();
   REQUIRE(outcome);
   CHECK(outcome->ending == engine::Ending::stopped);
-  CHECK(h.store.load_run("r-test")->status == "aborted");
+  CHECK(word(h.store.load_run("r-test")->status) == "aborted");
   CHECK(h.deploys_sent == 0);
 }
 
@@ -485,7 +487,8 @@ TEST_CASE("killed mid-rollback and resumed, each rollback call is applied exactl
     REQUIRE(targets);
     std::map<std::string, int> per_body;
     for (const auto& c : h.store.load_calls("r-test")) {
-      if (c.kind == "rollback" && (c.outcome == "accepted" || c.outcome == "settled_applied"))
+      if (word(c.kind) == "rollback" &&
+          (word(c.outcome) == "accepted" || word(c.outcome) == "settled_applied"))
         ++per_body[c.body];
     }
     for (const auto& [body, n] : per_body) CHECK(n == 1);
@@ -538,11 +541,11 @@ TEST_CASE("a sampled wave draws from what earlier stages left, one deploy_update
   std::sort(drawn.begin(), drawn.end());
   CHECK(sent == drawn);
   CHECK(h.applied_for(engine::dispatch_marker("r-test", "wave")) == 5);
-  auto calls = h.store.load_stage_calls("r-test", "wave", "dispatch");
+  auto calls = h.store.load_stage_calls("r-test", "wave", state::CallKind::dispatch);
   REQUIRE(calls.size() == 5);
   for (const auto& c : calls) {
     CHECK(c.devices == 1);
-    CHECK(c.outcome == "accepted");
+    CHECK(word(c.outcome) == "accepted");
   }
   // The gate judged the drawn devices.
   CHECK(h.store.load_observations("r-test").back().success == 5);
@@ -596,9 +599,9 @@ TEST_CASE("a sampled wave's unknown outcomes are settled per device, never sent 
   for (const auto& d : h.applied_devices) ++per_device[d];
   CHECK(per_device.size() == 5);
   for (const auto& [device, n] : per_device) CHECK(n == 1);
-  auto calls = h.store.load_stage_calls("r-test", "wave", "dispatch");
+  auto calls = h.store.load_stage_calls("r-test", "wave", state::CallKind::dispatch);
   std::map<std::string, int> outcomes;
-  for (const auto& c : calls) ++outcomes[c.outcome.value_or("none")];
+  for (const auto& c : calls) ++outcomes[c.outcome ? word(c.outcome) : "none"];
   CHECK(outcomes["settled_applied"] == 1);
   CHECK(outcomes["settled_not_applied"] == 1);
   CHECK(outcomes["accepted"] == 4);  // three first tries, and the second device's resend
@@ -612,7 +615,7 @@ TEST_CASE("a failed sampled wave rolls back its drawn devices one by one, not it
   REQUIRE(outcome);
   CHECK(outcome->ending == engine::Ending::stopped);
   CHECK(h.stage_status()["wave"] == "rolled_back");
-  auto rollbacks = h.store.load_stage_calls("r-test", "wave", "rollback");
+  auto rollbacks = h.store.load_stage_calls("r-test", "wave", state::CallKind::rollback);
   CHECK(rollbacks.size() == 5);
   for (const auto& c : rollbacks) CHECK(c.devices == 1);
 }
@@ -657,7 +660,7 @@ TEST_CASE("a retry sends the stage's update again to its failed devices only, th
   h.applied_devices.clear();
 
   CHECK(engine::prepare_retry(h.store, h.run_id, "canary", failed, h.now) == 1);
-  CHECK(h.store.load_run(h.run_id)->status == "interrupted");
+  CHECK(word(h.store.load_run(h.run_id)->status) == "interrupted");
   CHECK(h.stage_status()["canary"] == "dispatching");
   auto outcome = h.run();
   REQUIRE(outcome);
@@ -667,7 +670,7 @@ TEST_CASE("a retry sends the stage's update again to its failed devices only, th
   std::vector<std::string> expected = uuids(failed);
   std::sort(expected.begin(), expected.end());
   CHECK(retried == expected);
-  const auto calls = h.store.load_stage_calls(h.run_id, "canary", "dispatch");
+  const auto calls = h.store.load_stage_calls(h.run_id, "canary", state::CallKind::dispatch);
   REQUIRE(calls.size() == 1 + failed.size());
   for (std::size_t i = 1; i < calls.size(); ++i) {
     CHECK(calls[i].devices == 1);
@@ -683,7 +686,7 @@ TEST_CASE("a retry sends the stage's update again to its failed devices only, th
   CHECK(last.missing == 0);
   CHECK(last.success + last.failed + last.in_progress + last.pending == 5);
   CHECK(last.failed >= 1);  // with this seed one retried device fails again: the run stops
-  CHECK(last.verdict == "fail");
+  CHECK(word(last.verdict) == "fail");
   CHECK(outcome->ending == engine::Ending::stopped);
   CHECK(h.deploys_sent == sent_before + static_cast<int>(failed.size()));
   // A second retry is attempt 2, and its calls are told apart from the first's.
@@ -712,7 +715,7 @@ TEST_CASE("a stage waits for its maintenance window, dispatches inside it, and i
   CHECK(*stages[0].finished_at >= monday + 4h);
   bool waited = false;
   for (const auto& e : h.store.load_events("r-test")) {
-    if (e.kind == "window_wait") {
+    if (word(e.kind) == "window_wait") {
       waited = true;
       CHECK(e.message == "waiting: outside its maintenance windows until 2026-11-30T01:00 UTC");
     }
@@ -753,9 +756,9 @@ TEST_CASE("an approval counts for its stage; for a paused gate, only one given s
   const WallTime t = WallTime(std::chrono::hours(24 * 365 * 50));
   state::StageRecord waiting;
   waiting.name = "us";
-  waiting.status = "awaiting_approval";
+  waiting.status = state::StageStatus::awaiting_approval;
   state::StageRecord paused = waiting;
-  paused.status = "paused";
+  paused.status = state::StageStatus::paused;
   paused.finished_at = t;
   const state::Approval early{"r", "us", "alice", t - 1min, ""};
   const state::Approval late{"r", "us", "alice", t, ""};

@@ -87,3 +87,31 @@ TEST_CASE("devices without the run's update are called missing, never updating")
   CHECK(j.reason.find("1 still updating, 4 missing (no update of this run on them)") !=
         std::string::npos);
 }
+
+TEST_CASE("tally: what the gate counts each reading as") {
+  using state::DeviceStatus;
+  const std::vector<Reading> readings = {
+      {DeviceStatus::success, 1},     {DeviceStatus::success, 2}, {DeviceStatus::failed, 3},
+      {DeviceStatus::aborted, 4},     {DeviceStatus::other, 5},   {DeviceStatus::pending, 6},
+      {DeviceStatus::in_progress, 7}, {DeviceStatus::missing, 0}, {DeviceStatus::unlisted, 0}};
+  const StatusCounts c = tally(readings);
+  CHECK(c.success == 2);
+  CHECK(c.failed == 1);
+  CHECK(c.aborted == 2);  // a status Upswift added is not a success
+  CHECK(c.pending == 1);
+  CHECK(c.in_progress == 1);
+  CHECK(c.missing == 2);  // a device that left the stage's groups is still a target
+  CHECK(c.total() == static_cast<std::int64_t>(readings.size()));
+  CHECK(tally({}).total() == 0);
+}
+
+TEST_CASE("next poll: at the poll interval, never past the bake's end or the timeout") {
+  plan::Gate g = gate(95, 2);  // bake 10 min, timeout 1 h
+  g.poll = 60s;
+  CHECK(next_poll(g, 0ms) == 60s);
+  CHECK(next_poll(g, 9min + 30s) == 30s);  // the bake ends first
+  CHECK(next_poll(g, 10min) == 60s);
+  CHECK(next_poll(g, 59min + 20s) == 40s);  // the timeout comes first
+  CHECK(next_poll(g, 1h) == 1ms);           // never a busy loop
+  CHECK(next_poll(g, 2h) == 1ms);
+}

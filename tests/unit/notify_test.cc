@@ -4,7 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include "check_plan.h"
+#include "fake_sender.h"
 #include "notify/notifier.h"
+#include "store/sqlite_store.h"
+#include "util/asio_clock.h"
 
 using namespace rollout;
 
@@ -42,18 +45,156 @@ stages:
 }
 
 TEST_CASE("stage changes and run endings map to the milestones webhooks can ask for") {
-  CHECK(notify::stage_milestone("gating") == "stage_dispatched");
-  CHECK(notify::stage_milestone("passed") == "stage_passed");
-  CHECK(notify::stage_milestone("failed") == "stage_failed");
-  CHECK(notify::stage_milestone("rolling_back") == "stage_failed");
-  CHECK(notify::stage_milestone("awaiting_approval") == "approval_needed");
-  CHECK(notify::stage_milestone("paused") == "approval_needed");
-  CHECK_FALSE(notify::stage_milestone("dispatching"));
-  CHECK(notify::run_milestone("run_completed") == "run_completed");
-  CHECK(notify::run_milestone("run_stopped") == "run_failed");
-  CHECK(notify::run_milestone("run_aborted") == "run_failed");
-  CHECK(notify::run_milestone("run_paused") == "run_paused");
-  CHECK_FALSE(notify::run_milestone("run_interrupted"));
+  using state::RunStatus;
+  using state::StageStatus;
+  CHECK(notify::stage_milestone(StageStatus::gating) == "stage_dispatched");
+  CHECK(notify::stage_milestone(StageStatus::passed) == "stage_passed");
+  CHECK(notify::stage_milestone(StageStatus::failed) == "stage_failed");
+  CHECK(notify::stage_milestone(StageStatus::rolling_back) == "stage_failed");
+  CHECK(notify::stage_milestone(StageStatus::awaiting_approval) == "approval_needed");
+  CHECK(notify::stage_milestone(StageStatus::paused) == "approval_needed");
+  CHECK_FALSE(notify::stage_milestone(StageStatus::dispatching));
+  CHECK(notify::run_milestone(RunStatus::completed) == "run_completed");
+  CHECK(notify::run_milestone(RunStatus::stopped) == "run_failed");
+  CHECK(notify::run_milestone(RunStatus::aborted) == "run_failed");
+  CHECK(notify::run_milestone(RunStatus::failed) == "run_failed");
+  CHECK(notify::run_milestone(RunStatus::paused) == "run_paused");
+  CHECK_FALSE(notify::run_milestone(RunStatus::interrupted));
+}
+
+namespace {
+
+// A notifier over a fake receiver, on a manual clock, recording into a store in memory.
+struct Hooks {
+  explicit Hooks(const std::string& notify_yaml, notify::Retry retry = {})
+      : checked(test::check_plan(R"(version: 1
+name: fw
+flow_id: f
+project: Demo
+)" + notify_yaml + R"(
+stages:
+  - {name: eu, groups: [EU]}
+)")),
+        clock(io, WallTime(std::chrono::hours(24 * 365 * 56))),
+        sender(clock),
+        notifier(sender, clock, store, *checked.loaded.plan, "r-1", retry) {
+    REQUIRE(checked.report == "");
+  }
+  // The bodies' "event" fields, in the order they were POSTed, and to which URL.
+  std::vector<std::string> posted(const std::string& url_part = "") const {
+    std::vector<std::string> out;
+    for (const auto& s : sender.sent) {
+      if (s.request.url.find(url_part) == std::string::npos) continue;
+      out.push_back(nlohmann::json::parse(s.request.body)["event"].get<std::string>());
+    }
+    return out;
+  }
+  std::vector<std::string> notes() {
+    std::vector<std::string> out;
+    for (const auto& e : store.load_events("r-1"))
+      if (e.kind == "notify") out.push_back(e.message);
+    return out;
+  }
+  // Lets time pass to the next retry and runs what is due.
+  void wait() {
+    REQUIRE(clock.advance());
+    io.restart();
+    io.run();
+  }
+  state::StageRecord stage(state::StageStatus status) const {
+    state::StageRecord r;
+    r.run_id = "r-1";
+    r.name = "eu";
+    r.status = status;
+    return r;
+  }
+
+  test::Checked checked;
+  asio::io_context io;
+  ManualClock clock;
+  test::FakeSender sender;
+  store::SqliteStore store{":memory:"};
+  notify::Notifier notifier;
+};
+
+}  // namespace
+
+TEST_CASE("webhooks get their milestones in order: the next waits until this one is delivered") {
+  Hooks h(R"(notify:
+  - {url: "https://hooks.example.com/a"})");
+  h.notifier.run_started(h.clock.now(), false);
+  h.notifier.on_stage(h.stage(state::StageStatus::dispatching));  // no milestone
+  h.notifier.on_stage(h.stage(state::StageStatus::gating));
+  h.notifier.on_stage(h.stage(state::StageStatus::gating));  // no change: nothing
+  h.notifier.on_stage(h.stage(state::StageStatus::passed));
+  h.notifier.on_run(state::RunStatus::completed, "every stage passed", h.clock.now());
+  // One at a time: the first is in flight, the rest queue behind it.
+  CHECK(h.posted() == std::vector<std::string>{"run_started"});
+  h.sender.answer(204);
+  h.sender.answer(200);
+  h.sender.answer(200);
+  CHECK(h.sender.unanswered() == 1);
+  h.sender.answer(200);
+  CHECK(h.posted() == std::vector<std::string>{"run_started", "stage_dispatched", "stage_passed",
+                                               "run_completed"});
+  CHECK(h.notifier.idle());
+  const auto notes = h.notes();
+  REQUIRE(notes.size() == 4);
+  CHECK(notes[0] == "webhook 1 (hooks.example.com) run_started: delivered (HTTP 204) on attempt 1");
+  CHECK(notes[3] ==
+        "webhook 1 (hooks.example.com) run_completed: delivered (HTTP 200) on attempt 1");
+}
+
+TEST_CASE("a failing webhook is retried with doubling waits, then given up, and the next goes") {
+  Hooks h(R"(notify:
+  - {url: "https://hooks.example.com/a"}
+  - {url: "https://other.example.com/b", events: [run_failed]})",
+          {.attempts = 3, .first_wait = std::chrono::milliseconds(1000)});
+  const WallTime start = h.clock.now();
+  h.notifier.on_stage(h.stage(state::StageStatus::failed));
+  h.notifier.on_run(state::RunStatus::stopped, "stage eu failed", h.clock.now());
+  // The second webhook asked for run_failed only, and gets it at once: queues are per webhook.
+  CHECK(h.posted("other.example.com") == std::vector<std::string>{"run_failed"});
+  CHECK(h.posted("hooks.example.com") == std::vector<std::string>{"stage_failed"});
+  h.sender.answer(500);  // hooks: stage_failed, attempt 1
+  h.sender.answer(200);  // other: delivered
+  h.wait();              // 1 s later: attempt 2
+  h.sender.fail("connection refused");
+  h.wait();  // 2 s later: attempt 3, the last
+  h.sender.answer(503);
+  std::vector<WallTime> tries;
+  for (const auto& s : h.sender.sent)
+    if (s.request.url.find("hooks.example.com") != std::string::npos) tries.push_back(s.at);
+  REQUIRE(tries.size() == 4);  // three of stage_failed, then run_failed
+  CHECK(tries[1] - tries[0] == std::chrono::seconds(1));
+  CHECK(tries[2] - tries[1] == std::chrono::seconds(2));
+  CHECK(tries[0] == start);
+  CHECK(h.posted("hooks.example.com") ==
+        std::vector<std::string>{"stage_failed", "stage_failed", "stage_failed", "run_failed"});
+  h.sender.answer(200);
+  const auto notes = h.notes();
+  REQUIRE(notes.size() == 3);
+  CHECK(notes[0] == "webhook 2 (other.example.com) run_failed: delivered (HTTP 200) on attempt 1");
+  CHECK(notes[1] ==
+        "webhook 1 (hooks.example.com) stage_failed: not delivered after 3 attempts: HTTP 503");
+  CHECK(notes[2] == "webhook 1 (hooks.example.com) run_failed: delivered (HTTP 200) on attempt 1");
+}
+
+TEST_CASE("deliveries still waiting when the process ends are recorded as abandoned") {
+  Hooks h(R"(notify:
+  - {url: "https://hooks.example.com/a"})");
+  h.notifier.on_stage(h.stage(state::StageStatus::gating));
+  h.notifier.on_run(state::RunStatus::paused, "waiting for approval", h.clock.now());
+  CHECK_FALSE(h.notifier.idle());
+  h.notifier.abandon_pending();
+  CHECK(h.notifier.idle());
+  CHECK(h.notes() ==
+        std::vector<std::string>{
+            "webhook 1 (hooks.example.com) stage_dispatched: abandoned: the run's process ended "
+            "first",
+            "webhook 1 (hooks.example.com) run_paused: abandoned: the run's process ended first"});
+  h.sender.answer(200);  // the answer that comes after changes nothing
+  CHECK(h.notes().size() == 2);
 }
 
 TEST_CASE("webhook bodies: one JSON object per milestone, or Slack's text") {

@@ -92,14 +92,14 @@ TEST_CASE("runs, stages, calls and leases round-trip") {
   state::ApiCall call;
   call.run_id = "r-1";
   call.stage = "a";
-  call.kind = "dispatch";
+  call.kind = state::CallKind::dispatch;
   call.marker = "[m]";
   call.body = "{}";
   call.intent_at = t;
   const auto id = s.record_intent(call);
   CHECK_FALSE(s.load_calls("r-1")[0].outcome);
-  s.record_outcome(id, "accepted", 200, "", t + 1s);
-  CHECK(s.load_calls("r-1")[0].outcome == "accepted");
+  s.record_outcome(id, state::CallOutcome::accepted, 200, "", t + 1s);
+  CHECK(s.load_calls("r-1")[0].outcome == state::CallOutcome::accepted);
 
   const state::LeaseOwner me{"h1", 10, "alice"}, other{"h2", 20, "bob"};
   CHECK_FALSE(s.acquire_lease("r-1", me, t, 30s));
@@ -154,7 +154,7 @@ TEST_CASE("a process whose lease was taken over writes nothing more") {
   state::ApiCall call;
   call.run_id = "r-1";
   call.stage = "eu";
-  call.kind = "dispatch";
+  call.kind = state::CallKind::dispatch;
   call.body = "{}";
   call.intent_at = t;
   const auto expect_lost = [&](auto write) {
@@ -172,7 +172,7 @@ TEST_CASE("a process whose lease was taken over writes nothing more") {
   expect_lost([&] { first.add_event({0, "r-1", t, "eu", "dispatch", "x"}); });
   expect_lost([&] { first.save_snapshot("r-1", "eu", {}); });
   expect_lost([&] { first.update_stage(stage_record("r-1", "eu")); });
-  expect_lost([&] { first.set_run_status("r-1", "completed", "", t, true); });
+  expect_lost([&] { first.set_run_status("r-1", state::RunStatus::completed, "", t, true); });
   state::Observation observation;
   observation.run_id = "r-1";
   observation.stage = "eu";
@@ -182,8 +182,8 @@ TEST_CASE("a process whose lease was taken over writes nothing more") {
   CHECK(why->find("taken over by bob@h2") != std::string::npos);
 
   const auto id = second.record_intent(call);
-  expect_lost([&] { first.record_outcome(id, "accepted", 200, "", t); });
-  second.record_outcome(id, "accepted", 200, "", t);
+  expect_lost([&] { first.record_outcome(id, state::CallOutcome::accepted, 200, "", t); });
+  second.record_outcome(id, state::CallOutcome::accepted, 200, "", t);
   CHECK(second.load_calls("r-1").size() == 1);
   CHECK(second.load_events("r-1").empty());
   CHECK_FALSE(second.load_snapshot("r-1", "eu"));

@@ -4,6 +4,7 @@
 
 #include "util/diagnostic.h"
 #include "util/duration.h"
+#include "util/sha256.h"
 #include "util/suggest.h"
 
 using namespace rollout;
@@ -57,4 +58,13 @@ TEST_CASE("diagnostics sort by position and cap their count") {
   CHECK(d.error_count() == 501);
   CHECK(d.sorted().size() == Diagnostics::kMaxReported);
   CHECK(d.format("f.yaml").find("302 more diagnostics not shown") != std::string::npos);
+}
+
+TEST_CASE("sha256: FIPS 180-2's examples") {
+  CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  CHECK(sha256_hex(std::string(1000000, 'a')) ==
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }

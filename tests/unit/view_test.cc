@@ -9,9 +9,11 @@
 #include "view/report.h"
 #include "view/text.h"
 #include "view/timeline.h"
+#include "words.h"
 
 using namespace rollout;
 using namespace std::chrono_literals;
+using test::word;
 
 namespace {
 
@@ -41,7 +43,7 @@ state::StageRecord stage(const std::string& name, const std::string& status) {
   state::StageRecord s;
   s.run_id = "r-1";
   s.name = name;
-  s.status = status;
+  s.status = state::parse<state::StageStatus>(status).value();
   return s;
 }
 
@@ -57,7 +59,7 @@ state::Observation observation(const std::string& stage, WallTime at, std::int64
   o.failed = failed;
   o.in_progress = in_progress;
   o.pending = pending;
-  o.verdict = verdict;
+  o.verdict = state::parse<state::Verdict>(verdict).value();
   return o;
 }
 
@@ -173,10 +175,13 @@ TEST_CASE("what each stage waits for") {
   // Changes as the engine reports them.
   view::apply(p, stage("canary", "passed"));
   view::apply(p, observation("canary", t0 + 2h, 5, 0, 0, 0, "pass"));
-  CHECK(p.stages[0].record.status == "passed");
+  CHECK(word(p.stages[0].record.status) == "passed");
   CHECK(p.stages[0].last->success == 5);
   view::apply(p, state::Event{0, "r-1", t0 + 2h, "", "run_completed", "every stage passed"}, 5);
-  CHECK(p.status == "completed");
+  CHECK(p.recent.back().kind == "run_completed");
+  view::apply(p, state::RunStatus::completed, "every stage passed");
+  CHECK(word(p.status) == "completed");
+  CHECK(p.reason == "every stage passed");
 }
 
 TEST_CASE("timeline segments: approval wait, dispatch, bake, gate, pause") {
@@ -259,7 +264,7 @@ TEST_CASE("rehearsal: the same seed predicts the same run; failure rates show in
 
   const auto a = rehearsal::rehearse(*checked.loaded.plan, *checked.graph, spec, 3, options);
   const auto b = rehearsal::rehearse(*checked.loaded.plan, *checked.graph, spec, 3, options);
-  CHECK(a.ending == "completed");
+  CHECK(a.ending == engine::Ending::completed);
   CHECK(a.deploy_calls == 3);
   REQUIRE(a.stages.size() == 3);
   CHECK(a.stages[0].devices == 5);
@@ -275,8 +280,8 @@ TEST_CASE("rehearsal: the same seed predicts the same run; failure rates show in
   spec.overrides.push_back({.group = "Canary", .failure_rate = 1.0});
   for (std::uint64_t seed = 1; seed <= 3; ++seed) {
     const auto r = rehearsal::rehearse(*checked.loaded.plan, *checked.graph, spec, seed, options);
-    CHECK(r.ending == "stopped");
-    CHECK(r.stages[0].status == "failed");
+    CHECK(r.ending == engine::Ending::stopped);
+    CHECK(word(r.stages[0].status) == "failed");
     CHECK(r.deploy_calls == 1);
   }
 }

@@ -1,0 +1,189 @@
+// Private to engine/: the state of one run in one process, and its jobs, each in its own
+// file:
+//   engine.cc     the facade and the main loop (what may start now, windows, the end)
+//   lifecycle.cc  start and resume, heartbeat and lease, abort, interrupt, finish
+//   dispatch.cc   the snapshot and the write-ahead protocol: intents, answers, settling
+//   gating.cc     polling a stage's devices, recording what changed, the verdict
+//   rollback.cc   the rollback flow's targets and requests (pure) and sending them
+// The pure parts they use: frontier.h, ledger.h, gate.h, rollback.h, markers.h.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/frontier.h"
+#include "engine/gate.h"
+#include "engine/ledger.h"
+#include "engine/selection.h"
+
+namespace rollout::engine {
+
+using state::ApiCall;
+using state::CallKind;
+using state::CallOutcome;
+using state::SnapshotDevice;
+using state::StageRecord;
+using state::StageStatus;
+
+struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
+  // What a stage's gate last saw of one device: a few bytes, whatever the fleet's size.
+  struct Seen {
+    bool known = false;
+    Reached reached = Reached::unlisted;
+    std::int64_t update_id = 0;
+    WallTime since{};
+    std::int8_t online = -1;  // -1: not read, 0: offline, 1: online
+    std::optional<WallTime> online_at;
+  };
+
+  // A request and its body (token redacted): what identifies its calls in the ledger.
+  struct Planned {
+    upswift::DeployRequest request;
+    std::string body;
+  };
+
+  struct StageRun {
+    dag::StageId id = 0;
+    StageRecord record;
+    std::optional<std::vector<SnapshotDevice>> snapshot;
+    int retry = 0;  // the latest `rollout retry` of the stage, and the devices it targets
+    std::optional<std::vector<SnapshotDevice>> retry_targets;
+    TimerHandle timer;
+    bool window_wait = false;  // ready, but outside its windows or in a freeze: a timer wakes it
+    bool rollback_started = false;  // in this process: a second start would send it twice
+    // Its calls, read from the store once (when first needed) and kept in step after.
+    std::optional<CallLedger> dispatches, rollbacks;
+    // Per-device dispatch: the devices before `next_device` went through, the latest at
+    // `last_through`; a step goes on from there.
+    std::size_t next_device = 0;
+    std::optional<WallTime> last_through;
+    // The rollback's requests, built once from its recorded targets, and how many of them
+    // (in order) went through.
+    std::optional<std::vector<Planned>> rollback_plan;
+    std::size_t rollback_targets = 0;
+    std::size_t rollback_next = 0;
+    // What its gate last saw of each device (snapshot order), and since when: a poll
+    // writes only the devices that changed. Loaded from the store at the first poll.
+    std::optional<std::vector<Seen>> seen;
+  };
+
+  Impl(asio::io_context& io_context, const plan::Plan& p, const dag::Graph& g, upswift::FleetApi& a,
+       state::StateStore& s, Clock& c, Observer& o, std::string id, EngineOptions opts)
+      : io(io_context),
+        plan(p),
+        graph(g),
+        api(a),
+        store(s),
+        clock(c),
+        observer(o),
+        run_id(std::move(id)),
+        options(std::move(opts)) {}
+
+  asio::io_context& io;
+  const plan::Plan& plan;
+  const dag::Graph& graph;
+  upswift::FleetApi& api;
+  state::StateStore& store;
+  Clock& clock;
+  Observer& observer;
+  std::string run_id;
+  EngineOptions options;
+
+  std::vector<StageRun> stages;
+  std::optional<Frontier> frontier;
+  std::set<std::int64_t> own_calls;  // the calls this process wrote ahead and sent
+  bool interrupted = false;          // a signal: waits for settling and rollbacks end at resume
+  std::function<void(Outcome)> done;
+  int in_flight = 0;  // API calls under way
+  bool step_posted = false;
+  bool finished = false;
+  bool aborted = false;
+  bool abort_handled = false;       // an abort request is carried out once per process
+  std::optional<Outcome> stopping;  // set once the run must end; waits for calls in flight
+  TimerHandle heartbeat_timer;
+  TimerHandle approval_timer;
+
+  const plan::Stage& spec(const StageRun& s) const { return plan.stages[s.id]; }
+  static bool is_done(const StageRun& s) { return s.record.status == StageStatus::passed; }
+
+  // Calls into the API are counted so that an interrupt can wait for their outcomes.
+  template <typename Handler>
+  auto guarded(Handler h) {
+    ++in_flight;
+    return [self = shared_from_this(), h = std::move(h)](auto result) mutable {
+      --self->in_flight;
+      if (self->finished) return;
+      h(std::move(result));
+      self->post_step();
+    };
+  }
+
+  // engine.cc: the main loop.
+  void post_step();
+  void step();
+  void wait_for_window(StageRun& s);
+  int max_parallel() const;
+  bool approved(const StageRecord& stage);
+
+  // lifecycle.cc
+  void start(std::function<void(Outcome)> on_done);
+  void beat();
+  void check_abort();
+  void carry_out_abort(const state::AbortRequest& request);
+  void finish(Outcome outcome);
+  void interrupt();
+  void fail_run(const std::string& reason);
+  void event(const std::string& stage, const std::string& kind, const std::string& message);
+  void crash_point(std::string_view point);
+  void set_status(StageRun& s, StageStatus status);
+  void set_stage(StageRun& s, StageStatus status, const std::string& reason = {});
+  void save_stage(const StageRun& s);
+  void stage_error(StageRun& s, const std::string& message);
+  void stage_failed(StageRun& s, const std::string& reason, bool dispatched);
+
+  // dispatch.cc
+  void start_stage(StageRun& s);
+  void take_snapshot(StageRun& s);
+  void skip_nothing_left(StageRun& s, std::int64_t candidates);
+  CallLedger& ledger(StageRun& s, CallKind kind);
+  void resume_dispatch(StageRun& s);
+  void dispatch_each(StageRun& s);
+  upswift::DeployRequest device_request(const StageRun& s, const SnapshotDevice& d) const;
+  std::int64_t write_intent(StageRun& s, CallKind kind, const std::string& body,
+                            std::int64_t devices);
+  void write_outcome(StageRun& s, CallKind kind, std::int64_t call_id, CallOutcome outcome,
+                     int http_status, const std::string& message);
+  void send_dispatch(StageRun& s, const upswift::DeployRequest& request,
+                     const SnapshotDevice* device = nullptr);
+  void settle(StageRun& s, const ApiCall& call, std::vector<std::string> devices,
+              const std::string& what);
+  void after_settling(StageRun& s, CallKind kind, bool applied, WallTime intent_at);
+
+  // gating.cc
+  void begin_gate(StageRun& s, WallTime dispatched_at);
+  void schedule_poll(StageRun& s, Millis delay);
+  void poll(StageRun& s);
+  std::vector<std::size_t> note_devices(StageRun& s, const std::vector<Reading>& readings,
+                                        WallTime now);
+  void note_online(StageRun& s, const OnlineStates& online, WallTime now,
+                   std::vector<std::size_t>& changed);
+  state::DeviceChanges device_rows(const StageRun& s,
+                                   const std::vector<std::size_t>& changed) const;
+  void record_poll(StageRun& s, const Judgement& j, const StatusCounts& counts, Millis elapsed,
+                   WallTime now, const std::vector<std::size_t>& changed);
+  void on_verdict(StageRun& s, const Judgement& j, Millis elapsed);
+
+  // rollback.cc
+  void rollback(StageRun& s);
+  void plan_rollback(StageRun& s, const std::vector<SnapshotDevice>& targets);
+  void send_rollback_calls(StageRun& s);
+  void send_one_rollback(StageRun& s, const Planned& call);
+  bool rollback_under_way() const;
+};
+
+}  // namespace rollout::engine

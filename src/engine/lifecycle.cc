@@ -1,0 +1,236 @@
+// A run's life in one process: started or resumed from its records, kept alive by its
+// lease's heartbeat, stopped by an abort, a signal, a failed stage or its end. And the
+// bookkeeping every job shares: events, stage records, crash points.
+#include <map>
+
+#include <fmt/format.h>
+
+#include "engine/engine_impl.h"
+#include "util/safe_text.h"
+
+namespace rollout::engine {
+
+namespace {
+
+std::string abort_reason(const state::AbortRequest& request) {
+  return fmt::format("aborted by {}{}", request.by,
+                     request.rollback ? ", who asked for a rollback" : "");
+}
+
+state::RunStatus run_status(Ending ending, bool aborted) {
+  switch (ending) {
+    case Ending::completed:
+      return state::RunStatus::completed;
+    case Ending::stopped:
+      return aborted ? state::RunStatus::aborted : state::RunStatus::stopped;
+    case Ending::paused:
+      return state::RunStatus::paused;
+    case Ending::interrupted:
+      return state::RunStatus::interrupted;
+    case Ending::failed:
+      return state::RunStatus::failed;
+  }
+  return state::RunStatus::failed;
+}
+
+}  // namespace
+
+// Messages carry what servers sent (device names, Upswift's words): one line of valid UTF-8
+// without control characters, wherever they are stored, printed or sent.
+void Engine::Impl::event(const std::string& stage, const std::string& kind,
+                         const std::string& message) {
+  state::Event e{0, run_id, clock.now(), stage, kind, printable(message)};
+  store.add_event(e);
+  observer.on_event(e);
+}
+
+void Engine::Impl::crash_point(std::string_view point) {
+  if (options.crash_point) options.crash_point(point);
+}
+
+// Every change of a stage's status goes through here, which keeps the frontier.
+void Engine::Impl::set_status(StageRun& s, StageStatus status) {
+  s.record.status = status;
+  if (status == StageStatus::passed) {
+    frontier->pass(s.id);
+  } else {
+    frontier->unpass(s.id);  // rolled back after it had passed, if it had
+  }
+}
+
+void Engine::Impl::set_stage(StageRun& s, StageStatus status, const std::string& reason) {
+  set_status(s, status);
+  s.record.reason = printable(reason);
+  const WallTime now = clock.now();
+  if (!s.record.started_at && status != StageStatus::waiting &&
+      status != StageStatus::awaiting_approval)
+    s.record.started_at = now;
+  if (is_terminal(status)) s.record.finished_at = now;
+  save_stage(s);
+}
+
+void Engine::Impl::save_stage(const StageRun& s) {
+  store.update_stage(s.record);
+  observer.on_stage(s.record);
+}
+
+void Engine::Impl::start(std::function<void(Outcome)> on_done) {
+  done = std::move(on_done);
+  auto records = store.load_stages(run_id);
+  std::map<std::string, StageRecord> by_name;
+  for (auto& r : records) by_name[r.name] = r;
+  std::vector<bool> passed, started;
+  for (dag::StageId id = 0; id < plan.stages.size(); ++id) {
+    StageRun s;
+    s.id = id;
+    auto it = by_name.find(plan.stages[id].name);
+    if (it == by_name.end())
+      throw std::runtime_error("state database has no record of stage " + plan.stages[id].name);
+    s.record = it->second;
+    s.snapshot = store.load_snapshot(run_id, s.record.name);
+    while (auto targets = store.load_snapshot(run_id, retry_key(s.record.name, s.retry + 1))) {
+      s.retry += 1;
+      s.retry_targets = std::move(targets);
+    }
+    passed.push_back(is_done(s));
+    started.push_back(s.record.status != StageStatus::waiting);
+    stages.push_back(std::move(s));
+  }
+  frontier.emplace(graph, passed, started);
+  store.set_run_status(run_id, state::RunStatus::running, "", clock.now(), false);
+  // A run that had begun to stop keeps stopping, for the reason it began to: an operator's
+  // abort, or a stage that failed.
+  const auto request = store.abort_request(run_id);
+  if (request) {
+    aborted = true;
+    stopping = Outcome{Ending::stopped, abort_reason(*request)};
+  }
+  for (StageRun& s : stages) {
+    const StageStatus st = s.record.status;
+    if (!stopping && (st == StageStatus::failed || st == StageStatus::rolled_back ||
+                      st == StageStatus::rolling_back)) {
+      stopping = Outcome{Ending::stopped,
+                         fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
+    }
+  }
+  // A stage that was mid-way when the last process stopped picks up where it was.
+  for (StageRun& s : stages) {
+    const StageStatus st = s.record.status;
+    if (stopping && st != StageStatus::rolling_back) continue;
+    if (st == StageStatus::dispatching) resume_dispatch(s);
+    if (st == StageStatus::gating) schedule_poll(s, Millis{0});
+    if (st == StageStatus::rolling_back) rollback(s);
+  }
+  // An abort requested while no process ran the run is carried out now, once: stages
+  // already rolling back above are not started twice.
+  if (request && !abort_handled) carry_out_abort(*request);
+  beat();
+  post_step();
+}
+
+void Engine::Impl::beat() {
+  store.heartbeat(run_id, options.owner, options.wall_clock());
+  // Abort requests come from another process through the store: read on the heartbeat, not
+  // on every step, so a busy run does not query for them between every two calls.
+  if (!stopping) check_abort();
+  heartbeat_timer = clock.schedule(options.heartbeat, [self = shared_from_this()] {
+    if (self->finished) return;
+    self->beat();
+    self->post_step();  // picks up abort requests
+  });
+}
+
+void Engine::Impl::check_abort() {
+  if (abort_handled) return;
+  if (auto request = store.abort_request(run_id)) carry_out_abort(*request);
+}
+
+// Once per process: the stages that were dispatched and are not rolled back (or rolling
+// back already) roll back, when asked for and the plan has a rollback flow.
+void Engine::Impl::carry_out_abort(const state::AbortRequest& request) {
+  abort_handled = true;
+  event("", "abort",
+        fmt::format("abort requested by {}{}", request.by,
+                    request.rollback ? ", with rollback" : ""));
+  if (request.rollback && !plan.on_failure.rollback) {
+    event("", "abort", "the plan has no on_failure.rollback flow: nothing is rolled back");
+  }
+  if (request.rollback && plan.on_failure.rollback) {
+    for (StageRun& s : stages) {
+      if (s.record.dispatched_at && s.record.status != StageStatus::rolled_back &&
+          !s.rollback_started)
+        rollback(s);
+    }
+  }
+  stopping = Outcome{Ending::stopped, abort_reason(request)};
+  aborted = true;
+}
+
+void Engine::Impl::finish(Outcome outcome) {
+  if (finished) return;
+  finished = true;
+  heartbeat_timer.cancel();
+  approval_timer.cancel();
+  for (StageRun& s : stages) s.timer.cancel();
+  const state::RunStatus status = run_status(outcome.ending, aborted);
+  const bool final_state = is_final(status);
+  if (final_state) {
+    for (StageRun& s : stages) {
+      if (!is_terminal(s.record.status) && s.record.status != StageStatus::waiting)
+        set_stage(s, StageStatus::stopped, "the run stopped");
+    }
+  }
+  outcome.reason = printable(outcome.reason);
+  event("", fmt::format("run_{}", state::name(status)), outcome.reason);
+  // Last, so that the run's updated_at is its latest record's time: a resumed or retried
+  // time-scaled run goes on from there, never before it.
+  const WallTime at = clock.now();
+  store.set_run_status(run_id, status, outcome.reason, at, final_state);
+  store.release_lease(run_id, options.owner);
+  observer.on_run(status, outcome.reason, at);
+  auto callback = std::move(done);
+  if (callback) callback(outcome);
+}
+
+void Engine::Impl::interrupt() {
+  if (finished || stopping) return;
+  interrupted = true;
+  event("", "interrupt", "signal received: starting nothing new, waiting for calls in flight");
+  stopping = Outcome{Ending::interrupted,
+                     "interrupted by a signal; continue with rollout resume " + run_id};
+  // Reads have no outcome to record: they end now. A deploy_update in flight is waited for
+  // (its timeout bounds it) and its outcome recorded.
+  api.cancel_reads();
+  post_step();
+}
+
+void Engine::Impl::fail_run(const std::string& reason) {
+  if (!stopping) stopping = Outcome{Ending::failed, reason};
+}
+
+// Upswift refused the call, or it never got through: a person has to look. The stage stays
+// where it was, dispatching, with the reason: once the cause is fixed, a resume sends it
+// again (nothing of it was applied), which a failed stage could not.
+void Engine::Impl::stage_error(StageRun& s, const std::string& message) {
+  event(s.record.name, "error", message);
+  set_stage(s, s.record.status, message);
+  fail_run(fmt::format("stage {}: {}; fix the cause, then continue with rollout resume {}",
+                       s.record.name, message, run_id));
+}
+
+void Engine::Impl::stage_failed(StageRun& s, const std::string& reason, bool dispatched) {
+  if (dispatched && plan.on_failure.action == plan::FailureAction::rollback &&
+      plan.on_failure.rollback) {
+    // One write: a crash right here resumes into the rollback, never past it.
+    set_stage(s, StageStatus::rolling_back, reason);
+    stopping = Outcome{Ending::stopped,
+                       fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
+    rollback(s);
+    return;
+  }
+  set_stage(s, StageStatus::failed, reason);
+  if (!stopping)
+    stopping = Outcome{Ending::stopped, fmt::format("stage {} failed: {}", s.record.name, reason)};
+}
+
+}  // namespace rollout::engine

@@ -1,0 +1,407 @@
+// The run's records in SQLite: runs, stages, snapshots, calls, observations, device
+// states, approvals, events. Every write of a run's process is fenced by its lease.
+#include "store/sqlite_store.h"
+#include "store/statement.h"
+
+namespace rollout::store {
+
+using namespace state;
+
+namespace {
+
+std::string join_lines(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : "\n") + i;
+  return out;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    if (end > start) out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<RunConflict> SqliteStore::create_run(const RunRecord& r,
+                                                   const std::vector<StageRecord>& stages,
+                                                   const RunClaim* claim) {
+  Transaction t(*this);
+  if (claim && !claim->allow_concurrent) {
+    if (auto conflict = find_conflict(r, *claim)) return conflict;  // rolls back: nothing written
+  }
+  Statement(*this,
+            "INSERT INTO runs (id, plan_name, plan_path, plan_text, plan_hash, created_by, host, "
+            "api_url, status, reason, created_at, updated_at, finished_at, targets) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+      .bind(1, r.id)
+      .bind(2, r.plan_name)
+      .bind(3, r.plan_path)
+      .bind(4, r.plan_text)
+      .bind(5, r.plan_hash)
+      .bind(6, r.created_by)
+      .bind(7, r.host)
+      .bind(8, r.api_url)
+      .bind(9, r.status)
+      .bind(10, r.reason)
+      .bind(11, r.created_at)
+      .bind(12, r.updated_at)
+      .bind(13, r.finished_at)
+      .bind(14, join_lines(r.targets))
+      .run();
+  for (const StageRecord& s : stages) {
+    Statement(*this,
+              "INSERT INTO stages (run_id, name, position, status, reason) VALUES (?,?,?,?,?)")
+        .bind(1, r.id)
+        .bind(2, s.name)
+        .bind(3, s.position)
+        .bind(4, s.status)
+        .bind(5, s.reason)
+        .run();
+  }
+  if (claim) insert_lease(r.id, claim->owner, claim->now);
+  t.commit();
+  return std::nullopt;
+}
+
+namespace {
+constexpr const char* kRunColumns =
+    "SELECT id, plan_name, plan_path, plan_text, plan_hash, created_by, host, api_url, status, "
+    "reason, created_at, updated_at, finished_at, targets FROM runs";
+
+RunRecord read_run(const SqliteStore::Statement& s) {
+  return {s.text(0),
+          s.text(1),
+          s.text(2),
+          s.text(3),
+          s.text(4),
+          s.text(5),
+          s.text(6),
+          s.text(7),
+          s.word<RunStatus>(8),
+          s.text(9),
+          s.time(10),
+          s.time(11),
+          s.optional_time(12),
+          split_lines(s.text(13))};
+}
+
+}  // namespace
+
+std::optional<RunRecord> SqliteStore::load_run(const std::string& id) {
+  Statement s(*this, fmt::format("{} WHERE id = ?", kRunColumns));
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return read_run(s);
+}
+
+std::vector<RunRecord> SqliteStore::list_runs() {
+  Statement s(*this, fmt::format("{} ORDER BY created_at, id", kRunColumns));
+  std::vector<RunRecord> out;
+  while (s.step()) {
+    out.push_back(read_run(s));
+  }
+  return out;
+}
+
+void SqliteStore::set_run_status(const std::string& id, RunStatus status, const std::string& reason,
+                                 WallTime at, bool finished) {
+  Transaction t(*this);
+  fence(id);
+  Statement(*this,
+            "UPDATE runs SET status = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?")
+      .bind(1, status)
+      .bind(2, reason)
+      .bind(3, at)
+      .bind(4, finished ? std::optional<WallTime>(at) : std::nullopt)
+      .bind(5, id)
+      .run();
+  t.commit();
+}
+
+std::vector<StageRecord> SqliteStore::load_stages(const std::string& run_id) {
+  Statement s(
+      *this,
+      "SELECT run_id, name, position, status, reason, started_at, dispatched_at, finished_at "
+      "FROM stages WHERE run_id = ? ORDER BY position");
+  s.bind(1, run_id);
+  std::vector<StageRecord> out;
+  while (s.step()) {
+    out.push_back({s.text(0), s.text(1), static_cast<int>(s.integer(2)), s.word<StageStatus>(3),
+                   s.text(4), s.optional_time(5), s.optional_time(6), s.optional_time(7)});
+  }
+  return out;
+}
+
+void SqliteStore::update_stage(const StageRecord& st) {
+  Transaction t(*this);
+  fence(st.run_id);
+  Statement(*this,
+            "UPDATE stages SET status = ?, reason = ?, started_at = ?, dispatched_at = ?, "
+            "finished_at = ? "
+            "WHERE run_id = ? AND name = ?")
+      .bind(1, st.status)
+      .bind(2, st.reason)
+      .bind(3, st.started_at)
+      .bind(4, st.dispatched_at)
+      .bind(5, st.finished_at)
+      .bind(6, st.run_id)
+      .bind(7, st.name)
+      .run();
+  t.commit();
+}
+
+void SqliteStore::save_snapshot(const std::string& run_id, const std::string& stage,
+                                const std::vector<SnapshotDevice>& devices) {
+  Transaction t(*this);
+  fence(run_id);
+  Statement(*this, "INSERT INTO snapshots (run_id, stage) VALUES (?, ?)")
+      .bind(1, run_id)
+      .bind(2, stage)
+      .run();
+  Statement insert(
+      *this,
+      "INSERT INTO snapshot_devices (run_id, stage, device_uuid, device_id, device_name, grp) "
+      "VALUES (?,?,?,?,?,?)");
+  for (const SnapshotDevice& d : devices) {
+    insert.reset();
+    insert.bind(1, run_id)
+        .bind(2, stage)
+        .bind(3, d.uuid)
+        .bind(4, d.device_id)
+        .bind(5, d.name)
+        .bind(6, d.group);
+    insert.run();
+  }
+  t.commit();
+}
+
+std::optional<std::vector<SnapshotDevice>> SqliteStore::load_snapshot(const std::string& run_id,
+                                                                      const std::string& stage) {
+  Statement exists(*this, "SELECT 1 FROM snapshots WHERE run_id = ? AND stage = ?");
+  exists.bind(1, run_id).bind(2, stage);
+  if (!exists.step()) return std::nullopt;
+  Statement s(*this,
+              "SELECT device_uuid, device_id, device_name, grp FROM snapshot_devices "
+              "WHERE run_id = ? AND stage = ? ORDER BY device_id");
+  s.bind(1, run_id).bind(2, stage);
+  std::vector<SnapshotDevice> out;
+  while (s.step()) out.push_back({s.text(0), s.integer(1), s.text(2), s.text(3)});
+  return out;
+}
+
+std::int64_t SqliteStore::record_intent(const ApiCall& c) {
+  Transaction t(*this);
+  fence(c.run_id);
+  Statement(*this,
+            "INSERT INTO api_calls (run_id, stage, kind, marker, body, devices, intent_at) "
+            "VALUES (?,?,?,?,?,?,?)")
+      .bind(1, c.run_id)
+      .bind(2, c.stage)
+      .bind(3, c.kind)
+      .bind(4, c.marker)
+      .bind(5, c.body)
+      .bind(6, c.devices)
+      .bind(7, c.intent_at)
+      .run();
+  const std::int64_t id = sqlite3_last_insert_rowid(db_);
+  t.commit();
+  return id;
+}
+
+void SqliteStore::record_outcome(std::int64_t call_id, CallOutcome outcome, int http_status,
+                                 const std::string& message, WallTime at) {
+  Transaction t(*this);
+  {
+    Statement owner(*this, "SELECT run_id FROM api_calls WHERE id = ?");
+    owner.bind(1, call_id);
+    if (owner.step()) {
+      const std::string run_id = owner.text(0);
+      owner.reset();
+      fence(run_id);
+    }
+  }
+  Statement(
+      *this,
+      "UPDATE api_calls SET outcome = ?, http_status = ?, message = ?, outcome_at = ? WHERE id = ?")
+      .bind(1, outcome)
+      .bind(2, http_status)
+      .bind(3, message)
+      .bind(4, at)
+      .bind(5, call_id)
+      .run();
+  t.commit();
+}
+
+namespace {
+constexpr const char* kCallColumns =
+    "SELECT id, run_id, stage, kind, marker, body, devices, intent_at, outcome, http_status, "
+    "message, outcome_at FROM api_calls";
+}
+
+std::vector<ApiCall> SqliteStore::read_calls(Statement& s) {
+  std::vector<ApiCall> out;
+  while (s.step()) {
+    out.push_back({s.integer(0), s.text(1), s.text(2), s.word<CallKind>(3), s.text(4), s.text(5),
+                   s.integer(6), s.time(7), s.optional_word<CallOutcome>(8),
+                   static_cast<int>(s.integer(9)), s.text(10), s.optional_time(11)});
+  }
+  return out;
+}
+
+std::vector<ApiCall> SqliteStore::load_calls(const std::string& run_id) {
+  Statement s(*this, fmt::format("{} WHERE run_id = ? ORDER BY id", kCallColumns));
+  s.bind(1, run_id);
+  return read_calls(s);
+}
+
+std::vector<ApiCall> SqliteStore::load_stage_calls(const std::string& run_id,
+                                                   const std::string& stage, CallKind kind) {
+  Statement s(*this, fmt::format("{} WHERE run_id = ? AND stage = ? AND kind = ? ORDER BY id",
+                                 kCallColumns));
+  s.bind(1, run_id).bind(2, stage).bind(3, kind);
+  return read_calls(s);
+}
+
+void SqliteStore::add_observation(const Observation& o, const DeviceChanges& changed) {
+  Transaction t(*this);
+  fence(o.run_id);
+  if (changed.count > 0) {
+    Statement put(*this,
+                  "INSERT OR REPLACE INTO device_states (run_id, stage, device_uuid, update_id, "
+                  "status, since, online, online_at) VALUES (?,?,?,?,?,?,?,?)");
+    for (std::size_t i = 0; i < changed.count; ++i) {
+      const DeviceState d = changed.at(i);
+      put.bind(1, o.run_id)
+          .bind(2, o.stage)
+          .bind(3, d.uuid)
+          .bind(4, d.update_id)
+          .bind(5, d.status)
+          .bind(6, d.since)
+          .bind(7, d.online)
+          .bind(8, d.online_at)
+          .run();
+      put.reset();
+    }
+  }
+  Statement(
+      *this,
+      "INSERT INTO observations (run_id, stage, at, elapsed_ms, targeted, pending, in_progress, "
+      "success, failed, aborted, missing, verdict, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+      .bind(1, o.run_id)
+      .bind(2, o.stage)
+      .bind(3, o.at)
+      .bind(4, o.elapsed_ms)
+      .bind(5, o.targeted)
+      .bind(6, o.pending)
+      .bind(7, o.in_progress)
+      .bind(8, o.success)
+      .bind(9, o.failed)
+      .bind(10, o.aborted)
+      .bind(11, o.missing)
+      .bind(12, o.verdict)
+      .bind(13, o.reason)
+      .run();
+  t.commit();
+}
+
+std::vector<Observation> SqliteStore::load_observations(const std::string& run_id) {
+  Statement s(
+      *this,
+      "SELECT run_id, stage, at, elapsed_ms, targeted, pending, in_progress, success, failed, "
+      "aborted, missing, verdict, reason FROM observations WHERE run_id = ? ORDER BY id");
+  s.bind(1, run_id);
+  std::vector<Observation> out;
+  while (s.step()) {
+    out.push_back({s.text(0), s.text(1), s.time(2), s.integer(3), s.integer(4), s.integer(5),
+                   s.integer(6), s.integer(7), s.integer(8), s.integer(9), s.integer(10),
+                   s.word<Verdict>(11), s.text(12)});
+  }
+  return out;
+}
+
+std::vector<DeviceState> SqliteStore::load_device_states(const std::string& run_id) {
+  Statement s(*this,
+              "SELECT d.stage, d.device_uuid, d.device_name, d.grp, s.update_id, s.status, "
+              "s.since, s.online, s.online_at FROM snapshot_devices d "
+              "JOIN stages g ON g.run_id = d.run_id AND g.name = d.stage "
+              "LEFT JOIN device_states s ON s.run_id = d.run_id AND s.stage = d.stage "
+              "AND s.device_uuid = d.device_uuid "
+              "WHERE d.run_id = ? ORDER BY g.position, d.device_id");
+  s.bind(1, run_id);
+  std::vector<DeviceState> out;
+  while (s.step()) {
+    DeviceState d{s.text(0), s.text(1),    s.text(2),
+                  s.text(3), s.integer(4), s.optional_word<DeviceStatus>(5),
+                  s.time(6), s.text(7),    s.optional_time(8)};
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::vector<DeviceState> SqliteStore::load_stage_device_states(const std::string& run_id,
+                                                               const std::string& stage) {
+  Statement s(*this,
+              "SELECT device_uuid, update_id, status, since, online, online_at FROM device_states "
+              "WHERE run_id = ? AND stage = ?");
+  s.bind(1, run_id).bind(2, stage);
+  std::vector<DeviceState> out;
+  while (s.step()) {
+    out.push_back({stage, s.text(0), "", "", s.integer(1), s.optional_word<DeviceStatus>(2),
+                   s.time(3), s.text(4), s.optional_time(5)});
+  }
+  return out;
+}
+
+void SqliteStore::add_approval(const Approval& a) {
+  Transaction t(*this);
+  Statement(*this, "INSERT INTO approvals (run_id, stage, by_user, at, comment) VALUES (?,?,?,?,?)")
+      .bind(1, a.run_id)
+      .bind(2, a.stage)
+      .bind(3, a.by)
+      .bind(4, a.at)
+      .bind(5, a.comment)
+      .run();
+  t.commit();
+}
+
+std::vector<Approval> SqliteStore::load_approvals(const std::string& run_id) {
+  Statement s(*this,
+              "SELECT run_id, stage, by_user, at, comment FROM approvals WHERE run_id = ? ORDER BY "
+              "at, rowid");
+  s.bind(1, run_id);
+  std::vector<Approval> out;
+  while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.time(3), s.text(4)});
+  return out;
+}
+
+void SqliteStore::add_event(const Event& e) {
+  Transaction t(*this);
+  fence(e.run_id);
+  Statement(*this, "INSERT INTO events (run_id, at, stage, kind, message) VALUES (?,?,?,?,?)")
+      .bind(1, e.run_id)
+      .bind(2, e.at)
+      .bind(3, e.stage)
+      .bind(4, e.kind)
+      .bind(5, e.message)
+      .run();
+  t.commit();
+}
+
+std::vector<Event> SqliteStore::load_events(const std::string& run_id) {
+  Statement s(
+      *this,
+      "SELECT id, run_id, at, stage, kind, message FROM events WHERE run_id = ? ORDER BY id");
+  s.bind(1, run_id);
+  std::vector<Event> out;
+  while (s.step())
+    out.push_back({s.integer(0), s.text(1), s.time(2), s.text(3), s.text(4), s.text(5)});
+  return out;
+}
+
+}  // namespace rollout::store

@@ -1,0 +1,219 @@
+// The engine's pure parts on their own: the frontier, the call ledger and its write-ahead
+// moves, the rollback's targets and requests, the markers. No clock, no I/O.
+#include <doctest/doctest.h>
+
+#include "check_plan.h"
+#include "engine/frontier.h"
+#include "engine/ledger.h"
+#include "engine/markers.h"
+#include "engine/rollback.h"
+
+using namespace rollout;
+using namespace rollout::engine;
+using state::ApiCall;
+using state::CallOutcome;
+
+namespace {
+
+// canary -> eu, us -> late (needs both)
+const char* kDiamond = R"(version: 1
+name: diamond
+flow_id: f
+project: Demo
+on_failure:
+  action: rollback
+  rollback: {flow_id: old, comment: back}
+stages:
+  - {name: canary, groups: [Canary]}
+  - {name: eu, groups: [EU], needs: [canary]}
+  - {name: us, groups: [US], needs: [canary]}
+  - {name: late, groups: [EU, US], needs: [eu, us]}
+  - {name: wave, groups: [EU], sample: {count: 2}}
+  - {name: left, groups: [EU], filters: [{type: update_status, operand: is_not, value: success}]}
+)";
+
+std::vector<dag::StageId> in_play(const Frontier& f) {
+  std::vector<dag::StageId> out;
+  f.visit([&](dag::StageId id) { out.push_back(id); });
+  return out;
+}
+
+ApiCall call(std::int64_t id, const std::string& body, std::optional<CallOutcome> outcome,
+             WallTime at = WallTime(std::chrono::seconds(100))) {
+  ApiCall c;
+  c.id = id;
+  c.body = body;
+  c.outcome = outcome;
+  c.intent_at = at;
+  if (outcome) c.outcome_at = at + std::chrono::seconds(1);
+  c.message = outcome ? std::string(state::name(*outcome)) : "";
+  return c;
+}
+
+std::vector<state::SnapshotDevice> devices(int n) {
+  std::vector<state::SnapshotDevice> out;
+  for (int i = 1; i <= n; ++i)
+    out.push_back({fmt::format("d{}", i), i, fmt::format("dev-{}", i), "EU"});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("frontier: a stage is in play once its needs passed, or when it was under way") {
+  const auto c = test::check_plan(kDiamond);
+  REQUIRE(c.graph);
+  const std::size_t n = c.graph->size();
+  // A new run: the stages that need nothing.
+  Frontier f(*c.graph, std::vector<bool>(n, false), std::vector<bool>(n, false));
+  CHECK(in_play(f) == std::vector<dag::StageId>{0, 4, 5});
+  CHECK(f.needs_met(0));
+  CHECK_FALSE(f.needs_met(1));
+  f.pass(0);
+  CHECK(in_play(f) == std::vector<dag::StageId>{0, 1, 2, 4, 5});  // in graph order
+  f.prune();
+  CHECK(in_play(f) == std::vector<dag::StageId>{1, 2, 4, 5});
+  f.pass(1);
+  CHECK_FALSE(f.needs_met(3));  // late needs us too
+  f.pass(2);
+  CHECK(f.needs_met(3));
+  f.pass(2);  // twice is once
+  f.pass(4);
+  f.pass(5);
+  f.prune();
+  CHECK(in_play(f) == std::vector<dag::StageId>{3});
+  CHECK_FALSE(f.all_passed());
+  f.pass(3);
+  CHECK(f.all_passed());
+  // A stage rolled back after it had passed is in play again.
+  f.unpass(1);
+  CHECK_FALSE(f.all_passed());
+  CHECK_FALSE(f.passed(1));
+  f.prune();
+  CHECK(in_play(f) == std::vector<dag::StageId>{1});
+}
+
+TEST_CASE("frontier of a resumed run: passed stages out, started ones in whatever their needs") {
+  const auto c = test::check_plan(kDiamond);
+  REQUIRE(c.graph);
+  std::vector<bool> passed = {true, false, false, false, true, true};
+  std::vector<bool> started = {true, true, false, true, true, true};  // late was under way
+  Frontier f(*c.graph, passed, started);
+  CHECK(in_play(f) == std::vector<dag::StageId>{1, 2, 3});
+  CHECK_FALSE(f.needs_met(3));
+  // A stage that passes during a visit lets in the stages after it, in the same visit.
+  Frontier g(*c.graph, std::vector<bool>(6, false), std::vector<bool>(6, false));
+  std::vector<dag::StageId> seen;
+  g.visit([&](dag::StageId id) {
+    seen.push_back(id);
+    g.pass(id);
+  });
+  CHECK(seen.size() == 6);
+  CHECK(g.all_passed());
+}
+
+TEST_CASE("call ledger: calls indexed by body once, kept in step with intents and outcomes") {
+  CallLedger ledger({call(1, "a", CallOutcome::failed), call(2, "b", CallOutcome::accepted),
+                     call(3, "a", std::nullopt)});
+  CHECK(ledger.all().size() == 3);
+  REQUIRE(ledger.tries("a").size() == 2);
+  CHECK(ledger.tries("a")[1]->id == 3);
+  CHECK(ledger.tries("c").empty());
+  const ApiCall* before = ledger.tries("a")[0];
+  for (int i = 0; i < 100; ++i) ledger.add(call(10 + i, fmt::format("x{}", i), std::nullopt));
+  CHECK(ledger.tries("a")[0] == before);  // addresses stay as calls are added
+  ledger.record(3, CallOutcome::settled_applied, WallTime(std::chrono::seconds(500)), "found");
+  CHECK(ledger.tries("a")[1]->outcome == CallOutcome::settled_applied);
+  CHECK(ledger.tries("a")[1]->message == "found");
+  CHECK(through_at(*ledger.tries("a")[1]) == WallTime(std::chrono::seconds(500)));
+  ledger.record(999, CallOutcome::accepted, WallTime{}, "");  // unknown id: nothing
+}
+
+TEST_CASE("next move: the write-ahead rules for one request's tries") {
+  const std::set<std::int64_t> mine = {3, 4, 5};
+  auto move = [&](std::vector<ApiCall> calls, int max = 3) {
+    CallLedger ledger(calls);
+    return next_move(ledger.all(), mine, max);
+  };
+  // Never sent: send.
+  CHECK(move({}).what == Move::send);
+  // One went through, accepted or settled as applied: done, whatever came after.
+  CHECK(move({call(1, "a", CallOutcome::accepted)}).what == Move::done);
+  CHECK(move({call(1, "a", CallOutcome::settled_not_applied),
+              call(2, "a", CallOutcome::settled_applied)})
+            .what == Move::done);
+  // An intent without an outcome, or an unknown one: settle before anything else.
+  CHECK(move({call(1, "a", std::nullopt)}).what == Move::settle);
+  const Move unknown =
+      move({call(1, "a", CallOutcome::failed), call(2, "a", CallOutcome::unknown)});
+  CHECK(unknown.what == Move::settle);
+  CHECK(unknown.call->id == 2);
+  // Refused by Upswift in this process: a person must look. In an earlier one: try again.
+  CHECK(move({call(3, "a", CallOutcome::refused)}).what == Move::refused);
+  CHECK(move({call(1, "a", CallOutcome::refused)}).what == Move::send);
+  // Certainly not applied: sent again, until this process tried max times.
+  const Move again = move({call(3, "a", CallOutcome::failed), call(4, "a", CallOutcome::failed)});
+  CHECK(again.what == Move::send);
+  CHECK(again.attempts == 2);
+  const Move gave_up =
+      move({call(1, "a", CallOutcome::failed), call(3, "a", CallOutcome::failed),
+            call(4, "a", CallOutcome::settled_not_applied), call(5, "a", CallOutcome::failed)});
+  CHECK(gave_up.what == Move::gave_up);
+  CHECK(gave_up.attempts == 3);  // the earlier process's try is not counted
+  CHECK(move({call(3, "a", CallOutcome::failed), call(4, "a", CallOutcome::failed),
+              call(5, "a", CallOutcome::failed)},
+             0)
+            .what == Move::send);  // 0: no limit
+}
+
+TEST_CASE("rollback targets: every device the update reached, except where it was aborted") {
+  using state::DeviceStatus;
+  const auto snapshot = devices(6);
+  const auto targets = rollback_targets(
+      snapshot, {DeviceStatus::success, DeviceStatus::failed, DeviceStatus::in_progress,
+                 DeviceStatus::aborted, DeviceStatus::missing, DeviceStatus::unlisted});
+  REQUIRE(targets.size() == 3);
+  CHECK(targets[0].uuid == "d1");
+  CHECK(targets[1].uuid == "d2");
+  CHECK(targets[2].uuid == "d3");  // still on its way: it would finish onto the bad version
+}
+
+TEST_CASE("rollback requests: the stage's own selection when it reaches exactly its devices") {
+  const auto c = test::check_plan(kDiamond);
+  REQUIRE(c.loaded.plan);
+  const plan::Plan& p = *c.loaded.plan;
+  const auto snapshot = devices(4);
+  // Every device affected, a fixed selection: one call, the stage's groups and filters.
+  const auto whole = rollback_requests(p, p.stages[1], "r-1", snapshot.size(), snapshot);
+  REQUIRE(whole.size() == 1);
+  CHECK(whole[0].flow_id == "old");
+  CHECK(whole[0].groups == std::vector<std::string>{"EU"});
+  CHECK(whole[0].comment == "back [rollout r-1/eu/rollback]");
+  CHECK(named_devices(whole[0]).empty());
+  // Some devices only: one specific_device call each.
+  const std::vector<state::SnapshotDevice> some(snapshot.begin(), snapshot.begin() + 2);
+  const auto each = rollback_requests(p, p.stages[1], "r-1", snapshot.size(), some);
+  REQUIRE(each.size() == 2);
+  CHECK(each[0].groups.empty());
+  CHECK(named_devices(each[0]) == std::vector<std::string>{"d1"});
+  CHECK(named_devices(each[1]) == std::vector<std::string>{"d2"});
+  // A sampled wave, or a selection by update state, never rolls back by selection.
+  CHECK(rollback_requests(p, p.stages[4], "r-1", snapshot.size(), snapshot).size() == 4);
+  CHECK(rollback_requests(p, p.stages[5], "r-1", snapshot.size(), snapshot).size() == 4);
+  // Nothing reached: nothing sent.
+  CHECK(rollback_requests(p, p.stages[1], "r-1", snapshot.size(), {}).empty());
+}
+
+TEST_CASE("markers and keys: what finds a run's calls and records") {
+  CHECK(dispatch_marker("r-1", "eu") == "[rollout r-1/eu]");
+  CHECK(rollback_marker("r-1", "eu") == "[rollout r-1/eu/rollback]");
+  CHECK(call_marker("r-1", "eu", 0) == "[rollout r-1/eu]");
+  CHECK(call_marker("r-1", "eu", 2) == "[rollout r-1/eu] (retry 2)");
+  // A retry's marker still contains the stage's: the gate finds it.
+  CHECK(call_marker("r-1", "eu", 2).find(dispatch_marker("r-1", "eu")) == 0);
+  CHECK(with_marker(std::nullopt, "[m]") == "[m]");
+  CHECK(with_marker("fw 2.4", "[m]") == "fw 2.4 [m]");
+  CHECK(rollback_key("eu") == "eu/rollback");
+  CHECK(retry_key("eu", 3) == "eu/retry-3");
+  CHECK(is_crash_point("after_intent"));
+  CHECK_FALSE(is_crash_point("after_intnet"));
+}
