@@ -53,7 +53,9 @@ int run_abort(AbortOptions& o) {
     return kExitStopped;
   }
   o.api.json = o.output == "json";
-  return drive_run(*store, o.state, *run, o.api);
+  if (!opened->plan)
+    return kExitError;  // recorded; a run whose plan does not load cannot roll back
+  return drive_run(*store, o.state, *run, *opened->plan, o.api);
 }
 
 }  // namespace

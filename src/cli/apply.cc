@@ -197,7 +197,7 @@ int run_apply(ApplyOptions& o) {
                              checked->plan.name, checked->plan.stages.size(),
                              resolve_state_path(o.state));
   }
-  return drive_run(*store, o.state, run, o.api);
+  return drive_run(*store, o.state, run, *checked, o.api);
 }
 
 }  // namespace

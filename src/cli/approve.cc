@@ -53,11 +53,11 @@ int run_approve(const ApproveOptions& o) {
   }
   // A waiting stage is approved ahead only when its plan asks for a person.
   if (stage->status == state::StageStatus::waiting) {
-    const auto plan = stored_plan(*run);
-    if (!plan) return kExitError;
-    const auto spec = std::find_if(plan->stages.begin(), plan->stages.end(),
+    if (!opened->plan) return kExitError;
+    const auto& stages = opened->plan->plan.stages;
+    const auto spec = std::find_if(stages.begin(), stages.end(),
                                    [&](const plan::Stage& s) { return s.name == o.stage; });
-    if (spec == plan->stages.end() || !spec->approval_required) {
+    if (spec == stages.end() || !spec->approval_required) {
       std::cerr << fmt::format(
           "rollout: stage {} of run {} needs no approval: it starts by itself once the stages "
           "it needs have passed\n",

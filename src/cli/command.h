@@ -43,6 +43,11 @@ struct CheckedPlan {
 // unusable (the caller exits 2).
 std::optional<CheckedPlan> load_checked_plan(const std::string& path);
 
+// The plan text stored with a run, checked the same way; says why not (and nullopt) when it
+// no longer loads (a plan stored by another version).
+std::optional<CheckedPlan> check_stored_plan(const std::string& run_id, const std::string& path,
+                                             const std::string& text);
+
 // Reads and checks a fleet file, printing diagnostics to stderr.
 std::optional<sim::FleetSpec> load_fleet_file(const std::string& path);
 

@@ -80,4 +80,17 @@ std::optional<CheckedPlan> load_checked_plan(const std::string& path) {
   return CheckedPlan{path, std::move(*text), std::move(*loaded.plan), std::move(*graph)};
 }
 
+std::optional<CheckedPlan> check_stored_plan(const std::string& run_id, const std::string& path,
+                                             const std::string& text) {
+  plan::LoadResult loaded = plan::load_plan(text);
+  std::optional<dag::Graph> graph;
+  if (loaded.plan) graph = dag::build(*loaded.plan, loaded.diagnostics);
+  if (loaded.diagnostics.has_errors() || !graph) {
+    std::cerr << "rollout: the plan stored with run " << run_id << " does not load:\n"
+              << loaded.diagnostics.format(path);
+    return std::nullopt;
+  }
+  return CheckedPlan{path, text, std::move(*loaded.plan), std::move(*graph)};
+}
+
 }  // namespace rollout::cli

@@ -26,17 +26,18 @@ int run_report(const ReportOptions& o) {
   if (!opened) return opened_exit;
   auto& store = opened->store;
   const state::RunRecord* run = &opened->run;
-  const auto plan = stored_plan(*run);  // the report is made without its gates if it does not load
+  History h = load_history(*store, run->id);
   view::ReportInput in;
-  in.plan = plan ? &*plan : nullptr;
+  // Made without its gates if the stored plan does not load.
+  in.plan = opened->plan ? &opened->plan->plan : nullptr;
   in.run = *run;
-  in.stages = store->load_stages(run->id);
-  in.devices = snapshot_sizes(*store, run->id, in.stages);
-  in.observations = store->load_observations(run->id);
-  in.calls = store->load_calls(run->id);
-  in.approvals = store->load_approvals(run->id);
-  in.events = store->load_events(run->id);
-  in.device_states = store->load_device_states(run->id);
+  in.stages = std::move(h.stages);
+  in.devices = std::move(h.devices);
+  in.observations = std::move(h.observations);
+  in.calls = std::move(h.calls);
+  in.approvals = std::move(h.approvals);
+  in.events = std::move(h.events);
+  in.device_states = std::move(h.device_states);
   const std::string out = o.out.empty() ? fmt::format("rollout-report-{}.html", run->id) : o.out;
   if (!write_file(out, view::render_report(in))) {
     std::cerr << fmt::format("rollout: cannot write {}: {}\n", out, std::strerror(errno));

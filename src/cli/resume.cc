@@ -28,6 +28,7 @@ int run_resume(ResumeOptions& o) {
   if (!opened) return opened_exit;
   auto& store = opened->store;
   const state::RunRecord* run = &opened->run;
+  if (!opened->plan) return kExitError;
   if (state::is_final(run->status)) {
     std::cerr << fmt::format("rollout: run {} is {} ({}); there is nothing to resume\n", run->id,
                              run->status, run->reason);
@@ -47,7 +48,7 @@ int run_resume(ResumeOptions& o) {
   if (!o.api.json)
     std::cout << fmt::format("resuming run {} ({}, was {})\n", run->id, run->plan_name,
                              run->status);
-  return drive_run(*store, o.state, *run, o.api);
+  return drive_run(*store, o.state, *run, *opened->plan, o.api);
 }
 
 }  // namespace

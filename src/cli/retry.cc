@@ -41,9 +41,8 @@ int run_retry(RetryOptions& o) {
   if (!opened) return opened_exit;
   auto& store = opened->store;
   const state::RunRecord* run = &opened->run;
-  const auto stored = stored_plan(*run);
-  if (!stored) return kExitError;
-  const plan::Plan& plan = *stored;
+  if (!opened->plan) return kExitError;
+  const plan::Plan& plan = opened->plan->plan;
   const plan::Stage* stage = nullptr;
   std::string names;
   for (const auto& s : plan.stages) {
@@ -123,7 +122,7 @@ int run_retry(RetryOptions& o) {
                              run->id, attempt, o.stage, failed.size());
   }
   auto reopened = store->load_run(run->id);
-  return drive_run(*store, o.state, *reopened, o.api);
+  return drive_run(*store, o.state, *reopened, *opened->plan, o.api);
 }
 
 }  // namespace

@@ -20,15 +20,6 @@ nlohmann::ordered_json optional_time(const std::optional<WallTime>& t) {
   return t ? nlohmann::ordered_json(iso_time(*t)) : nlohmann::ordered_json(nullptr);
 }
 
-std::optional<plan::Plan> stored_plan(const state::RunRecord& run) {
-  auto loaded = plan::load_plan(run.plan_text);
-  if (!loaded.plan) {
-    std::cerr << "rollout: the plan stored with run " << run.id << " does not load:\n"
-              << loaded.diagnostics.format(run.plan_path);
-  }
-  return std::move(loaded.plan);
-}
-
 std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,
                                                    const std::string& run_id,
                                                    const std::vector<state::StageRecord>& stages) {
@@ -40,11 +31,30 @@ std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,
   return devices;
 }
 
-view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run) {
-  const auto stages = store.load_stages(run.id);
-  return view::build_progress(run, stages, snapshot_sizes(store, run.id, stages),
-                              store.load_observations(run.id), store.load_events(run.id),
+History load_history(state::StateStore& store, const std::string& run_id) {
+  History h;
+  h.stages = store.load_stages(run_id);
+  h.devices = snapshot_sizes(store, run_id, h.stages);
+  h.observations = store.load_observations(run_id);
+  h.calls = store.load_calls(run_id);
+  h.approvals = store.load_approvals(run_id);
+  h.events = store.load_events(run_id);
+  h.device_states = store.load_device_states(run_id);
+  return h;
+}
+
+view::RunProgress progress_of(const state::RunRecord& run, const History& h) {
+  return view::build_progress(run, h.stages, h.devices, h.observations, h.events,
                               kRecentEventLines);
+}
+
+view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run) {
+  History h;
+  h.stages = store.load_stages(run.id);
+  h.devices = snapshot_sizes(store, run.id, h.stages);
+  h.observations = store.load_observations(run.id);
+  h.events = store.load_events(run.id);
+  return progress_of(run, h);
 }
 
 StageTally tally(const std::vector<state::StageRecord>& stages) {

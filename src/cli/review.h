@@ -22,16 +22,26 @@ nlohmann::ordered_json optional_time(const std::optional<WallTime>& t);  // iso_
 // How many recent events a progress view keeps.
 inline constexpr std::size_t kRecentEventLines = 5;
 
-// The plan a run was started with, from its record; says why not (and nullopt) when that
-// text no longer loads.
-std::optional<plan::Plan> stored_plan(const state::RunRecord& run);
-
 // How many devices each stage's snapshot holds (stages without one are left out).
 std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,
                                                    const std::string& run_id,
                                                    const std::vector<state::StageRecord>& stages);
 
-// A run's progress as the state database has it now.
+// Everything the state database holds about one run, read once: what show, report and
+// status --output json are made from.
+struct History {
+  std::vector<state::StageRecord> stages;
+  std::map<std::string, std::int64_t> devices;  // snapshot sizes by stage
+  std::vector<state::Observation> observations;
+  std::vector<state::ApiCall> calls;
+  std::vector<state::Approval> approvals;
+  std::vector<state::Event> events;
+  std::vector<state::DeviceState> device_states;
+};
+History load_history(state::StateStore& store, const std::string& run_id);
+
+// A run's progress from its history; read_progress reads only what that needs.
+view::RunProgress progress_of(const state::RunRecord& run, const History& history);
 view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run);
 
 struct StageTally {

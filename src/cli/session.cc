@@ -95,7 +95,8 @@ std::optional<OpenedRun> open_run(const StateOptions& state, const std::string& 
     return std::nullopt;
   }
   exit = kExitOk;
-  return OpenedRun{std::move(store), std::move(*run)};
+  auto plan = check_stored_plan(run->id, run->plan_path, run->plan_text);
+  return OpenedRun{std::move(store), std::move(*run), std::move(plan)};
 }
 
 void show_if_gone(state::StateStore& store, state::RunRecord& run) {
@@ -446,16 +447,8 @@ ApiOptions run_api_options(const StateOptions& state, const state::RunRecord& ru
 }
 
 int drive_run(state::StateStore& store, const StateOptions& state, const state::RunRecord& run,
-              const ApiOptions& given_api_options) {
-  auto loaded = plan::load_plan(run.plan_text);
-  std::optional<dag::Graph> graph;
-  if (loaded.plan) graph = dag::build(*loaded.plan, loaded.diagnostics);
-  if (loaded.diagnostics.has_errors() || !graph) {
-    std::cerr << "rollout: the plan stored with run " << run.id << " does not load:\n"
-              << loaded.diagnostics.format(run.plan_path);
-    return kExitError;
-  }
-  const plan::Plan& plan = *loaded.plan;
+              const CheckedPlan& checked, const ApiOptions& given_api_options) {
+  const plan::Plan& plan = checked.plan;
 
   const ApiOptions api_options = run_api_options(state, run, given_api_options);
 
@@ -487,7 +480,7 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
     notifier.emplace(*webhook_http, wall_clock, store, plan, run.id);
   }
   ObserverPair observers(console, notifier ? &*notifier : nullptr);
-  engine::Engine engine(io, plan, *graph, connection->api(), store, clock, observers, run.id,
+  engine::Engine engine(io, plan, checked.graph, connection->api(), store, clock, observers, run.id,
                         options);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "cli/command.h"
 #include "client/upswift_client.h"
 #include "engine/engine.h"
 #include "state/store.h"
@@ -45,11 +46,14 @@ Millis lease_stale_after();
 state::LeaseOwner this_process();
 std::string current_user();
 
-// The state database and one of its runs, as every command that reviews or continues a run
-// starts: nullopt, having said why, with the exit code in `exit`, when either is not there.
+// The state database, one of its runs and the plan stored with it, as every command that
+// reviews or continues a run starts: nullopt, having said why, with the exit code in `exit`,
+// when the database or the run is not there. `plan` is empty (and why was said) when the
+// stored plan no longer loads: reviews go on without it, a run cannot.
 struct OpenedRun {
   std::unique_ptr<store::SqliteStore> store;
   state::RunRecord run;
+  std::optional<CheckedPlan> plan;
 };
 std::optional<OpenedRun> open_run(const StateOptions& state, const std::string& run_id, int& exit);
 
@@ -126,7 +130,7 @@ ApiOptions run_api_options(const StateOptions& state, const state::RunRecord& ru
 // Runs (or resumes) `run` until it ends for now; returns the exit code. `state` says where
 // a simulated run's fleet is kept.
 int drive_run(state::StateStore& store, const StateOptions& state, const state::RunRecord& run,
-              const ApiOptions& api);
+              const CheckedPlan& plan, const ApiOptions& api);
 
 int exit_code(engine::Ending ending);
 

@@ -105,20 +105,20 @@ int run_show(const ShowOptions& o) {
   if (!opened) return opened_exit;
   auto& store = opened->store;
   const state::RunRecord* run = &opened->run;
-  const auto stages = store->load_stages(run->id);
-  if (o.devices) return show_devices(o, *store, *run, stages);
-  const auto observations = store->load_observations(run->id);
-  const auto calls = store->load_calls(run->id);
-  const auto approvals = store->load_approvals(run->id);
-  const auto events = store->load_events(run->id);
+  if (o.devices) return show_devices(o, *store, *run, store->load_stages(run->id));
+  const History history = load_history(*store, run->id);
+  const auto& stages = history.stages;
+  const auto& observations = history.observations;
+  const auto& calls = history.calls;
+  const auto& approvals = history.approvals;
+  const auto& events = history.events;
   std::map<std::string, const state::Observation*> last;
   for (const auto& ob : observations) last[ob.stage] = &ob;
 
-  const auto device_states = store->load_device_states(run->id);
-  const auto plan = stored_plan(*run);
+  const auto& device_states = history.device_states;
   auto find_stage = [&](const std::string& name) -> const plan::Stage* {
-    if (!plan) return nullptr;
-    for (const auto& st : plan->stages) {
+    if (!opened->plan) return nullptr;
+    for (const auto& st : opened->plan->plan.stages) {
       if (st.name == name) return &st;
     }
     return nullptr;

@@ -126,12 +126,13 @@ int run_status(const StatusOptions& o) {
                              interval ? "must be at least 1s" : why);
     return kExitInvalidInput;
   }
-  auto store = open_store(o.state);
-  if (!store) return kExitError;
-  auto run = find_run(*store, o.run_id);
-  if (!run) return kExitInvalidInput;
-  const auto plan = stored_plan(*run);
-  if (!plan) return kExitError;
+  int opened_exit = kExitOk;
+  auto opened = open_run(o.state, o.run_id, opened_exit);
+  if (!opened) return opened_exit;
+  if (!opened->plan) return kExitError;
+  auto& store = opened->store;
+  auto run = std::optional<state::RunRecord>(opened->run);
+  const plan::Plan* plan = &opened->plan->plan;
   const bool tty = isatty(STDOUT_FILENO) != 0;
   const char* no_color = std::getenv("NO_COLOR");
   const bool color = tty && !(no_color && *no_color);
@@ -139,9 +140,10 @@ int run_status(const StatusOptions& o) {
   int drawn = 0;
   std::string last_key;
   for (;;) {
-    view::RunProgress p = read_progress(*store, *run);
+    const History history = load_history(*store, run->id);
+    view::RunProgress p = progress_of(*run, history);
     const WallTime now = view_now(p, *run);
-    const auto devices = store->load_device_states(run->id);
+    const auto& devices = history.device_states;
     if (o.output == "json") {
       if (!o.watch || change_key(p) != last_key)
         std::cout << progress_json(p, *plan, now, devices)

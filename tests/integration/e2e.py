@@ -1,16 +1,14 @@
 """What the end-to-end suites share: the two servers (`rollout sim` and the contract-only
 fake), running the binary with the token in its environment, and the checks on the state
-database and the servers' request logs. Each suite is a script: `run_tests(TESTS)` prints
-one line per test and 'N passed, M failed'."""
+database and the servers' request logs. The suites are pytest modules (test_*.py); each is
+one ctest entry, each case a pytest node."""
 import json
 import os
 import re
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
 TOKEN = "tok-SECRET-7d1e04"
@@ -19,9 +17,11 @@ EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_STOPPED, EXIT_PAUSED, EXIT_INTERRUPTED =
 
 
 class Env:
-    """The binary and the source tree under test, set once by the suite."""
+    """The binary and the source tree under test, and the suites' other options (conftest.py
+    sets them from pytest's command line before any test module is imported)."""
     rollout = ""
     src = Path(".")
+    options = None
 
 
 def crash_points():
@@ -134,22 +134,6 @@ def on_a_terminal(argv, env, answer=None, columns=100):
     return proc.returncode, out.decode("utf-8", "replace")
 
 
-def suite_args(description=None, extra=None):
-    """The arguments every end-to-end suite takes (ROLLOUT SOURCE_DIR [--only TEXT]), and
-    `extra(parser)` for its own; sets Env from them."""
-    import argparse
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("rollout")
-    parser.add_argument("source")
-    parser.add_argument("--only", default="")
-    if extra:
-        extra(parser)
-    args = parser.parse_args()
-    Env.rollout = args.rollout
-    Env.src = Path(args.source)
-    return args
-
-
 def run_id_of(output):
     m = re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", output)
     assert m, output
@@ -169,22 +153,3 @@ def assert_state_sound(db, open_intents_allowed=False):
     con.close()
 
 
-def run_tests(tests, only="", skip=""):
-    passed = failed = 0
-    for t in tests:
-        if only and only not in t.__name__:
-            continue
-        if skip and skip in t.__name__:
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.monotonic()
-            try:
-                t(tmp)
-                passed += 1
-                print(f"ok    {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
-            except Exception:
-                failed += 1
-                print(f"FAIL  {t.__name__}", flush=True)
-                traceback.print_exc()
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)

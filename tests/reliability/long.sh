@@ -21,10 +21,10 @@ bash scripts/setup.sh
 cmake -S . -B build -G Ninja >/dev/null
 cmake --build build --target rollout
 echo "== ${trials} random SIGKILL trials (seed ${seed}: rerun the same moments with it)"
-/usr/bin/python3 tests/integration/cli_test.py build/rollout . --only sigkill_after \
-  --random-kills "$trials" --kill-seed "$seed"
+/usr/bin/python3 -m pytest tests/integration/test_cli_kills.py -v -p no:cacheprovider \
+  --rollout=build/rollout --source=. -k sigkill_after --random-kills "$trials" --kill-seed "$seed"
 echo "== ${trials} fault-mix trials with a random SIGKILL, ${freezes} freeze-and-takeover trials (first seed ${seed})"
-/usr/bin/python3 tests/integration/never_twice_test.py build/rollout . --seeds "$trials" \
-  --freezes "$freezes" --first-seed "$seed"
+/usr/bin/python3 -m pytest tests/integration/test_never_twice.py -v -p no:cacheprovider \
+  --rollout=build/rollout --source=. --seeds "$trials" --freezes "$freezes" --first-seed "$seed"
 echo "== plan fuzzer, ${fuzz_seconds}s"
 bash tests/fuzz/run.sh "$fuzz_seconds"

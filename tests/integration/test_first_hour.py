@@ -3,8 +3,7 @@ with nothing left to do, thresholds in devices, a simulated run paused and resum
 killed), approvals, saved plans from another folder, rehearsal exit codes, and the
 messages around them.
 
-Usage: first_hour_test.py ROLLOUT SOURCE_DIR [--only TEXT]
-Prints one line per test and 'N passed, M failed'.
+Run: python3 -m pytest tests/integration/test_first_hour.py --rollout BIN (conftest.py).
 """
 import json
 import os
@@ -14,22 +13,15 @@ import subprocess
 from pathlib import Path
 
 from e2e import (EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, TOKEN, Env,
-                 Server, applied_per_marker, assert_state_sound, on_a_terminal, rollout, run_id_of,
-                 run_tests, start_apply, suite_args)
+                 Server, applied_per_marker, assert_state_sound, on_a_terminal, rollout, run_id_of, start_apply)
 
-args = suite_args()
+args = Env.options
 SRC = Env.src
 FOUR_STAGE = SRC / "tests/plans/four-stage.yaml"
 CANARY_PLAN = SRC / "plans/canary-then-fleet.yaml"
 SMALL_FLEET = SRC / "examples/fleets/small.yaml"
 STEADY_FLEET = SRC / "tests/fleets/steady.yaml"
 
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
 
 
 def journal_applied(db, run):
@@ -39,8 +31,7 @@ def journal_applied(db, run):
     return applied_per_marker([json.loads(line) for line in lines])
 
 
-@test
-def a_failed_gate_says_which_devices_on_which_update_since_when(tmp):
+def test_a_failed_gate_says_which_devices_on_which_update_since_when(tmp):
     with Server(tmp, "sim", fleet="tests/fleets/failing-canary.yaml") as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(FOUR_STAGE), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
@@ -84,8 +75,7 @@ def a_failed_gate_says_which_devices_on_which_update_since_when(tmp):
         assert_state_sound(db)
 
 
-@test
-def nothing_left_to_update_is_skipped_and_a_selection_of_nothing_stops(tmp):
+def test_nothing_left_to_update_is_skipped_and_a_selection_of_nothing_stops(tmp):
     with Server(tmp, "sim") as sim:
         db = f"{tmp}/state.db"
         first = rollout("apply", str(FOUR_STAGE), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
@@ -116,8 +106,7 @@ def nothing_left_to_update_is_skipped_and_a_selection_of_nothing_stops(tmp):
         assert "fewer than min_devices 1" in stopped.stdout
 
 
-@test
-def thresholds_are_shown_in_devices(tmp):
+def test_thresholds_are_shown_in_devices(tmp):
     offline = rollout("plan", "--offline", str(CANARY_PLAN))
     assert "max_failed 2% tolerates no failure in a stage of fewer than 50 devices" in offline.stdout
     live = rollout("plan", str(CANARY_PLAN), "--simulate", str(SMALL_FLEET))
@@ -126,8 +115,7 @@ def thresholds_are_shown_in_devices(tmp):
         live.stdout
 
 
-@test
-def a_simulated_run_pauses_is_approved_and_resumes_like_a_real_one(tmp):
+def test_a_simulated_run_pauses_is_approved_and_resumes_like_a_real_one(tmp):
     db = f"{tmp}/state.db"
     p = rollout("apply", str(CANARY_PLAN), "--simulate", str(SMALL_FLEET), "--state", db, "--yes",
                 "--time-scale", SCALE)
@@ -148,8 +136,7 @@ def a_simulated_run_pauses_is_approved_and_resumes_like_a_real_one(tmp):
     assert_state_sound(db)
 
 
-@test
-def a_killed_simulated_run_resumes_exactly_once(tmp):
+def test_a_killed_simulated_run_resumes_exactly_once(tmp):
     for point in ["after_intent:2", "after_answer:2", "after_outcome:1"]:
         db = f"{tmp}/{point.replace(':', '-')}.db"
         p = rollout("apply", str(FOUR_STAGE), "--simulate", str(STEADY_FLEET), "--state", db, "--yes",
@@ -162,8 +149,7 @@ def a_killed_simulated_run_resumes_exactly_once(tmp):
         assert_state_sound(db)
 
 
-@test
-def a_saved_plan_runs_from_any_folder(tmp):
+def test_a_saved_plan_runs_from_any_folder(tmp):
     with Server(tmp, "sim") as sim:
         plans = Path(tmp) / "plans"
         plans.mkdir()
@@ -193,8 +179,7 @@ def a_saved_plan_runs_from_any_folder(tmp):
         assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
 
 
-@test
-def rehearse_models_a_late_approval_and_exits_as_the_run_would(tmp):
+def test_rehearse_models_a_late_approval_and_exits_as_the_run_would(tmp):
     late = rollout("rehearse", str(CANARY_PLAN), "--fleet", str(SMALL_FLEET), "--approval-delay", "30m")
     assert late.returncode == EXIT_OK, late.stdout + late.stderr
     rows = {l.split()[0]: l.split() for l in late.stdout.splitlines() if l.split()[:1] in (["canary"], ["eu"], ["us"], ["everyone"])}
@@ -210,8 +195,7 @@ def rehearse_models_a_late_approval_and_exits_as_the_run_would(tmp):
     assert len(many.stdout.splitlines()) == 3
 
 
-@test
-def apply_asks_with_a_summary_of_what_will_happen(tmp):
+def test_apply_asks_with_a_summary_of_what_will_happen(tmp):
     with Server(tmp, "sim") as sim:
         db = f"{tmp}/state.db"
         env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
@@ -224,8 +208,7 @@ def apply_asks_with_a_summary_of_what_will_happen(tmp):
         assert not Path(db).exists() or not sqlite3.connect(db).execute("SELECT * FROM runs").fetchall()
 
 
-@test
-def approve_abort_status_validate_and_graph_say_what_is_true(tmp):
+def test_approve_abort_status_validate_and_graph_say_what_is_true(tmp):
     with Server(tmp, "sim", fleet="examples/fleets/small.yaml") as sim:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(CANARY_PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=sim.url)
@@ -260,8 +243,7 @@ def approve_abort_status_validate_and_graph_say_what_is_true(tmp):
     assert graph.returncode == 0 and "<svg" in graph.stdout, graph.stderr
 
 
-@test
-def a_refused_call_is_sent_again_by_resume_once_the_cause_is_fixed(tmp):
+def test_a_refused_call_is_sent_again_by_resume_once_the_cause_is_fixed(tmp):
     plan = Path(tmp) / "new-flow.yaml"
     plan.write_text(FOUR_STAGE.read_text().replace("flow_id: 73a7-1ft8", "flow_id: 9f00-new1"))
     db = f"{tmp}/state.db"
@@ -286,8 +268,7 @@ def a_refused_call_is_sent_again_by_resume_once_the_cause_is_fixed(tmp):
     assert_state_sound(db)
 
 
-@test
-def validate_suggests_the_word_that_was_meant(tmp):
+def test_validate_suggests_the_word_that_was_meant(tmp):
     plan = Path(tmp) / "p.yaml"
     plan.write_text("""version: 1
 name: p
@@ -309,8 +290,7 @@ stages:
     assert "not 'succeeded' (did you mean 'success'?)" in v.stderr
 
 
-@test
-def an_approval_of_a_gate_paused_at_its_timeout_takes_the_first_time(tmp):
+def test_an_approval_of_a_gate_paused_at_its_timeout_takes_the_first_time(tmp):
     # A device that never comes back: the gate times out and pauses, in a run whose clock
     # goes 600 times faster than the wall clock the approval is given by.
     fleet = Path(tmp) / "dark.yaml"
@@ -344,7 +324,3 @@ stages:
         assert shown["approvals"][0]["comment"] == "the dark one is on a shelf"
         events = shown["events"]
         assert [e["time"] for e in events] == sorted(e["time"] for e in events)  # in the order they happened
-
-
-if __name__ == "__main__":
-    run_tests(TESTS, only=args.only)

@@ -1,9 +1,7 @@
-#!/usr/bin/python3
 """Never crash, never hang, never lie, never leak: the binary end to end against a hostile
 server (tests/fakes/upswift_fake.py's modes), broken disks and signals.
 
-Usage: hostile_test.py ROLLOUT SOURCE_DIR [--only TEXT]
-Prints one line per test and 'N passed, M failed'.
+Run: python3 -m pytest tests/integration/test_hostile.py --rollout BIN (conftest.py).
 """
 import http.server
 import json
@@ -16,20 +14,14 @@ import time
 from pathlib import Path
 
 from e2e import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, SCALE, TOKEN, Env, Server,
-                 assert_state_sound, rollout, run_id_of, run_tests, start_apply, suite_args)
+                 assert_state_sound, rollout, run_id_of, start_apply)
 
-args = suite_args()
+args = Env.options
 SRC = Env.src
 PLAN = SRC / "tests/plans/four-stage.yaml"
 APPROVAL_PLAN = SRC / "tests/plans/approval-four-stage.yaml"
 STAGES = ["canary", "eu", "us", "everyone"]
 
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
 
 
 def no_raw_controls(text):
@@ -64,8 +56,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@test
-def a_server_echoing_the_request_never_puts_the_token_anywhere(tmp):
+def test_a_server_echoing_the_request_never_puts_the_token_anywhere(tmp):
     hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=hooks.serve_forever, daemon=True).start()
     plan = Path(tmp) / "notify.yaml"
@@ -91,8 +82,7 @@ def a_server_echoing_the_request_never_puts_the_token_anywhere(tmp):
         hooks.shutdown()
 
 
-@test
-def a_run_stops_when_its_database_file_is_removed(tmp):
+def test_a_run_stops_when_its_database_file_is_removed(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
         proc = start_apply(PLAN, db, server.url, scale="60")
@@ -104,8 +94,7 @@ def a_run_stops_when_its_database_file_is_removed(tmp):
         assert "was removed while this run was using it" in err, err
 
 
-@test
-def invalid_utf8_and_terminal_sequences_from_the_server_are_made_harmless(tmp):
+def test_invalid_utf8_and_terminal_sequences_from_the_server_are_made_harmless(tmp):
     with Server(tmp, "fake", {"bad_utf8_400": 1.0}) as server:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json",
@@ -123,8 +112,7 @@ def invalid_utf8_and_terminal_sequences_from_the_server_are_made_harmless(tmp):
         con.close()
 
 
-@test
-def paging_that_never_moves_on_stops_with_an_error(tmp):
+def test_paging_that_never_moves_on_stops_with_an_error(tmp):
     with Server(tmp, "fake", {"stuck_paging": 1.0}) as server:
         db = f"{tmp}/state.db"
         start = time.monotonic()
@@ -136,8 +124,7 @@ def paging_that_never_moves_on_stops_with_an_error(tmp):
         assert sum(1 for r in server.requests()) < 20
 
 
-@test
-def sigint_cancels_a_slow_read_at_once(tmp):
+def test_sigint_cancels_a_slow_read_at_once(tmp):
     # Every answer of a read drips a byte every 2 s: a read would take minutes.
     with Server(tmp, "fake", {"slow_loris": 1.0}) as server:
         db = f"{tmp}/state.db"
@@ -152,8 +139,7 @@ def sigint_cancels_a_slow_read_at_once(tmp):
         assert_state_sound(db)
 
 
-@test
-def sigint_against_an_unreachable_api_stops_at_once(tmp):
+def test_sigint_against_an_unreachable_api_stops_at_once(tmp):
     db = f"{tmp}/state.db"
     proc = start_apply(PLAN, db, "http://127.0.0.1:9/v1/")
     time.sleep(1.0)
@@ -164,8 +150,7 @@ def sigint_against_an_unreachable_api_stops_at_once(tmp):
     assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
 
 
-@test
-def read_only_commands_never_create_a_database(tmp):
+def test_read_only_commands_never_create_a_database(tmp):
     missing = f"{tmp}/typo.db"
     for argv in (["runs"], ["show", "last"], ["status", "last"], ["resume", "last"], ["approve", "last", "us"],
                  ["abort", "last"], ["report", "last", "-o", f"{tmp}/r.html"]):
@@ -175,8 +160,7 @@ def read_only_commands_never_create_a_database(tmp):
         assert not Path(missing).exists(), argv
 
 
-@test
-def a_run_whose_process_is_gone_is_shown_interrupted(tmp):
+def test_a_run_whose_process_is_gone_is_shown_interrupted(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
         proc = start_apply(PLAN, db, server.url, scale="30")
@@ -191,8 +175,7 @@ def a_run_whose_process_is_gone_is_shown_interrupted(tmp):
         assert shown["status"] == "interrupted" and "rollout resume" in shown["reason"], shown["reason"]
 
 
-@test
-def validate_refuses_what_apply_refuses(tmp):
+def test_validate_refuses_what_apply_refuses(tmp):
     plan = Path(tmp) / "http.yaml"
     plan.write_text(PLAN.read_text().replace("stages:", "api: {url: 'http://example.com/v1/'}\nstages:", 1))
     for argv in (["validate", str(plan)], ["plan", "--offline", str(plan)], ["apply", str(plan), "--yes"]):
@@ -211,8 +194,7 @@ def mount_tmpfs(path, size):
                           capture_output=True).returncode == 0
 
 
-@test
-def a_full_disk_and_a_read_only_database_end_with_a_message_then_resume_completes(tmp):
+def test_a_full_disk_and_a_read_only_database_end_with_a_message_then_resume_completes(tmp):
     disk = f"{tmp}/disk"
     if os.geteuid() != 0 or not mount_tmpfs(disk, "2m"):
         print("      (skipped the disk part: cannot mount a tmpfs here; the store-failure unit "
@@ -259,6 +241,3 @@ def a_full_disk_and_a_read_only_database_end_with_a_message_then_resume_complete
             assert_state_sound(db)
     finally:
         subprocess.run(["umount", "-l", disk], capture_output=True)
-
-
-run_tests(TESTS, args.only)

@@ -1,17 +1,13 @@
-#!/usr/bin/python3
 """Exactly once under faults that real networks and machines produce, end to end.
 
 Each test runs the rollout binary against two servers: `rollout sim`, and
 tests/fakes/upswift_fake.py, a second Upswift fake written from the API contract alone.
 Counts come from the servers' own request logs: a deploy_update the server applied.
 
-Usage: never_twice_test.py ROLLOUT SOURCE_DIR [--seeds N] [--first-seed S] [--freezes N]
-                           [--only TEXT]
---seeds: fault-mix trials (each with a SIGKILL at a random moment and resumes);
---freezes: SIGSTOP-past-the-lease, takeover, SIGCONT trials.
-Prints one line per test and 'N passed, M failed'.
+Run: python3 -m pytest tests/integration/test_never_twice.py --rollout BIN [--seeds N]
+[--first-seed S] [--freezes N] (conftest.py); --seeds: fault-mix trials (each with a SIGKILL at
+a random moment and resumes); --freezes: SIGSTOP-past-the-lease, takeover, SIGCONT trials.
 """
-import argparse
 import json
 import random
 import re
@@ -19,21 +15,12 @@ import signal
 import sqlite3
 import subprocess
 import time
-from pathlib import Path
 
 from e2e import (EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
-                 assert_state_sound, rollout, run_id_of, run_tests, start_apply)
+                 assert_state_sound, rollout, run_id_of, start_apply)
 
-parser = argparse.ArgumentParser()
-parser.add_argument("rollout")
-parser.add_argument("source")
-parser.add_argument("--seeds", type=int, default=6)
-parser.add_argument("--first-seed", type=int, default=1)
-parser.add_argument("--freezes", type=int, default=2)
-parser.add_argument("--only", default="")
-args = parser.parse_args()
-Env.rollout = ROLLOUT = args.rollout
-Env.src = SRC = Path(args.source)
+ROLLOUT = Env.rollout
+SRC = Env.src
 PLAN = SRC / "tests/plans/four-stage.yaml"
 APPROVAL_PLAN = SRC / "tests/plans/approval-four-stage.yaml"
 STAGES = ["canary", "eu", "us", "everyone"]
@@ -60,12 +47,6 @@ def assert_each_stage_once(server, run):
     assert applied == {f"{run}/{s}": 1 for s in STAGES}, applied
 
 
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
 
 
 def every_answer_dropped(tmp, kind):
@@ -86,13 +67,11 @@ def every_answer_dropped(tmp, kind):
         assert_state_sound(db)
 
 
-@test
-def every_deploy_answer_dropped_after_applying_is_applied_once_sim(tmp):
+def test_every_deploy_answer_dropped_after_applying_is_applied_once_sim(tmp):
     every_answer_dropped(tmp, "sim")
 
 
-@test
-def every_deploy_answer_dropped_after_applying_is_applied_once_fake(tmp):
+def test_every_deploy_answer_dropped_after_applying_is_applied_once_fake(tmp):
     every_answer_dropped(tmp, "fake")
 
 
@@ -110,13 +89,11 @@ def foreign_answers(tmp, kind):
         assert_state_sound(db)
 
 
-@test
-def html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_sim(tmp):
+def test_html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_sim(tmp):
     foreign_answers(tmp, "sim")
 
 
-@test
-def html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_fake(tmp):
+def test_html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_fake(tmp):
     foreign_answers(tmp, "fake")
 
 
@@ -153,17 +130,6 @@ def fault_mix_trial(tmp, seed):
         assert_each_stage_once(server, run)
 
 
-def trials(trial, count, name):
-    """`count` tests running `trial(tmp, seed)`, one seed each, named by `name(seed)`."""
-    for seed in range(args.first_seed, args.first_seed + count):
-        def fn(tmp, seed=seed):
-            trial(tmp, seed)
-        fn.__name__ = name(seed)
-        TESTS.append(fn)
-
-
-trials(fault_mix_trial, args.seeds,
-       lambda seed: f"fault_mix_seed_{seed}_{'sim' if seed % 2 else 'fake'}_sigkill_and_resume_applies_each_stage_once")
 
 
 LEASE_MS = "1500"
@@ -225,12 +191,8 @@ def freeze_trial(tmp, seed):
         assert shown["status"] == "completed", shown["status"]
 
 
-trials(freeze_trial, args.freezes,
-       lambda seed: f"freeze_{seed}_past_the_lease_takeover_then_thaw_sends_nothing_and_exits_1")
 
-
-@test
-def two_applies_at_once_of_one_plan_one_is_refused(tmp):
+def test_two_applies_at_once_of_one_plan_one_is_refused(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
         procs = [start_apply(PLAN, db, server.url) for _ in range(2)]
@@ -249,8 +211,7 @@ def two_applies_at_once_of_one_plan_one_is_refused(tmp):
         assert_state_sound(db)
 
 
-@test
-def resuming_an_old_run_beside_a_live_one_of_the_same_plan_is_refused(tmp):
+def test_resuming_an_old_run_beside_a_live_one_of_the_same_plan_is_refused(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
         # The old run: paused at its approval, nobody runs it.
@@ -278,8 +239,7 @@ def resuming_an_old_run_beside_a_live_one_of_the_same_plan_is_refused(tmp):
         assert_state_sound(db, open_intents_allowed=True)
 
 
-@test
-def allow_concurrent_runs_both(tmp):
+def test_allow_concurrent_runs_both(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
         first = start_apply(PLAN, db, server.url, extra=["--allow-concurrent"])
@@ -297,8 +257,7 @@ def allow_concurrent_runs_both(tmp):
         assert all(n == 1 for m, n in applied.items() if not m.endswith("/rollback")), applied
 
 
-@test
-def abort_with_rollback_of_a_paused_run_rolls_back_once(tmp):
+def test_abort_with_rollback_of_a_paused_run_rolls_back_once(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(APPROVAL_PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
@@ -371,18 +330,15 @@ def abort_rollback_of(tmp, how):
         assert_state_sound(db)
 
 
-@test
-def abort_with_rollback_of_a_running_run_rolls_back_once(tmp):
+def test_abort_with_rollback_of_a_running_run_rolls_back_once(tmp):
     abort_rollback_of(tmp, "running")
 
 
-@test
-def abort_with_rollback_of_an_interrupted_run_rolls_back_once(tmp):
+def test_abort_with_rollback_of_an_interrupted_run_rolls_back_once(tmp):
     abort_rollback_of(tmp, "interrupted")
 
 
-@test
-def a_call_queued_in_the_rate_limiter_of_a_frozen_process_is_never_sent(tmp):
+def test_a_call_queued_in_the_rate_limiter_of_a_frozen_process_is_never_sent(tmp):
     """A sampled wave at one call a second, at real speed: after its first call the next
     waits in the client's rate limiter. Frozen there past the lease, the run is taken over
     and completed; thawed, the waiting call is not sent."""
@@ -415,4 +371,21 @@ def a_call_queued_in_the_rate_limiter_of_a_frozen_process_is_never_sent(tmp):
         assert len(per_device) == 6 and len(set(per_device)) == 6, per_device
         assert_state_sound(db)
 
-run_tests(TESTS, args.only)
+
+def pytest_generate_tests(metafunc):
+    """--seeds fault mixes and --freezes freeze trials, seeds from --first-seed (a seed replays
+    its trial: the same faults, the same moments; the seed also picks the server, `rollout
+    sim` or the contract-only fake)."""
+    first = Env.options.first_seed
+    for name, count in (("mix_seed", Env.options.seeds), ("freeze_seed", Env.options.freezes)):
+        if name in metafunc.fixturenames:
+            seeds = list(range(first, first + count))
+            metafunc.parametrize(name, seeds, ids=[f"seed{s}" for s in seeds])
+
+
+def test_fault_mix_sigkill_and_resume_applies_each_stage_once(tmp, mix_seed):
+    fault_mix_trial(tmp, mix_seed)
+
+
+def test_freeze_past_the_lease_takeover_then_thaw_sends_nothing_and_exits_1(tmp, freeze_seed):
+    freeze_trial(tmp, freeze_seed)

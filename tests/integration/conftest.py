@@ -1,0 +1,41 @@
+"""pytest's view of the end-to-end suites: the binary and the source tree under test, the
+suites' own options, and a fresh directory per test.
+
+    python3 -m pytest tests/integration/test_cli_runs.py --rollout build/rollout --source .
+    ... -k sigkill_at       one theme of cases (pytest's -k), as --only did
+"""
+import os
+from pathlib import Path
+
+import pytest
+
+import e2e
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("rollout")
+    group.addoption("--rollout", default=os.environ.get("ROLLOUT_BIN", "build/rollout"),
+                    help="the rollout binary under test (default: $ROLLOUT_BIN, else build/rollout)")
+    group.addoption("--source", default=str(Path(__file__).resolve().parents[2]),
+                    help="the source tree (plans, fleets, schemas); default: this one")
+    group.addoption("--random-kills", type=int, default=4,
+                    help="test_cli_kills: SIGKILL trials at random moments")
+    group.addoption("--kill-seed", type=int, default=1234,
+                    help="test_cli_kills: seeds the random moments (the same seed replays them)")
+    group.addoption("--seeds", type=int, default=6, help="test_never_twice: fault-mix trials")
+    group.addoption("--first-seed", type=int, default=1, help="test_never_twice: the first seed")
+    group.addoption("--freezes", type=int, default=2,
+                    help="test_never_twice: freeze-and-takeover trials")
+
+
+def pytest_configure(config):
+    # Before any test module is imported: they read these at import.
+    e2e.Env.rollout = str(Path(config.getoption("--rollout")).resolve())
+    e2e.Env.src = Path(config.getoption("--source")).resolve()
+    e2e.Env.options = config.option
+
+
+@pytest.fixture
+def tmp(tmp_path):
+    """A fresh directory for the test's state database, logs and servers' files."""
+    return str(tmp_path)

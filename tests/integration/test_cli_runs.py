@@ -1,0 +1,172 @@
+"""Whole runs end to end against `rollout sim`: completion, rollback, approval, refusals,
+invalid input, signals, a second process, faults, and the token kept out of everything."""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from e2e import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED
+from cli_helpers import CANARY_PLAN, FAILING, PLAN, ROLLOUT, SCALE, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout, run_id_of
+
+
+def test_four_stage_plan_completes_once_each(tmp):
+    with Sim(tmp, STEADY) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "completed"
+        assert [s["status"] for s in shown["stages"]] == ["passed"] * 4
+        assert all(c["outcome"] == "accepted" for c in shown["api_calls"])
+        assert shown["api_calls"][0]["body"]["user_token"] == "<redacted>"
+        runs = json.loads(rollout("runs", "--state", db, "--output", "json").stdout)
+        assert runs[0]["id"] == run and runs[0]["stages_done"] == 4
+        assert_db_clean(db)
+
+
+def test_failing_canary_rolls_back_and_exits_3(tmp):
+    with Sim(tmp, FAILING) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        applied = sim.applied_per_marker()
+        assert applied.get(f"{run}/canary") == 1
+        assert applied.get(f"{run}/canary/rollback", 0) >= 1
+        assert not any(k.endswith("/eu") or k.endswith("/us") for k in applied)
+        rollbacks = [r for r in sim.requests() if r["endpoint"] == "deploy_update" and r["body"]["flow_id"] == "11aa-22bb"]
+        assert rollbacks and all(r["body"]["metadata"]["app"]["version"] == "v2.3" for r in rollbacks)
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "stopped"
+        assert shown["stages"][0]["status"] == "rolled_back"
+        assert any(d["verdict"] == "fail" for d in shown["stages"][0]["gate_decisions"])
+
+
+def test_approval_pauses_then_approve_and_resume_complete(tmp):
+    with Sim(tmp, STEADY) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(CANARY_PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert "waiting for us (approval)" in p.stdout
+        a = rollout("approve", run, "us", "--comment", "EU looks healthy", "--state", db)
+        assert a.returncode == EXIT_OK, a.stderr
+        r = rollout("resume", run, "--state", db, "--time-scale", SCALE)
+        assert r.returncode == EXIT_OK, r.stdout + r.stderr
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["approvals"][0]["stage"] == "us" and shown["approvals"][0]["comment"] == "EU looks healthy"
+        assert shown["approvals"][0]["by"]
+        again = rollout("resume", run, "--state", db)
+        assert again.returncode == EXIT_INVALID and "nothing to resume" in again.stderr
+
+
+def test_refused_call_quotes_upswift_and_sends_nothing_more(tmp):
+    with Sim(tmp, STEADY) as sim:
+        plan = Path(tmp) / "bad-flow.yaml"
+        plan.write_text(PLAN.read_text().replace("flow_id: 73a7-1ft8", "flow_id: no-such-flow"))
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        assert "Upswift refused deploy_update: \"Flow 'no-such-flow' was not found\"" in p.stdout
+        assert sim.applied_per_marker() == {}
+
+
+def test_invalid_plan_exits_2_and_writes_nothing(tmp):
+    db = f"{tmp}/state.db"
+    p = rollout("apply", str(SRC / "tests/plans/invalid/cycle.yaml"), "--state", db, "--yes")
+    assert p.returncode == EXIT_INVALID
+    assert "dependency cycle: a -> b -> c -> a" in p.stderr
+    assert not Path(db).exists()
+    d = rollout("apply", str(PLAN), "--dry-run", "--state", db)
+    assert d.returncode == EXIT_OK and "nothing is sent" in d.stdout
+    assert not Path(db).exists()
+
+
+def test_missing_token_and_plain_http_are_refused(tmp):
+    env = {"UPSWIFT_USER_TOKEN": ""}
+    p = rollout("apply", str(PLAN), "--state", f"{tmp}/s.db", "--yes", env_extra=env)
+    assert p.returncode == EXIT_INVALID and "set UPSWIFT_USER_TOKEN" in p.stderr
+    p = rollout("apply", str(PLAN), "--state", f"{tmp}/s.db", "--yes", api="http://example.com/v1/")
+    assert p.returncode == EXIT_INVALID and "only https is allowed" in p.stderr
+    p = rollout("apply", str(PLAN), "--state", f"{tmp}/s.db", "--yes", "--time-scale", "60")
+    assert p.returncode == EXIT_INVALID and "only for simulated fleets" in p.stderr
+
+
+def test_sigint_exits_130_and_resume_completes(tmp):
+    with Sim(tmp, STEADY) as sim:
+        db = f"{tmp}/state.db"
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "60"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_INTERRUPTED, out + err
+        run = run_id_of(out)
+        assert "interrupted" in out
+        r = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
+        assert r.returncode == EXIT_OK, r.stdout + r.stderr
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+
+
+def test_a_live_run_is_not_run_twice(tmp):
+    with Sim(tmp, STEADY) as sim:
+        db = f"{tmp}/state.db"
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "30"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        second = rollout("resume", "last", "--state", db, "--time-scale", "30", api=sim.url)
+        assert second.returncode == EXIT_ERROR, second.stdout + second.stderr
+        assert "is being run by" in second.stderr and f"(pid {proc.pid})" in second.stderr
+        abort = rollout("abort", "last", "--state", db)
+        assert abort.returncode == EXIT_OK and "recorded" in abort.stdout
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == EXIT_STOPPED, out + err
+        shown = json.loads(rollout("show", "last", "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "aborted"
+
+
+def test_faults_429_5xx_slow_drops_complete_without_duplicates(tmp):
+    # 30% 429s, 10% 500s, 10% slow, 5% dropped before acting, 20% of deploy_update calls
+    # applied and then dropped unanswered: the run completes, each stage applied once.
+    with Sim(tmp, STEADY, ["--fail-429", "0.3", "--fail-5xx", "0.1", "--slow", "0.1", "--slow-ms", "200",
+                           "--drop", "0.05", "--drop-after-apply", "0.2", "--seed", "17"]) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url, timeout=300)
+        run = run_id_of(p.stdout)
+        for _ in range(5):
+            if p.returncode == EXIT_OK:
+                break
+            assert p.returncode == EXIT_ERROR, p.stdout + p.stderr  # gave up cleanly; resumable
+            p = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url, timeout=300)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+        faults = [r["fault"] for r in sim.requests()]
+        assert "429" in faults and "5xx" in faults
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        outcomes = [c["outcome"] for c in shown["api_calls"]]
+        assert all(o in ("accepted", "settled_applied", "settled_not_applied") for o in outcomes), outcomes
+        assert_db_clean(db)
+
+
+def test_the_token_is_in_no_log_output_or_database(tmp):
+    with Sim(tmp, STEADY) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json", api=sim.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        for line in p.stdout.splitlines():
+            json.loads(line)  # the event stream is JSON lines
+        assert TOKEN not in sim.log.read_text()
+        assert '"user_token":"<redacted>"' in sim.log.read_text()
+        for cmd in (["show", "last", "--output", "json"], ["show", "last"], ["runs"]):
+            out = rollout(*cmd, "--state", db)
+            assert TOKEN not in out.stdout + out.stderr
+        raw = b"".join(Path(f).read_bytes() for f in Path(tmp).glob("state.db*"))
+        assert TOKEN.encode() not in raw
+        assert_db_clean(db)
