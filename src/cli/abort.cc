@@ -21,11 +21,9 @@ struct AbortOptions {
 };
 
 int run_abort(AbortOptions& o) {
-  int opened_exit = kExitOk;
-  auto opened = open_run(o.state, o.run_id, opened_exit);
-  if (!opened) return opened_exit;
-  auto& store = opened->store;
-  const state::RunRecord* run = &opened->run;
+  auto opened = open_run(o.state, o.run_id);
+  auto& store = opened.store;
+  const state::RunRecord* run = &opened.run;
   if (state::is_final(run->status)) {
     std::cerr << fmt::format("rollout: run {} is already {}\n", run->id, state::name(run->status));
     return kExitInvalidInput;
@@ -53,9 +51,8 @@ int run_abort(AbortOptions& o) {
     return kExitStopped;
   }
   o.api.json = o.output == "json";
-  if (!opened->plan)
-    return kExitError;  // recorded; a run whose plan does not load cannot roll back
-  return drive_run(*store, o.state, *run, *opened->plan, o.api);
+  if (!opened.plan) return kExitError;  // recorded; a run whose plan does not load cannot roll back
+  return drive_run(*store, o.state, *run, *opened.plan, o.api);
 }
 
 }  // namespace

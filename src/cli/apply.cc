@@ -78,9 +78,7 @@ bool saved_plan_is_current(const SavedPlan& saved, const std::string& saved_path
         fmt::format("it was resolved against {}; this run would go to {}", saved.api_url, url));
   }
   asio::io_context io;
-  int exit = kExitOk;
-  auto connection = ApiConnection::open(io, c.plan, url, api, exit);
-  if (!connection) return false;
+  auto connection = ApiConnection::open(io, c.plan, url, api);
   std::optional<upswift::Result<preview::Preview>> now;
   preview::build_preview(connection->api(), c.plan, c.graph,
                          [&](upswift::Result<preview::Preview> r) { now = std::move(r); });
@@ -162,7 +160,6 @@ int run_apply(ApplyOptions& o) {
     }
   }
   auto store = open_store(o.state, /*create=*/true);
-  if (!store) return kExitError;
   std::mt19937_64 rng(std::random_device{}());
   const WallTime now = std::chrono::system_clock::now();
   const std::string run_id = engine::new_run_id(now, rng);

@@ -23,11 +23,9 @@ struct ApproveOptions {
 };
 
 int run_approve(const ApproveOptions& o) {
-  int opened_exit = kExitOk;
-  auto opened = open_run(o.state, o.run_id, opened_exit);
-  if (!opened) return opened_exit;
-  auto& store = opened->store;
-  const state::RunRecord* run = &opened->run;
+  auto opened = open_run(o.state, o.run_id);
+  auto& store = opened.store;
+  const state::RunRecord* run = &opened.run;
   const auto stages = store->load_stages(run->id);
   const state::StageRecord* stage = nullptr;
   std::string names;
@@ -53,8 +51,8 @@ int run_approve(const ApproveOptions& o) {
   }
   // A waiting stage is approved ahead only when its plan asks for a person.
   if (stage->status == state::StageStatus::waiting) {
-    if (!opened->plan) return kExitError;
-    const auto& stages = opened->plan->plan.stages;
+    if (!opened.plan) return kExitError;
+    const auto& stages = opened.plan->plan.stages;
     const auto spec = std::find_if(stages.begin(), stages.end(),
                                    [&](const plan::Stage& s) { return s.name == o.stage; });
     if (spec == stages.end() || !spec->approval_required) {

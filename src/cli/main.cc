@@ -4,7 +4,9 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.h"
+#include "cli/error.h"
 #include "cli/exit_codes.h"
+#include "cli/session.h"
 
 #ifndef ROLLOUT_VERSION
 #define ROLLOUT_VERSION "unknown"
@@ -43,7 +45,11 @@ int main(int argc, char** argv) {
   // std::terminate. Every write before it was a committed transaction, so the state is
   // consistent and a run can be resumed.
   try {
+    check_test_hooks();
     return run();
+  } catch (const CommandError& e) {
+    if (*e.what()) std::cerr << "rollout: " << e.what() << "\n";
+    return e.exit_code;
   } catch (const std::exception& e) {
     std::cerr << "rollout: error: " << e.what() << "\n";
   } catch (...) {

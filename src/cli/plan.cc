@@ -324,9 +324,7 @@ int run_live_plan(PlanOptions& o) {
     }
   }
   asio::io_context io;
-  int exit = kExitOk;
-  auto connection = ApiConnection::open(io, checked->plan, url, o.api, exit);
-  if (!connection) return exit;
+  auto connection = ApiConnection::open(io, checked->plan, url, o.api);
   SavedPlan saved;
   // Absolute: the saved plan is run from any folder.
   saved.plan_file = std::filesystem::absolute(checked->path).lexically_normal().string();

@@ -21,15 +21,13 @@ struct ReportOptions {
 };
 
 int run_report(const ReportOptions& o) {
-  int opened_exit = kExitOk;
-  auto opened = open_run(o.state, o.run_id, opened_exit);
-  if (!opened) return opened_exit;
-  auto& store = opened->store;
-  const state::RunRecord* run = &opened->run;
+  auto opened = open_run(o.state, o.run_id);
+  auto& store = opened.store;
+  const state::RunRecord* run = &opened.run;
   History h = load_history(*store, run->id);
   view::ReportInput in;
   // Made without its gates if the stored plan does not load.
-  in.plan = opened->plan ? &opened->plan->plan : nullptr;
+  in.plan = opened.plan ? &opened.plan->plan : nullptr;
   in.run = *run;
   in.stages = std::move(h.stages);
   in.devices = std::move(h.devices);

@@ -23,12 +23,10 @@ struct ResumeOptions {
 
 int run_resume(ResumeOptions& o) {
   o.api.json = o.output == "json";
-  int opened_exit = kExitOk;
-  auto opened = open_run(o.state, o.run_id, opened_exit);
-  if (!opened) return opened_exit;
-  auto& store = opened->store;
-  const state::RunRecord* run = &opened->run;
-  if (!opened->plan) return kExitError;
+  auto opened = open_run(o.state, o.run_id);
+  auto& store = opened.store;
+  const state::RunRecord* run = &opened.run;
+  if (!opened.plan) return kExitError;
   if (state::is_final(run->status)) {
     std::cerr << fmt::format("rollout: run {} is {} ({}); there is nothing to resume\n", run->id,
                              run->status, run->reason);
@@ -48,7 +46,7 @@ int run_resume(ResumeOptions& o) {
   if (!o.api.json)
     std::cout << fmt::format("resuming run {} ({}, was {})\n", run->id, run->plan_name,
                              run->status);
-  return drive_run(*store, o.state, *run, *opened->plan, o.api);
+  return drive_run(*store, o.state, *run, *opened.plan, o.api);
 }
 
 }  // namespace

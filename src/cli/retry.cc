@@ -36,13 +36,11 @@ int run_retry(RetryOptions& o) {
                  "devices whose update failed\n";
     return kExitInvalidInput;
   }
-  int opened_exit = kExitOk;
-  auto opened = open_run(o.state, o.run_id, opened_exit);
-  if (!opened) return opened_exit;
-  auto& store = opened->store;
-  const state::RunRecord* run = &opened->run;
-  if (!opened->plan) return kExitError;
-  const plan::Plan& plan = opened->plan->plan;
+  auto opened = open_run(o.state, o.run_id);
+  auto& store = opened.store;
+  const state::RunRecord* run = &opened.run;
+  if (!opened.plan) return kExitError;
+  const plan::Plan& plan = opened.plan->plan;
   const plan::Stage* stage = nullptr;
   std::string names;
   for (const auto& s : plan.stages) {
@@ -88,10 +86,8 @@ int run_retry(RetryOptions& o) {
   std::vector<state::SnapshotDevice> failed;
   {
     asio::io_context io;
-    int exit = kExitOk;
     auto connection =
-        ApiConnection::open(io, plan, run->api_url, run_api_options(o.state, *run, o.api), exit);
-    if (!connection) return exit;
+        ApiConnection::open(io, plan, run->api_url, run_api_options(o.state, *run, o.api));
     std::optional<upswift::Result<std::vector<engine::Reached>>> reached;
     engine::read_reached(connection->api(), stage->deploy_request(), *snapshot,
                          engine::dispatch_marker(run->id, o.stage),
@@ -122,7 +118,7 @@ int run_retry(RetryOptions& o) {
                              run->id, attempt, o.stage, failed.size());
   }
   auto reopened = store->load_run(run->id);
-  return drive_run(*store, o.state, *reopened, *opened->plan, o.api);
+  return drive_run(*store, o.state, *reopened, *opened.plan, o.api);
 }
 
 }  // namespace

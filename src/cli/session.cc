@@ -41,8 +41,7 @@ std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o, bool creat
   try {
     return std::make_unique<store::SqliteStore>(path, create);
   } catch (const store::StoreError& e) {
-    std::cerr << "rollout: " << e.what() << "\n";
-    return nullptr;
+    throw CommandError(kExitError, e.what());
   }
 }
 
@@ -58,24 +57,21 @@ state::LeaseOwner this_process() {
   return {host, static_cast<std::int64_t>(getpid()), current_user()};
 }
 
-std::optional<state::RunRecord> find_run(state::StateStore& store, const std::string& id) {
+state::RunRecord find_run(state::StateStore& store, const std::string& id) {
   if (id == "last") {
     auto runs = store.list_runs();
-    if (runs.empty()) {
-      std::cerr << "rollout: the state database holds no runs yet\n";
-      return std::nullopt;
-    }
+    if (runs.empty()) throw CommandError(kExitInvalidInput, "the state database holds no runs yet");
     show_if_gone(store, runs.back());
     return runs.back();
   }
   auto run = store.load_run(id);
   if (!run) {
-    std::cerr << fmt::format(
-        "rollout: no run '{}' in the state database (rollout runs lists them)\n", id);
-    return run;
+    throw CommandError(
+        kExitInvalidInput,
+        fmt::format("no run '{}' in the state database (rollout runs lists them)", id));
   }
   show_if_gone(store, *run);
-  return run;
+  return *run;
 }
 
 bool process_is_gone(const state::LeaseOwner& owner) {
@@ -83,20 +79,11 @@ bool process_is_gone(const state::LeaseOwner& owner) {
          errno == ESRCH;
 }
 
-std::optional<OpenedRun> open_run(const StateOptions& state, const std::string& run_id, int& exit) {
+OpenedRun open_run(const StateOptions& state, const std::string& run_id) {
   auto store = open_store(state);
-  if (!store) {
-    exit = kExitError;
-    return std::nullopt;
-  }
   auto run = find_run(*store, run_id);
-  if (!run) {
-    exit = kExitInvalidInput;
-    return std::nullopt;
-  }
-  exit = kExitOk;
-  auto plan = check_stored_plan(run->id, run->plan_path, run->plan_text);
-  return OpenedRun{std::move(store), std::move(*run), std::move(plan)};
+  auto plan = check_stored_plan(run.id, run.plan_path, run.plan_text);
+  return OpenedRun{std::move(store), std::move(run), std::move(plan)};
 }
 
 void show_if_gone(state::StateStore& store, state::RunRecord& run) {
@@ -234,10 +221,10 @@ std::function<void(std::string_view)> crash_hook_from_env() {
     text.resize(colon);
   }
   if (!engine::is_crash_point(text)) {
-    throw std::runtime_error(
-        fmt::format("ROLLOUT_TEST_CRASH_AT names '{}', which is not a crash "
-                    "point; the engine's are: {}",
-                    text, fmt::join(engine::kCrashPoints, ", ")));
+    throw CommandError(kExitInvalidInput,
+                       fmt::format("ROLLOUT_TEST_CRASH_AT names '{}', which is not a crash point; "
+                                   "the engine's are: {}",
+                                   text, fmt::join(engine::kCrashPoints, ", ")));
   }
   auto count = std::make_shared<int>(0);
   return [text, nth, count](std::string_view point) {
@@ -246,6 +233,10 @@ std::function<void(std::string_view)> crash_hook_from_env() {
 }
 
 }  // namespace
+
+void check_test_hooks() {
+  crash_hook_from_env();
+}
 
 int exit_code(engine::Ending ending) {
   switch (ending) {
@@ -353,7 +344,7 @@ ApiConnection::~ApiConnection() = default;
 
 std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const plan::Plan& plan,
                                                    const std::string& run_url,
-                                                   const ApiOptions& options, int& exit) {
+                                                   const ApiOptions& options) {
   std::unique_ptr<ApiConnection> c(new ApiConnection());
   // Options of no run (rollout plan, a saved plan's check) start now.
   c->start_ =
@@ -361,7 +352,6 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
   std::string url = run_url;
   std::string token;
   if (const char* env = std::getenv("UPSWIFT_USER_TOKEN")) token = env;
-  exit = kExitInvalidInput;
   if (url.rfind(kSimulated, 0) == 0) {
     // The fleet the run started with, unless --simulate names one (which must be it).
     const std::string recorded = url.substr(kSimulated.size());
@@ -369,27 +359,26 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
     if (!options.simulate_fleet.empty() &&
         std::filesystem::absolute(options.simulate_fleet).lexically_normal() !=
             std::filesystem::path(recorded)) {
-      std::cerr << fmt::format(
-          "rollout: this run runs against the simulated fleet {}, not {}; leave --simulate out "
-          "to go on with it\n",
-          recorded, options.simulate_fleet);
-      return nullptr;
+      throw CommandError(kExitInvalidInput,
+                         fmt::format("this run runs against the simulated fleet {}, not {}; leave "
+                                     "--simulate out to go on with it",
+                                     recorded, options.simulate_fleet));
     }
     auto spec = load_fleet_file(fleet_path);
-    if (!spec) return nullptr;
+    if (!spec) throw CommandError(kExitInvalidInput, "");  // its diagnostics were printed
     bool failed = false;
     auto journal = load_journal(options.sim_journal, failed);
-    if (failed) return nullptr;
+    if (failed) throw CommandError(kExitInvalidInput, "");  // said why
     std::string why;
     const std::string fleet_hash = sha256_hex(read_file(fleet_path, &why).value_or(""));
     sim::SimTime created = to_sim(c->start_);
     if (journal) {
       if (journal->header.fleet_sha256 != fleet_hash) {
-        std::cerr << fmt::format(
-            "rollout: {} has changed since this run started against it: its simulated fleet "
-            "cannot be rebuilt (put the file back as it was, or start a new run)\n",
-            fleet_path);
-        return nullptr;
+        throw CommandError(kExitInvalidInput,
+                           fmt::format("{} has changed since this run started against it: its "
+                                       "simulated fleet cannot be rebuilt (put the file back as "
+                                       "it was, or start a new run)",
+                                       fleet_path));
       }
       created = journal->header.created;
       c->start_ = std::max(c->start_, WallTime(journal->last));
@@ -399,23 +388,21 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
                                           ec);
       if (!write_file(options.sim_journal,
                       sim::journal_header_line({recorded, fleet_hash, created}))) {
-        std::cerr << fmt::format("rollout: cannot write the simulated fleet's record {}\n",
-                                 options.sim_journal);
-        return nullptr;
+        throw CommandError(
+            kExitInvalidInput,
+            fmt::format("cannot write the simulated fleet's record {}", options.sim_journal));
       }
     }
     try {
       c->sim_ = std::make_unique<InProcessSim>(*spec, options.time_scale, created,
                                                to_sim(c->start_), journal, options.sim_journal);
     } catch (const std::exception& e) {
-      std::cerr << "rollout: cannot start the simulated fleet: " << e.what() << "\n";
-      return nullptr;
+      throw CommandError(kExitError, fmt::format("cannot start the simulated fleet: {}", e.what()));
     }
     url = c->sim_->url();
     if (token.empty()) token = "simulated";
   } else if (auto why = api_refusal(url, options)) {
-    std::cerr << "rollout: " << *why << "\n";
-    return nullptr;
+    throw CommandError(kExitInvalidInput, *why);
   }
   client::ClientConfig config;
   config.base_url = url;
@@ -427,10 +414,8 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
   try {
     c->client_ = std::make_unique<client::UpswiftClient>(io, config);
   } catch (const std::invalid_argument& e) {
-    std::cerr << "rollout: " << e.what() << "\n";
-    return nullptr;
+    throw CommandError(kExitInvalidInput, e.what());
   }
-  exit = kExitOk;
   return c;
 }
 
@@ -453,9 +438,7 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
   const ApiOptions api_options = run_api_options(state, run, given_api_options);
 
   asio::io_context io;
-  int exit = kExitOk;
-  auto connection = ApiConnection::open(io, plan, run.api_url, api_options, exit);
-  if (!connection) return exit;
+  auto connection = ApiConnection::open(io, plan, run.api_url, api_options);
   AsioClock clock(io, api_options.time_scale, connection->start());
   // The last word before a deploy_update leaves, after any wait for the rate limit: does
   // this process still hold the run? A process frozen past its lease (SIGSTOP, a laptop

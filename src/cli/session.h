@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/error.h"
 #include "client/upswift_client.h"
 #include "engine/engine.h"
 #include "state/store.h"
@@ -20,9 +21,9 @@ struct StateOptions {
 };
 std::string resolve_state_path(const StateOptions& o);
 
-// Opens the state database, printing why not (and returning nullptr) when it cannot. Only
-// a new run creates one (`create`): a mistyped path elsewhere is an error, not an empty
-// database that says "no runs".
+// Opens the state database; throws CommandError saying why not. Only a new run creates one
+// (`create`): a mistyped path elsewhere is an error, not an empty database that says "no
+// runs".
 std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o, bool create = false);
 
 struct ApiOptions {
@@ -47,19 +48,19 @@ state::LeaseOwner this_process();
 std::string current_user();
 
 // The state database, one of its runs and the plan stored with it, as every command that
-// reviews or continues a run starts: nullopt, having said why, with the exit code in `exit`,
-// when the database or the run is not there. `plan` is empty (and why was said) when the
-// stored plan no longer loads: reviews go on without it, a run cannot.
+// reviews or continues a run starts; CommandError when the database or the run is not there. `plan`
+// is empty (and why was said) when the stored plan no longer loads: reviews go on without it, a run
+// cannot.
 struct OpenedRun {
   std::unique_ptr<store::SqliteStore> store;
   state::RunRecord run;
   std::optional<CheckedPlan> plan;
 };
-std::optional<OpenedRun> open_run(const StateOptions& state, const std::string& run_id, int& exit);
+OpenedRun open_run(const StateOptions& state, const std::string& run_id);
 
-// "last" is the most recent run; otherwise the id as given, which must exist. A run
-// recorded as running whose process is gone comes back as `interrupted` (see below).
-std::optional<state::RunRecord> find_run(state::StateStore& store, const std::string& id);
+// "last" is the most recent run; otherwise the id as given, which must exist (CommandError
+// otherwise). A run recorded as running whose process is gone comes back as `interrupted`.
+state::RunRecord find_run(state::StateStore& store, const std::string& id);
 
 // A run recorded as `running` whose process is gone (no lease, a heartbeat older than the
 // lease, or a pid that no longer exists on this host) is shown as `interrupted`, its reason
@@ -107,10 +108,9 @@ class ApiConnection {
   // journal goes further, the journal's last time (the fleet's time never goes back).
   WallTime start() const { return start_; }
 
-  // Prints why not, and returns nullptr with the exit code in `exit`, when it cannot.
+  // Throws CommandError saying why, when it cannot.
   static std::unique_ptr<ApiConnection> open(asio::io_context& io, const plan::Plan& plan,
-                                             const std::string& url, const ApiOptions& options,
-                                             int& exit);
+                                             const std::string& url, const ApiOptions& options);
 
  private:
   ApiConnection() = default;
@@ -133,5 +133,13 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
               const CheckedPlan& plan, const ApiOptions& api);
 
 int exit_code(engine::Ending ending);
+
+// Checks the test hooks in the environment (ROLLOUT_TEST_CRASH_AT must name a crash point)
+// before a command writes anything; throws CommandError otherwise.
+void check_test_hooks();
+
+// Checks the test hooks in the environment (ROLLOUT_TEST_CRASH_AT names a crash point) before
+// a command writes anything; throws CommandError otherwise.
+void check_test_hooks();
 
 }  // namespace rollout::cli

@@ -100,11 +100,9 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
 }
 
 int run_show(const ShowOptions& o) {
-  int opened_exit = kExitOk;
-  auto opened = open_run(o.state, o.run_id, opened_exit);
-  if (!opened) return opened_exit;
-  auto& store = opened->store;
-  const state::RunRecord* run = &opened->run;
+  auto opened = open_run(o.state, o.run_id);
+  auto& store = opened.store;
+  const state::RunRecord* run = &opened.run;
   if (o.devices) return show_devices(o, *store, *run, store->load_stages(run->id));
   const History history = load_history(*store, run->id);
   const auto& stages = history.stages;
@@ -117,8 +115,8 @@ int run_show(const ShowOptions& o) {
 
   const auto& device_states = history.device_states;
   auto find_stage = [&](const std::string& name) -> const plan::Stage* {
-    if (!opened->plan) return nullptr;
-    for (const auto& st : opened->plan->plan.stages) {
+    if (!opened.plan) return nullptr;
+    for (const auto& st : opened.plan->plan.stages) {
       if (st.name == name) return &st;
     }
     return nullptr;

@@ -126,13 +126,11 @@ int run_status(const StatusOptions& o) {
                              interval ? "must be at least 1s" : why);
     return kExitInvalidInput;
   }
-  int opened_exit = kExitOk;
-  auto opened = open_run(o.state, o.run_id, opened_exit);
-  if (!opened) return opened_exit;
-  if (!opened->plan) return kExitError;
-  auto& store = opened->store;
-  auto run = std::optional<state::RunRecord>(opened->run);
-  const plan::Plan* plan = &opened->plan->plan;
+  auto opened = open_run(o.state, o.run_id);
+  if (!opened.plan) return kExitError;
+  auto& store = opened.store;
+  auto run = std::optional<state::RunRecord>(opened.run);
+  const plan::Plan* plan = &opened.plan->plan;
   const bool tty = isatty(STDOUT_FILENO) != 0;
   const char* no_color = std::getenv("NO_COLOR");
   const bool color = tty && !(no_color && *no_color);

@@ -170,3 +170,14 @@ def test_the_token_is_in_no_log_output_or_database(tmp):
         raw = b"".join(Path(f).read_bytes() for f in Path(tmp).glob("state.db*"))
         assert TOKEN.encode() not in raw
         assert_db_clean(db)
+
+
+def test_an_unknown_crash_point_is_refused_before_anything_is_written(tmp):
+    """The kill tests name crash points from the engine's one list; a typo must not pass as a
+    test that never kills."""
+    db = f"{tmp}/state.db"
+    p = rollout("apply", str(PLAN), "--state", db, "--yes", api="http://127.0.0.1:9/v1/",
+                env_extra={"ROLLOUT_TEST_CRASH_AT": "after_intnet:2"})
+    assert p.returncode == EXIT_INVALID, p.stdout + p.stderr
+    assert "'after_intnet', which is not a crash point" in p.stderr and "after_intent" in p.stderr
+    assert not Path(db).exists()
