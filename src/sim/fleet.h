@@ -48,13 +48,13 @@ struct BehaviorOverride {
 };
 
 struct DeviceSpec {
-  std::optional<std::string> uuid;  // generated when absent
-  std::optional<std::string> name;
-  std::string group;
-  std::vector<std::string> tags;
-  std::vector<upswift::AppVersion> apps;
+  std::optional<std::string> uuid{};  // generated when absent
+  std::optional<std::string> name{};
+  std::string group{};
+  std::vector<std::string> tags{};
+  std::vector<upswift::AppVersion> apps{};
   bool online = true;
-  std::optional<std::string> token;  // its device_token, for devices_details; none when absent
+  std::optional<std::string> token{};  // its device_token, for devices_details; none when absent
 };
 
 struct GroupSpec {

@@ -56,7 +56,8 @@ struct DevicesPage {
 struct DeviceState {
   std::string device_uuid;
   std::string device_name;
-  std::string device_status;  // online, offline
+  std::string device_status;  // online, offline: the contract's words
+  bool online() const { return device_status == "online"; }
   bool operator==(const DeviceState&) const = default;
 };
 

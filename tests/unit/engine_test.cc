@@ -13,6 +13,7 @@
 #include "engine/selection.h"
 #include "failing_store.h"
 #include "fake_fleet.h"
+#include "fleet_builder.h"
 #include "store/sqlite_store.h"
 #include "util/asio_clock.h"
 #include "words.h"
@@ -52,21 +53,14 @@ on_failure:
 )";
 
 sim::FleetSpec fleet_spec(double canary_failure = 0.0) {
-  sim::FleetSpec spec;
-  spec.seed = 5;
-  spec.flows = {"f-new", "f-old"};
-  spec.behavior.start_delay = {10s, 60s};
-  spec.behavior.duration = {2min, 10min};
-  sim::ProjectSpec p;
-  p.name = "Demo";
-  p.groups.push_back({.name = "Canary", .devices = 5, .tags = {"canary"}, .apps = {{"fw", "v2"}}});
-  p.groups.push_back({.name = "EU", .devices = 20, .apps = {{"fw", "v2"}}});
-  p.groups.push_back({.name = "US", .devices = 20, .apps = {{"fw", "v2"}}});
-  p.groups.push_back({.name = "Rest", .devices = 12, .apps = {{"fw", "v2"}}});
-  spec.projects.push_back(p);
-  if (canary_failure > 0)
-    spec.overrides.push_back({.group = "Canary", .failure_rate = canary_failure});
-  return spec;
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"})
+      .group("Canary", 5, {"canary"})
+      .group("EU", 20)
+      .group("US", 20)
+      .group("Rest", 12);
+  if (canary_failure > 0) fleet.failing("Canary", canary_failure);
+  return fleet;
 }
 
 struct Crash {};

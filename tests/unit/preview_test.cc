@@ -4,6 +4,7 @@
 
 #include "check_plan.h"
 #include "fake_fleet.h"
+#include "fleet_builder.h"
 #include "preview/preview.h"
 #include "util/asio_clock.h"
 
@@ -41,23 +42,16 @@ stages:
 )";
 
 sim::FleetSpec fleet() {
-  sim::FleetSpec spec;
-  spec.seed = 9;
-  sim::ProjectSpec p;
-  p.name = "Demo";
-  p.groups.push_back({.name = "Canary", .devices = 3, .tags = {"canary"}, .apps = {{"fw", "v2"}}});
-  p.groups.push_back({.name = "EU", .devices = 120, .apps = {{"fw", "v2"}}});
-  p.groups.push_back({.name = "US", .devices = 4, .apps = {{"fw", "v2"}}});
-  p.groups.push_back({.name = "Lab", .devices = 2, .apps = {{"fw", "v2"}}});
-  sim::DeviceSpec sleeper;
-  sleeper.uuid = "d-0000-down";
-  sleeper.name = "sleeper";
-  sleeper.group = "US";
-  sleeper.online = false;
-  sleeper.apps = {{"fw", "v2"}};
-  p.devices.push_back(sleeper);
-  spec.projects.push_back(p);
-  return spec;
+  return test::FleetBuilder(9)
+      .group("Canary", 3, {"canary"})
+      .group("EU", 120)
+      .group("US", 4)
+      .group("Lab", 2)
+      .device({.uuid = "d-0000-down",
+               .name = "sleeper",
+               .group = "US",
+               .apps = {{"fw", "v2"}},
+               .online = false});
 }
 
 struct Built {

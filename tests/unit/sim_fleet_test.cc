@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "fleet_builder.h"
 #include "sim/fleet.h"
 #include "sim/fleet_file.h"
 #include "sim/journal.h"
@@ -21,28 +22,19 @@ namespace {
 const sim::SimTime t0 = sim::SimTime(1'700'000'000'000);
 
 sim::FleetSpec spec() {
-  sim::FleetSpec s;
-  s.seed = 9;
-  s.flows = {"f"};
-  s.behavior.start_delay = {10s, 10s};
-  s.behavior.duration = {60s, 60s};
-  s.behavior.offline_return = sim::Range{30min, 30min};
-  sim::ProjectSpec p;
-  p.name = "Demo";
-  p.groups.push_back({.name = "A",
-                      .devices = 10,
-                      .tags = {"a"},
-                      .tag_shares = {{"half", 0.5}},
-                      .apps = {{"app1", "v1"}}});
-  p.groups.push_back({.name = "B", .devices = 10, .online = 0.3});
-  sim::DeviceSpec d;
-  d.uuid = "d-0000-0001";
-  d.group = "Lab";
-  d.tags = {"lab"};
-  p.devices.push_back(d);
-  s.projects.push_back(p);
-  s.overrides.push_back({.group = "B", .failure_rate = 1.0});
-  return s;
+  test::FleetBuilder fleet(9);
+  fleet.flows({"f"})
+      .timing({10s, 10s}, {60s, 60s})
+      .group({.name = "A",
+              .devices = 10,
+              .tags = {"a"},
+              .tag_shares = {{"half", 0.5}},
+              .apps = {{"app1", "v1"}}})
+      .group({.name = "B", .devices = 10, .online = 0.3})
+      .device({.uuid = "d-0000-0001", .group = "Lab", .tags = {"lab"}})
+      .failing("B", 1.0);
+  fleet.behavior().offline_return = sim::Range{30min, 30min};
+  return fleet;
 }
 
 upswift::DeployRequest request(std::vector<std::string> groups,

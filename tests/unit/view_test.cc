@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "check_plan.h"
+#include "fleet_builder.h"
 #include "rehearsal/rehearsal.h"
 #include "util/time_text.h"
 #include "view/progress.h"
@@ -247,17 +248,8 @@ TEST_CASE("the report escapes what plans and people wrote, and fetches nothing")
 TEST_CASE("rehearsal: the same seed predicts the same run; failure rates show in the spread") {
   test::Checked checked = test::check_plan(kViewPlan);
   REQUIRE(checked.graph);
-  sim::FleetSpec spec;
-  spec.seed = 3;
-  spec.flows = {"f-new"};
-  spec.behavior.start_delay = {10s, 60s};
-  spec.behavior.duration = {2min, 10min};
-  sim::ProjectSpec p;
-  p.name = "Demo";
-  p.groups.push_back({.name = "Canary", .devices = 5, .apps = {{"fw", "v2"}}});
-  p.groups.push_back({.name = "EU", .devices = 20, .apps = {{"fw", "v2"}}});
-  p.groups.push_back({.name = "US", .devices = 20, .apps = {{"fw", "v2"}}});
-  spec.projects.push_back(p);
+  sim::FleetSpec spec =
+      test::FleetBuilder(3).flows({"f-new"}).group("Canary", 5).group("EU", 20).group("US", 20);
   rehearsal::Options options;
   options.start = t0;
   options.approval_delay = 30min;
