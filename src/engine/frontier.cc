@@ -30,6 +30,7 @@ void Frontier::unpass(dag::StageId id) {
   passed_[id] = false;
   --passed_count_;
   in_play_.insert(position_[id]);
+  for (dag::StageId d : graph_.dependents[id]) ++unmet_[d];  // they wait for it again
 }
 
 void Frontier::prune() {

@@ -21,7 +21,8 @@ class Frontier {
 
   // Stage `id` passed: the stages that waited for it alone join.
   void pass(dag::StageId id);
-  // A stage that had passed does not any more (rolled back): it is in play again.
+  // A stage that had passed does not any more (rolled back): it is in play again, and the
+  // stages that need it wait for it again.
   void unpass(dag::StageId id);
 
   bool passed(dag::StageId id) const { return passed_[id]; }

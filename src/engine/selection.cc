@@ -57,8 +57,7 @@ struct StateLister : std::enable_shared_from_this<StateLister> {
         return self->done(
             {std::nullopt, {upswift::CallStatus::failed, 200, *why, r.error.attempts}});
       }
-      for (const auto& s : r.value->states)
-        self->online[s.device_uuid] = s.online();
+      for (const auto& s : r.value->states) self->online[s.device_uuid] = s.online();
       if (r.value->more && !r.value->states.empty())
         return self->list(r.value->states.back().device_uuid);
       if (++self->group < self->groups.size()) return self->list(std::nullopt);

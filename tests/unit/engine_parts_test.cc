@@ -84,10 +84,11 @@ TEST_CASE("frontier: a stage is in play once its needs passed, or when it was un
   CHECK_FALSE(f.all_passed());
   f.pass(3);
   CHECK(f.all_passed());
-  // A stage rolled back after it had passed is in play again.
+  // A stage rolled back after it had passed is in play again, and what needs it waits.
   f.unpass(1);
   CHECK_FALSE(f.all_passed());
   CHECK_FALSE(f.passed(1));
+  CHECK_FALSE(f.needs_met(3));
   f.prune();
   CHECK(in_play(f) == std::vector<dag::StageId>{1});
 }
