@@ -14,7 +14,9 @@ bash scripts/setup.sh
 # Optimised as users build it, but without debug info, to keep compiling short on 2 cores.
 cmake -S . -B build -G Ninja -DROLLOUT_WERROR=ON -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG"
 cmake --build build
-ctest --test-dir build --output-on-failure
+# The suites are independent (their own directories, servers on port 0): two at a time.
+jobs=$(nproc)
+ctest --test-dir build --output-on-failure -j"$jobs"
 $quick && exit 0
 
 # The suites that run our code under sanitizers: the unit and integration tests, and the
@@ -27,7 +29,7 @@ cmake -S . -B build-asan -G Ninja -DROLLOUT_WERROR=ON -DROLLOUT_SANITIZE=address
   -DROLLOUT_E2E_SKIP=sigkill_at >/dev/null
 cmake --build build-asan --target unit_tests integration_tests rollout
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -R '^(unit|integration|seed_python_example|e2e_runs|e2e_kills|e2e_views|e2e_plans|hostile)$'
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -R '^(unit|integration|seed_python_example|e2e_runs|e2e_kills|e2e_views|e2e_plans|hostile)$'
 
 # Threads: the one place two run at once is the simulator's server on its own thread beside
 # the client (apply --simulate does that too), which is what the integration tests exercise;

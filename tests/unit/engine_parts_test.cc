@@ -2,6 +2,8 @@
 // moves, the rollback's targets and requests, the markers. No clock, no I/O.
 #include <doctest/doctest.h>
 
+#include <deque>
+
 #include "check_plan.h"
 #include "engine/frontier.h"
 #include "engine/ledger.h"
@@ -131,9 +133,10 @@ TEST_CASE("call ledger: calls indexed by body once, kept in step with intents an
 
 TEST_CASE("next move: the write-ahead rules for one request's tries") {
   const std::set<std::int64_t> mine = {3, 4, 5};
+  std::deque<CallLedger> ledgers;  // a move points into its ledger: they outlive the checks
   auto move = [&](std::vector<ApiCall> calls, int max = 3) {
-    CallLedger ledger(calls);
-    return next_move(ledger.all(), mine, max);
+    ledgers.emplace_back(calls);
+    return next_move(ledgers.back().all(), mine, max);
   };
   // Never sent: send.
   CHECK(move({}).what == Move::send);

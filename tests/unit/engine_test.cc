@@ -103,7 +103,10 @@ struct Harness {
     options.owner = {"host", 1, "tester"};
     options.settle_delay = 2min;
     int reached = 0;
+    // Only the engine's own crash points (engine/markers.h): a misspelt one never crashes.
+    REQUIRE((crash_at.empty() || engine::is_crash_point(crash_at)));
     options.crash_point = [&](std::string_view point) {
+      CHECK(engine::is_crash_point(point));
       if (point == crash_at && ++reached == crash_on) throw Crash{};
     };
     REQUIRE_FALSE(store.acquire_lease(run_id, options.owner, clock.now(), 30s));
