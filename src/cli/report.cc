@@ -24,18 +24,11 @@ int run_report(const ReportOptions& o) {
   auto opened = open_run(o.state, o.run_id);
   auto& store = opened.store;
   const state::RunRecord* run = &opened.run;
-  History h = load_history(*store, run->id);
   view::ReportInput in;
+  static_cast<state::RunHistory&>(in) = load_history(*store, run->id);
   // Made without its gates if the stored plan does not load.
   in.plan = opened.plan ? &opened.plan->plan : nullptr;
   in.run = *run;
-  in.stages = std::move(h.stages);
-  in.devices = std::move(h.devices);
-  in.observations = std::move(h.observations);
-  in.calls = std::move(h.calls);
-  in.approvals = std::move(h.approvals);
-  in.events = std::move(h.events);
-  in.device_states = std::move(h.device_states);
   const std::string out = o.out.empty() ? fmt::format("rollout-report-{}.html", run->id) : o.out;
   if (!write_file(out, view::render_report(in))) {
     std::cerr << fmt::format("rollout: cannot write {}: {}\n", out, std::strerror(errno));

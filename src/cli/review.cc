@@ -31,8 +31,8 @@ std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,
   return devices;
 }
 
-History load_history(state::StateStore& store, const std::string& run_id) {
-  History h;
+state::RunHistory load_history(state::StateStore& store, const std::string& run_id) {
+  state::RunHistory h;
   h.stages = store.load_stages(run_id);
   h.devices = snapshot_sizes(store, run_id, h.stages);
   h.observations = store.load_observations(run_id);
@@ -43,13 +43,13 @@ History load_history(state::StateStore& store, const std::string& run_id) {
   return h;
 }
 
-view::RunProgress progress_of(const state::RunRecord& run, const History& h) {
+view::RunProgress progress_of(const state::RunRecord& run, const state::RunHistory& h) {
   return view::build_progress(run, h.stages, h.devices, h.observations, h.events,
                               kRecentEventLines);
 }
 
 view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run) {
-  History h;
+  state::RunHistory h;
   h.stages = store.load_stages(run.id);
   h.devices = snapshot_sizes(store, run.id, h.stages);
   h.observations = store.load_observations(run.id);

@@ -27,21 +27,11 @@ std::map<std::string, std::int64_t> snapshot_sizes(state::StateStore& store,
                                                    const std::string& run_id,
                                                    const std::vector<state::StageRecord>& stages);
 
-// Everything the state database holds about one run, read once: what show, report and
-// status --output json are made from.
-struct History {
-  std::vector<state::StageRecord> stages;
-  std::map<std::string, std::int64_t> devices;  // snapshot sizes by stage
-  std::vector<state::Observation> observations;
-  std::vector<state::ApiCall> calls;
-  std::vector<state::Approval> approvals;
-  std::vector<state::Event> events;
-  std::vector<state::DeviceState> device_states;
-};
-History load_history(state::StateStore& store, const std::string& run_id);
+// Everything the state database holds about one run, read once.
+state::RunHistory load_history(state::StateStore& store, const std::string& run_id);
 
 // A run's progress from its history; read_progress reads only what that needs.
-view::RunProgress progress_of(const state::RunRecord& run, const History& history);
+view::RunProgress progress_of(const state::RunRecord& run, const state::RunHistory& history);
 view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run);
 
 struct StageTally {

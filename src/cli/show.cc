@@ -104,7 +104,7 @@ int run_show(const ShowOptions& o) {
   auto& store = opened.store;
   const state::RunRecord* run = &opened.run;
   if (o.devices) return show_devices(o, *store, *run, store->load_stages(run->id));
-  const History history = load_history(*store, run->id);
+  const state::RunHistory history = load_history(*store, run->id);
   const auto& stages = history.stages;
   const auto& observations = history.observations;
   const auto& calls = history.calls;

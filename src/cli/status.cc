@@ -138,7 +138,7 @@ int run_status(const StatusOptions& o) {
   int drawn = 0;
   std::string last_key;
   for (;;) {
-    const History history = load_history(*store, run->id);
+    const state::RunHistory history = load_history(*store, run->id);
     view::RunProgress p = progress_of(*run, history);
     const WallTime now = view_now(p, *run);
     const auto& devices = history.device_states;

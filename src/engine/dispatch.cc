@@ -12,14 +12,6 @@
 
 namespace rollout::engine {
 
-namespace {
-
-Millis since(WallTime later, WallTime earlier) {
-  return std::chrono::duration_cast<Millis>(later - earlier);
-}
-
-}  // namespace
-
 void Engine::Impl::start_stage(StageRun& s) {
   set_stage(s, StageStatus::dispatching);
   event(s.record.name, "stage_started",

@@ -30,6 +30,10 @@ using state::SnapshotDevice;
 using state::StageRecord;
 using state::StageStatus;
 
+inline Millis since(WallTime later, WallTime earlier) {
+  return std::chrono::duration_cast<Millis>(later - earlier);
+}
+
 struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // What a stage's gate last saw of one device: a few bytes, whatever the fleet's size.
   struct Seen {

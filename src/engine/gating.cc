@@ -9,14 +9,6 @@
 
 namespace rollout::engine {
 
-namespace {
-
-Millis since(WallTime later, WallTime earlier) {
-  return std::chrono::duration_cast<Millis>(later - earlier);
-}
-
-}  // namespace
-
 void Engine::Impl::begin_gate(StageRun& s, WallTime dispatched_at) {
   if (!s.record.dispatched_at) s.record.dispatched_at = dispatched_at;
   set_stage(s, StageStatus::gating);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -142,6 +143,18 @@ struct Lease {
   // Grows by one at every acquisition: the fencing token. A process's writes carry the
   // generation it acquired, and fail once the lease has a newer one.
   std::int64_t generation = 0;
+};
+
+// Everything the state database holds about one run's course, read together: what `show`,
+// `status` and the report are made from.
+struct RunHistory {
+  std::vector<StageRecord> stages;
+  std::map<std::string, std::int64_t> devices;  // snapshot sizes by stage
+  std::vector<Observation> observations;
+  std::vector<ApiCall> calls;
+  std::vector<Approval> approvals;
+  std::vector<Event> events;
+  std::vector<DeviceState> device_states;
 };
 
 // A new run and the lease its process takes on it, in one transaction with the check that

@@ -13,16 +13,10 @@
 
 namespace rollout::view {
 
-struct ReportInput {
+// The run's history, its record, and its plan (null when the stored plan no longer loads).
+struct ReportInput : state::RunHistory {
   const plan::Plan* plan = nullptr;
   state::RunRecord run;
-  std::vector<state::StageRecord> stages;
-  std::map<std::string, std::int64_t> devices;  // snapshot sizes by stage
-  std::vector<state::Observation> observations;
-  std::vector<state::ApiCall> calls;
-  std::vector<state::Approval> approvals;
-  std::vector<state::Event> events;
-  std::vector<state::DeviceState> device_states;
 };
 
 // The y-axis labels of a chart of 0..max devices: whole numbers, evenly spaced (steps of

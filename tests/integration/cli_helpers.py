@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e import EXIT_OK, Env, Server, on_a_terminal
+from e2e import EXIT_OK, SCALE, Env, Server, on_a_terminal, run_id_of
 
 ROLLOUT = Env.rollout
 SRC = Env.src
@@ -20,7 +20,6 @@ CANARY_PLAN = SRC / "plans/canary-then-fleet.yaml"
 STEADY = SRC / "tests/fleets/steady.yaml"
 FAILING = SRC / "tests/fleets/failing-canary.yaml"
 TOKEN = "tok-SECRET-5f3c9a"
-SCALE = "600"
 
 
 class Sim(Server):
@@ -52,12 +51,6 @@ def rollout(*argv, env_extra=None, api=None, timeout=180, check_no_token=True):
     if check_no_token:
         assert TOKEN not in p.stdout and TOKEN not in p.stderr, "the token leaked into the output"
     return p
-
-
-def run_id_of(output):
-    m = re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", output)
-    assert m, output
-    return m.group(1)
 
 
 def assert_db_clean(db):

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from cli_helpers import SAMPLED_PLAN, SCALE, STEADY, Sim, assert_db_clean, kill_and_resume, rollout, run_id_of, sampled_wave_targets
-from e2e import EXIT_OK, Env, crash_points
+from cli_helpers import SAMPLED_PLAN, STEADY, Sim, assert_db_clean, kill_and_resume, rollout, sampled_wave_targets
+from e2e import EXIT_OK, SCALE, Env, crash_points, run_id_of
 
 
 # Every crash point a run without a failure reaches (a rollback's has its own tests).

@@ -6,8 +6,8 @@ import threading
 import http.server
 from pathlib import Path
 
-from e2e import EXIT_INVALID, EXIT_OK, EXIT_STOPPED
-from cli_helpers import FAILING, PLAN, PREVIEW_FLEET, PREVIEW_PLAN, SCALE, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout, run_id_of
+from e2e import EXIT_INVALID, EXIT_OK, EXIT_STOPPED, SCALE, run_id_of
+from cli_helpers import FAILING, PLAN, PREVIEW_FLEET, PREVIEW_PLAN, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout
 
 
 def test_live_plan_counts_each_stage_and_apply_runs_the_saved_plan(tmp):

@@ -7,8 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED
-from cli_helpers import CANARY_PLAN, FAILING, PLAN, ROLLOUT, SCALE, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout, run_id_of
+from e2e import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, run_id_of
+from cli_helpers import CANARY_PLAN, FAILING, PLAN, ROLLOUT, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout
 
 
 def test_four_stage_plan_completes_once_each(tmp):

@@ -5,8 +5,8 @@ import os
 import re
 import subprocess
 
-from e2e import EXIT_INVALID, EXIT_OK, EXIT_STOPPED
-from cli_helpers import EVENT_SCHEMA, FAILING, PLAN, ROLLOUT, SCALE, SOME_FAILURES, STEADY, Sim, TOKEN, parse_time, read_pty, rollout, run_id_of
+from e2e import EXIT_INVALID, EXIT_OK, EXIT_STOPPED, SCALE, run_id_of
+from cli_helpers import EVENT_SCHEMA, FAILING, PLAN, ROLLOUT, SOME_FAILURES, STEADY, Sim, TOKEN, parse_time, read_pty, rollout
 
 
 def test_event_stream_follows_its_schema_from_run_to_end(tmp):
