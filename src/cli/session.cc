@@ -36,10 +36,10 @@ std::string resolve_state_path(const StateOptions& o) {
   return "rollout.db";
 }
 
-std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o, bool create) {
+std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create) {
   const std::string path = resolve_state_path(o);
   try {
-    return std::make_unique<store::SqliteStore>(path, create);
+    return store::open_state(path, create);
   } catch (const store::StoreError& e) {
     throw CommandError(kExitError, e.what());
   }

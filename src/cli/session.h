@@ -11,7 +11,7 @@
 #include "client/upswift_client.h"
 #include "engine/engine.h"
 #include "state/store.h"
-#include "store/sqlite_store.h"
+#include "store/sql_store.h"
 #include "util/asio.h"
 
 namespace rollout::cli {
@@ -24,7 +24,7 @@ std::string resolve_state_path(const StateOptions& o);
 // Opens the state database; throws CommandError saying why not. Only a new run creates one
 // (`create`): a mistyped path elsewhere is an error, not an empty database that says "no
 // runs".
-std::unique_ptr<store::SqliteStore> open_store(const StateOptions& o, bool create = false);
+std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create = false);
 
 struct ApiOptions {
   std::string simulate_fleet;  // --simulate FLEET: an in-process simulator
@@ -52,7 +52,7 @@ std::string current_user();
 // is empty (and why was said) when the stored plan no longer loads: reviews go on without it, a run
 // cannot.
 struct OpenedRun {
-  std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<store::SqlStore> store;
   state::RunRecord run;
   std::optional<CheckedPlan> plan;
 };

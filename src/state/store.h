@@ -113,6 +113,12 @@ class StateStore {
   virtual std::optional<std::string> check_lease(const std::string& run_id) = 0;
   virtual void release_lease(const std::string& run_id, const LeaseOwner& owner) = 0;
   virtual std::optional<Lease> lease(const std::string& run_id) = 0;
+
+  // News from other processes (an approval, an abort request) the moment it is committed:
+  // a descriptor to wait on for reading, or -1 where only polling finds it (SQLite). Once it
+  // is readable, news_for says whether any of what arrived is about `run_id`.
+  virtual int news_fd() { return -1; }
+  virtual bool news_for(const std::string& /*run_id*/) { return false; }
 };
 
 }  // namespace rollout::state

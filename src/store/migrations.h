@@ -1,5 +1,6 @@
-// The state database's migrations, compiled in from schema/migrations/ in file order.
-// Migration N takes the database from PRAGMA user_version N-1 to N.
+// The state database's migrations, compiled in from schema/migrations/sqlite/ and
+// schema/migrations/postgresql/, each in file order. Migration N takes a database from
+// schema version N-1 to N (SQLite: PRAGMA user_version; PostgreSQL: rollout_schema).
 #pragma once
 
 #include <string_view>
@@ -12,6 +13,7 @@ struct Migration {
   std::string_view sql;
 };
 
-const std::vector<Migration>& migrations();
+const std::vector<Migration>& sqlite_migrations();
+const std::vector<Migration>& postgres_migrations();
 
 }  // namespace rollout::store

@@ -1,6 +1,6 @@
-// The run's records in SQLite: runs, stages, snapshots, calls, observations, device
-// states, approvals, events. Every write of a run's process is fenced by its lease.
-#include "store/sqlite_store.h"
+// The run's records: runs, stages, snapshots, calls, observations, device states,
+// approvals, events. Every write of a run's process is fenced by its lease.
+#include "store/sql_store.h"
 #include "store/statement.h"
 
 namespace rollout::store {
@@ -28,10 +28,11 @@ std::vector<std::string> split_lines(const std::string& text) {
 
 }  // namespace
 
-std::optional<RunConflict> SqliteStore::create_run(const RunRecord& r,
-                                                   const std::vector<StageRecord>& stages,
-                                                   const RunClaim* claim) {
+std::optional<RunConflict> SqlStore::create_run(const RunRecord& r,
+                                                const std::vector<StageRecord>& stages,
+                                                const RunClaim* claim) {
   Transaction t(*this);
+  if (claim) db_->serialize_claims();
   if (claim && !claim->allow_concurrent) {
     if (auto conflict = find_conflict(r, *claim)) return conflict;  // rolls back: nothing written
   }
@@ -74,7 +75,7 @@ constexpr const char* kRunColumns =
     "SELECT id, plan_name, plan_path, plan_text, plan_hash, created_by, host, api_url, status, "
     "reason, created_at, updated_at, finished_at, targets FROM runs";
 
-RunRecord read_run(const SqliteStore::Statement& s) {
+RunRecord read_run(const SqlStore::Statement& s) {
   return {s.text(0),
           s.text(1),
           s.text(2),
@@ -93,14 +94,14 @@ RunRecord read_run(const SqliteStore::Statement& s) {
 
 }  // namespace
 
-std::optional<RunRecord> SqliteStore::load_run(const std::string& id) {
+std::optional<RunRecord> SqlStore::load_run(const std::string& id) {
   Statement s(*this, fmt::format("{} WHERE id = ?", kRunColumns));
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return read_run(s);
 }
 
-std::vector<RunRecord> SqliteStore::list_runs() {
+std::vector<RunRecord> SqlStore::list_runs() {
   Statement s(*this, fmt::format("{} ORDER BY created_at, id", kRunColumns));
   std::vector<RunRecord> out;
   while (s.step()) {
@@ -109,8 +110,8 @@ std::vector<RunRecord> SqliteStore::list_runs() {
   return out;
 }
 
-void SqliteStore::set_run_status(const std::string& id, RunStatus status, const std::string& reason,
-                                 WallTime at, bool finished) {
+void SqlStore::set_run_status(const std::string& id, RunStatus status, const std::string& reason,
+                              WallTime at, bool finished) {
   Transaction t(*this);
   fence(id);
   Statement(*this,
@@ -124,7 +125,7 @@ void SqliteStore::set_run_status(const std::string& id, RunStatus status, const 
   t.commit();
 }
 
-std::vector<StageRecord> SqliteStore::load_stages(const std::string& run_id) {
+std::vector<StageRecord> SqlStore::load_stages(const std::string& run_id) {
   Statement s(
       *this,
       "SELECT run_id, name, position, status, reason, started_at, dispatched_at, finished_at "
@@ -138,7 +139,7 @@ std::vector<StageRecord> SqliteStore::load_stages(const std::string& run_id) {
   return out;
 }
 
-void SqliteStore::update_stage(const StageRecord& st) {
+void SqlStore::update_stage(const StageRecord& st) {
   Transaction t(*this);
   fence(st.run_id);
   Statement(*this,
@@ -156,8 +157,8 @@ void SqliteStore::update_stage(const StageRecord& st) {
   t.commit();
 }
 
-void SqliteStore::save_snapshot(const std::string& run_id, const std::string& stage,
-                                const std::vector<SnapshotDevice>& devices) {
+void SqlStore::save_snapshot(const std::string& run_id, const std::string& stage,
+                             const std::vector<SnapshotDevice>& devices) {
   Transaction t(*this);
   fence(run_id);
   Statement(*this, "INSERT INTO snapshots (run_id, stage) VALUES (?, ?)")
@@ -181,8 +182,8 @@ void SqliteStore::save_snapshot(const std::string& run_id, const std::string& st
   t.commit();
 }
 
-std::optional<std::vector<SnapshotDevice>> SqliteStore::load_snapshot(const std::string& run_id,
-                                                                      const std::string& stage) {
+std::optional<std::vector<SnapshotDevice>> SqlStore::load_snapshot(const std::string& run_id,
+                                                                   const std::string& stage) {
   Statement exists(*this, "SELECT 1 FROM snapshots WHERE run_id = ? AND stage = ?");
   exists.bind(1, run_id).bind(2, stage);
   if (!exists.step()) return std::nullopt;
@@ -195,27 +196,31 @@ std::optional<std::vector<SnapshotDevice>> SqliteStore::load_snapshot(const std:
   return out;
 }
 
-std::int64_t SqliteStore::record_intent(const ApiCall& c) {
+std::int64_t SqlStore::record_intent(const ApiCall& c) {
   Transaction t(*this);
   fence(c.run_id);
-  Statement(*this,
-            "INSERT INTO api_calls (run_id, stage, kind, marker, body, devices, intent_at) "
-            "VALUES (?,?,?,?,?,?,?)")
-      .bind(1, c.run_id)
-      .bind(2, c.stage)
-      .bind(3, c.kind)
-      .bind(4, c.marker)
-      .bind(5, c.body)
-      .bind(6, c.devices)
-      .bind(7, c.intent_at)
-      .run();
-  const std::int64_t id = sqlite3_last_insert_rowid(db_);
+  std::int64_t id = 0;
+  {
+    Statement insert(
+        *this,
+        "INSERT INTO api_calls (run_id, stage, kind, marker, body, devices, intent_at) "
+        "VALUES (?,?,?,?,?,?,?) RETURNING id");
+    insert.bind(1, c.run_id)
+        .bind(2, c.stage)
+        .bind(3, c.kind)
+        .bind(4, c.marker)
+        .bind(5, c.body)
+        .bind(6, c.devices)
+        .bind(7, c.intent_at);
+    if (insert.step()) id = insert.integer(0);
+    insert.run();
+  }
   t.commit();
   return id;
 }
 
-void SqliteStore::record_outcome(std::int64_t call_id, CallOutcome outcome, int http_status,
-                                 const std::string& message, WallTime at) {
+void SqlStore::record_outcome(std::int64_t call_id, CallOutcome outcome, int http_status,
+                              const std::string& message, WallTime at) {
   Transaction t(*this);
   {
     Statement owner(*this, "SELECT run_id FROM api_calls WHERE id = ?");
@@ -244,7 +249,7 @@ constexpr const char* kCallColumns =
     "message, outcome_at FROM api_calls";
 }
 
-std::vector<ApiCall> SqliteStore::read_calls(Statement& s) {
+std::vector<ApiCall> SqlStore::read_calls(Statement& s) {
   std::vector<ApiCall> out;
   while (s.step()) {
     out.push_back({s.integer(0), s.text(1), s.text(2), s.word<CallKind>(3), s.text(4), s.text(5),
@@ -254,27 +259,30 @@ std::vector<ApiCall> SqliteStore::read_calls(Statement& s) {
   return out;
 }
 
-std::vector<ApiCall> SqliteStore::load_calls(const std::string& run_id) {
+std::vector<ApiCall> SqlStore::load_calls(const std::string& run_id) {
   Statement s(*this, fmt::format("{} WHERE run_id = ? ORDER BY id", kCallColumns));
   s.bind(1, run_id);
   return read_calls(s);
 }
 
-std::vector<ApiCall> SqliteStore::load_stage_calls(const std::string& run_id,
-                                                   const std::string& stage, CallKind kind) {
+std::vector<ApiCall> SqlStore::load_stage_calls(const std::string& run_id, const std::string& stage,
+                                                CallKind kind) {
   Statement s(*this, fmt::format("{} WHERE run_id = ? AND stage = ? AND kind = ? ORDER BY id",
                                  kCallColumns));
   s.bind(1, run_id).bind(2, stage).bind(3, kind);
   return read_calls(s);
 }
 
-void SqliteStore::add_observation(const Observation& o, const DeviceChanges& changed) {
+void SqlStore::add_observation(const Observation& o, const DeviceChanges& changed) {
   Transaction t(*this);
   fence(o.run_id);
   if (changed.count > 0) {
     Statement put(*this,
-                  "INSERT OR REPLACE INTO device_states (run_id, stage, device_uuid, update_id, "
-                  "status, since, online, online_at) VALUES (?,?,?,?,?,?,?,?)");
+                  "INSERT INTO device_states (run_id, stage, device_uuid, update_id, status, "
+                  "since, online, online_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (run_id, "
+                  "stage, device_uuid) DO UPDATE SET update_id = excluded.update_id, status = "
+                  "excluded.status, since = excluded.since, online = excluded.online, "
+                  "online_at = excluded.online_at");
     for (std::size_t i = 0; i < changed.count; ++i) {
       const DeviceState d = changed.at(i);
       put.bind(1, o.run_id)
@@ -310,7 +318,7 @@ void SqliteStore::add_observation(const Observation& o, const DeviceChanges& cha
   t.commit();
 }
 
-std::vector<Observation> SqliteStore::load_observations(const std::string& run_id) {
+std::vector<Observation> SqlStore::load_observations(const std::string& run_id) {
   Statement s(
       *this,
       "SELECT run_id, stage, at, elapsed_ms, targeted, pending, in_progress, success, failed, "
@@ -325,7 +333,7 @@ std::vector<Observation> SqliteStore::load_observations(const std::string& run_i
   return out;
 }
 
-std::vector<DeviceState> SqliteStore::load_device_states(const std::string& run_id) {
+std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id) {
   Statement s(*this,
               "SELECT d.stage, d.device_uuid, d.device_name, d.grp, s.update_id, s.status, "
               "s.since, s.online, s.online_at FROM snapshot_devices d "
@@ -344,8 +352,8 @@ std::vector<DeviceState> SqliteStore::load_device_states(const std::string& run_
   return out;
 }
 
-std::vector<DeviceState> SqliteStore::load_stage_device_states(const std::string& run_id,
-                                                               const std::string& stage) {
+std::vector<DeviceState> SqlStore::load_stage_device_states(const std::string& run_id,
+                                                            const std::string& stage) {
   Statement s(*this,
               "SELECT device_uuid, update_id, status, since, online, online_at FROM device_states "
               "WHERE run_id = ? AND stage = ?");
@@ -358,7 +366,7 @@ std::vector<DeviceState> SqliteStore::load_stage_device_states(const std::string
   return out;
 }
 
-void SqliteStore::add_approval(const Approval& a) {
+void SqlStore::add_approval(const Approval& a) {
   Transaction t(*this);
   Statement(*this, "INSERT INTO approvals (run_id, stage, by_user, at, comment) VALUES (?,?,?,?,?)")
       .bind(1, a.run_id)
@@ -367,20 +375,21 @@ void SqliteStore::add_approval(const Approval& a) {
       .bind(4, a.at)
       .bind(5, a.comment)
       .run();
+  db_->notify(a.run_id);
   t.commit();
 }
 
-std::vector<Approval> SqliteStore::load_approvals(const std::string& run_id) {
-  Statement s(*this,
-              "SELECT run_id, stage, by_user, at, comment FROM approvals WHERE run_id = ? ORDER BY "
-              "at, rowid");
+std::vector<Approval> SqlStore::load_approvals(const std::string& run_id) {
+  Statement s(*this, fmt::format("SELECT run_id, stage, by_user, at, comment FROM approvals WHERE "
+                                 "run_id = ? ORDER BY at, {}",
+                                 db_->insertion_order()));
   s.bind(1, run_id);
   std::vector<Approval> out;
   while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.time(3), s.text(4)});
   return out;
 }
 
-void SqliteStore::add_event(const Event& e) {
+void SqlStore::add_event(const Event& e) {
   Transaction t(*this);
   fence(e.run_id);
   Statement(*this, "INSERT INTO events (run_id, at, stage, kind, message) VALUES (?,?,?,?,?)")
@@ -393,7 +402,7 @@ void SqliteStore::add_event(const Event& e) {
   t.commit();
 }
 
-std::vector<Event> SqliteStore::load_events(const std::string& run_id) {
+std::vector<Event> SqlStore::load_events(const std::string& run_id) {
   Statement s(
       *this,
       "SELECT id, run_id, at, stage, kind, message FROM events WHERE run_id = ? ORDER BY id");

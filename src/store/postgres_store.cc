@@ -1,0 +1,365 @@
+// The Database under PostgresStore: libpq, its prepared statements (SQL written with `?`,
+// numbered here), transactions, a lock that orders claims across machines, row locks for
+// fencing, LISTEN/NOTIFY for news, and migrations recorded in rollout_schema.
+#include "store/postgres_store.h"
+
+#include <libpq-fe.h>
+
+#include <charconv>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "store/database.h"
+#include "store/migrations.h"
+#include "store/statement.h"
+
+namespace rollout::store {
+
+namespace {
+
+// pg_advisory_xact_lock's key for claims of runs ("rollout" in ASCII).
+constexpr std::int64_t kClaimsLock = 0x726f6c6c6f7574;
+constexpr std::int64_t kMigrationLock = kClaimsLock + 1;
+constexpr const char* kNewsChannel = "rollout_news";
+
+// Where the URL's user information is: between "://" and the first '@' before the path.
+std::optional<std::pair<std::size_t, std::size_t>> user_info(const std::string& url) {
+  const std::size_t start = url.find("://");
+  if (start == std::string::npos) return std::nullopt;
+  const std::size_t from = start + 3;
+  const std::size_t path = url.find_first_of("/?", from);
+  const std::size_t at = url.rfind('@', path == std::string::npos ? url.size() : path);
+  if (at == std::string::npos || at < from) return std::nullopt;
+  return std::make_pair(from, at);
+}
+
+bool has_password_parameter(const std::string& url) {
+  const std::size_t query = url.find('?');
+  if (query == std::string::npos) return false;
+  std::size_t at = query + 1;
+  while (at < url.size()) {
+    const std::size_t end = std::min(url.find('&', at), url.size());
+    if (url.compare(at, 9, "password=") == 0 || url.compare(at, 12, "sslpassword=") == 0)
+      return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+class PgCursor;
+
+class PgDatabase : public Database {
+ public:
+  explicit PgDatabase(const std::string& url)
+      : name_("state database " + redact_postgres_url(url)) {
+    if (auto why = postgres_url_refusal(url)) throw StoreError(*why);
+    // The URL's own settings win over these defaults; the encoding is ours to choose.
+    const char* keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding",
+                          nullptr};
+    const char* values[] = {"10", "rollout", url.c_str(), "UTF8", nullptr};
+    conn_ = PQconnectdbParams(keys, values, 1);
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+      const std::string why = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
+      PQfinish(conn_);
+      conn_ = nullptr;
+      throw StoreError(fmt::format(
+          "cannot open the {}: {} (the database must exist: rollout creates its tables, not "
+          "the database; the password comes from PGPASSWORD, ~/.pgpass or a service file)",
+          name_, why));
+    }
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);  // NOTICEs are not for the operator
+    try {
+      // As SQLite's busy timeout: a lock held by a process frozen mid-write is an error to
+      // try again after, not a hang; a transaction left open by one is ended by the server.
+      exec("SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '60s'");
+      migrate();
+    } catch (...) {
+      PQfinish(conn_);
+      conn_ = nullptr;
+      throw;
+    }
+  }
+  ~PgDatabase() override;
+
+  Cursor& prepared(const std::string& sql) override;
+
+  void exec(const std::string& sql) override { check(PQexec(conn_, sql.c_str()), sql); }
+  void begin() override { exec("BEGIN"); }
+  void commit() override {
+    PGresult* r = PQexec(conn_, "COMMIT");
+    // A transaction that had failed ends in a ROLLBACK, not an error.
+    const bool rolled_back = r && std::string_view(PQcmdStatus(r)) == "ROLLBACK";
+    check(r, "COMMIT");
+    if (rolled_back) throw StoreError(fmt::format("{}: the transaction was rolled back", name_));
+  }
+  void rollback() noexcept override {
+    if (PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
+    PQclear(PQexec(conn_, "ROLLBACK"));
+  }
+  void serialize_claims() override {
+    exec(fmt::format("SELECT pg_advisory_xact_lock({})", kClaimsLock));
+  }
+  std::string_view lock_row() const override { return " FOR UPDATE"; }
+  std::string_view insertion_order() const override { return "id"; }
+  void notify(const std::string& run_id) override {
+    const char* values[] = {kNewsChannel, run_id.c_str()};
+    check(PQexecParams(conn_, "SELECT pg_notify($1, $2)", 2, nullptr, values, nullptr, nullptr, 0),
+          "NOTIFY");
+  }
+  int news_fd() override {
+    if (!listening_) {
+      exec(fmt::format("LISTEN {}", kNewsChannel));
+      listening_ = true;
+    }
+    return PQsocket(conn_);
+  }
+  std::vector<std::string> take_news() override {
+    std::vector<std::string> out;
+    PQconsumeInput(conn_);
+    while (PGnotify* n = PQnotifies(conn_)) {
+      out.emplace_back(n->extra);
+      PQfreemem(n);
+    }
+    return out;
+  }
+  void check_alive() override {
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      throw StoreError(fmt::format(
+          "the connection to the {} was lost: stopping, so that nothing is sent that no record "
+          "keeps",
+          name_));
+    }
+  }
+  std::string name() const override { return name_; }
+
+  int schema_version() override {
+    PGresult* r = PQexec(conn_,
+                         "SELECT CASE WHEN to_regclass('rollout_schema') IS NULL THEN 0 ELSE "
+                         "(SELECT COALESCE(MAX(version), 0) FROM rollout_schema) END");
+    check(r, "schema version", false);
+    const int version = std::atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return version;
+  }
+
+  // Clears `r`, unless `keep`; throws StoreError, for a person, when it failed.
+  void check(PGresult* r, std::string_view what, bool clear = true) {
+    const ExecStatusType status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      if (clear) PQclear(r);
+      return;
+    }
+    const std::string state =
+        r && PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
+    std::string why = r ? trimmed(PQresultErrorMessage(r)) : "";
+    if (why.empty()) why = trimmed(PQerrorMessage(conn_));
+    PQclear(r);
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      throw StoreError(fmt::format(
+          "lost the connection to the {} ({}): nothing more is sent that no record keeps; "
+          "`rollout resume` goes on once the server is back",
+          name_, why));
+    }
+    if (state == "55P03" || state == "40P01") {
+      throw StoreError(fmt::format(
+          "{}: another process held a lock this write needs for over 10 s (one frozen or stuck "
+          "in the middle of a write?); nothing was changed: try again",
+          name_));
+    }
+    throw StoreError(fmt::format("{}: {} ({})", name_, why, what));
+  }
+
+  PGconn* conn() { return conn_; }
+
+ private:
+  static std::string trimmed(const char* text) {
+    std::string s = text ? text : "";
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    for (char& c : s) {
+      if (c == '\n') c = ' ';
+    }
+    return s;
+  }
+
+  void migrate() {
+    const int latest = PostgresStore::latest_schema_version();
+    const auto refuse_newer = [&](int current) {
+      if (current > latest) {
+        throw StoreError(fmt::format(
+            "the {} has schema version {}, newer than this rollout knows ({}): use a newer "
+            "rollout; nothing was changed",
+            name_, current, latest));
+      }
+    };
+    const int seen = schema_version();
+    refuse_newer(seen);
+    if (seen == latest) return;
+    // Under a lock, read again: another machine's rollout may be migrating it right now.
+    begin();
+    try {
+      exec(fmt::format("SELECT pg_advisory_xact_lock({})", kMigrationLock));
+      exec("CREATE TABLE IF NOT EXISTS rollout_schema (version INTEGER NOT NULL)");
+      const int current = schema_version();
+      refuse_newer(current);
+      for (int v = current; v < latest; ++v) {
+        exec(std::string(postgres_migrations()[static_cast<std::size_t>(v)].sql));
+      }
+      exec(fmt::format("DELETE FROM rollout_schema; INSERT INTO rollout_schema VALUES ({})",
+                       latest));
+      commit();
+    } catch (...) {
+      rollback();
+      throw;
+    }
+  }
+
+  std::string name_;
+  PGconn* conn_ = nullptr;
+  bool listening_ = false;
+  std::map<std::string, std::unique_ptr<PgCursor>> cursors_;
+};
+
+// SQL written with `?` placeholders (as SQLite's), numbered $1, $2 ... for PostgreSQL;
+// parameters and results travel as text.
+class PgCursor : public Cursor {
+ public:
+  PgCursor(PgDatabase& db, const std::string& sql, std::string name)
+      : db_(db), name_(std::move(name)) {
+    bool quoted = false;
+    int n = 0;
+    for (char c : sql) {
+      if (c == '\'') quoted = !quoted;
+      if (c == '?' && !quoted) {
+        sql_ += fmt::format("${}", ++n);
+      } else {
+        sql_ += c;
+      }
+    }
+    params_.resize(static_cast<std::size_t>(n));
+  }
+  ~PgCursor() override { PQclear(result_); }
+
+  void bind_null(int i) override { param(i) = std::nullopt; }
+  void bind_integer(int i, std::int64_t v) override { param(i) = std::to_string(v); }
+  void bind_text(int i, std::string_view v) override {
+    // PostgreSQL's text holds no NUL; the state holds what a person can read anyway.
+    std::string s;
+    s.reserve(v.size());
+    for (char c : v) {
+      if (c == '\0') {
+        s += "\xEF\xBF\xBD";
+      } else {
+        s += c;
+      }
+    }
+    param(i) = std::move(s);
+  }
+  bool step() override {
+    if (!result_) {
+      execute();
+      row_ = -1;
+    }
+    ++row_;
+    return row_ < PQntuples(result_);
+  }
+  void reset() override {
+    PQclear(result_);
+    result_ = nullptr;
+    for (auto& p : params_) p = std::nullopt;
+  }
+  std::int64_t integer(int col) const override {
+    const char* v = PQgetvalue(result_, row_, col);
+    std::int64_t out = 0;
+    std::from_chars(v, v + PQgetlength(result_, row_, col), out);
+    return out;
+  }
+  std::string text(int col) const override {
+    return std::string(PQgetvalue(result_, row_, col),
+                       static_cast<std::size_t>(PQgetlength(result_, row_, col)));
+  }
+  bool is_null(int col) const override { return PQgetisnull(result_, row_, col) != 0; }
+  std::string column_name(int col) const override { return PQfname(result_, col); }
+
+ private:
+  std::optional<std::string>& param(int i) { return params_.at(static_cast<std::size_t>(i - 1)); }
+
+  void execute() {
+    if (!prepared_) {
+      db_.check(PQprepare(db_.conn(), name_.c_str(), sql_.c_str(), static_cast<int>(params_.size()),
+                          nullptr),
+                sql_);
+      prepared_ = true;
+    }
+    std::vector<const char*> values;
+    values.reserve(params_.size());
+    for (const auto& p : params_) values.push_back(p ? p->c_str() : nullptr);
+    PGresult* r = PQexecPrepared(db_.conn(), name_.c_str(), static_cast<int>(values.size()),
+                                 values.data(), nullptr, nullptr, 0);
+    db_.check(r, sql_, false);
+    result_ = r;
+  }
+
+  PgDatabase& db_;
+  std::string name_;
+  std::string sql_;
+  std::vector<std::optional<std::string>> params_;
+  bool prepared_ = false;
+  PGresult* result_ = nullptr;
+  int row_ = -1;
+};
+
+PgDatabase::~PgDatabase() {
+  cursors_.clear();
+  if (conn_) PQfinish(conn_);
+}
+
+Cursor& PgDatabase::prepared(const std::string& sql) {
+  auto it = cursors_.find(sql);
+  if (it != cursors_.end()) return *it->second;
+  auto cursor = std::make_unique<PgCursor>(*this, sql, fmt::format("s{}", cursors_.size()));
+  return *cursors_.emplace(sql, std::move(cursor)).first->second;
+}
+
+}  // namespace
+
+std::optional<std::string> postgres_url_refusal(const std::string& url) {
+  const auto info = user_info(url);
+  if ((info &&
+       url.substr(info->first, info->second - info->first).find(':') != std::string::npos) ||
+      has_password_parameter(url)) {
+    return fmt::format(
+        "the state URL {} carries a password: give it in PGPASSWORD, ~/.pgpass or a "
+        "service file instead (a password in a URL ends up in shell histories, process lists "
+        "and logs); nothing was changed",
+        redact_postgres_url(url));
+  }
+  return std::nullopt;
+}
+
+std::string redact_postgres_url(const std::string& url) {
+  std::string out = url;
+  if (const auto info = user_info(out)) {
+    const std::size_t colon = out.find(':', info->first);
+    if (colon != std::string::npos && colon < info->second)
+      out.replace(colon + 1, info->second - colon - 1, "***");
+  }
+  for (std::size_t at = out.find("password="); at != std::string::npos;
+       at = out.find("password=", at + 1)) {
+    const std::size_t end = std::min(out.find('&', at), out.size());
+    out.replace(at + 9, end - at - 9, "***");
+  }
+  return out;
+}
+
+PostgresStore::PostgresStore(const std::string& url)
+    : SqlStore(std::make_unique<PgDatabase>(url)) {}
+
+int PostgresStore::latest_schema_version() {
+  return static_cast<int>(postgres_migrations().size());
+}
+
+}  // namespace rollout::store

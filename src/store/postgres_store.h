@@ -1,0 +1,29 @@
+// The state on a PostgreSQL server a team shares: every machine that runs, approves, watches
+// or resumes rollouts points at one database. libpq lives in store/ only.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "store/sql_store.h"
+
+namespace rollout::store {
+
+class PostgresStore : public SqlStore {
+ public:
+  // Connects to `url` (postgresql://USER@HOST:PORT/DB?sslmode=...) and migrates its
+  // database, which must exist. The password comes from PGPASSWORD, ~/.pgpass or a service
+  // file: a URL that carries one is refused (it would sit in argv, shell histories and
+  // logs), and no message ever shows it. Refuses a schema newer than this build knows.
+  explicit PostgresStore(const std::string& url);
+
+  static int latest_schema_version();
+};
+
+// Why `url` cannot name a state database (it carries a password, it is no URL), or nullopt.
+std::optional<std::string> postgres_url_refusal(const std::string& url);
+
+// `url` as messages may show it: any password replaced by "***".
+std::string redact_postgres_url(const std::string& url);
+
+}  // namespace rollout::store
