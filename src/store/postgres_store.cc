@@ -137,16 +137,20 @@ class PgDatabase : public Database {
   std::string name() const override { return name_; }
 
   int schema_version() override {
-    PGresult* r = PQexec(conn_,
-                         "SELECT CASE WHEN to_regclass('rollout_schema') IS NULL THEN 0 ELSE "
-                         "(SELECT COALESCE(MAX(version), 0) FROM rollout_schema) END");
+    // The table is read only where it exists: a query naming a missing table fails whole.
+    PGresult* exists = PQexec(conn_, "SELECT to_regclass('rollout_schema') IS NOT NULL");
+    check(exists, "schema version", false);
+    const bool there = std::string_view(PQgetvalue(exists, 0, 0)) == "t";
+    PQclear(exists);
+    if (!there) return 0;
+    PGresult* r = PQexec(conn_, "SELECT COALESCE(MAX(version), 0) FROM rollout_schema");
     check(r, "schema version", false);
     const int version = std::atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     return version;
   }
 
-  // Clears `r`, unless `keep`; throws StoreError, for a person, when it failed.
+  // Clears `r` (unless not `clear`) when it succeeded; throws StoreError, for a person, when it failed.
   void check(PGresult* r, std::string_view what, bool clear = true) {
     const ExecStatusType status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {

@@ -15,6 +15,7 @@
 #include "fake_fleet.h"
 #include "fleet_builder.h"
 #include "store/sqlite_store.h"
+#include "test_state.h"
 #include "util/asio_clock.h"
 #include "words.h"
 
@@ -84,7 +85,8 @@ struct Harness {
       : checked(test::check_plan(plan_text)),
         now(start),
         fleet(spec, std::chrono::duration_cast<sim::Millis>(now.time_since_epoch())),
-        store(":memory:") {
+        owned_store(test::fresh_store()),
+        store(*owned_store) {
     REQUIRE(checked.report == "");
     REQUIRE(checked.graph);
     engine::create_run(store, *checked.loaded.plan,
@@ -157,7 +159,8 @@ struct Harness {
   test::Checked checked;
   WallTime now;
   sim::Fleet fleet;
-  store::SqliteStore store;
+  std::unique_ptr<store::SqlStore> owned_store;  // SQLite, or PostgreSQL (test_state.h)
+  store::SqlStore& store;
   state::StateStore* engine_store = nullptr;  // the engine's view of `store`, when not itself
   bool store_failed = false;                  // a run ended by an injected store failure
   NullObserver observer;
@@ -744,7 +747,7 @@ TEST_CASE("a failed store write of any kind leaves a run that resumes exactly on
       for (const char* stage : {"canary", "eu", "us", "everyone"}) {
         CHECK(h.applied_for(fmt::format("[rollout r-test/{}]", stage)) == 1);
       }
-      CHECK(h.store.integrity_check() == "ok");
+      CHECK(test::integrity_ok(h.store));
     }
   }
 }

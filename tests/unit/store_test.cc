@@ -1,12 +1,18 @@
 #include <doctest/doctest.h>
 
+#include <poll.h>
+
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include <fmt/format.h>
 #include <sqlite3.h>
 
 #include "store/migrations.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
+#include "test_state.h"
 
 using namespace rollout;
 using namespace std::chrono_literals;
@@ -20,6 +26,8 @@ std::filesystem::path temp_db(const char* name) {
   return p;
 }
 }  // namespace
+
+TEST_SUITE_BEGIN("sqlite");
 
 TEST_CASE("a new database is migrated to the latest schema, in WAL mode") {
   auto path = temp_db("migrate");
@@ -62,8 +70,13 @@ TEST_CASE("a database from a newer rollout is refused and left alone") {
   sqlite3_close(db);
 }
 
+TEST_SUITE_END();
+
+// From here on, every test runs on SQLite and, as `unit_pg`, on PostgreSQL (test_state.h).
+
 TEST_CASE("runs, stages, calls and leases round-trip") {
-  store::SqliteStore s(":memory:");
+  auto owned = test::fresh_store();
+  store::SqlStore& s = *owned;
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'123));
   state::RunRecord run;
   run.id = "r-1";
@@ -136,9 +149,10 @@ state::StageRecord stage_record(const std::string& run, const std::string& name)
 // the run over. Every write of the first then fails, in its own transaction, and leaves
 // nothing behind; the second's work goes on.
 TEST_CASE("a process whose lease was taken over writes nothing more") {
-  auto path = temp_db("fencing");
+  const std::string where = test::fresh_state_location("fencing");
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
-  store::SqliteStore first(path.string()), second(path.string());
+  auto first_store = store::open_state(where, true), second_store = store::open_state(where, true);
+  store::SqlStore &first = *first_store, &second = *second_store;
   const state::LeaseOwner frozen{"h1", 10, "alice"}, resumer{"h2", 20, "bob"};
   first.create_run(run_record("r-1", "p", {"Demo/eu"}, t), {stage_record("r-1", "eu")});
   REQUIRE_FALSE(first.acquire_lease("r-1", frozen, t, 30s));
@@ -196,11 +210,12 @@ TEST_CASE("a process whose lease was taken over writes nothing more") {
   // Generations never repeat, even after a release.
   REQUIRE_FALSE(first.acquire_lease("r-1", frozen, t + 60s, 30s));
   CHECK(first.lease("r-1")->generation == 3);
-  CHECK(first.integrity_check() == "ok");
+  CHECK(test::integrity_ok(first));
 }
 
 TEST_CASE("a new run is refused beside a live run of the same plan or a shared target") {
-  store::SqliteStore s(":memory:");
+  auto owned = test::fresh_store();
+  store::SqlStore& s = *owned;
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
   const state::RunClaim first{{"h1", 10, "alice"}, t, 30s, false};
   REQUIRE_FALSE(s.create_run(run_record("r-1", "europe", {"Demo/eu", "Demo/us"}, t),
@@ -230,7 +245,8 @@ TEST_CASE("a new run is refused beside a live run of the same plan or a shared t
 }
 
 TEST_CASE("a run that goes on is refused beside a live one; a dead owner holds nothing back") {
-  store::SqliteStore s(":memory:");
+  auto owned = test::fresh_store();
+  store::SqlStore& s = *owned;
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
   const state::RunClaim alice{{"h1", 10, "alice"}, t, 30s, false};
   const auto old_run = run_record("r-old", "europe", {"Demo/eu"}, t);
@@ -258,7 +274,8 @@ TEST_CASE("a run that goes on is refused beside a live one; a dead owner holds n
 }
 
 TEST_CASE("approvals come back in the order they were given, not the order they were written") {
-  store::SqliteStore s(":memory:");
+  auto owned = test::fresh_store();
+  store::SqlStore& s = *owned;
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
   // A time-scaled run's records are ahead of the wall clock: an approval written later may
   // carry an earlier time than one written before it.
@@ -269,3 +286,146 @@ TEST_CASE("approvals come back in the order they were given, not the order they 
   CHECK(approvals[0].comment == "first");
   CHECK(approvals[1].comment == "second");
 }
+
+// Two machines claim runs of the same plan at the same moment: one wins, the other is told
+// who holds it, however the two interleave. On PostgreSQL that rests on the claims' lock.
+TEST_CASE("of two processes racing to start runs of one plan, exactly one starts") {
+  const std::string where = test::fresh_state_location("race");
+  auto a = store::open_state(where, true), b = store::open_state(where, true);
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  for (int round = 0; round < 20; ++round) {
+    const std::string plan = fmt::format("plan-{}", round);
+    std::atomic<int> ready{0};
+    std::optional<state::RunConflict> lost_a, lost_b;
+    const auto claim = [&](store::SqlStore& s, const std::string& id, std::int64_t pid,
+                           std::optional<state::RunConflict>& lost) {
+      const state::RunClaim c{{fmt::format("h{}", pid), pid, "u"}, t, 30s, false};
+      ++ready;
+      while (ready < 2) {
+      }
+      lost = s.create_run(run_record(id, plan, {"Demo/eu"}, t), {stage_record(id, "eu")}, &c);
+    };
+    std::thread first([&] { claim(*a, plan + "-a", 1, lost_a); });
+    std::thread second([&] { claim(*b, plan + "-b", 2, lost_b); });
+    first.join();
+    second.join();
+    CHECK((lost_a.has_value() != lost_b.has_value()));  // exactly one was refused
+    // The refused one wrote nothing; the other holds a lease that says who it is.
+    const std::string winner = lost_a ? plan + "-b" : plan + "-a";
+    const std::string loser = lost_a ? plan + "-a" : plan + "-b";
+    CHECK(a->load_run(winner));
+    CHECK_FALSE(a->load_run(loser));
+    REQUIRE(a->lease(winner));
+    CHECK(a->lease(winner)->generation == 1);
+    // Both end their leases for the next round's plan to be free.
+    a->release_lease(winner, a->lease(winner)->owner);
+  }
+}
+
+TEST_CASE("a PostgreSQL URL with a password is refused, and no message shows it") {
+  for (const char* url : {"postgresql://ops:s3cret@db.example:5432/rollout",
+                          "postgres://db.example/rollout?sslmode=require&password=s3cret",
+                          "postgresql://ops@db.example/rollout?sslpassword=s3cret"}) {
+    const auto why = store::postgres_url_refusal(url);
+    REQUIRE(why);
+    CHECK(why->find("s3cret") == std::string::npos);
+    CHECK(why->find("PGPASSWORD") != std::string::npos);
+    CHECK(store::redact_postgres_url(url).find("s3cret") == std::string::npos);
+    try {
+      store::PostgresStore s(url);
+      FAIL("a URL with a password was used");
+    } catch (const store::StoreError& e) {
+      CHECK(std::string(e.what()).find("s3cret") == std::string::npos);
+    }
+  }
+  CHECK_FALSE(
+      store::postgres_url_refusal("postgresql://ops@db.example:5432/rollout?sslmode=verify-full"));
+  CHECK_FALSE(store::postgres_url_refusal("postgresql://db.example/rollout"));
+  CHECK(store::redact_postgres_url("postgresql://ops:pw@h/db") == "postgresql://ops:***@h/db");
+  CHECK(store::is_postgres_url("postgres://h/db"));
+  CHECK_FALSE(store::is_postgres_url("rollout.db"));
+  CHECK_FALSE(store::is_postgres_url("./postgresql://x"));
+}
+
+TEST_SUITE_BEGIN("postgresql");
+
+TEST_CASE("PostgreSQL: a database from a newer rollout is refused and left alone") {
+  const std::string url = test::new_postgres_database();
+  { store::PostgresStore s(url); }
+  PGconn* c = PQconnectdb(url.c_str());
+  PQclear(PQexec(c, "UPDATE rollout_schema SET version = 99"));
+  try {
+    store::PostgresStore s(url);
+    FAIL("a newer schema must be refused");
+  } catch (const store::StoreError& e) {
+    CHECK(std::string(e.what()).find(
+              fmt::format("has schema version 99, newer than this rollout knows ({})",
+                          store::PostgresStore::latest_schema_version())) != std::string::npos);
+  }
+  PGresult* r = PQexec(c, "SELECT version FROM rollout_schema");
+  CHECK(std::string(PQgetvalue(r, 0, 0)) == "99");
+  PQclear(r);
+  PQfinish(c);
+  CHECK(store::PostgresStore::latest_schema_version() ==
+        store::SqliteStore::latest_schema_version());
+}
+
+TEST_CASE("PostgreSQL: an approval or an abort request wakes a waiting process at once") {
+  const std::string url = test::new_postgres_database();
+  store::PostgresStore running(url), elsewhere(url);
+  const int fd = running.news_fd();
+  REQUIRE(fd >= 0);
+  const auto wait_readable = [&] {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 5000) == 1;
+  };
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  elsewhere.add_approval({"r-1", "us", "bob", t, ""});
+  REQUIRE(wait_readable());
+  CHECK(running.news_for("r-1"));
+  CHECK_FALSE(running.news_for("r-1"));  // taken
+  elsewhere.request_abort("r-2", {true, "carol", t});
+  REQUIRE(wait_readable());
+  CHECK_FALSE(running.news_for("r-1"));
+  CHECK(running.news_for("r-2"));
+}
+
+TEST_CASE("PostgreSQL: a connection the server ended stops the run's writes and sends") {
+  const std::string url = test::new_postgres_database();
+  store::PostgresStore s(url);
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  const state::RunClaim claim{{"h1", 10, "alice"}, t, 30s, false};
+  REQUIRE_FALSE(
+      s.create_run(run_record("r-1", "p", {"Demo/eu"}, t), {stage_record("r-1", "eu")}, &claim));
+  CHECK_FALSE(s.check_lease("r-1"));
+  PGconn* admin = PQconnectdb(url.c_str());
+  PQclear(PQexec(admin,
+                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                 "application_name = 'rollout' AND pid <> pg_backend_pid()"));
+  PQfinish(admin);
+  state::ApiCall call;
+  call.run_id = "r-1";
+  call.stage = "eu";
+  call.kind = state::CallKind::dispatch;
+  call.body = "{}";
+  call.intent_at = t;
+  CHECK_THROWS_WITH_AS(s.record_intent(call), doctest::Contains("lost the connection"),
+                       store::StoreError);
+  const auto why = s.check_lease("r-1");
+  REQUIRE(why);
+  CHECK(why->find("connection") != std::string::npos);
+}
+
+TEST_CASE("PostgreSQL: text PostgreSQL cannot hold (NUL) is kept readable, not refused") {
+  auto owned = test::fresh_store();
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  owned->add_approval({"r-1", "us", std::string("bo\0b", 4), t, "\xff"});
+  const auto approvals = owned->load_approvals("r-1");
+  REQUIRE(approvals.size() == 1);
+  CHECK(approvals[0].by ==
+        "bo\xEF\xBF\xBD"
+        "b");
+  CHECK(approvals[0].comment == "\xEF\xBF\xBD");
+}
+
+TEST_SUITE_END();
