@@ -19,6 +19,8 @@ start)
   if [ "$(id -u)" -eq 0 ] && ! id rollout-pg >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin rollout-pg
   fi
+  # A server left behind there (a run that was killed) is stopped first.
+  if [ -d "$dir/data" ]; then as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true; fi
   rm -rf "$dir"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)

@@ -431,6 +431,45 @@ ApiOptions run_api_options(const StateOptions& state, const state::RunRecord& ru
   return options;
 }
 
+namespace {
+
+// Wakes the engine when the store says another process approved or asked to abort this
+// run (PostgreSQL's NOTIFY); SQLite has no such news, and the engine's own checks find it.
+class NewsWatch {
+ public:
+  NewsWatch(asio::io_context& io, state::StateStore& store, std::string run_id,
+            std::function<void()> wake)
+      : store_(store), run_id_(std::move(run_id)), wake_(std::move(wake)), socket_(io) {
+    const int fd = store_.news_fd();
+    if (fd < 0) return;
+    socket_.assign(fd);
+    wait();
+  }
+  ~NewsWatch() { stop(); }
+  void stop() {
+    if (!socket_.is_open()) return;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+    socket_.release();  // the store's connection: it closes it
+  }
+
+ private:
+  void wait() {
+    socket_.async_wait(asio::posix::stream_descriptor::wait_read,
+                       [this](const boost::system::error_code& ec) {
+                         if (ec || !socket_.is_open()) return;
+                         if (store_.news_for(run_id_)) wake_();
+                         wait();
+                       });
+  }
+  state::StateStore& store_;
+  std::string run_id_;
+  std::function<void()> wake_;
+  asio::posix::stream_descriptor socket_;
+};
+
+}  // namespace
+
 int drive_run(state::StateStore& store, const StateOptions& state, const state::RunRecord& run,
               const CheckedPlan& checked, const ApiOptions& given_api_options) {
   const plan::Plan& plan = checked.plan;
@@ -466,6 +505,8 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
   engine::Engine engine(io, plan, checked.graph, connection->api(), store, clock, observers, run.id,
                         options);
 
+  NewsWatch news(io, store, run.id, [&engine] { engine.wake(); });
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int) {
@@ -485,6 +526,7 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
   engine.start([&](engine::Outcome o) {
     outcome = o;
     signals.cancel();
+    news.stop();
     io.stop();
   });
   try {

@@ -170,6 +170,11 @@ void Engine::start(std::function<void(Outcome)> done) {
 void Engine::interrupt() {
   impl_->interrupt();
 }
+void Engine::wake() {
+  if (impl_->finished) return;
+  if (!impl_->stopping) impl_->check_abort();
+  impl_->post_step();
+}
 bool Engine::finished() const {
   return impl_->finished;
 }

@@ -81,6 +81,10 @@ class Engine {
   // with `interrupted`.
   void interrupt();
 
+  // News from another process (an approval, an abort request; state::StateStore::news_fd):
+  // looks now instead of at the next approval check or heartbeat.
+  void wake();
+
   bool finished() const;
 
  private:

@@ -6,12 +6,11 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
-from e2e import EXIT_OK, SCALE, Env, Server, on_a_terminal, run_id_of
+from e2e import EXIT_OK, SCALE, Env, Server, connect_state, on_a_terminal, run_id_of, state_tables
 
 ROLLOUT = Env.rollout
 SRC = Env.src
@@ -54,9 +53,8 @@ def rollout(*argv, env_extra=None, api=None, timeout=180, check_no_token=True):
 
 
 def assert_db_clean(db):
-    con = sqlite3.connect(db)
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    for table, in con.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+    con = connect_state(db)
+    for table in state_tables(con):
         for row in con.execute(f"SELECT * FROM {table}").fetchall():
             assert TOKEN not in repr(row), f"the token is in table {table}"
     con.close()

@@ -3,13 +3,16 @@ suites' own options, and a fresh directory per test.
 
     python3 -m pytest tests/integration/test_cli_runs.py --rollout build/rollout --source .
     ... -k sigkill_at       one theme of cases (pytest's -k), as --only did
+    ... --state-backend=postgresql   the same cases on PostgreSQL (pg_state.py)
 """
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import e2e
+import pg_state
 
 
 def pytest_addoption(parser):
@@ -26,6 +29,9 @@ def pytest_addoption(parser):
     group.addoption("--first-seed", type=int, default=1, help="test_never_twice: the first seed")
     group.addoption("--freezes", type=int, default=2,
                     help="test_never_twice: freeze-and-takeover trials")
+    group.addoption("--state-backend", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="where the runs' state lives: SQLite files, or databases on a PostgreSQL "
+                         "server ($ROLLOUT_TEST_PG_DIR's, else one the suite starts)")
 
 
 def pytest_configure(config):
@@ -33,6 +39,29 @@ def pytest_configure(config):
     e2e.Env.rollout = str(Path(config.getoption("--rollout")).resolve())
     e2e.Env.src = Path(config.getoption("--source")).resolve()
     e2e.Env.options = config.option
+    config.addinivalue_line("markers", "sqlite_file: a case about SQLite's state file itself")
+    e2e.Env.backend = config.getoption("--state-backend")
+    if e2e.Env.backend == "postgresql":
+        own = tempfile.mkdtemp(prefix="rollout-pg-suite-")
+        if not os.environ.get("ROLLOUT_TEST_PG_DIR"):
+            config.own_pg_server = pg_state.start_server(Path(own) / "server")
+        e2e.Env.real_rollout = e2e.Env.rollout
+        e2e.Env.rollout = pg_state.write_wrapper(e2e.Env.rollout, own)
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "own_pg_server", None):
+        pg_state.stop_server(config.own_pg_server)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Cases about SQLite's file itself (its path, its locks, its bytes) stay on SQLite."""
+    if config.getoption("--state-backend") != "postgresql":
+        return
+    skip = pytest.mark.skip(reason="about SQLite's state file itself")
+    for item in items:
+        if "sqlite_file" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture

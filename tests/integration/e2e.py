@@ -22,6 +22,37 @@ class Env:
     rollout = ""
     src = Path(".")
     options = None
+    backend = "sqlite"     # --state-backend: or "postgresql" (pg_state.py)
+    real_rollout = ""      # on PostgreSQL, the binary behind the wrapper in `rollout`
+
+
+def connect_state(db):
+    """The state database a test named by its path: the SQLite file, or the PostgreSQL
+    database that stands for it; con.execute(sql, params) with `?` placeholders either way."""
+    if Env.backend == "postgresql":
+        import pg_state
+        return pg_state.connect(db)
+    return sqlite3.connect(db)
+
+
+def nothing_written(db):
+    """No state at all: no SQLite file, or a PostgreSQL database without rollout's tables
+    (the command never opened the state)."""
+    if Env.backend == "postgresql":
+        con = connect_state(db)
+        try:
+            return not state_tables(con)
+        finally:
+            con.close()
+    return not Path(db).exists()
+
+
+def state_tables(con):
+    if Env.backend == "postgresql":
+        return [t for t, in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()]
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    return [t for t, in con.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()]
 
 
 def crash_points():
@@ -142,12 +173,12 @@ def run_id_of(output):
 
 def assert_state_sound(db, open_intents_allowed=False):
     """integrity_check ok, no intent without an outcome (no lost dispatch), no token."""
-    con = sqlite3.connect(db)
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con = connect_state(db)
+    tables = state_tables(con)
     if not open_intents_allowed:
         open_intents = con.execute("SELECT id, stage FROM api_calls WHERE outcome IS NULL").fetchall()
         assert not open_intents, f"intents without an outcome: {open_intents}"
-    for table, in con.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+    for table in tables:
         for row in con.execute(f"SELECT * FROM {table}").fetchall():
             assert TOKEN not in repr(row), f"the token is in table {table}"
     con.close()

@@ -2,12 +2,11 @@
 random moments, then resume: each stage's deploy_update is applied exactly once."""
 import random
 import signal
-import sqlite3
 
 import pytest
 
 from cli_helpers import SAMPLED_PLAN, STEADY, Sim, assert_db_clean, kill_and_resume, rollout, sampled_wave_targets
-from e2e import EXIT_OK, SCALE, Env, crash_points, run_id_of
+from e2e import EXIT_OK, SCALE, Env, connect_state, crash_points, run_id_of
 
 
 # Every crash point a run without a failure reaches (a rollback's has its own tests).
@@ -39,7 +38,7 @@ def test_sampled_wave_draws_the_same_devices_after_kill_and_resume(tmp):
                     env_extra={"ROLLOUT_TEST_CRASH_AT": "after_intent:3"}, api=sim.url)
         assert p.returncode == -signal.SIGKILL, p.stdout + p.stderr
         run = run_id_of(p.stdout)
-        con = sqlite3.connect(db)
+        con = connect_state(db)
         drawn = [u for u, in con.execute(
             "SELECT device_uuid FROM snapshot_devices WHERE run_id = ? AND stage = 'wave' ORDER BY device_id", (run,))]
         eu = {u for u, in con.execute(
@@ -48,7 +47,7 @@ def test_sampled_wave_draws_the_same_devices_after_kill_and_resume(tmp):
         assert len(drawn) == 5 and len(eu) == 8
         p = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
         assert p.returncode == EXIT_OK, p.stdout + p.stderr
-        con = sqlite3.connect(db)
+        con = connect_state(db)
         after = [u for u, in con.execute(
             "SELECT device_uuid FROM snapshot_devices WHERE run_id = ? AND stage = 'wave' ORDER BY device_id", (run,))]
         con.close()

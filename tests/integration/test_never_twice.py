@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import time
 
-from e2e import (EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
+from e2e import (connect_state, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
                  assert_state_sound, rollout, run_id_of, start_apply)
 
 ROLLOUT = Env.rollout
@@ -137,22 +137,37 @@ def fault_mix_trial(tmp, seed):
 LEASE_MS = "1500"
 
 
-def freeze_outside_a_write(proc, db):
-    """SIGSTOP, but not inside a transaction: SQLite's write lock would stay with the frozen
-    process, and every other writer would be told the database is locked (which is right,
-    but is not the takeover this test is after)."""
-    for _ in range(200):
-        proc.send_signal(signal.SIGSTOP)
-        con = sqlite3.connect(db, timeout=0)
+def in_a_write(db, pid):
+    """Whether the process holds a transaction open: SQLite's write lock is taken, or its
+    PostgreSQL session is idle in a transaction."""
+    if Env.backend == "postgresql":
+        con = connect_state(db)
         try:
-            con.execute("BEGIN IMMEDIATE")
-            con.execute("ROLLBACK")
-            return
-        except sqlite3.OperationalError:
-            proc.send_signal(signal.SIGCONT)
-            time.sleep(0.003)
+            return con.execute("SELECT 1 FROM pg_stat_activity WHERE application_name = 'rollout' "
+                               "AND datname = current_database() AND state <> 'idle'").fetchone() is not None
         finally:
             con.close()
+    con = sqlite3.connect(db, timeout=0)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        con.close()
+
+
+def freeze_outside_a_write(proc, db):
+    """SIGSTOP, but not inside a transaction: its locks would stay with the frozen process,
+    and every other writer would be told to try again (which is right, but is not the takeover
+    this test is after)."""
+    for _ in range(200):
+        proc.send_signal(signal.SIGSTOP)
+        if not in_a_write(db, proc.pid):
+            return
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.003)
     raise AssertionError("could not freeze the process outside a write")
 
 
@@ -295,13 +310,13 @@ def wait_for_dispatch(db, stage, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            con = sqlite3.connect(db, timeout=1)
+            con = connect_state(db)
             done = con.execute("SELECT 1 FROM api_calls WHERE stage = ? AND outcome IS NOT NULL",
                                (stage,)).fetchone()
             con.close()
             if done:
                 return
-        except sqlite3.Error:
+        except Exception:  # not created yet, or busy: look again
             pass
         time.sleep(0.05)
     raise AssertionError(f"{stage} was not dispatched within {timeout}s")
