@@ -52,6 +52,9 @@ std::string current_user() {
 }
 
 state::LeaseOwner this_process() {
+  // $HOSTNAME where it is exported (containers set it to their name), else the machine's.
+  if (const char* named = std::getenv("HOSTNAME"); named && *named)
+    return {named, static_cast<std::int64_t>(getpid()), current_user()};
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   return {host, static_cast<std::int64_t>(getpid()), current_user()};

@@ -44,6 +44,8 @@ struct ApiOptions {
 // ROLLOUT_TEST_LEASE_MS shortens it for the freeze-and-takeover tests.
 Millis lease_stale_after();
 
+// Who this process is in a lease: $HOSTNAME (else the machine's name), pid, user. Only a
+// lease of the same host can be told dead by its pid; others go stale.
 state::LeaseOwner this_process();
 std::string current_user();
 
@@ -136,10 +138,6 @@ int exit_code(engine::Ending ending);
 
 // Checks the test hooks in the environment (ROLLOUT_TEST_CRASH_AT must name a crash point)
 // before a command writes anything; throws CommandError otherwise.
-void check_test_hooks();
-
-// Checks the test hooks in the environment (ROLLOUT_TEST_CRASH_AT names a crash point) before
-// a command writes anything; throws CommandError otherwise.
 void check_test_hooks();
 
 }  // namespace rollout::cli

@@ -6,6 +6,7 @@ suites' own options, and a fresh directory per test.
     ... --state-backend=postgresql   the same cases on PostgreSQL (pg_state.py)
 """
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,8 +44,10 @@ def pytest_configure(config):
     e2e.Env.backend = config.getoption("--state-backend")
     if e2e.Env.backend == "postgresql":
         own = tempfile.mkdtemp(prefix="rollout-pg-suite-")
+        os.chmod(own, 0o755)  # the server's own user (scripts/pg.sh, as root) goes through it
         if not os.environ.get("ROLLOUT_TEST_PG_DIR"):
             config.own_pg_server = pg_state.start_server(Path(own) / "server")
+        config.own_dir = own
         e2e.Env.real_rollout = e2e.Env.rollout
         e2e.Env.rollout = pg_state.write_wrapper(e2e.Env.rollout, own)
 
@@ -52,6 +55,8 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if getattr(config, "own_pg_server", None):
         pg_state.stop_server(config.own_pg_server)
+    if getattr(config, "own_dir", None):
+        shutil.rmtree(config.own_dir, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,0 +1,178 @@
+"""A team on one PostgreSQL server (ctest: team_pg, --state-backend=postgresql): two
+`rollout` processes with different HOSTNAMEs share one database. One applies; the other
+approves (the running apply moves at once: NOTIFY, not its next check), watches, is refused
+a second run of the same groups (told whose run it is), aborts it, and takes a run over once
+its process was killed and its lease went stale (no pid can be checked on another host)."""
+import json
+import signal
+import time
+
+import pytest
+
+from e2e import (EXIT_INVALID, EXIT_ERROR, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server, assert_state_sound,
+                 rollout, run_id_of, start_apply)
+
+# Gates poll every 30 s and eu bakes for a minute: in the wall time this test takes, the
+# apply wakes by itself only for its own checks (every 5 s). Three stages wait for approval.
+PLAN = """
+version: 1
+name: team-fw
+flow_id: 73a7-1ft8
+project: Demo
+app: {name: default_app, version: v2.4}
+defaults:
+  gate: {bake: 0s, timeout: 1h, poll: 30s, min_success: 50%, max_failed: 50%}
+stages:
+  - name: canary
+    groups: [Canary]
+    gate: {poll: 1s}
+  - name: eu
+    needs: [canary]
+    groups: [EU-North]
+    gate: {bake: 1m}
+  - name: south
+    needs: [canary]
+    groups: [EU-South]
+    approval: required
+  - name: us
+    needs: [canary]
+    groups: [US]
+    approval: required
+  - name: rest
+    needs: [canary]
+    groups: [Rest]
+    approval: required
+"""
+
+BUILD_HOST = {"HOSTNAME": "build-host"}
+LAPTOP = {"HOSTNAME": "oncall-laptop"}
+
+
+@pytest.fixture
+def team(tmp):
+    if Env.backend != "postgresql":
+        pytest.skip("a team shares a PostgreSQL server: run with --state-backend=postgresql")
+    import pg_state
+    plan = f"{tmp}/team.yaml"
+    with open(plan, "w") as f:
+        f.write(PLAN)
+    # The server's URL, as a team would give it (each process maps nothing: it is a URL).
+    return plan, pg_state.url_for(f"{tmp}/team.db")
+
+
+def wait_for_line(proc, stage, kind, timeout=60):
+    """Reads the apply's plain lines until the event `kind` of `stage`; when it was read."""
+    needle = f"{stage:<12} {kind}:"
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return time.monotonic()
+    raise AssertionError(f"no line with {needle!r}: {''.join(seen)}")
+
+
+def test_one_host_applies_another_approves_watches_is_refused_and_aborts(team, tmp):
+    plan, state = team
+    with Server(tmp, "sim") as server:
+        # Time as it passes (scale 1): the apply's own approval check comes every 5 s.
+        apply = start_apply(plan, state, server.url, scale="1", env_extra=BUILD_HOST)
+        for stage in ("south", "us", "rest"):
+            wait_for_line(apply, stage, "approval_needed")
+        shown = json.loads(rollout("show", "last", "--state", state, "--output", "json",
+                                   env_extra=LAPTOP).stdout)
+        run = shown["id"]
+        assert shown["status"] == "running"
+
+        # The other host's view of the live run names the build host.
+        status = rollout("status", run, "--state", state, env_extra=LAPTOP)
+        assert status.returncode == EXIT_OK and "us" in status.stdout, status.stdout + status.stderr
+
+        # A second run of the same groups from the laptop: refused, with whose run it is.
+        again = rollout("apply", plan, "--state", state, "--yes", "--time-scale", "1", url=server.url,
+                        env_extra=LAPTOP)
+        assert again.returncode == EXIT_ERROR, again.stdout + again.stderr
+        assert f"run {run} (plan 'team-fw') is live" in again.stderr
+        assert "@build-host (pid" in again.stderr and "--allow-concurrent" in again.stderr
+
+        # Approved from the laptop, one stage after another: the build host dispatches each
+        # at once (its own checks would take up to 5 s: four in a row under a second each by
+        # chance, about one time in 600).
+        for stage in ("south", "us", "rest"):
+            a = rollout("approve", run, stage, "--comment", "from the laptop", "--state", state,
+                        env_extra=LAPTOP)
+            assert a.returncode == EXIT_OK, a.stdout + a.stderr
+            approved_at = time.monotonic()
+            started_at = wait_for_line(apply, stage, "stage_started")
+            assert started_at - approved_at < 1.0, f"the approval of {stage} waited for the apply's own check"
+
+        # Aborted from the laptop while the stages gate: the build host stops at once.
+        b = rollout("abort", run, "--state", state, env_extra=LAPTOP)
+        aborted_at = time.monotonic()
+        assert b.returncode == EXIT_OK and "recorded" in b.stdout, b.stdout + b.stderr
+        out, err = apply.communicate(timeout=30)
+        assert time.monotonic() - aborted_at < 1.0, "the abort waited for the apply's heartbeat"
+        assert apply.returncode == EXIT_STOPPED, out + err
+        shown = json.loads(rollout("show", run, "--state", state, "--output", "json").stdout)
+        assert shown["status"] == "aborted"
+        assert [a["by"] for a in shown["approvals"]] and shown["approvals"][0]["comment"] == "from the laptop"
+        applied = server.applied_per_marker()
+        assert all(n == 1 for n in applied.values()), applied
+        assert_state_sound(state)
+
+
+def test_a_run_whose_host_died_is_taken_over_from_another_once_its_lease_is_stale(team, tmp):
+    plan, state = team
+    lease = {"ROLLOUT_TEST_LEASE_MS": "2000"}
+    with Server(tmp, "sim") as server:
+        apply = start_apply(plan, state, server.url, scale=SCALE, env_extra={**BUILD_HOST, **lease})
+        wait_for_line(apply, "eu", "dispatched")
+        apply.send_signal(signal.SIGKILL)
+        apply.communicate()
+        killed_at = time.monotonic()
+        run = json.loads(rollout("show", "last", "--state", state, "--output", "json").stdout)["id"]
+
+        # From the laptop, at once: the build host's pid cannot be checked from here, so its
+        # lease holds until it is stale.
+        early = rollout("resume", run, "--state", state, "--time-scale", SCALE, url=server.url,
+                        env_extra={**LAPTOP, **lease})
+        if time.monotonic() - killed_at < 1.5:
+            assert early.returncode == EXIT_ERROR, early.stdout + early.stderr
+            assert "build-host" in early.stderr, early.stderr
+
+        time.sleep(2.5)
+        later = rollout("resume", run, "--state", state, "--time-scale", SCALE, url=server.url,
+                        env_extra={**LAPTOP, **lease})
+        assert later.returncode == EXIT_PAUSED, later.stdout + later.stderr  # approvals awaited
+        for stage in ("south", "us", "rest"):
+            a = rollout("approve", run, stage, "--state", state, env_extra=LAPTOP)
+            assert a.returncode == EXIT_OK, a.stdout + a.stderr
+        done = rollout("resume", run, "--state", state, "--time-scale", SCALE, url=server.url,
+                       env_extra={**LAPTOP, **lease})
+        assert done.returncode == EXIT_OK, done.stdout + done.stderr
+        shown = json.loads(rollout("show", run, "--state", state, "--output", "json").stdout)
+        assert shown["status"] == "completed"
+        applied = server.applied_per_marker()
+        for stage in ("canary", "eu", "south", "us", "rest"):
+            assert applied.get(f"{run}/{stage}") == 1, applied  # exactly once, across hosts
+        assert_state_sound(state)
+
+
+def test_a_password_in_the_state_url_is_refused_and_never_shown(team, tmp):
+    plan, state = team
+    with_password = state.replace("postgresql://rollout@", "postgresql://rollout:hunter2-secret@")
+    p = rollout("apply", plan, "--state", with_password, "--yes", url="http://127.0.0.1:9/v1/")
+    assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+    assert "hunter2-secret" not in p.stdout + p.stderr
+    assert "PGPASSWORD" in p.stderr
+    # Nor through ROLLOUT_STATE.
+    q = rollout("runs", url="", env_extra={"ROLLOUT_STATE": with_password})
+    assert q.returncode == EXIT_ERROR and "hunter2-secret" not in q.stdout + q.stderr
+    # A state URL for a database that is not there: said so, with the URL and no password.
+    missing = state[: state.rfind("/") + 1] + "no_such_db"
+    r = rollout("runs", "--state", missing)
+    assert r.returncode == EXIT_ERROR and "no_such_db" in r.stderr and "does not exist" in r.stderr, r.stderr
+    assert EXIT_INVALID != r.returncode
