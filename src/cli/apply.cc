@@ -200,12 +200,12 @@ int run_apply(ApplyOptions& o) {
 }  // namespace
 
 void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::string& output) {
-  cmd->add_option("--state", state.state_path,
-                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  add_state_option(cmd, state.state_path);
   cmd->add_option(
       "--simulate", api.simulate_fleet,
       "Run against an in-process fleet simulator built from FLEET.yaml instead of Upswift. What "
-      "it applied is kept beside the state database (STATE.sim/RUN.jsonl), so the run pauses, "
+      "it applied is kept beside the state database (STATE.sim/RUN.jsonl; with a PostgreSQL "
+      "state, in ~/.local/state/rollout/sim/), so the run pauses, "
       "resumes and is approved like a real one; resume needs no --simulate (given, it must "
       "name the same file)");
   cmd->add_option(

@@ -103,8 +103,7 @@ void add_approve_command(CLI::App& app, Run& run) {
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->required();
   cmd->add_option("stage", o->stage, "Stage name")->required();
   cmd->add_option("--comment", o->comment, "Why; recorded with your user name and the time");
-  cmd->add_option("--state", o->state.state_path,
-                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  add_state_option(cmd, o->state.state_path);
   cmd->callback([o, &run] { run = [o] { return run_approve(*o); }; });
 }
 

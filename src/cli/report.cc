@@ -49,8 +49,7 @@ void add_report_command(CLI::App& app, Run& run) {
       "device statuses over time, gate decisions, approvals, API calls and events.");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->capture_default_str();
   cmd->add_option("-o,--out", o->out, "The HTML file to write (default: rollout-report-RUN.html)");
-  cmd->add_option("--state", o->state.state_path,
-                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  add_state_option(cmd, o->state.state_path);
   cmd->footer(
       "The page loads nothing from the network (no scripts, fonts or images): it can be\n"
       "mailed or attached to a ticket as it is.");

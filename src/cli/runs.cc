@@ -47,8 +47,7 @@ int run_runs(const RunsOptions& o) {
 void add_runs_command(CLI::App& app, Run& run) {
   auto o = std::make_shared<RunsOptions>();
   CLI::App* cmd = app.add_subcommand("runs", "List past and current runs.");
-  cmd->add_option("--state", o->state.state_path,
-                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  add_state_option(cmd, o->state.state_path);
   cmd->add_option("--output", o->output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

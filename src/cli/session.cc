@@ -36,6 +36,14 @@ std::string resolve_state_path(const StateOptions& o) {
   return "rollout.db";
 }
 
+void add_state_option(CLI::App* cmd, std::string& state_path) {
+  cmd->add_option("--state", state_path,
+                  "Where the runs are kept: a SQLite file, or a PostgreSQL database shared by a "
+                  "team, postgresql://USER@HOST:PORT/DB?sslmode=... (its password from "
+                  "PGPASSWORD, ~/.pgpass or a service file). Default: $ROLLOUT_STATE, else "
+                  "rollout.db");
+}
+
 std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create) {
   const std::string path = resolve_state_path(o);
   try {
@@ -174,7 +182,18 @@ std::optional<sim::Journal> load_journal(const std::string& path, bool& failed) 
 }  // namespace
 
 std::string sim_journal_path(const StateOptions& state, const std::string& run_id) {
-  return fmt::format("{}.sim/{}.jsonl", resolve_state_path(state), run_id);
+  const std::string where = resolve_state_path(state);
+  if (!store::is_postgres_url(where)) return fmt::format("{}.sim/{}.jsonl", where, run_id);
+  // A server has no folder beside it: this user's state folder, on this machine.
+  std::string base;
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) {
+    base = xdg;
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    base = fmt::format("{}/.local/state", home);
+  } else {
+    base = ".";
+  }
+  return fmt::format("{}/rollout/sim/{}.jsonl", base, run_id);
 }
 
 namespace {

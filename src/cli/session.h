@@ -20,6 +20,8 @@ struct StateOptions {
   std::string state_path;  // --state; else ROLLOUT_STATE; else rollout.db
 };
 std::string resolve_state_path(const StateOptions& o);
+// --state, as every command that reads or writes runs has it.
+void add_state_option(CLI::App* cmd, std::string& state_path);
 
 // Opens the state database; throws CommandError saying why not. Only a new run creates one
 // (`create`): a mistyped path elsewhere is an error, not an empty database that says "no
@@ -121,7 +123,9 @@ class ApiConnection {
   WallTime start_{};
 };
 
-// Where a run against an in-process simulator keeps its fleet: beside the state database.
+// Where a run against an in-process simulator keeps its fleet: beside a SQLite state file;
+// for a PostgreSQL state, in $XDG_STATE_HOME (else ~/.local/state)/rollout/sim/ of the machine
+// that ran it.
 std::string sim_journal_path(const StateOptions& state, const std::string& run_id);
 
 // The API options for a process of `run`: where its clock starts (a time-scaled run goes

@@ -262,8 +262,7 @@ void add_show_command(CLI::App& app, Run& run) {
       "Show one run: stages, device counts, gate decisions, approvals, API calls, events; with "
       "--devices, each device.");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->capture_default_str();
-  cmd->add_option("--state", o->state.state_path,
-                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  add_state_option(cmd, o->state.state_path);
   cmd->add_option("--output", o->output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

@@ -194,8 +194,7 @@ void add_status_command(CLI::App& app, Run& run) {
       "Where a run is now: each stage's status, device counts and what it waits for. Reads the "
       "state database, so it works from another terminal while the run goes on.");
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->capture_default_str();
-  cmd->add_option("--state", o->state.state_path,
-                  "State database (default: $ROLLOUT_STATE, else rollout.db)");
+  add_state_option(cmd, o->state.state_path);
   cmd->add_flag("--watch,-w", o->watch,
                 "Keep watching until the run stops running; then exit with the code `apply` "
                 "would have given (0 completed, 3 stopped, 4 paused, 130 interrupted)");

@@ -150,7 +150,8 @@ class PgDatabase : public Database {
     return version;
   }
 
-  // Clears `r` (unless not `clear`) when it succeeded; throws StoreError, for a person, when it failed.
+  // Clears `r` (unless not `clear`) when it succeeded; throws StoreError, for a person, when it
+  // failed.
   void check(PGresult* r, std::string_view what, bool clear = true) {
     const ExecStatusType status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {

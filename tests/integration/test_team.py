@@ -5,12 +5,13 @@ a second run of the same groups (told whose run it is), aborts it, and takes a r
 its process was killed and its lease went stale (no pid can be checked on another host)."""
 import json
 import signal
+import subprocess
 import time
 
 import pytest
 
 from e2e import (EXIT_INVALID, EXIT_ERROR, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server, assert_state_sound,
-                 rollout, run_id_of, start_apply)
+                 env_for, rollout, run_id_of, start_apply)
 
 # Gates poll every 30 s and eu bakes for a minute: in the wall time this test takes, the
 # apply wakes by itself only for its own checks (every 5 s). Three stages wait for approval.
@@ -176,3 +177,70 @@ def test_a_password_in_the_state_url_is_refused_and_never_shown(team, tmp):
     r = rollout("runs", "--state", missing)
     assert r.returncode == EXIT_ERROR and "no_such_db" in r.stderr and "does not exist" in r.stderr, r.stderr
     assert EXIT_INVALID != r.returncode
+
+
+def real_rollout(*argv, url="", env_extra=None):
+    """The binary itself, not the suite's wrapper: its --state paths stay SQLite files."""
+    p = subprocess.run([Env.real_rollout, *argv], env=env_for(url, env_extra), capture_output=True,
+                       text=True, timeout=240)
+    assert "terminate called" not in p.stderr, p.stderr
+    return p
+
+
+def test_state_migrate_copies_sqlite_into_postgresql_and_back_verified(team, tmp):
+    plan, state = team
+    sqlite_db, back = f"{tmp}/laptop.db", f"{tmp}/back.db"
+    with Server(tmp, "sim") as server:
+        done = real_rollout("apply", str(Env.src / "tests/plans/four-stage.yaml"), "--state", sqlite_db,
+                            "--yes", "--time-scale", SCALE, url=server.url)
+        assert done.returncode == EXIT_OK, done.stdout + done.stderr
+        paused = real_rollout("apply", plan, "--state", sqlite_db, "--yes", "--time-scale", SCALE, url=server.url)
+        assert paused.returncode == EXIT_PAUSED, paused.stdout + paused.stderr
+        paused_run = run_id_of(paused.stdout)
+        assert real_rollout("approve", paused_run, "us", "--comment", "ok", "--state", sqlite_db).returncode == 0
+
+        m = real_rollout("state", "migrate", "--from", sqlite_db, "--to", state)
+        assert m.returncode == EXIT_OK, m.stdout + m.stderr
+        assert "copied 2 run(s)" in m.stdout and "(the same in both)" in m.stdout
+        assert "events" in m.stdout and "api_calls" in m.stdout
+        # Every run reads the same from both: records, events, approvals, calls.
+        for run in json.loads(real_rollout("runs", "--state", sqlite_db, "--output", "json").stdout):
+            a = real_rollout("show", run["id"], "--state", sqlite_db, "--output", "json", "--devices")
+            b = real_rollout("show", run["id"], "--state", state, "--output", "json", "--devices")
+            assert a.returncode == b.returncode == EXIT_OK, a.stderr + b.stderr
+            assert json.loads(a.stdout) == json.loads(b.stdout)
+        # Again: refused, nothing written twice.
+        again = real_rollout("state", "migrate", "--from", sqlite_db, "--to", state)
+        assert again.returncode == EXIT_ERROR and "already: nothing was copied" in again.stderr, again.stderr
+        # The paused run goes on from PostgreSQL, approved as it was, each stage sent once.
+        go_on = real_rollout("resume", paused_run, "--state", state, "--time-scale", SCALE, url=server.url)
+        assert go_on.returncode == EXIT_PAUSED, go_on.stdout + go_on.stderr  # south and rest await theirs
+        applied = server.applied_per_marker()
+        assert all(n == 1 for n in applied.values()), applied
+        assert applied.get(f"{paused_run}/us") == 1
+
+        # And back into a new SQLite file, verified the same way.
+        m2 = real_rollout("state", "migrate", "--from", state, "--to", back)
+        assert m2.returncode == EXIT_OK, m2.stdout + m2.stderr
+        a = real_rollout("show", paused_run, "--state", state, "--output", "json")
+        b = real_rollout("show", paused_run, "--state", back, "--output", "json")
+        assert json.loads(a.stdout) == json.loads(b.stdout)
+
+
+def test_state_migrate_refuses_a_run_that_is_being_run(team, tmp):
+    plan, state = team
+    sqlite_db = f"{tmp}/busy.db"
+    with Server(tmp, "sim") as server:
+        proc = subprocess.Popen([Env.real_rollout, "apply", plan, "--state", sqlite_db, "--yes", "--time-scale", "1",
+                                 "--no-progress"], env=env_for(server.url, BUILD_HOST), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for_line(proc, "south", "approval_needed")
+            m = real_rollout("state", "migrate", "--from", sqlite_db, "--to", state)
+            assert m.returncode == EXIT_ERROR, m.stdout + m.stderr
+            assert "is being run by" in m.stderr and "@build-host" in m.stderr and "nothing was copied" in m.stderr
+            runs = real_rollout("runs", "--state", state, "--output", "json")
+            assert runs.returncode == EXIT_OK and json.loads(runs.stdout) == [], runs.stdout + runs.stderr
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
