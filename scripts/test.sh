@@ -29,7 +29,7 @@ cmake -S . -B build-asan -G Ninja -DROLLOUT_WERROR=ON -DROLLOUT_SANITIZE=address
   -DROLLOUT_E2E_SKIP=sigkill_at >/dev/null
 cmake --build build-asan --target unit_tests integration_tests rollout
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" -R '^(unit|integration|seed_python_example|e2e_runs|e2e_kills|e2e_views|e2e_plans|hostile)$'
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -R '^(unit|unit_pg|integration|seed_python_example|e2e_runs|e2e_kills|e2e_views|e2e_plans|hostile)$'
 
 # Threads: the one place two run at once is the simulator's server on its own thread beside
 # the client (apply --simulate does that too), which is what the integration tests exercise;

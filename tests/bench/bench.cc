@@ -21,6 +21,7 @@
 #include "engine/run.h"
 #include "fake_fleet.h"
 #include "plan/loader.h"
+#include "store/sql_store.h"
 #include "store/sqlite_store.h"
 #include "util/asio_clock.h"
 #include "yaml/document.h"
@@ -349,16 +350,23 @@ EngineRun run_engine(const std::string& text, const sim::FleetSpec& spec, state:
   return r;
 }
 
+// A state to start from: ":memory:", a SQLite file (removed first), or a PostgreSQL
+// database (run.sh makes each one new).
+std::unique_ptr<store::SqlStore> fresh_state(const std::string& where) {
+  if (where != ":memory:" && !store::is_postgres_url(where)) {
+    std::filesystem::remove(where);
+    std::filesystem::remove(where + "-wal");
+  }
+  return store::open_state(where, true);
+}
+
+const char* backend_of(const std::string& where) {
+  return where == ":memory:" ? "memory" : store::is_postgres_url(where) ? "postgresql" : "file";
+}
+
 int engine_overhead(int stages, const std::string& db_path) {
   const std::string text = big_plan(stages, "0s");
-  std::unique_ptr<store::SqliteStore> store;
-  if (db_path == ":memory:") {
-    store = std::make_unique<store::SqliteStore>(":memory:");
-  } else {
-    std::filesystem::remove(db_path);
-    std::filesystem::remove(db_path + "-wal");
-    store = std::make_unique<store::SqliteStore>(db_path);
-  }
+  auto store = fresh_state(db_path);
   const EngineRun r = run_engine(text, one_device_per_group(stages), *store, "r-bench");
   const double per_stage_us = (r.total_ms - r.api_ms) * 1000.0 / stages;
   const double logic_us = (r.total_ms - r.api_ms - r.store_ms) * 1000.0 / stages;
@@ -366,8 +374,8 @@ int engine_overhead(int stages, const std::string& db_path) {
                    R"({{"bench":"engine_overhead","stages":{},"store":"{}","total_ms":{:.1f},)"
                    R"("fake_api_ms":{:.1f},"api_calls":{},"engine_us_per_stage":{:.1f},)"
                    R"("store_ms":{:.1f},"store_calls":{},"logic_us_per_stage":{:.1f}}})",
-                   stages, db_path == ":memory:" ? "memory" : "file", r.total_ms, r.api_ms, r.calls,
-                   per_stage_us, r.store_ms, r.store_calls, logic_us)
+                   stages, backend_of(db_path), r.total_ms, r.api_ms, r.calls, per_stage_us,
+                   r.store_ms, r.store_calls, logic_us)
             << "\n";
   return 0;
 }
@@ -392,12 +400,11 @@ int api_economy(int devices) {
 }
 
 int resume(int events, const std::string& db_path) {
-  std::filesystem::remove(db_path);
-  std::filesystem::remove(db_path + "-wal");
   const std::string text = big_plan(10, "0s");
   auto loaded = plan::load_plan(text);
   {
-    store::SqliteStore store(db_path);
+    auto owned = fresh_state(db_path);
+    store::SqlStore& store = *owned;
     const WallTime t0 = WallTime(std::chrono::hours(24 * 365 * 50));
     engine::create_run(store, *loaded.plan, {"big.yaml", text, "bench", "bench", "fake"},
                        "r-resume", t0);
@@ -407,7 +414,8 @@ int resume(int events, const std::string& db_path) {
   }
   // Time from opening the database to the engine's first API call of the resumed run.
   const auto t = Steady::now();
-  store::SqliteStore store(db_path);
+  auto owned = store::open_state(db_path, false);
+  store::SqlStore& store = *owned;
   auto run = store.load_run("r-resume");
   auto reloaded = plan::load_plan(run->plan_text);
   auto graph = dag::build(*reloaded.plan, reloaded.diagnostics);
@@ -426,13 +434,13 @@ int resume(int events, const std::string& db_path) {
   const double resume_ms = ms_since(t);
   // The baseline: opening the same database and counting its events.
   const double count_ms = median_ms(3, [&] {
-    store::SqliteStore s(db_path);
-    (void)s.load_run("r-resume");
+    auto s = store::open_state(db_path, false);
+    (void)s->load_run("r-resume");
   });
   std::cout
       << fmt::format(
-             R"({{"bench":"resume","events":{},"resume_to_first_call_ms":{:.1f},"open_and_read_run_ms":{:.1f}}})",
-             events, resume_ms, count_ms)
+             R"({{"bench":"resume","events":{},"store":"{}","resume_to_first_call_ms":{:.1f},"open_and_read_run_ms":{:.1f}}})",
+             events, backend_of(db_path), resume_ms, count_ms)
       << "\n";
   return 0;
 }
@@ -493,6 +501,7 @@ int main(int argc, char** argv) {
   if (a.size() == 3 && a[0] == "memory") return memory(a[1], std::stoi(a[2]));
   std::cerr << "usage: rollout_bench plan-load N | client URL CONCURRENCY TOTAL | engine STAGES "
                "DB|:memory: |\n"
-               "       economy DEVICES | resume EVENTS DB | memory URL DEVICES\n";
+               "       economy DEVICES | resume EVENTS DB | memory URL DEVICES\n"
+               "DB: a SQLite path, :memory: or postgresql://USER@HOST:PORT/DB\n";
   return 2;
 }

@@ -11,7 +11,7 @@ cmake --build build-bench --target rollout rollout_bench >/dev/null
 bench=build-bench/tests/rollout_bench
 work=$(mktemp -d)
 sims=()
-trap 'kill "${sims[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${sims[@]}" 2>/dev/null || true; bash scripts/pg.sh stop "$work/pg"; rm -rf "$work"' EXIT
 
 start_sim() {  # FLEET NAME: starts a simulator; its URL is then in $work/NAME.url
   build-bench/rollout sim --fleet "$1" --listen 127.0.0.1:0 > "$work/sim-$2.out" 2>&1 &
@@ -78,6 +78,15 @@ engine_file=$($bench engine 200 "$work/engine.db" || true)
 economy=$($bench economy 120 || true)
 resume=$($bench resume 100000 "$work/resume.db" || true)
 memory=$($bench memory "$mem_url" 100000 || true)
+# The same engine and resume on PostgreSQL beside SQLite's file: a throw-away server on
+# loopback, durable as a team's would be (fsync on, synchronous commits), a new database each.
+bash scripts/pg.sh start "$work/pg" >/dev/null
+export PGPASSWORD; PGPASSWORD=$(cat "$work/pg/password")
+pg=$(cat "$work/pg/url")
+psql -q "$pg" -c "CREATE DATABASE bench_engine" -c "CREATE DATABASE bench_resume"
+engine_pg=$($bench engine 200 "${pg%/postgres}/bench_engine" || true)
+resume_pg=$($bench resume 10000 "${pg%/postgres}/bench_resume" || true)
+resume_file_10k=$($bench resume 10000 "$work/resume-10k.db" || true)
 sim_wrk=$(wrk -t 2 -c 64 -d 5s -s "$work/get.lua" "${url}devices_details" | awk '/Requests\/sec/ {print int($2)}')
 
 field() { echo "$1" | sed "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/"; }
@@ -116,6 +125,18 @@ The simulator's own ceiling (wrk, 2 threads, 64 connections): $sim_wrk requests/
 | engine time per stage, 200 stages, state on disk (WAL, synchronous=FULL) | $(field "$engine_file" engine_us_per_stage) µs | | |
 | resume of a run whose database holds 100,000 events, to its first API call | $(field "$resume" resume_to_first_call_ms) ms | opening the database and reading the run: $(field "$resume" open_and_read_run_ms) ms | < 100 ms |
 
+## The state on PostgreSQL beside SQLite
+
+The same benchmarks with the state on a PostgreSQL server on loopback (\`scripts/pg.sh\`:
+fsync on, synchronous commits), each measured in this run beside SQLite's file.
+
+| what | SQLite file (WAL, synchronous=FULL) | PostgreSQL (loopback) | ratio |
+|---|---|---|---|
+| engine time per stage, 200 stages, zero bakes | $(field "$engine_file" engine_us_per_stage) µs | $(field "$engine_pg" engine_us_per_stage) µs | $(echo "scale=2; $(field "$engine_pg" engine_us_per_stage) / $(field "$engine_file" engine_us_per_stage)" | bc) |
+| of which state-store transactions | $(field "$engine_file" store_calls) in $(field "$engine_file" store_ms) ms | $(field "$engine_pg" store_calls) in $(field "$engine_pg" store_ms) ms | |
+| resume of a run with 10,000 events, to its first API call | $(field "$resume_file_10k" resume_to_first_call_ms) ms | $(field "$resume_pg" resume_to_first_call_ms) ms | $(echo "scale=2; $(field "$resume_pg" resume_to_first_call_ms) / $(field "$resume_file_10k" resume_to_first_call_ms)" | bc) |
+| opening the state and reading the run | $(field "$resume_file_10k" open_and_read_run_ms) ms | $(field "$resume_pg" open_and_read_run_ms) ms | |
+
 ## API economy
 
 A one-stage run over $(field "$economy" devices) devices (one group): $(field "$economy" pages_per_listing) pages per listing
@@ -138,6 +159,9 @@ $engine_file
 $economy
 $resume
 $memory
+$engine_pg
+$resume_file_10k
+$resume_pg
 \`\`\`
 MD
 cat tests/bench/RESULTS.md
