@@ -4,8 +4,11 @@
 #include "store/postgres_store.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <charconv>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
@@ -53,8 +56,8 @@ class PgCursor;
 
 class PgDatabase : public Database {
  public:
-  explicit PgDatabase(const std::string& url)
-      : name_("state database " + redact_postgres_url(url)) {
+  PgDatabase(const std::string& url, Millis answer_timeout)
+      : name_("state database " + redact_postgres_url(url)), answer_timeout_(answer_timeout) {
     if (auto why = postgres_url_refusal(url)) throw StoreError(*why);
     // The URL's own settings win over these defaults; the encoding is ours to choose.
     const char* keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding",
@@ -75,7 +78,7 @@ class PgDatabase : public Database {
     try {
       // As SQLite's busy timeout: a lock held by a process frozen mid-write is an error to
       // try again after, not a hang; a transaction left open by one is ended by the server.
-      exec("SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '60s'");
+      exec("SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '30s'");
       migrate();
     } catch (...) {
       PQfinish(conn_);
@@ -87,18 +90,22 @@ class PgDatabase : public Database {
 
   Cursor& prepared(const std::string& sql) override;
 
-  void exec(const std::string& sql) override { check(PQexec(conn_, sql.c_str()), sql); }
+  void exec(const std::string& sql) override { check(query(sql), sql); }
   void begin() override { exec("BEGIN"); }
   void commit() override {
-    PGresult* r = PQexec(conn_, "COMMIT");
+    PGresult* r = query("COMMIT");
     // A transaction that had failed ends in a ROLLBACK, not an error.
     const bool rolled_back = r && std::string_view(PQcmdStatus(r)) == "ROLLBACK";
     check(r, "COMMIT");
     if (rolled_back) throw StoreError(fmt::format("{}: the transaction was rolled back", name_));
   }
   void rollback() noexcept override {
-    if (PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
-    PQclear(PQexec(conn_, "ROLLBACK"));
+    if (broken_ || PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
+    try {
+      PQclear(query("ROLLBACK"));
+    } catch (const StoreError&) {
+      // The server did not answer: it ends the transaction with the session.
+    }
   }
   void serialize_claims() override {
     exec(fmt::format("SELECT pg_advisory_xact_lock({})", kClaimsLock));
@@ -107,7 +114,12 @@ class PgDatabase : public Database {
   std::string_view insertion_order() const override { return "id"; }
   void notify(const std::string& run_id) override {
     const char* values[] = {kNewsChannel, run_id.c_str()};
-    check(PQexecParams(conn_, "SELECT pg_notify($1, $2)", 2, nullptr, values, nullptr, nullptr, 0),
+    check(ask(
+              [&](PGconn* c) {
+                return PQsendQueryParams(c, "SELECT pg_notify($1, $2)", 2, nullptr, values, nullptr,
+                                         nullptr, 0);
+              },
+              "NOTIFY"),
           "NOTIFY");
   }
   int news_fd() override {
@@ -127,7 +139,7 @@ class PgDatabase : public Database {
     return out;
   }
   void check_alive() override {
-    if (PQstatus(conn_) != CONNECTION_OK) {
+    if (broken_ || PQstatus(conn_) != CONNECTION_OK) {
       throw StoreError(fmt::format(
           "the connection to the {} was lost: stopping, so that nothing is sent that no record "
           "keeps",
@@ -138,12 +150,12 @@ class PgDatabase : public Database {
 
   int schema_version() override {
     // The table is read only where it exists: a query naming a missing table fails whole.
-    PGresult* exists = PQexec(conn_, "SELECT to_regclass('rollout_schema') IS NOT NULL");
+    PGresult* exists = query("SELECT to_regclass('rollout_schema') IS NOT NULL");
     check(exists, "schema version", false);
     const bool there = std::string_view(PQgetvalue(exists, 0, 0)) == "t";
     PQclear(exists);
     if (!there) return 0;
-    PGresult* r = PQexec(conn_, "SELECT COALESCE(MAX(version), 0) FROM rollout_schema");
+    PGresult* r = query("SELECT COALESCE(MAX(version), 0) FROM rollout_schema");
     check(r, "schema version", false);
     const int version = std::atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -176,6 +188,50 @@ class PgDatabase : public Database {
           name_));
     }
     throw StoreError(fmt::format("{}: {} ({})", name_, why, what));
+  }
+
+  // Sends with `send` (one of libpq's PQsend* calls) and waits for the answer, at most
+  // answer_timeout_: a server that stopped answering (frozen, or cut off without a reset)
+  // is an error, not a hang. The result; of several, the first that failed, else the last.
+  PGresult* ask(const std::function<int(PGconn*)>& send, std::string_view what) {
+    if (broken_) {
+      throw StoreError(fmt::format(
+          "{}: its connection was given up (it stopped answering); nothing more is sent that no "
+          "record keeps",
+          name_));
+    }
+    if (!send(conn_)) return nullptr;  // check() says why, from PQerrorMessage
+    const auto deadline = std::chrono::steady_clock::now() + answer_timeout_;
+    while (PQisBusy(conn_)) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        broken_ = true;
+        throw StoreError(fmt::format(
+            "the {} did not answer within {} s ({}): stopping, so that nothing is sent that no "
+            "record keeps; `rollout resume` goes on once it answers again",
+            name_, answer_timeout_.count() / 1000.0, what.substr(0, 40)));
+      }
+      pollfd p{PQsocket(conn_), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(left.count()));
+      if (!PQconsumeInput(conn_)) break;  // the connection failed: PQgetResult says so
+    }
+    const auto failed = [](PGresult* r) {
+      return PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK;
+    };
+    PGresult* kept = nullptr;
+    while (PGresult* r = PQgetResult(conn_)) {
+      if (kept && failed(kept)) {
+        PQclear(r);  // the first failure is the one to tell
+        continue;
+      }
+      PQclear(kept);
+      kept = r;
+    }
+    return kept;
+  }
+  PGresult* query(const std::string& sql) {
+    return ask([&](PGconn* c) { return PQsendQuery(c, sql.c_str()); }, sql);
   }
 
   PGconn* conn() { return conn_; }
@@ -223,7 +279,9 @@ class PgDatabase : public Database {
   }
 
   std::string name_;
+  Millis answer_timeout_;
   PGconn* conn_ = nullptr;
+  bool broken_ = false;  // it stopped answering: no more queries on it
   bool listening_ = false;
   std::map<std::string, std::unique_ptr<PgCursor>> cursors_;
 };
@@ -302,8 +360,12 @@ class PgCursor : public Cursor {
     std::vector<const char*> values;
     values.reserve(params_.size());
     for (const auto& p : params_) values.push_back(p ? p->c_str() : nullptr);
-    PGresult* r = PQexecPrepared(db_.conn(), name_.c_str(), static_cast<int>(values.size()),
-                                 values.data(), nullptr, nullptr, 0);
+    PGresult* r = db_.ask(
+        [&](PGconn* c) {
+          return PQsendQueryPrepared(c, name_.c_str(), static_cast<int>(values.size()),
+                                     values.data(), nullptr, nullptr, 0);
+        },
+        sql_);
     db_.check(r, sql_, false);
     result_ = r;
   }
@@ -360,8 +422,8 @@ std::string redact_postgres_url(const std::string& url) {
   return out;
 }
 
-PostgresStore::PostgresStore(const std::string& url)
-    : SqlStore(std::make_unique<PgDatabase>(url)) {}
+PostgresStore::PostgresStore(const std::string& url, Millis answer_timeout)
+    : SqlStore(std::make_unique<PgDatabase>(url, answer_timeout)) {}
 
 int PostgresStore::latest_schema_version() {
   return static_cast<int>(postgres_migrations().size());

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "store/sql_store.h"
+#include "util/clock.h"
 
 namespace rollout::store {
 
@@ -14,8 +15,10 @@ class PostgresStore : public SqlStore {
   // Connects to `url` (postgresql://USER@HOST:PORT/DB?sslmode=...) and migrates its
   // database, which must exist. The password comes from PGPASSWORD, ~/.pgpass or a service
   // file: a URL that carries one is refused (it would sit in argv, shell histories and
-  // logs), and no message ever shows it. Refuses a schema newer than this build knows.
-  explicit PostgresStore(const std::string& url);
+  // logs), and no message ever shows it. Refuses a schema newer than this build knows. A
+  // server that does not answer a statement within `answer_timeout` is an error (StoreError),
+  // and the connection is given up: a frozen server stops the run instead of hanging it.
+  explicit PostgresStore(const std::string& url, Millis answer_timeout = std::chrono::seconds(30));
 
   static int latest_schema_version();
 };

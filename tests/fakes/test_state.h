@@ -53,7 +53,7 @@ inline std::string postgres_server() {
 inline std::string new_postgres_database() {
   static std::atomic<int> counter{0};
   const std::string server = postgres_server();
-  const std::string name = fmt::format("t_{}_{}_{}", getpid(), ++counter, std::rand());
+  const std::string name = fmt::format("t_{}_{}", getpid(), ++counter);
   PGconn* admin = PQconnectdb((server + "postgres").c_str());
   if (PQstatus(admin) != CONNECTION_OK) {
     const std::string why = PQerrorMessage(admin);

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <poll.h>
+#include <signal.h>
 
 #include <atomic>
 #include <filesystem>
@@ -414,6 +415,39 @@ TEST_CASE("PostgreSQL: a connection the server ended stops the run's writes and 
   const auto why = s.check_lease("r-1");
   REQUIRE(why);
   CHECK(why->find("connection") != std::string::npos);
+}
+
+TEST_CASE("PostgreSQL: a server that stops answering is an error within the timeout, not a hang") {
+  const std::string url = test::new_postgres_database();
+  store::PostgresStore s(url, 1s);
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  const state::RunClaim claim{{"h1", 10, "alice"}, t, 30s, false};
+  REQUIRE_FALSE(
+      s.create_run(run_record("r-1", "p", {"Demo/eu"}, t), {stage_record("r-1", "eu")}, &claim));
+  // Freeze the server process that serves this store (SIGSTOP: it accepts, never answers).
+  PGconn* admin = PQconnectdb(url.c_str());
+  PGresult* r = PQexec(admin,
+                       "SELECT pid FROM pg_stat_activity WHERE application_name = 'rollout' AND "
+                       "datname = current_database()");
+  REQUIRE(PQntuples(r) == 1);
+  const pid_t backend = std::atoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  PQfinish(admin);
+  REQUIRE(::kill(backend, SIGSTOP) == 0);
+  state::ApiCall call;
+  call.run_id = "r-1";
+  call.stage = "eu";
+  call.kind = state::CallKind::dispatch;
+  call.body = "{}";
+  call.intent_at = t;
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH_AS(s.record_intent(call), doctest::Contains("did not answer within 1 s"),
+                       store::StoreError);
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
+  // Given up: the last check before a send says so, at once.
+  const auto why = s.check_lease("r-1");
+  REQUIRE(why);
+  ::kill(backend, SIGCONT);
 }
 
 TEST_CASE("PostgreSQL: text PostgreSQL cannot hold (NUL) is kept readable, not refused") {
