@@ -30,7 +30,13 @@ start)
   password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
   echo "$password" >"$dir/password"
   chmod 600 "$dir/password"
-  if [ "$(id -u)" -eq 0 ]; then chown -R rollout-pg "$dir"; fi
+  if [ "$(id -u)" -eq 0 ]; then
+    chown -R rollout-pg "$dir"
+    runuser -u rollout-pg -- test -r "$dir/password" || {
+      echo "pg.sh: the user rollout-pg cannot reach $dir (a folder above it is private): give a folder others may pass through" >&2
+      exit 1
+    }
+  fi
   as_owner "$bin/initdb" -D "$data" -U rollout --pwfile="$dir/password" --auth-local=trust \
     --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }

@@ -48,12 +48,12 @@ bool targets_overlap(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-std::optional<std::pair<Lease, bool>> SqlStore::lease_row(const std::string& run_id) {
+std::optional<std::pair<Lease, bool>> SqlStore::lease_row(const std::string& run_id, bool lock) {
   Statement s(*this,
               fmt::format("SELECT owner_host, owner_pid, owner_user, acquired_at, heartbeat_at, "
                           "generation, CASE WHEN released_at IS NULL THEN 0 ELSE 1 END "
                           "FROM leases WHERE run_id = ?{}",
-                          db_->lock_row()));
+                          lock ? db_->lock_row() : ""));
   s.bind(1, run_id);
   if (!s.step()) return std::nullopt;
   return std::make_pair(
@@ -61,10 +61,10 @@ std::optional<std::pair<Lease, bool>> SqlStore::lease_row(const std::string& run
       s.integer(6) != 0);
 }
 
-void SqlStore::fence(const std::string& run_id) {
+void SqlStore::fence(const std::string& run_id, bool in_write) {
   const auto held = held_.find(run_id);
   if (held == held_.end()) return;
-  auto row = lease_row(run_id);
+  auto row = lease_row(run_id, in_write);
   if (row && !row->second && row->first.generation == held->second) return;
   // Taken over (even if that process has released it since): say by whom.
   const bool taken_over = row && row->first.generation != held->second;
@@ -76,7 +76,7 @@ std::optional<std::string> SqlStore::check_lease(const std::string& run_id) {
     db_->check_alive();
     if (held_.find(run_id) == held_.end())
       return fmt::format("this process holds no lease on run {}", run_id);
-    fence(run_id);
+    fence(run_id, /*in_write=*/false);
     return std::nullopt;
   } catch (const std::exception& e) {
     return std::string(e.what());

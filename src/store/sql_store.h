@@ -79,11 +79,14 @@ class SqlStore : public state::StateStore {
 
  private:
   std::vector<state::ApiCall> read_calls(Statement& s);
-  // The lease row as it is, released or not.
-  std::optional<std::pair<state::Lease, bool /*released*/>> lease_row(const std::string& run_id);
-  // Inside a write's transaction: throws LeaseLost when this store acquired the run's lease
-  // and it has since moved on.
-  void fence(const std::string& run_id);
+  // The lease row as it is, released or not; with `lock`, it stays as read until the
+  // transaction ends (Database::lock_row).
+  std::optional<std::pair<state::Lease, bool /*released*/>> lease_row(const std::string& run_id,
+                                                                      bool lock = false);
+  // Throws LeaseLost when this store acquired the run's lease and it has since moved on.
+  // `in_write`: inside a write's transaction, holding the lease row until it commits (a
+  // takeover waits for it); otherwise a read (the check just before a send).
+  void fence(const std::string& run_id, bool in_write = true);
   void insert_lease(const std::string& run_id, const state::LeaseOwner& owner, WallTime now);
   std::optional<state::RunConflict> find_conflict(const state::RunRecord& run,
                                                   const state::RunClaim& claim);

@@ -10,6 +10,7 @@ cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench --target rollout rollout_bench >/dev/null
 bench=build-bench/tests/rollout_bench
 work=$(mktemp -d)
+chmod 755 "$work"  # the PostgreSQL server's own user (scripts/pg.sh, as root) passes through it
 sims=()
 trap 'kill "${sims[@]}" 2>/dev/null || true; bash scripts/pg.sh stop "$work/pg"; rm -rf "$work"' EXIT
 

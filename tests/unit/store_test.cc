@@ -137,6 +137,16 @@ state::RunRecord run_record(const std::string& id, const std::string& plan,
   return run;
 }
 
+state::ApiCall dispatch_call(const std::string& run, const std::string& stage, WallTime t) {
+  state::ApiCall call;
+  call.run_id = run;
+  call.stage = stage;
+  call.kind = state::CallKind::dispatch;
+  call.body = "{}";
+  call.intent_at = t;
+  return call;
+}
+
 state::StageRecord stage_record(const std::string& run, const std::string& name) {
   state::StageRecord s;
   s.run_id = run;
@@ -166,12 +176,7 @@ TEST_CASE("a process whose lease was taken over writes nothing more") {
   REQUIRE_FALSE(second.acquire_lease("r-1", resumer, t + 36s, 30s));
   CHECK(second.lease("r-1")->generation == 2);
 
-  state::ApiCall call;
-  call.run_id = "r-1";
-  call.stage = "eu";
-  call.kind = state::CallKind::dispatch;
-  call.body = "{}";
-  call.intent_at = t;
+  const state::ApiCall call = dispatch_call("r-1", "eu", t);
   const auto expect_lost = [&](auto write) {
     try {
       write();
@@ -404,12 +409,7 @@ TEST_CASE("PostgreSQL: a connection the server ended stops the run's writes and 
                  "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                  "application_name = 'rollout' AND pid <> pg_backend_pid()"));
   PQfinish(admin);
-  state::ApiCall call;
-  call.run_id = "r-1";
-  call.stage = "eu";
-  call.kind = state::CallKind::dispatch;
-  call.body = "{}";
-  call.intent_at = t;
+  const state::ApiCall call = dispatch_call("r-1", "eu", t);
   CHECK_THROWS_WITH_AS(s.record_intent(call), doctest::Contains("lost the connection"),
                        store::StoreError);
   const auto why = s.check_lease("r-1");
@@ -434,12 +434,7 @@ TEST_CASE("PostgreSQL: a server that stops answering is an error within the time
   PQclear(r);
   PQfinish(admin);
   REQUIRE(::kill(backend, SIGSTOP) == 0);
-  state::ApiCall call;
-  call.run_id = "r-1";
-  call.stage = "eu";
-  call.kind = state::CallKind::dispatch;
-  call.body = "{}";
-  call.intent_at = t;
+  const state::ApiCall call = dispatch_call("r-1", "eu", t);
   const auto started = std::chrono::steady_clock::now();
   CHECK_THROWS_WITH_AS(s.record_intent(call), doctest::Contains("did not answer within 1 s"),
                        store::StoreError);
