@@ -481,6 +481,9 @@ class NewsWatch {
                        [this](const boost::system::error_code& ec) {
                          if (ec || !socket_.is_open()) return;
                          if (store_.news_for(run_id_)) wake_();
+                         // A lost connection reads as readable for ever: stop listening (the
+                         // next write says what happened; the engine's own checks go on).
+                         if (store_.news_fd() < 0) return stop();
                          wait();
                        });
   }

@@ -123,6 +123,7 @@ class PgDatabase : public Database {
           "NOTIFY");
   }
   int news_fd() override {
+    if (broken_ || PQstatus(conn_) != CONNECTION_OK) return -1;  // no news on a lost connection
     if (!listening_) {
       exec(fmt::format("LISTEN {}", kNewsChannel));
       listening_ = true;

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e import EXIT_OK, SCALE, Env, Server, connect_state, on_a_terminal, run_id_of, state_tables
+from e2e import EXIT_OK, SCALE, Env, Server, connect_state, on_a_terminal, run_id_of, run_of, state_tables
 
 ROLLOUT = Env.rollout
 SRC = Env.src
@@ -74,13 +74,19 @@ def kill_and_resume(tmp, crash_at=None, kill_after=None):
         out, err = proc.communicate(timeout=60)
         if crash_at:
             assert proc.returncode == -signal.SIGKILL, f"{crash_at}: exit {proc.returncode}\n{out}{err}"
-        run = run_id_of(out)
+        run = run_of(out, db, sim)
+        if run is None:
+            return  # killed before it created the run: nothing was sent (run_of checked)
         for _ in range(5):
             if proc.returncode == EXIT_OK:
                 break
-            r = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
-            proc = r
-        assert proc.returncode == EXIT_OK, proc.stdout + proc.stderr
+            # Killed after the run completed but before the process exited: nothing to resume.
+            shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+            if shown["status"] == "completed":
+                break
+            proc = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "completed", proc.stdout + proc.stderr
         applied = sim.applied_per_marker()
         assert applied == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}, applied
         assert_db_clean(db)

@@ -171,6 +171,20 @@ def run_id_of(output):
     return m.group(1)
 
 
+def run_of(out, db, server):
+    """The run an apply said it started. Killed before it said so (its line not yet written,
+    or no run created yet): the state's last run, or None when there is none, and then
+    nothing may have been sent."""
+    if re.search(r"run (r-\d{8}-\d{6}-[0-9a-f]{4})", out):
+        return run_id_of(out)
+    listed = rollout("runs", "--state", db, "--output", "json").stdout
+    runs = json.loads(listed) if listed.strip() else []
+    if not runs:
+        assert not server.applied_per_marker(), "a deploy_update went out for no recorded run"
+        return None
+    return runs[-1]["id"]
+
+
 def assert_state_sound(db, open_intents_allowed=False):
     """integrity_check ok, no intent without an outcome (no lost dispatch), no token."""
     con = connect_state(db)

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 from e2e import (connect_state, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
-                 assert_state_sound, rollout, run_id_of, start_apply)
+                 assert_state_sound, rollout, run_id_of, run_of, start_apply)
 
 ROLLOUT = Env.rollout
 SRC = Env.src
@@ -117,7 +117,9 @@ def fault_mix_trial(tmp, seed):
             proc.send_signal(signal.SIGKILL)
             out, err = proc.communicate(timeout=30)
         first = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        run = run_id_of(out)
+        run = run_of(out, db, server)
+        if run is None:
+            return  # killed before it created the run: nothing was sent (run_of checked)
         p = resume_until_done(run, db, server.url, first)
         assert_state_sound(db)
         applied = server.applied_per_marker()
