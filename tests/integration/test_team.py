@@ -88,9 +88,13 @@ def test_one_host_applies_another_approves_watches_is_refused_and_aborts(team, t
         run = shown["id"]
         assert shown["status"] == "running"
 
-        # The other host's view of the live run names the build host.
+        # The other host's view of the live run names the build host; it watches it to its end.
         status = rollout("status", run, "--state", state, env_extra=LAPTOP)
         assert status.returncode == EXIT_OK and "us" in status.stdout, status.stdout + status.stderr
+        assert "@build-host (pid" in status.stdout, status.stdout
+        watch = subprocess.Popen([Env.rollout, "status", run, "--state", state, "--watch", "--interval", "1s"],
+                                 env=env_for("", LAPTOP), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
 
         # A second run of the same groups from the laptop: refused, with whose run it is.
         again = rollout("apply", plan, "--state", state, "--yes", "--time-scale", "1", url=server.url,
@@ -117,6 +121,9 @@ def test_one_host_applies_another_approves_watches_is_refused_and_aborts(team, t
         out, err = apply.communicate(timeout=30)
         assert time.monotonic() - aborted_at < 1.0, "the abort waited for the apply's heartbeat"
         assert apply.returncode == EXIT_STOPPED, out + err
+        watched, _ = watch.communicate(timeout=30)
+        assert watch.returncode == EXIT_STOPPED, watched  # the run's own exit code
+        assert "aborted" in watched.split("--- ")[-1], watched  # it followed the run to its end
         shown = json.loads(rollout("show", run, "--state", state, "--output", "json").stdout)
         assert shown["status"] == "aborted"
         assert [a["by"] for a in shown["approvals"]] and shown["approvals"][0]["comment"] == "from the laptop"
