@@ -136,6 +136,15 @@ def start_apply(plan, db, url, scale=SCALE, env_extra=None, extra=()):
                             stderr=subprocess.PIPE, text=True)
 
 
+def started(proc):
+    """Waits for a background apply's first line ("run r-...: plan ..."): the run exists and
+    the binary itself runs (on PostgreSQL, not yet the wrapper that starts it). Returns the line,
+    for the caller to put before the rest of the output."""
+    line = proc.stdout.readline()
+    assert line.startswith("run r-"), line + proc.stderr.read()
+    return line
+
+
 def on_a_terminal(argv, env, answer=None, columns=100):
     """Runs argv with stdin, stdout and stderr on a pseudo-terminal of `columns` columns;
     types `answer` once the binary asks ("Type 'yes'"). Returns the exit code and all it wrote."""

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, nothing_written, run_id_of
+from e2e import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, nothing_written, run_id_of, started
 from cli_helpers import CANARY_PLAN, FAILING, PLAN, ROLLOUT, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout
 
 
@@ -103,9 +103,11 @@ def test_sigint_exits_130_and_resume_completes(tmp):
         env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
         proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "60"],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = started(proc)
         time.sleep(1.5)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
+        out = first + out
         assert proc.returncode == EXIT_INTERRUPTED, out + err
         run = run_id_of(out)
         assert "interrupted" in out
@@ -120,6 +122,7 @@ def test_a_live_run_is_not_run_twice(tmp):
         env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
         proc = subprocess.Popen([ROLLOUT, "apply", str(PLAN), "--state", db, "--yes", "--time-scale", "30"],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started(proc)
         time.sleep(1.0)
         second = rollout("resume", "last", "--state", db, "--time-scale", "30", api=sim.url)
         assert second.returncode == EXIT_ERROR, second.stdout + second.stderr

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 from e2e import (connect_state, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
-                 assert_state_sound, rollout, run_id_of, run_of, start_apply)
+                 assert_state_sound, rollout, run_id_of, run_of, start_apply, started)
 
 ROLLOUT = Env.rollout
 SRC = Env.src
@@ -183,10 +183,11 @@ def freeze_trial(tmp, seed):
         db = f"{tmp}/state.db"
         lease = {"ROLLOUT_TEST_LEASE_MS": LEASE_MS}
         proc = start_apply(PLAN, db, server.url, env_extra=lease)
+        first = started(proc)
         time.sleep(rng.uniform(0.05, 1.0))
         if proc.poll() is not None:
             out, err = proc.communicate()
-            assert proc.returncode == EXIT_OK, out + err  # finished before the freeze
+            assert proc.returncode == EXIT_OK, first + out + err  # finished before the freeze
             return
         freeze_outside_a_write(proc, db)
         # Seen as a live run until the lease is stale: refused, naming the frozen process.
