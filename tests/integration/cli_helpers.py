@@ -24,11 +24,11 @@ TOKEN = "tok-SECRET-5f3c9a"
 class Sim(Server):
     """rollout sim in its own process, with a request log, from a fleet file and raw flags."""
 
-    def __init__(self, workdir, fleet, extra=()):
-        self.started_with = (workdir, fleet, extra)
+    def __init__(self, workdir, fleet, extra=(), scale=SCALE):
+        self.started_with = (workdir, fleet, extra, scale)
         self.log = Path(workdir) / f"requests-{time.monotonic_ns()}.jsonl"
         self.proc = subprocess.Popen([ROLLOUT, "sim", "--fleet", str(fleet), "--listen", "127.0.0.1:0",
-                                      "--time-scale", SCALE, "--request-log", str(self.log), *extra],
+                                      "--time-scale", scale, "--request-log", str(self.log), *extra],
                                      stdout=subprocess.PIPE, text=True)
         banner = self.proc.stdout.readline()
         self.url = re.search(r"(http://\S+/v1/)", banner).group(1)
