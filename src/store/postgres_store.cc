@@ -113,14 +113,11 @@ class PgDatabase : public Database {
   std::string_view lock_row() const override { return " FOR UPDATE"; }
   std::string_view insertion_order() const override { return "id"; }
   void notify(const std::string& run_id) override {
-    const char* values[] = {kNewsChannel, run_id.c_str()};
-    check(ask(
-              [&](PGconn* c) {
-                return PQsendQueryParams(c, "SELECT pg_notify($1, $2)", 2, nullptr, values, nullptr,
-                                         nullptr, 0);
-              },
-              "NOTIFY"),
-          "NOTIFY");
+    Cursor& c = prepared(fmt::format("SELECT pg_notify('{}', ?)", kNewsChannel));
+    c.bind_text(1, run_id);
+    while (c.step()) {
+    }
+    c.reset();
   }
   int news_fd() override {
     if (broken_ || PQstatus(conn_) != CONNECTION_OK) return -1;  // no news on a lost connection
@@ -150,17 +147,10 @@ class PgDatabase : public Database {
   std::string name() const override { return name_; }
 
   int schema_version() override {
-    // The table is read only where it exists: a query naming a missing table fails whole.
-    PGresult* exists = query("SELECT to_regclass('rollout_schema') IS NOT NULL");
-    check(exists, "schema version", false);
-    const bool there = std::string_view(PQgetvalue(exists, 0, 0)) == "t";
-    PQclear(exists);
-    if (!there) return 0;
-    PGresult* r = query("SELECT COALESCE(MAX(version), 0) FROM rollout_schema");
-    check(r, "schema version", false);
-    const int version = std::atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return version;
+    // The table is read only where it exists: a statement naming a missing table fails whole.
+    if (!integer("SELECT CASE WHEN to_regclass('rollout_schema') IS NULL THEN 0 ELSE 1 END"))
+      return 0;
+    return static_cast<int>(integer("SELECT COALESCE(MAX(version), 0) FROM rollout_schema"));
   }
 
   // Clears `r` (unless not `clear`) when it succeeded; throws StoreError, for a person, when it
@@ -233,6 +223,14 @@ class PgDatabase : public Database {
   }
   PGresult* query(const std::string& sql) {
     return ask([&](PGconn* c) { return PQsendQuery(c, sql.c_str()); }, sql);
+  }
+  // The one number a statement without parameters answers.
+  std::int64_t integer(const std::string& sql) {
+    Cursor& c = prepared(sql);
+    c.step();
+    const std::int64_t value = c.integer(0);
+    c.reset();
+    return value;
   }
 
   PGconn* conn() { return conn_; }

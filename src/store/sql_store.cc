@@ -1,7 +1,5 @@
 #include "store/sql_store.h"
 
-#include <algorithm>
-
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "store/statement.h"
@@ -27,11 +25,8 @@ int SqlStore::news_fd() {
 }
 
 bool SqlStore::news_for(const std::string& run_id) {
-  for (std::string& run : db_->take_news()) news_.push_back(std::move(run));
-  const auto about = std::remove(news_.begin(), news_.end(), run_id);
-  const bool any = about != news_.end();
-  news_.erase(about, news_.end());
-  return any;
+  for (std::string& run : db_->take_news()) news_.insert(std::move(run));
+  return news_.erase(run_id) > 0;
 }
 
 namespace {
@@ -221,10 +216,6 @@ void SqlStore::release_lease(const std::string& run_id, const LeaseOwner& owner)
   t.commit();
   held_.erase(run_id);
 }
-
-}  // namespace rollout::store
-
-namespace rollout::store {
 
 bool is_postgres_url(const std::string& location) {
   return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -93,7 +94,7 @@ class SqlStore : public state::StateStore {
 
   std::unique_ptr<Database> db_;
   std::map<std::string, std::int64_t> held_;  // run -> the lease generation it acquired
-  std::vector<std::string> news_;             // runs named by news not yet asked for
+  std::set<std::string> news_;                // runs named by news not yet asked for, each once
 };
 
 // "postgresql://..." or "postgres://...": a PostgreSQL server; anything else is a SQLite

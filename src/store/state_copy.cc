@@ -103,8 +103,10 @@ void insert_rows(SqlStore& to, const TableSpec& t, const std::vector<Row>& rows)
   }
 }
 
-// Per table: its rows for `runs`, hashed in order.
-std::vector<CopiedTable> summarise(SqlStore& s, const std::vector<std::string>& runs) {
+// Per table: its rows for `runs`, hashed in order; each row written into `into` as it is
+// read, when given (the source is read once).
+std::vector<CopiedTable> summarise(SqlStore& s, const std::vector<std::string>& runs,
+                                   SqlStore* into = nullptr) {
   std::vector<CopiedTable> out;
   for (const TableSpec& t : kTables) {
     std::string hashed;
@@ -113,6 +115,7 @@ std::vector<CopiedTable> summarise(SqlStore& s, const std::vector<std::string>& 
       const auto rows = read_rows(s, t, run);
       count += static_cast<std::int64_t>(rows.size());
       add_rows(hashed, rows);
+      if (into) insert_rows(*into, t, rows);
     }
     out.push_back({t.name, count, sha256_hex(hashed)});
   }
@@ -136,12 +139,8 @@ CopyReport copy_state(SqlStore& from, SqlStore& to, WallTime now, Millis stale_a
     }
     report.runs.push_back(run.id);
   }
-  report.tables = summarise(from, report.runs);
-
   SqlStore::Transaction t(to);
-  for (const TableSpec& table : kTables) {
-    for (const std::string& run : report.runs) insert_rows(to, table, read_rows(from, table, run));
-  }
+  report.tables = summarise(from, report.runs, &to);
   // Read back inside the transaction: it commits only as the source's exact copy.
   const auto copied = summarise(to, report.runs);
   for (std::size_t i = 0; i < copied.size(); ++i) {
