@@ -193,12 +193,12 @@ void Console::on_observation(const state::Observation& o) {
   }
 }
 
-void Console::on_stage(const state::StageRecord& s) {
+void Console::on_stage(const state::StageRecord& s, WallTime at) {
   Impl& c = *impl_;
   view::apply(c.progress, s);
   if (c.mode == ConsoleMode::json) {
     c.emit({{"type", "stage"},
-            {"time", iso_time(c.clock.now())},
+            {"time", iso_time(at)},
             {"run", c.progress.run_id},
             {"stage", s.name},
             {"status", s.status},

@@ -38,7 +38,7 @@ class Console : public engine::Observer {
 
   void on_event(const state::Event& e) override;
   void on_observation(const state::Observation& o) override;
-  void on_stage(const state::StageRecord& s) override;
+  void on_stage(const state::StageRecord& s, WallTime at) override;
   void on_snapshot(const std::string& stage, std::size_t devices) override;
   void on_run(state::RunStatus status, const std::string& reason, WallTime at) override;
 

@@ -213,9 +213,9 @@ class ObserverPair : public engine::Observer {
     first_.on_observation(o);
     if (second_) second_->on_observation(o);
   }
-  void on_stage(const state::StageRecord& r) override {
-    first_.on_stage(r);
-    if (second_) second_->on_stage(r);
+  void on_stage(const state::StageRecord& r, WallTime at) override {
+    first_.on_stage(r, at);
+    if (second_) second_->on_stage(r, at);
   }
   void on_snapshot(const std::string& stage, std::size_t devices) override {
     first_.on_snapshot(stage, devices);

@@ -5,6 +5,9 @@
 // anything else is sent. What to do next is always decided from the stage's calls (its
 // ledger, read once from the store and kept in step), so a resumed run and a running one
 // take the same path.
+#include <algorithm>
+#include <unordered_set>
+
 #include <fmt/format.h>
 
 #include "engine/engine_impl.h"
@@ -56,12 +59,13 @@ void Engine::Impl::take_snapshot(StageRun& s) {
               left_out ? fmt::format(" ({} left out: earlier stages targeted them)", left_out)
                        : "");
         }
-        store.save_snapshot(run_id, stage.record.name, devices);
         stage.snapshot = std::move(devices);
+        pending.snapshots.push_back({stage.record.name, &*stage.snapshot});
         event(stage.record.name, "snapshot",
               fmt::format("targets {} device(s){}", stage.snapshot->size(), how));
-        observer.on_snapshot(stage.record.name, stage.snapshot->size());
-        crash_point("after_snapshot");
+        notify([this, name = stage.record.name, size = stage.snapshot->size()] {
+          observer.on_snapshot(name, size);
+        });
         resume_dispatch(stage);
       }));
 }
@@ -78,7 +82,10 @@ void Engine::Impl::skip_nothing_left(StageRun& s, std::int64_t candidates) {
 
 CallLedger& Engine::Impl::ledger(StageRun& s, CallKind kind) {
   auto& ledger = kind == CallKind::dispatch ? s.dispatches : s.rollbacks;
-  if (!ledger) ledger.emplace(store.load_stage_calls(run_id, s.record.name, kind));
+  if (!ledger) {
+    flush();  // outcomes not yet committed are read back with the rest
+    ledger.emplace(store.load_stage_calls(run_id, s.record.name, kind));
+  }
   return *ledger;
 }
 
@@ -114,7 +121,7 @@ void Engine::Impl::resume_dispatch(StageRun& s) {
     case Move::done:
       return begin_gate(s, through_at(*move.call));
     case Move::settle:
-      return settle(s, *move.call, {}, "deploy_update");
+      return settle(s, *move.call, {{move.call->id, {}}}, "deploy_update");
     case Move::refused:
       return stage_error(s, move.call->message);
     case Move::gave_up:
@@ -138,44 +145,140 @@ upswift::DeployRequest Engine::Impl::device_request(const StageRun& s,
   return request;
 }
 
-// A sampled wave's devices, or a retry's: one call per device, in order, each written ahead
-// and identified by its body. An unknown outcome is settled before anything else is sent.
-// When every device's call went through, the gate starts; after a retry, its bake starts
-// again. Devices already through are passed once per process (`next_device`).
+// A sampled wave's devices, or a retry's: one call per device, each identified by its body,
+// sent in batches whose intents are written together before any of them is sent (an
+// intent never sent is settled like any unknown outcome). Unknown outcomes are settled,
+// all with one reading of the devices, before anything else is sent. When every device's
+// call went through, the gate starts; after a retry, its bake starts again. Devices
+// already through are passed once per process (`next_device`).
 void Engine::Impl::dispatch_each(StageRun& s) {
-  if (stopping) return;
+  if (stopping || s.sends_in_flight > 0 || !s.queued.empty()) return;
   const std::vector<SnapshotDevice>& devices = s.retry_targets ? *s.retry_targets : *s.snapshot;
   CallLedger& calls = ledger(s, CallKind::dispatch);
-  for (; s.next_device < devices.size(); ++s.next_device) {
-    const SnapshotDevice& d = devices[s.next_device];
-    const upswift::DeployRequest request = device_request(s, d);
-    const std::string body = upswift::deploy_update_body(request, upswift::kRedactedToken);
+  std::vector<Unsettled> unknown;
+  const ApiCall* latest_unknown = nullptr;
+  std::vector<std::size_t> to_send;
+  bool prefix = true;  // every device before this one went through
+  for (std::size_t i = s.next_device; i < devices.size() && to_send.size() < options.dispatch_batch;
+       ++i) {
+    const SnapshotDevice& d = devices[i];
+    const std::string body =
+        upswift::deploy_update_body(device_request(s, d), upswift::kRedactedToken);
     const Move move = next_move(calls.tries(body), own_calls, options.max_dispatch_attempts);
+    if (move.what != Move::done) prefix = false;
     switch (move.what) {
-      case Move::done: {
-        const WallTime at = through_at(*move.call);
-        s.last_through = s.last_through ? std::max(*s.last_through, at) : at;
+      case Move::done:
+        if (prefix) {
+          const WallTime at = through_at(*move.call);
+          s.last_through = s.last_through ? std::max(*s.last_through, at) : at;
+          s.next_device = i + 1;
+        }
         continue;
-      }
       case Move::settle:
-        return settle(s, *move.call, {d.uuid}, fmt::format("deploy_update to {}", d.uuid));
-      case Move::refused:
-        return stage_error(s, fmt::format("{} (device {})", move.call->message, d.uuid));
-      case Move::gave_up:
-        return stage_error(s, fmt::format("deploy_update to device {} did not go through in {} "
-                                          "attempts: {}",
-                                          d.uuid, move.attempts, move.call->message));
+        unknown.push_back({move.call->id, {d.uuid}});
+        if (!latest_unknown || move.call->intent_at > latest_unknown->intent_at)
+          latest_unknown = move.call;
+        continue;
       case Move::send:
-        return send_dispatch(s, request, &d);
+        to_send.push_back(i);
+        continue;
+      case Move::refused:
+      case Move::gave_up:
+        break;
     }
+    if (!unknown.empty() || !to_send.empty()) break;  // those first; this one stops the stage
+    if (move.what == Move::refused)
+      return stage_error(s, fmt::format("{} (device {})", move.call->message, d.uuid));
+    return stage_error(s, fmt::format("deploy_update to device {} did not go through in {} "
+                                      "attempts: {}",
+                                      d.uuid, move.attempts, move.call->message));
   }
+  if (!unknown.empty()) {
+    const std::string what =
+        unknown.size() == 1
+            ? fmt::format("deploy_update to {}", unknown.front().devices.front())
+            : fmt::format("{} deploy_update calls to single devices", unknown.size());
+    return settle(s, *latest_unknown, std::move(unknown), what);
+  }
+  if (!to_send.empty()) return send_each(s, to_send);
   const WallTime through = s.last_through.value_or(clock.now());
   if (s.retry_targets) s.record.dispatched_at = through;
   begin_gate(s, through);
 }
 
-std::int64_t Engine::Impl::write_intent(StageRun& s, CallKind kind, const std::string& body,
-                                        std::int64_t devices) {
+// One batch of per-device calls: their intents committed together, then sent a few at a
+// time (the client's rate limit paces them further). Once the run is stopping, those not
+// sent yet are recorded as not sent (certainly not applied) and are sent by a resume; when
+// the batch's last answer is in, the stage's calls decide what follows.
+void Engine::Impl::send_each(StageRun& s, const std::vector<std::size_t>& positions) {
+  const std::vector<SnapshotDevice>& devices = s.retry_targets ? *s.retry_targets : *s.snapshot;
+  std::vector<upswift::DeployRequest> requests;
+  std::vector<ApiCall> calls;
+  for (std::size_t i : positions) {
+    requests.push_back(device_request(s, devices[i]));
+    calls.push_back(intent(s, CallKind::dispatch,
+                           upswift::deploy_update_body(requests.back(), upswift::kRedactedToken),
+                           1));
+  }
+  crash_point("before_intent");
+  const std::vector<std::int64_t> ids = write_intents(s, std::move(calls));
+  for (std::size_t k = 0; k < positions.size(); ++k) {
+    const SnapshotDevice& d = devices[positions[k]];
+    s.queued.push_back({std::move(requests[k]), ids[k], fmt::format("{} ({})", d.uuid, d.name)});
+  }
+  send_queued(s);
+}
+
+void Engine::Impl::send_queued(StageRun& s) {
+  while (!s.queued.empty() && stopping) {
+    write_outcome(s, CallKind::dispatch, s.queued.front().call_id, CallOutcome::failed, 0,
+                  "not sent: the run was stopping");
+    s.queued.pop_front();
+  }
+  const dag::StageId id = s.id;
+  while (!s.queued.empty() && s.sends_in_flight < kSendsAtOnce) {
+    Queued q = std::move(s.queued.front());
+    s.queued.pop_front();
+    event(s.record.name, "dispatch", "deploy_update to device " + q.device);
+    ++s.sends_in_flight;
+    api.deploy_update(
+        q.request, guarded([this, id, call_id = q.call_id](upswift::Result<upswift::Accepted> r) {
+          crash_point("after_answer");
+          StageRun& st = stages[id];
+          --st.sends_in_flight;
+          switch (r.error.status) {
+            case upswift::CallStatus::ok:
+              write_outcome(st, CallKind::dispatch, call_id, CallOutcome::accepted, 200, "");
+              break;
+            case upswift::CallStatus::refused:
+              write_outcome(st, CallKind::dispatch, call_id, CallOutcome::refused,
+                            r.error.http_status, r.error.message);
+              break;
+            case upswift::CallStatus::failed:
+              write_outcome(st, CallKind::dispatch, call_id, CallOutcome::failed,
+                            r.error.http_status, r.error.message);
+              if (!stopping) {  // the first of the batch says why; the others stop with it
+                event(st.record.name, "error", r.error.message);
+                fail_run(
+                    fmt::format("stage {}: deploy_update could not be sent ({}); nothing was "
+                                "applied; continue with rollout resume {}",
+                                st.record.name, r.error.message, run_id));
+              }
+              break;
+            case upswift::CallStatus::unknown_outcome:
+              write_outcome(st, CallKind::dispatch, call_id, CallOutcome::unknown,
+                            r.error.http_status, r.error.message);
+              event(st.record.name, "dispatch_unknown", r.error.message);
+              break;
+          }
+          send_queued(st);
+          dispatch_each(st);  // once the batch's last answer is in
+        }));
+  }
+}
+
+ApiCall Engine::Impl::intent(const StageRun& s, CallKind kind, std::string body,
+                             std::int64_t devices) const {
   ApiCall call;
   call.run_id = run_id;
   call.stage = s.record.name;
@@ -183,52 +286,57 @@ std::int64_t Engine::Impl::write_intent(StageRun& s, CallKind kind, const std::s
   call.marker = kind == CallKind::dispatch
                     ? call_marker(run_id, s.record.name, s.retry_targets ? s.retry : 0)
                     : rollback_marker(run_id, s.record.name);
-  call.body = body;
+  call.body = std::move(body);
   call.devices = devices;
   call.intent_at = clock.now();
-  call.id = store.record_intent(call);
-  ledger(s, kind).add(call);
-  own_calls.insert(call.id);
-  return call.id;
+  return call;
+}
+
+std::vector<std::int64_t> Engine::Impl::write_intents(StageRun& s, std::vector<ApiCall> calls) {
+  CallLedger& calls_of_kind = ledger(s, calls.front().kind);
+  const std::vector<std::int64_t> ids = flush(calls);
+  for (std::size_t k = 0; k < calls.size(); ++k) {
+    calls[k].id = ids[k];
+    calls_of_kind.add(calls[k]);
+    own_calls.insert(ids[k]);
+  }
+  return ids;
 }
 
 void Engine::Impl::write_outcome(StageRun& s, CallKind kind, std::int64_t call_id,
                                  CallOutcome outcome, int http_status, const std::string& message) {
   const WallTime now = clock.now();
-  store.record_outcome(call_id, outcome, http_status, message, now);
-  ledger(s, kind).record(call_id, outcome, now, message);
+  CallLedger& calls = ledger(s, kind);
+  pending.outcomes.push_back({call_id, outcome, http_status, message, now});
+  calls.record(call_id, outcome, now, message);
 }
 
-// One deploy_update of a stage, written ahead of sending, its outcome recorded when the
-// answer comes; then the stage's calls decide what follows (the gate, the next device,
-// settling an unknown outcome). `device`: a per-device call.
-void Engine::Impl::send_dispatch(StageRun& s, const upswift::DeployRequest& request,
-                                 const SnapshotDevice* device) {
+// The one deploy_update of a whole stage, written ahead of sending, its outcome recorded
+// when the answer comes; then the stage's calls decide what follows (the gate, or settling
+// an unknown outcome).
+void Engine::Impl::send_dispatch(StageRun& s, const upswift::DeployRequest& request) {
   crash_point("before_intent");
-  const std::int64_t call_id = write_intent(
-      s, CallKind::dispatch, upswift::deploy_update_body(request, upswift::kRedactedToken),
-      device ? 1 : static_cast<std::int64_t>(s.snapshot->size()));
-  crash_point("after_intent");
+  const std::int64_t call_id =
+      write_intents(s, {intent(s, CallKind::dispatch,
+                               upswift::deploy_update_body(request, upswift::kRedactedToken),
+                               static_cast<std::int64_t>(s.snapshot->size()))})
+          .front();
   event(s.record.name, "dispatch",
-        device ? fmt::format("deploy_update to device {} ({})", device->uuid, device->name)
-               : fmt::format("deploy_update to {} device(s)", s.snapshot->size()));
+        fmt::format("deploy_update to {} device(s)", s.snapshot->size()));
   const dag::StageId id = s.id;
-  const bool each = device != nullptr;
   api.deploy_update(
-      request, guarded([this, id, call_id, each](upswift::Result<upswift::Accepted> r) {
+      request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
         crash_point("after_answer");
         StageRun& st = stages[id];
         switch (r.error.status) {
           case upswift::CallStatus::ok:
             write_outcome(st, CallKind::dispatch, call_id, CallOutcome::accepted, 200, "");
-            crash_point("after_outcome");
-            if (!each) event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
+            event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
             break;
           case upswift::CallStatus::refused:
             write_outcome(st, CallKind::dispatch, call_id, CallOutcome::refused,
                           r.error.http_status, r.error.message);
-            if (!each) return stage_error(st, r.error.message);
-            break;
+            return stage_error(st, r.error.message);
           case upswift::CallStatus::failed:
             write_outcome(st, CallKind::dispatch, call_id, CallOutcome::failed, r.error.http_status,
                           r.error.message);
@@ -244,34 +352,31 @@ void Engine::Impl::send_dispatch(StageRun& s, const upswift::DeployRequest& requ
             event(st.record.name, "dispatch_unknown", r.error.message);
             break;
         }
-        if (stopping) return;
-        if (each) return dispatch_each(st);
         resume_dispatch(st);
       }));
 }
 
-// A call whose answer never came, of either kind: after the settle delay (when any request
-// still in flight at Upswift has long finished), the update carrying the call's marker is
-// looked for on `devices` (every device of the stage when empty). Found: it went through.
-// Not found: it certainly did not, and may be sent again.
-void Engine::Impl::settle(StageRun& s, const ApiCall& call, std::vector<std::string> devices,
+// Calls whose answers never came, of one kind and marker: after the settle delay (when any
+// request still in flight at Upswift has long finished), the update carrying the marker is
+// looked for on each call's devices, all with one reading. Found: the call went through.
+// Not found: it certainly did not, and may be sent again. `latest`: the latest of them.
+void Engine::Impl::settle(StageRun& s, const ApiCall& latest, std::vector<Unsettled> calls,
                           const std::string& what) {
   const Millis wait =
-      std::max(Millis{0}, options.settle_delay - since(clock.now(), call.intent_at));
+      std::max(Millis{0}, options.settle_delay - since(clock.now(), latest.intent_at));
   event(s.record.name, "settle",
         fmt::format("outcome of the {} unknown: reading the devices in {}s", what,
                     wait.count() / 1000));
   const dag::StageId id = s.id;
-  const std::int64_t call_id = call.id;
-  const CallKind kind = call.kind;
-  const WallTime intent_at = call.intent_at;
-  const std::string marker = call.marker;
-  s.timer = clock.schedule(wait, [self = shared_from_this(), id, call_id, kind, intent_at, marker,
-                                  devices = std::move(devices), what] {
+  const CallKind kind = latest.kind;
+  const WallTime intent_at = latest.intent_at;
+  const std::string marker = latest.marker;
+  s.timer = clock.schedule(wait, [self = shared_from_this(), id, kind, intent_at, marker,
+                                  calls = std::move(calls), what] {
     StageRun& st = self->stages[id];
     engine::read_reached(
         self->api, self->spec(st).deploy_request(), *st.snapshot, marker,
-        self->guarded([self, id, call_id, kind, intent_at, devices,
+        self->guarded([self, id, kind, intent_at, calls,
                        what](upswift::Result<std::vector<Reached>> r) {
           StageRun& stage = self->stages[id];
           if (!r.ok()) {
@@ -284,21 +389,35 @@ void Engine::Impl::settle(StageRun& s, const ApiCall& call, std::vector<std::str
             self->stopping = Outcome{Ending::failed, why};
             return;
           }
-          bool applied = false;
+          std::unordered_set<std::string_view> reached;
           for (std::size_t i = 0; i < r.value->size(); ++i) {
-            const std::string& uuid = (*stage.snapshot)[i].uuid;
-            applied = applied || (arrived((*r.value)[i]) &&
-                                  (devices.empty() || std::find(devices.begin(), devices.end(),
-                                                                uuid) != devices.end()));
+            if (arrived((*r.value)[i])) reached.insert((*stage.snapshot)[i].uuid);
           }
-          self->write_outcome(
-              stage, kind, call_id,
-              applied ? CallOutcome::settled_applied : CallOutcome::settled_not_applied, 0,
-              applied ? "found on the devices" : "not found on the devices");
-          self->event(stage.record.name,
-                      applied && kind == CallKind::dispatch ? "dispatched" : "settle",
-                      applied ? fmt::format("the {} had gone through (found on the devices)", what)
-                              : fmt::format("the {} had not gone through: sending it again", what));
+          std::size_t found = 0;
+          for (const Unsettled& call : calls) {
+            const bool applied =
+                call.devices.empty()
+                    ? !reached.empty()
+                    : std::any_of(call.devices.begin(), call.devices.end(),
+                                  [&](const std::string& uuid) { return reached.count(uuid) > 0; });
+            found += applied ? 1 : 0;
+            self->write_outcome(
+                stage, kind, call.call_id,
+                applied ? CallOutcome::settled_applied : CallOutcome::settled_not_applied, 0,
+                applied ? "found on the devices" : "not found on the devices");
+          }
+          const bool applied = found > 0;
+          if (calls.size() == 1) {
+            self->event(
+                stage.record.name, applied && kind == CallKind::dispatch ? "dispatched" : "settle",
+                applied ? fmt::format("the {} had gone through (found on the devices)", what)
+                        : fmt::format("the {} had not gone through: sending it again", what));
+          } else {
+            self->event(stage.record.name, "settle",
+                        fmt::format("of the {}, {} had gone through (found on the devices) and "
+                                    "{} had not: those are sent again",
+                                    what, found, calls.size() - found));
+          }
           self->after_settling(stage, kind, applied, intent_at);
         }));
   });

@@ -35,6 +35,7 @@ void Engine::Impl::post_step() {
   asio::post(io, [self = shared_from_this()] {
     self->step_posted = false;
     self->step();
+    if (!self->finished) self->flush();  // what this turn recorded, in one transaction
   });
 }
 

@@ -42,8 +42,9 @@ class Observer {
   virtual ~Observer() = default;
   virtual void on_event(const state::Event& event) = 0;
   virtual void on_observation(const state::Observation&) {}
-  // After every change of a stage's record (status, times), once it is in the store.
-  virtual void on_stage(const state::StageRecord&) {}
+  // After every change of a stage's record (status, times), once it is in the store; `at`:
+  // when the change was made.
+  virtual void on_stage(const state::StageRecord&, WallTime /*at*/) {}
   // Once a stage's devices are listed and recorded.
   virtual void on_snapshot(const std::string& /*stage*/, std::size_t /*devices*/) {}
   // When the run ends for now (after its run_... event), with its status and why.
@@ -57,6 +58,9 @@ struct EngineOptions {
   Millis heartbeat{5000};
   Millis approval_check{5000};
   int max_dispatch_attempts = 3;
+  // Per-device dispatch (a sample, a retry): how many calls' intents are committed together
+  // before they are sent. A crash leaves at most this many to settle.
+  std::size_t dispatch_batch = 50;
   state::LeaseOwner owner;
   // Lease heartbeats are in real wall time, whatever the engine's clock (which a
   // simulation may run faster), so other processes can judge them.

@@ -8,6 +8,7 @@
 // The pure parts they use: frontier.h, ledger.h, gate.h, rollback.h, markers.h.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,6 +52,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     std::string body;
   };
 
+  // A per-device call written ahead, waiting for its turn to be sent.
+  struct Queued {
+    upswift::DeployRequest request;
+    std::int64_t call_id = 0;
+    std::string device;  // "uuid (name)"
+  };
+  static constexpr int kSendsAtOnce = 8;
+
   struct StageRun {
     dag::StageId id = 0;
     StageRecord record;
@@ -74,6 +83,37 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // What its gate last saw of each device (snapshot order), and since when: a poll
     // writes only the devices that changed. Loaded from the store at the first poll.
     std::optional<std::vector<Seen>> seen;
+    // Per-device dispatch: the batch's calls written ahead and not sent yet, and those sent
+    // whose answers have not come.
+    std::deque<Queued> queued;
+    int sends_in_flight = 0;
+  };
+
+  // A call whose answer never came, and the devices its update would be on (every device
+  // of the stage when empty).
+  struct Unsettled {
+    std::int64_t call_id = 0;
+    std::vector<std::string> devices;
+  };
+
+  // What this turn of the loop recorded and has not committed yet, and what the observer is
+  // to hear of it once it is committed. It commits in one transaction (flush) at the end of
+  // the turn (step), with the next intents before their calls are sent, with the heartbeat,
+  // and before the engine reads its own records back. A crash loses at most the turn it
+  // happened in, and nothing was sent on the strength of that turn's records.
+  struct PendingObservation {
+    state::Observation o;
+    dag::StageId stage = 0;
+    std::vector<std::size_t> changed;  // snapshot positions; rows made from `seen` at commit
+  };
+  struct Pending {
+    std::vector<state::WriteBatch::Snapshot> snapshots;
+    std::vector<state::CallResult> outcomes;
+    std::vector<PendingObservation> observations;
+    std::vector<dag::StageId> stages;  // whose records changed, each once
+    std::vector<state::Event> events;
+    std::optional<state::RunStatusChange> run_status;
+    std::vector<std::function<void()>> notices;  // to the observer, in order
   };
 
   Impl(asio::io_context& io_context, const plan::Plan& p, const dag::Graph& g, upswift::FleetApi& a,
@@ -111,6 +151,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::optional<Outcome> stopping;  // set once the run must end; waits for calls in flight
   TimerHandle heartbeat_timer;
   TimerHandle approval_timer;
+  Pending pending;
 
   const plan::Stage& spec(const StageRun& s) const { return plan.stages[s.id]; }
   static bool is_done(const StageRun& s) { return s.record.status == StageStatus::passed; }
@@ -135,6 +176,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool approved(const StageRecord& stage);
 
   // lifecycle.cc
+  // Commits `pending`, and `intents` with it; returns the intents' ids, in order.
+  std::vector<std::int64_t> flush(const std::vector<ApiCall>& intents = {}, bool heartbeat = false);
+  void notify(std::function<void()> notice) { pending.notices.push_back(std::move(notice)); }
   void start(std::function<void(Outcome)> on_done);
   void beat();
   void check_abort();
@@ -157,14 +201,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   CallLedger& ledger(StageRun& s, CallKind kind);
   void resume_dispatch(StageRun& s);
   void dispatch_each(StageRun& s);
+  void send_each(StageRun& s, const std::vector<std::size_t>& positions);
+  void send_queued(StageRun& s);
   upswift::DeployRequest device_request(const StageRun& s, const SnapshotDevice& d) const;
-  std::int64_t write_intent(StageRun& s, CallKind kind, const std::string& body,
-                            std::int64_t devices);
+  ApiCall intent(const StageRun& s, CallKind kind, std::string body, std::int64_t devices) const;
+  // Writes the intents (with whatever is pending) and enters them in the stage's ledger.
+  std::vector<std::int64_t> write_intents(StageRun& s, std::vector<ApiCall> calls);
   void write_outcome(StageRun& s, CallKind kind, std::int64_t call_id, CallOutcome outcome,
                      int http_status, const std::string& message);
-  void send_dispatch(StageRun& s, const upswift::DeployRequest& request,
-                     const SnapshotDevice* device = nullptr);
-  void settle(StageRun& s, const ApiCall& call, std::vector<std::string> devices,
+  void send_dispatch(StageRun& s, const upswift::DeployRequest& request);
+  // Settles calls of one kind and marker together, with one reading of the devices.
+  void settle(StageRun& s, const ApiCall& call, std::vector<Unsettled> calls,
               const std::string& what);
   void after_settling(StageRun& s, CallKind kind, bool applied, WallTime intent_at);
 

@@ -1,6 +1,7 @@
 // A stage's gate: after dispatch, its devices are read at the gate's poll interval, each
 // device's state that changed is recorded with the observation, and the gate's verdict
 // (gate.h) decides: wait, pass, fail (on_failure), or the timeout's on_timeout.
+#include <algorithm>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -72,7 +73,12 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
                                                     const std::vector<Reading>& readings,
                                                     WallTime now) {
   const std::vector<SnapshotDevice>& devices = *s.snapshot;
+  // An observation of this stage not committed yet makes its rows from `seen` at commit.
+  if (std::any_of(pending.observations.begin(), pending.observations.end(),
+                  [&](const PendingObservation& o) { return o.stage == s.id; }))
+    flush();
   if (!s.seen) {
+    flush();  // the states read back include every one this process recorded
     s.seen.emplace(devices.size());
     const auto recorded = store.load_stage_device_states(run_id, s.record.name);
     std::unordered_map<std::string_view, std::size_t> at;
@@ -110,6 +116,9 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
 void Engine::Impl::note_online(StageRun& s, const OnlineStates& online, WallTime now,
                                std::vector<std::size_t>& changed) {
   const std::vector<SnapshotDevice>& devices = *s.snapshot;
+  if (std::any_of(pending.observations.begin(), pending.observations.end(),
+                  [&](const PendingObservation& o) { return o.stage == s.id; }))
+    flush();
   changed.clear();
   for (std::size_t i = 0; i < devices.size(); ++i) {
     Seen& seen = (*s.seen)[i];
@@ -154,9 +163,8 @@ void Engine::Impl::record_poll(StageRun& s, const Judgement& j, const StatusCoun
                        counts.missing,
                        j.verdict,
                        j.reason};
-  store.add_observation(o, device_rows(s, changed));
-  crash_point("after_observation");
-  observer.on_observation(o);
+  pending.observations.push_back({o, s.id, changed});
+  notify([this, o] { observer.on_observation(o); });
   on_verdict(s, j, elapsed);
 }
 

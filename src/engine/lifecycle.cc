@@ -1,7 +1,9 @@
 // A run's life in one process: started or resumed from its records, kept alive by its
 // lease's heartbeat, stopped by an abort, a signal, a failed stage or its end. And the
 // bookkeeping every job shares: events, stage records, crash points.
+#include <algorithm>
 #include <map>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -40,8 +42,35 @@ state::RunStatus run_status(Ending ending, bool aborted) {
 void Engine::Impl::event(const std::string& stage, const std::string& kind,
                          const std::string& message) {
   state::Event e{0, run_id, clock.now(), stage, kind, printable(message)};
-  store.add_event(e);
-  observer.on_event(e);
+  pending.events.push_back(e);
+  notify([this, e = std::move(e)] { observer.on_event(e); });
+}
+
+std::vector<std::int64_t> Engine::Impl::flush(const std::vector<ApiCall>& intents, bool heartbeat) {
+  Pending p = std::exchange(pending, {});
+  state::WriteBatch batch;
+  batch.run_id = run_id;
+  batch.snapshots = std::move(p.snapshots);
+  batch.intents = intents;
+  batch.outcomes = std::move(p.outcomes);
+  for (const PendingObservation& o : p.observations)
+    batch.observations.emplace_back(o.o, device_rows(stages[o.stage], o.changed));
+  for (dag::StageId id : p.stages) batch.stages.push_back(stages[id].record);
+  batch.events = std::move(p.events);
+  batch.run_status = std::move(p.run_status);
+  if (heartbeat) batch.heartbeat.emplace(options.owner, options.wall_clock());
+  if (batch.empty()) return {};
+  const std::vector<std::int64_t> ids = store.write(batch);
+  // The crash points name what has just become durable.
+  if (!batch.snapshots.empty()) crash_point("after_snapshot");
+  if (!intents.empty()) {
+    crash_point(intents.front().kind == CallKind::rollback ? "after_rollback_intent"
+                                                           : "after_intent");
+  }
+  if (!batch.outcomes.empty()) crash_point("after_outcome");
+  if (!batch.observations.empty()) crash_point("after_observation");
+  for (auto& notice : p.notices) notice();
+  return ids;
 }
 
 void Engine::Impl::crash_point(std::string_view point) {
@@ -70,8 +99,9 @@ void Engine::Impl::set_stage(StageRun& s, StageStatus status, const std::string&
 }
 
 void Engine::Impl::save_stage(const StageRun& s) {
-  store.update_stage(s.record);
-  observer.on_stage(s.record);
+  if (std::find(pending.stages.begin(), pending.stages.end(), s.id) == pending.stages.end())
+    pending.stages.push_back(s.id);
+  notify([this, record = s.record, at = clock.now()] { observer.on_stage(record, at); });
 }
 
 void Engine::Impl::start(std::function<void(Outcome)> on_done) {
@@ -97,7 +127,7 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
     stages.push_back(std::move(s));
   }
   frontier.emplace(graph, passed, started);
-  store.set_run_status(run_id, state::RunStatus::running, "", clock.now(), false);
+  pending.run_status = state::RunStatusChange{state::RunStatus::running, "", clock.now(), false};
   // A run that had begun to stop keeps stopping, for the reason it began to: an operator's
   // abort, or a stage that failed.
   const auto request = store.abort_request(run_id);
@@ -129,7 +159,7 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
 }
 
 void Engine::Impl::beat() {
-  store.heartbeat(run_id, options.owner, options.wall_clock());
+  flush({}, /*heartbeat=*/true);
   // Abort requests come from another process through the store: read on the heartbeat, not
   // on every step, so a busy run does not query for them between every two calls.
   if (!stopping) check_abort();
@@ -185,7 +215,8 @@ void Engine::Impl::finish(Outcome outcome) {
   // Last, so that the run's updated_at is its latest record's time: a resumed or retried
   // time-scaled run goes on from there, never before it.
   const WallTime at = clock.now();
-  store.set_run_status(run_id, status, outcome.reason, at, final_state);
+  pending.run_status = state::RunStatusChange{status, outcome.reason, at, final_state};
+  flush();
   store.release_lease(run_id, options.owner);
   observer.on_run(status, outcome.reason, at);
   auto callback = std::move(done);

@@ -99,7 +99,8 @@ void Engine::Impl::rollback(StageRun& s) {
           return;
         }
         const auto targets = rollback_targets(*st.snapshot, *r.value);
-        store.save_snapshot(run_id, rollback_key(st.record.name), targets);
+        pending.snapshots.push_back({rollback_key(st.record.name), &targets});
+        flush();  // while `targets` lives
         plan_rollback(st, targets);
         send_rollback_calls(st);
       }));
@@ -125,7 +126,8 @@ void Engine::Impl::send_rollback_calls(StageRun& s) {
       case Move::done:
         continue;
       case Move::settle:
-        return settle(s, *move.call, named_devices(planned.request), "rollback deploy_update");
+        return settle(s, *move.call, {{move.call->id, named_devices(planned.request)}},
+                      "rollback deploy_update");
       case Move::refused:
       case Move::gave_up:
         stopping = Outcome{Ending::failed,
@@ -149,9 +151,9 @@ void Engine::Impl::send_rollback_calls(StageRun& s) {
 void Engine::Impl::send_one_rollback(StageRun& s, const Planned& planned) {
   const bool one_device = named_devices(planned.request).size() == 1;
   const std::int64_t call_id =
-      write_intent(s, CallKind::rollback, planned.body,
-                   one_device ? 1 : static_cast<std::int64_t>(s.snapshot->size()));
-  crash_point("after_rollback_intent");
+      write_intents(s, {intent(s, CallKind::rollback, planned.body,
+                               one_device ? 1 : static_cast<std::int64_t>(s.snapshot->size()))})
+          .front();
   const dag::StageId id = s.id;
   api.deploy_update(
       planned.request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {

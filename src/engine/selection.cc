@@ -169,20 +169,44 @@ Reached reached(const upswift::Device& d, const std::string& marker) {
 void read_readings(upswift::FleetApi& api, const upswift::DeployRequest& request,
                    const std::vector<state::SnapshotDevice>& snapshot, const std::string& marker,
                    std::function<void(upswift::Result<std::vector<Reading>>)> done) {
+  // A snapshot is kept in device_id order (sort_selection, and as the store reads it back):
+  // each listed device is found by its id, then checked by its uuid. Any other order is
+  // looked up through a map.
   struct Readings {
+    const std::vector<state::SnapshotDevice>* snapshot = nullptr;
     std::unordered_map<std::string_view, std::size_t> position;  // views into the snapshot
     std::vector<Reading> read;
+    std::optional<std::size_t> find(const upswift::Device& d) const {
+      if (position.empty()) {
+        auto it = std::lower_bound(
+            snapshot->begin(), snapshot->end(), d.device_id,
+            [](const state::SnapshotDevice& s, std::int64_t id) { return s.device_id < id; });
+        if (it == snapshot->end() || it->device_id != d.device_id || it->uuid != d.device_uuid)
+          return std::nullopt;
+        return static_cast<std::size_t>(it - snapshot->begin());
+      }
+      auto it = position.find(d.device_uuid);
+      if (it == position.end()) return std::nullopt;
+      return it->second;
+    }
   };
   auto readings = std::make_shared<Readings>();
+  readings->snapshot = &snapshot;
   readings->read.assign(snapshot.size(), Reading{});
-  readings->position.reserve(snapshot.size());
-  for (std::size_t i = 0; i < snapshot.size(); ++i) readings->position.emplace(snapshot[i].uuid, i);
+  const bool by_id =
+      std::adjacent_find(snapshot.begin(), snapshot.end(), [](const auto& a, const auto& b) {
+        return a.device_id >= b.device_id;
+      }) == snapshot.end();
+  if (!by_id) {
+    readings->position.reserve(snapshot.size());
+    for (std::size_t i = 0; i < snapshot.size(); ++i)
+      readings->position.emplace(snapshot[i].uuid, i);
+  }
   for_each_candidate_page(
       api, request,
       [readings, marker](std::vector<upswift::Device>& page) {
         for (const upswift::Device& d : page) {
-          auto it = readings->position.find(d.device_uuid);
-          if (it != readings->position.end()) readings->read[it->second] = reading(d, marker);
+          if (auto at = readings->find(d)) readings->read[*at] = reading(d, marker);
         }
       },
       [readings, done](const upswift::CallError& ended) {

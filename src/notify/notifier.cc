@@ -109,13 +109,13 @@ void Notifier::on_run(state::RunStatus status, const std::string& reason, WallTi
   if (auto m = run_milestone(status)) enqueue({*m, run_id_, plan_.name, "", at, reason});
 }
 
-void Notifier::on_stage(const state::StageRecord& r) {
+void Notifier::on_stage(const state::StageRecord& r, WallTime changed_at) {
   auto [last, first] = last_status_.try_emplace(r.name, r.status);
   if (!first && last->second == r.status) return;
   last->second = r.status;
   if (auto m = stage_milestone(r.status)) {
     const WallTime at =
-        r.finished_at.value_or(r.dispatched_at.value_or(r.started_at.value_or(clock_.now())));
+        r.finished_at.value_or(r.dispatched_at.value_or(r.started_at.value_or(changed_at)));
     enqueue({*m, run_id_, plan_.name, r.name, at, r.reason});
   }
 }

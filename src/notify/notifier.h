@@ -52,7 +52,7 @@ class Notifier : public engine::Observer {
 
   void run_started(WallTime at, bool resumed);
   void on_event(const state::Event&) override {}
-  void on_stage(const state::StageRecord& r) override;
+  void on_stage(const state::StageRecord& r, WallTime at) override;
   void on_run(state::RunStatus status, const std::string& reason, WallTime at) override;
 
   bool idle() const;

@@ -54,7 +54,7 @@ std::string format_sim_time(SimTime t) {
   return slot.text;
 }
 
-std::string SimUpdate::status_at(SimTime now) const {
+std::string_view SimUpdate::status_at(SimTime now) const {
   if (now >= aborted) return "aborted";
   if (now < starts) return "pending";
   if (now < ends) return "in_progress";
@@ -195,7 +195,7 @@ std::vector<const SimDevice*> Fleet::select(const upswift::DeployRequest& r, Sim
     upswift::DeviceFacts facts{&d.uuid, &d.project,       &d.group,    &d.tags,
                                {},      d.online_at(now), std::nullopt};
     for (const upswift::AppVersion& a : d.apps_at(now)) facts.app_names.push_back(a.name);
-    if (!d.updates.empty()) facts.last_update_status = d.updates.back().status_at(now);
+    if (!d.updates.empty()) facts.last_update_status = std::string(d.updates.back().status_at(now));
     if (upswift::selects(r, facts)) out.push_back(&d);
   }
   return out;
@@ -213,7 +213,7 @@ Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now)
     const Behavior b = behavior_for(d, r.flow_id);
     if (!d.updates.empty()) {
       SimUpdate& previous = d.updates.back();
-      const std::string st = previous.status_at(now);
+      const std::string_view st = previous.status_at(now);
       if (st == "pending" || st == "in_progress") previous.aborted = now;
     }
     SimUpdate u;
@@ -256,8 +256,8 @@ upswift::Device Fleet::view(const SimDevice& d, SimTime now) const {
   out.last_keepalive = format_sim_time(d.online_at(now) ? now : SimTime{0});
   for (const SimUpdate& u : d.updates) {
     if (u.scheduled > now) continue;
-    out.updates.push_back(
-        {u.update_id, u.status_at(now), u.version, u.comment, format_sim_time(u.scheduled)});
+    out.updates.push_back({u.update_id, std::string(u.status_at(now)), u.version, u.comment,
+                           format_sim_time(u.scheduled)});
   }
   out.is_update_trigger_set =
       !out.updates.empty() && (out.updates.back().update_status == "pending");

@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "upswift/api.h"
@@ -92,7 +93,7 @@ struct SimUpdate {
   std::string comment;
   std::optional<upswift::AppVersion> app;
 
-  std::string status_at(SimTime now) const;
+  std::string_view status_at(SimTime now) const;  // the contract's word
 };
 
 struct SimDevice {

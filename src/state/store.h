@@ -40,6 +40,46 @@ struct LeaseLost : std::runtime_error {
   }
 };
 
+// A call's outcome, as recorded after its answer (or after settling it).
+struct CallResult {
+  std::int64_t call_id = 0;
+  CallOutcome outcome = CallOutcome::unknown;
+  int http_status = 0;
+  std::string message;
+  WallTime at{};
+};
+
+struct RunStatusChange {
+  RunStatus status = RunStatus::running;
+  std::string reason;
+  WallTime at{};
+  bool finished = false;
+};
+
+// Records of one run that commit together, in one transaction with one fencing check: what
+// the engine recorded in one turn of its loop, and the intents of the calls it is about to
+// send. Nothing of it is written unless all of it is.
+struct WriteBatch {
+  struct Snapshot {
+    std::string key;                                       // a stage, or a retry's/rollback's key
+    const std::vector<SnapshotDevice>* devices = nullptr;  // alive until write() returns
+  };
+  std::string run_id;
+  std::vector<Snapshot> snapshots;
+  std::vector<ApiCall> intents;  // ids assigned by the store, returned by write()
+  std::vector<CallResult> outcomes;
+  std::vector<std::pair<Observation, DeviceChanges>> observations;
+  std::vector<StageRecord> stages;
+  std::vector<Event> events;
+  std::optional<RunStatusChange> run_status;
+  std::optional<std::pair<LeaseOwner, WallTime>> heartbeat;
+
+  bool empty() const {
+    return snapshots.empty() && intents.empty() && outcomes.empty() && observations.empty() &&
+           stages.empty() && events.empty() && !run_status && !heartbeat;
+  }
+};
+
 // Fencing: once this store object has acquired a run's lease, every write it makes for
 // that run (stage, snapshot, intent, outcome, observation, event, status, heartbeat) runs in
 // one transaction with a check that the lease still has the generation it acquired, and
@@ -52,6 +92,10 @@ class StateStore {
   // Without a claim: the records only. With one: also takes the run's lease for
   // claim->owner (fencing from then on), unless a live run conflicts, which is returned and
   // nothing is written.
+  // Everything in `batch`, in one transaction (fenced as every write is); returns the ids of
+  // its intents, in order.
+  virtual std::vector<std::int64_t> write(const WriteBatch& batch) = 0;
+
   virtual std::optional<RunConflict> create_run(const RunRecord& run,
                                                 const std::vector<StageRecord>& stages,
                                                 const RunClaim* claim = nullptr) = 0;

@@ -114,15 +114,19 @@ void SqlStore::set_run_status(const std::string& id, RunStatus status, const std
                               WallTime at, bool finished) {
   Transaction t(*this);
   fence(id);
+  put_run_status(id, {status, reason, at, finished});
+  t.commit();
+}
+
+void SqlStore::put_run_status(const std::string& id, const RunStatusChange& c) {
   Statement(*this,
             "UPDATE runs SET status = ?, reason = ?, updated_at = ?, finished_at = ? WHERE id = ?")
-      .bind(1, status)
-      .bind(2, reason)
-      .bind(3, at)
-      .bind(4, finished ? std::optional<WallTime>(at) : std::nullopt)
+      .bind(1, c.status)
+      .bind(2, c.reason)
+      .bind(3, c.at)
+      .bind(4, c.finished ? std::optional<WallTime>(c.at) : std::nullopt)
       .bind(5, id)
       .run();
-  t.commit();
 }
 
 std::vector<StageRecord> SqlStore::load_stages(const std::string& run_id) {
@@ -142,6 +146,11 @@ std::vector<StageRecord> SqlStore::load_stages(const std::string& run_id) {
 void SqlStore::update_stage(const StageRecord& st) {
   Transaction t(*this);
   fence(st.run_id);
+  put_stage(st);
+  t.commit();
+}
+
+void SqlStore::put_stage(const StageRecord& st) {
   Statement(*this,
             "UPDATE stages SET status = ?, reason = ?, started_at = ?, dispatched_at = ?, "
             "finished_at = ? "
@@ -154,13 +163,18 @@ void SqlStore::update_stage(const StageRecord& st) {
       .bind(6, st.run_id)
       .bind(7, st.name)
       .run();
-  t.commit();
 }
 
 void SqlStore::save_snapshot(const std::string& run_id, const std::string& stage,
                              const std::vector<SnapshotDevice>& devices) {
   Transaction t(*this);
   fence(run_id);
+  put_snapshot(run_id, stage, devices);
+  t.commit();
+}
+
+void SqlStore::put_snapshot(const std::string& run_id, const std::string& stage,
+                            const std::vector<SnapshotDevice>& devices) {
   Statement(*this, "INSERT INTO snapshots (run_id, stage) VALUES (?, ?)")
       .bind(1, run_id)
       .bind(2, stage)
@@ -179,7 +193,6 @@ void SqlStore::save_snapshot(const std::string& run_id, const std::string& stage
         .bind(6, d.group);
     insert.run();
   }
-  t.commit();
 }
 
 std::optional<std::vector<SnapshotDevice>> SqlStore::load_snapshot(const std::string& run_id,
@@ -199,23 +212,25 @@ std::optional<std::vector<SnapshotDevice>> SqlStore::load_snapshot(const std::st
 std::int64_t SqlStore::record_intent(const ApiCall& c) {
   Transaction t(*this);
   fence(c.run_id);
-  std::int64_t id = 0;
-  {
-    Statement insert(
-        *this,
-        "INSERT INTO api_calls (run_id, stage, kind, marker, body, devices, intent_at) "
-        "VALUES (?,?,?,?,?,?,?) RETURNING id");
-    insert.bind(1, c.run_id)
-        .bind(2, c.stage)
-        .bind(3, c.kind)
-        .bind(4, c.marker)
-        .bind(5, c.body)
-        .bind(6, c.devices)
-        .bind(7, c.intent_at);
-    if (insert.step()) id = insert.integer(0);
-    insert.run();
-  }
+  const std::int64_t id = put_intent(c);
   t.commit();
+  return id;
+}
+
+std::int64_t SqlStore::put_intent(const ApiCall& c) {
+  Statement insert(*this,
+                   "INSERT INTO api_calls (run_id, stage, kind, marker, body, devices, intent_at) "
+                   "VALUES (?,?,?,?,?,?,?) RETURNING id");
+  insert.bind(1, c.run_id)
+      .bind(2, c.stage)
+      .bind(3, c.kind)
+      .bind(4, c.marker)
+      .bind(5, c.body)
+      .bind(6, c.devices)
+      .bind(7, c.intent_at);
+  std::int64_t id = 0;
+  if (insert.step()) id = insert.integer(0);
+  insert.run();
   return id;
 }
 
@@ -231,16 +246,20 @@ void SqlStore::record_outcome(std::int64_t call_id, CallOutcome outcome, int htt
       fence(run_id);
     }
   }
+  put_outcome({call_id, outcome, http_status, message, at});
+  t.commit();
+}
+
+void SqlStore::put_outcome(const CallResult& r) {
   Statement(
       *this,
       "UPDATE api_calls SET outcome = ?, http_status = ?, message = ?, outcome_at = ? WHERE id = ?")
-      .bind(1, outcome)
-      .bind(2, http_status)
-      .bind(3, message)
-      .bind(4, at)
-      .bind(5, call_id)
+      .bind(1, r.outcome)
+      .bind(2, r.http_status)
+      .bind(3, r.message)
+      .bind(4, r.at)
+      .bind(5, r.call_id)
       .run();
-  t.commit();
 }
 
 namespace {
@@ -276,6 +295,11 @@ std::vector<ApiCall> SqlStore::load_stage_calls(const std::string& run_id, const
 void SqlStore::add_observation(const Observation& o, const DeviceChanges& changed) {
   Transaction t(*this);
   fence(o.run_id);
+  put_observation(o, changed);
+  t.commit();
+}
+
+void SqlStore::put_observation(const Observation& o, const DeviceChanges& changed) {
   if (changed.count > 0) {
     Statement put(*this,
                   "INSERT INTO device_states (run_id, stage, device_uuid, update_id, status, "
@@ -315,7 +339,6 @@ void SqlStore::add_observation(const Observation& o, const DeviceChanges& change
       .bind(12, o.verdict)
       .bind(13, o.reason)
       .run();
-  t.commit();
 }
 
 std::vector<Observation> SqlStore::load_observations(const std::string& run_id) {
@@ -392,6 +415,11 @@ std::vector<Approval> SqlStore::load_approvals(const std::string& run_id) {
 void SqlStore::add_event(const Event& e) {
   Transaction t(*this);
   fence(e.run_id);
+  put_event(e);
+  t.commit();
+}
+
+void SqlStore::put_event(const Event& e) {
   Statement(*this, "INSERT INTO events (run_id, at, stage, kind, message) VALUES (?,?,?,?,?)")
       .bind(1, e.run_id)
       .bind(2, e.at)
@@ -399,7 +427,27 @@ void SqlStore::add_event(const Event& e) {
       .bind(4, e.kind)
       .bind(5, e.message)
       .run();
+}
+
+// Within the batch, the order in which a process records them: what the calls were and
+// how they ended, then what was seen, the stages, their events, the run.
+std::vector<std::int64_t> SqlStore::write(const WriteBatch& b) {
+  if (b.empty()) return {};
+  if (b.heartbeat) db_->check_alive();
+  Transaction t(*this);
+  fence(b.run_id);
+  for (const auto& snapshot : b.snapshots) put_snapshot(b.run_id, snapshot.key, *snapshot.devices);
+  std::vector<std::int64_t> ids;
+  ids.reserve(b.intents.size());
+  for (const ApiCall& c : b.intents) ids.push_back(put_intent(c));
+  for (const CallResult& r : b.outcomes) put_outcome(r);
+  for (const auto& [o, changed] : b.observations) put_observation(o, changed);
+  for (const StageRecord& st : b.stages) put_stage(st);
+  for (const Event& e : b.events) put_event(e);
+  if (b.run_status) put_run_status(b.run_id, *b.run_status);
+  if (b.heartbeat) put_heartbeat(b.run_id, b.heartbeat->first, b.heartbeat->second);
   t.commit();
+  return ids;
 }
 
 std::vector<Event> SqlStore::load_events(const std::string& run_id) {

@@ -182,6 +182,11 @@ void SqlStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, Wal
   db_->check_alive();
   Transaction t(*this);
   fence(run_id);
+  put_heartbeat(run_id, owner, now);
+  t.commit();
+}
+
+void SqlStore::put_heartbeat(const std::string& run_id, const LeaseOwner& owner, WallTime now) {
   Statement(*this,
             "UPDATE leases SET heartbeat_at = ? WHERE run_id = ? AND owner_host = ? AND "
             "owner_pid = ? AND released_at IS NULL")
@@ -190,7 +195,6 @@ void SqlStore::heartbeat(const std::string& run_id, const LeaseOwner& owner, Wal
       .bind(3, owner.host)
       .bind(4, owner.pid)
       .run();
-  t.commit();
 }
 
 void SqlStore::release_lease(const std::string& run_id, const LeaseOwner& owner) {

@@ -28,6 +28,7 @@ class SqlStore : public state::StateStore {
   // How messages name the database (a PostgreSQL URL never with a password).
   std::string name() const;
 
+  std::vector<std::int64_t> write(const state::WriteBatch& batch) override;
   std::optional<state::RunConflict> create_run(const state::RunRecord& run,
                                                const std::vector<state::StageRecord>& stages,
                                                const state::RunClaim* claim = nullptr) override;
@@ -80,6 +81,16 @@ class SqlStore : public state::StateStore {
 
  private:
   std::vector<state::ApiCall> read_calls(Statement& s);
+  // The writes themselves, inside a transaction whose fencing check their caller made.
+  void put_run_status(const std::string& id, const state::RunStatusChange& change);
+  void put_stage(const state::StageRecord& stage);
+  void put_snapshot(const std::string& run_id, const std::string& key,
+                    const std::vector<state::SnapshotDevice>& devices);
+  std::int64_t put_intent(const state::ApiCall& call);
+  void put_outcome(const state::CallResult& result);
+  void put_observation(const state::Observation& o, const state::DeviceChanges& changed);
+  void put_event(const state::Event& e);
+  void put_heartbeat(const std::string& run_id, const state::LeaseOwner& owner, WallTime now);
   // The lease row as it is, released or not; with `lock`, it stays as read until the
   // transaction ends (Database::lock_row).
   std::optional<std::pair<state::Lease, bool /*released*/>> lease_row(const std::string& run_id,

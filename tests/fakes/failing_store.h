@@ -25,6 +25,19 @@ class FailingStore : public state::StateStore {
       "record_outcome", "add_observation", "add_event",     "heartbeat"};
   bool failed() const { return failed_; }
 
+  // A batch fails as a whole at the first of its writes that is to fail: nothing of it is
+  // written, as a transaction that could not commit.
+  std::vector<std::int64_t> write(const state::WriteBatch& b) override {
+    for (std::size_t i = 0; i < b.snapshots.size(); ++i) write("save_snapshot");
+    for (std::size_t i = 0; i < b.intents.size(); ++i) write("record_intent");
+    for (std::size_t i = 0; i < b.outcomes.size(); ++i) write("record_outcome");
+    for (std::size_t i = 0; i < b.observations.size(); ++i) write("add_observation");
+    for (std::size_t i = 0; i < b.stages.size(); ++i) write("update_stage");
+    for (std::size_t i = 0; i < b.events.size(); ++i) write("add_event");
+    if (b.run_status) write("set_run_status");
+    if (b.heartbeat) write("heartbeat");
+    return inner_.write(b);
+  }
   std::optional<state::RunConflict> create_run(const state::RunRecord& r,
                                                const std::vector<state::StageRecord>& s,
                                                const state::RunClaim* claim = nullptr) override {

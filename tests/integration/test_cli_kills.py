@@ -33,9 +33,10 @@ def test_sampled_wave_draws_the_same_devices_after_kill_and_resume(tmp):
     gets exactly one update, and none of them is one the earlier stage targeted."""
     with Sim(tmp, STEADY) as sim:
         db = f"{tmp}/state.db"
-        # The 3rd intent: eu's call, the wave's 1st, then its 2nd.
+        # The 3rd answer: eu's call's, then the wave's 1st and 2nd (its intents were all
+        # committed before the first was sent).
         p = rollout("apply", str(SAMPLED_PLAN), "--state", db, "--yes", "--time-scale", SCALE,
-                    env_extra={"ROLLOUT_TEST_CRASH_AT": "after_intent:3"}, api=sim.url)
+                    env_extra={"ROLLOUT_TEST_CRASH_AT": "after_answer:3"}, api=sim.url)
         assert p.returncode == -signal.SIGKILL, p.stdout + p.stderr
         run = run_id_of(p.stdout)
         con = connect_state(db)

@@ -123,10 +123,10 @@ TEST_CASE("webhooks get their milestones in order: the next waits until this one
   Hooks h(R"(notify:
   - {url: "https://hooks.example.com/a"})");
   h.notifier.run_started(h.clock.now(), false);
-  h.notifier.on_stage(h.stage(state::StageStatus::dispatching));  // no milestone
-  h.notifier.on_stage(h.stage(state::StageStatus::gating));
-  h.notifier.on_stage(h.stage(state::StageStatus::gating));  // no change: nothing
-  h.notifier.on_stage(h.stage(state::StageStatus::passed));
+  h.notifier.on_stage(h.stage(state::StageStatus::dispatching), h.clock.now());  // no milestone
+  h.notifier.on_stage(h.stage(state::StageStatus::gating), h.clock.now());
+  h.notifier.on_stage(h.stage(state::StageStatus::gating), h.clock.now());  // no change: nothing
+  h.notifier.on_stage(h.stage(state::StageStatus::passed), h.clock.now());
   h.notifier.on_run(state::RunStatus::completed, "every stage passed", h.clock.now());
   // One at a time: the first is in flight, the rest queue behind it.
   CHECK(h.posted() == std::vector<std::string>{"run_started"});
@@ -151,7 +151,7 @@ TEST_CASE("a failing webhook is retried with doubling waits, then given up, and 
   - {url: "https://other.example.com/b", events: [run_failed]})",
           {.attempts = 3, .first_wait = std::chrono::milliseconds(1000)});
   const WallTime start = h.clock.now();
-  h.notifier.on_stage(h.stage(state::StageStatus::failed));
+  h.notifier.on_stage(h.stage(state::StageStatus::failed), h.clock.now());
   h.notifier.on_run(state::RunStatus::stopped, "stage eu failed", h.clock.now());
   // The second webhook asked for run_failed only, and gets it at once: queues are per webhook.
   CHECK(h.posted("other.example.com") == std::vector<std::string>{"run_failed"});
@@ -183,7 +183,7 @@ TEST_CASE("a failing webhook is retried with doubling waits, then given up, and 
 TEST_CASE("deliveries still waiting when the process ends are recorded as abandoned") {
   Hooks h(R"(notify:
   - {url: "https://hooks.example.com/a"})");
-  h.notifier.on_stage(h.stage(state::StageStatus::gating));
+  h.notifier.on_stage(h.stage(state::StageStatus::gating), h.clock.now());
   h.notifier.on_run(state::RunStatus::paused, "waiting for approval", h.clock.now());
   CHECK_FALSE(h.notifier.idle());
   h.notifier.abandon_pending();

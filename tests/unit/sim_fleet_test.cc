@@ -101,7 +101,7 @@ TEST_CASE("failure rates by override, offline devices stay pending until they re
   int failed = 0, pending = 0;
   for (const auto& d : fleet.devices()) {
     if (d.group != "B") continue;
-    const std::string at_5min = d.updates.back().status_at(t0 + 5min);
+    const std::string_view at_5min = d.updates.back().status_at(t0 + 5min);
     if (at_5min == "failed") ++failed;
     if (at_5min == "pending") ++pending;
     CHECK(d.updates.back().status_at(t0 + 40min) == "failed");  // back online at 30m, then 70s
