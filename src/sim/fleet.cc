@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <ctime>
 #include <set>
 
 #include <fmt/format.h>
@@ -33,25 +32,7 @@ std::string lower(std::string s) {
 }  // namespace
 
 std::string format_sim_time(SimTime t) {
-  const std::time_t seconds = static_cast<std::time_t>(t.count() / 1000);
-  // A listing formats the same few seconds for every device (now, each stage's dispatch):
-  // the last few are kept, per thread (the server's and a rehearsal's run apart).
-  struct Kept {
-    std::time_t seconds = -1;
-    std::string text;
-  };
-  thread_local std::array<Kept, 8> kept;
-  thread_local std::size_t next = 0;
-  for (const Kept& k : kept) {
-    if (k.seconds == seconds) return k.text;
-  }
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  Kept& slot = kept[next++ % kept.size()];
-  slot = {seconds, buf};
-  return slot.text;
+  return upswift::format_utc(t.count() / 1000);
 }
 
 std::string_view SimUpdate::status_at(SimTime now) const {
@@ -253,11 +234,14 @@ upswift::Device Fleet::view(const SimDevice& d, SimTime now) const {
   out.group = d.group;
   out.tags = d.tags;
   out.apps = d.apps_at(now);
-  out.last_keepalive = format_sim_time(d.online_at(now) ? now : SimTime{0});
+  out.last_keepalive.utc_seconds = (d.online_at(now) ? now : SimTime{0}).count() / 1000;
   for (const SimUpdate& u : d.updates) {
     if (u.scheduled > now) continue;
-    out.updates.push_back({u.update_id, std::string(u.status_at(now)), u.version, u.comment,
-                           format_sim_time(u.scheduled)});
+    out.updates.push_back({u.update_id,
+                           std::string(u.status_at(now)),
+                           u.version,
+                           u.comment,
+                           {{}, u.scheduled.count() / 1000}});
   }
   out.is_update_trigger_set =
       !out.updates.empty() && (out.updates.back().update_status == "pending");

@@ -1,6 +1,8 @@
 #include "upswift/api.h"
 
 #include <algorithm>
+#include <array>
+#include <ctime>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -29,13 +31,35 @@ bool get_to(const Answer& j, const char* key, T& out) {
 
 // Fields only shown to people, whose type the docs do not give (last_keepalive may be a
 // time string or a number): taken as text whatever their JSON type, never an error.
-void get_shown(const Answer& j, const char* key, std::string& out) {
+void get_shown(const Answer& j, const char* key, ShownTime& out) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
-  out = it->is_string() ? it->get<std::string>() : it->dump();
+  out.text = it->is_string() ? it->get<std::string>() : it->dump();
 }
 
 }  // namespace
+
+std::string format_utc(std::int64_t seconds) {
+  // A listing shows the same few seconds for every device (now, each stage's dispatch): the
+  // last few are kept, per thread (a simulator's server and a rehearsal run apart).
+  struct Kept {
+    std::int64_t seconds = -1;
+    std::string text;
+  };
+  thread_local std::array<Kept, 8> kept;
+  thread_local std::size_t next = 0;
+  for (const Kept& k : kept) {
+    if (k.seconds == seconds) return k.text;
+  }
+  const auto t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  Kept& slot = kept[next++ % kept.size()];
+  slot = {seconds, buf};
+  return slot.text;
+}
 
 std::string devices_details_body(const DevicesQuery& q, std::string_view user_token) {
   Json body{{"user_token", user_token}};
@@ -155,7 +179,7 @@ std::string devices_page_json(const DevicesPage& page) {
                          {"update_status", u.update_status},
                          {"update_version", u.update_version},
                          {"comment", u.comment},
-                         {"deployment_schedule_time", u.deployment_schedule_time}});
+                         {"deployment_schedule_time", u.deployment_schedule_time.shown()}});
     }
     devices.push_back({{"device_id", d.device_id},
                        {"device_uuid", d.device_uuid},
@@ -163,7 +187,7 @@ std::string devices_page_json(const DevicesPage& page) {
                        {"project", d.project},
                        {"group", d.group},
                        {"tags", d.tags},
-                       {"last_keepalive", d.last_keepalive},
+                       {"last_keepalive", d.last_keepalive.shown()},
                        {"is_update_trigger_set", d.is_update_trigger_set},
                        {"apps", apps},
                        {"updates", updates}});

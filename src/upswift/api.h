@@ -16,12 +16,24 @@ namespace rollout::upswift {
 inline constexpr int kMaxPageSize = 50;
 inline constexpr int kDefaultPageSize = 20;
 
+// "2020-02-08 16:12:11": seconds since the Unix epoch as Upswift writes times, in UTC.
+std::string format_utc(std::int64_t seconds);
+
+// A time only shown to people, whose type the docs do not give: the text an answer gave, or
+// where it is known as a number (the simulator's), the number, formatted only when shown.
+struct ShownTime {
+  std::string text;
+  std::optional<std::int64_t> utc_seconds;
+  std::string shown() const { return utc_seconds ? format_utc(*utc_seconds) : text; }
+  bool operator==(const ShownTime& o) const { return shown() == o.shown(); }
+};
+
 struct UpdateRecord {
   std::int64_t update_id = 0;
   std::string update_status;  // pending, in_progress, success, failed, aborted
   std::string update_version;
   std::string comment;
-  std::string deployment_schedule_time;  // "2020-02-08 16:12:11", UTC
+  ShownTime deployment_schedule_time;
   bool operator==(const UpdateRecord&) const = default;
 };
 
@@ -33,7 +45,7 @@ struct Device {
   std::string group;
   std::vector<std::string> tags;
   std::vector<AppVersion> apps;  // not in the public docs; the simulator's documented reading
-  std::string last_keepalive;
+  ShownTime last_keepalive;
   bool is_update_trigger_set = false;
   std::vector<UpdateRecord> updates;  // oldest first; the last is the device's current update
   bool operator==(const Device&) const = default;

@@ -407,7 +407,8 @@ TEST_CASE("PostgreSQL: a connection the server ended stops the run's writes and 
   PGconn* admin = PQconnectdb(url.c_str());
   PQclear(PQexec(admin,
                  "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                 "application_name = 'rollout' AND pid <> pg_backend_pid()"));
+                 "application_name = 'rollout' AND pid <> pg_backend_pid() AND "
+                 "datname = current_database()"));  // not the other suites' on this server
   PQfinish(admin);
   const state::ApiCall call = dispatch_call("r-1", "eu", t);
   CHECK_THROWS_WITH_AS(s.record_intent(call), doctest::Contains("lost the connection"),
