@@ -1,6 +1,11 @@
 #include "rehearsal/rehearsal.h"
 
+#include <algorithm>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "engine/engine.h"
 #include "engine/run.h"
@@ -105,6 +110,61 @@ Result rehearse(const plan::Plan& plan, const dag::Graph& graph, sim::FleetSpec 
     r.stages.push_back(std::move(sr));
   }
   return r;
+}
+
+std::vector<Result> rehearse_many(const plan::Plan& plan, const dag::Graph& graph,
+                                  const sim::FleetSpec& fleet, std::uint64_t first_seed, int runs,
+                                  const Options& options, unsigned threads,
+                                  const std::function<void(const Result&)>& each) {
+  const auto n = static_cast<std::size_t>(std::max(runs, 0));
+  std::vector<std::optional<Result>> done(n);
+  std::exception_ptr failure;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::size_t next = 0;  // the next rehearsal to start
+  auto work = [&] {
+    for (;;) {
+      std::size_t i = 0;
+      {
+        std::lock_guard lock(mutex);
+        if (next >= n || failure) return;
+        i = next++;
+      }
+      std::optional<Result> r;
+      std::exception_ptr error;
+      try {
+        r = rehearse(plan, graph, fleet, first_seed + i, options);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        std::lock_guard lock(mutex);
+        done[i] = std::move(r);
+        if (error && !failure) failure = error;
+      }
+      changed.notify_all();
+    }
+  };
+  std::vector<std::thread> workers;
+  const std::size_t count = std::min<std::size_t>(std::max(threads, 1u), n);
+  for (std::size_t k = 0; k < count; ++k) workers.emplace_back(work);
+  // This thread reports, in seed order.
+  std::vector<Result> results;
+  {
+    std::unique_lock lock(mutex);
+    while (results.size() < n) {
+      changed.wait(lock, [&] { return failure || done[results.size()].has_value(); });
+      if (failure) break;
+      Result r = std::move(*done[results.size()]);
+      lock.unlock();
+      if (each) each(r);
+      lock.lock();
+      results.push_back(std::move(r));
+    }
+  }
+  for (std::thread& t : workers) t.join();
+  if (failure) std::rethrow_exception(failure);
+  return results;
 }
 
 }  // namespace rollout::rehearsal

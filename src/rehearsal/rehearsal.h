@@ -4,6 +4,7 @@
 // it shows the spread of what the fleet's failure rates make likely.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,5 +44,14 @@ struct Options {
 // One rehearsal with the fleet's seed replaced by `seed`.
 Result rehearse(const plan::Plan& plan, const dag::Graph& graph, sim::FleetSpec fleet,
                 std::uint64_t seed, const Options& options);
+
+// `runs` rehearsals with the seeds first_seed, first_seed + 1, ..., up to `threads` of them at
+// once (each has its own fleet, clock and state; the plan and graph are only read). `each`
+// hears of every result in seed order, as soon as it and those before it are done. An
+// exception of any rehearsal is thrown here once the others have ended.
+std::vector<Result> rehearse_many(const plan::Plan& plan, const dag::Graph& graph,
+                                  const sim::FleetSpec& fleet, std::uint64_t first_seed, int runs,
+                                  const Options& options, unsigned threads,
+                                  const std::function<void(const Result&)>& each);
 
 }  // namespace rollout::rehearsal

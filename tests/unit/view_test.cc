@@ -278,6 +278,37 @@ TEST_CASE("rehearsal: the same seed predicts the same run; failure rates show in
   }
 }
 
+TEST_CASE("rehearsal: several at once give each seed's own result, reported in seed order") {
+  test::Checked checked = test::check_plan(kViewPlan);
+  REQUIRE(checked.graph);
+  sim::FleetSpec spec = test::FleetBuilder(3)
+                            .flows({"f-new"})
+                            .group("Canary", 5)
+                            .group("EU", 20)
+                            .group("US", 20)
+                            .failing("EU", 0.2);
+  rehearsal::Options options;
+  options.start = t0;
+  std::vector<std::uint64_t> heard;
+  const auto many =
+      rehearsal::rehearse_many(*checked.loaded.plan, *checked.graph, spec, 10, 6, options, 3,
+                               [&](const rehearsal::Result& r) { heard.push_back(r.seed); });
+  CHECK(heard == std::vector<std::uint64_t>{10, 11, 12, 13, 14, 15});
+  REQUIRE(many.size() == 6);
+  for (std::size_t i = 0; i < many.size(); ++i) {
+    const auto alone =
+        rehearsal::rehearse(*checked.loaded.plan, *checked.graph, spec, 10 + i, options);
+    CHECK(many[i].seed == 10 + i);
+    CHECK(many[i].duration == alone.duration);
+    CHECK(many[i].ending == alone.ending);
+    CHECK(many[i].details_calls == alone.details_calls);
+    for (std::size_t k = 0; k < alone.stages.size(); ++k)
+      CHECK(many[i].stages[k].finished == alone.stages[k].finished);
+  }
+  CHECK(rehearsal::rehearse_many(*checked.loaded.plan, *checked.graph, spec, 1, 0, options, 2, {})
+            .empty());
+}
+
 TEST_CASE("the report's y-axis: whole numbers, evenly spaced, at most five") {
   using V = std::vector<std::int64_t>;
   CHECK(view::axis_ticks(0) == V{0});
