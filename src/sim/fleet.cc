@@ -143,6 +143,7 @@ Fleet::Fleet(const FleetSpec& spec, SimTime start) : spec_(spec), rng_(spec.seed
       devices_.push_back(std::move(d));
     }
   }
+  for (std::size_t i = 0; i < devices_.size(); ++i) by_uuid_.emplace(devices_[i].uuid, i);
 }
 
 Behavior Fleet::behavior_for(const SimDevice& d, const std::string& flow_id) const {
@@ -171,14 +172,32 @@ std::optional<std::string> Fleet::check_project_and_groups(
 }
 
 std::vector<const SimDevice*> Fleet::select(const upswift::DeployRequest& r, SimTime now) const {
+  const auto needs = [&](upswift::FilterType type) {
+    return std::any_of(r.filters.begin(), r.filters.end(),
+                       [type](const upswift::Filter& f) { return f.type == type; });
+  };
+  const bool apps = needs(upswift::FilterType::app);
+  const bool last_status = needs(upswift::FilterType::update_status);
   std::vector<const SimDevice*> out;
-  for (const SimDevice& d : devices_) {
+  auto consider = [&](const SimDevice& d) {
     upswift::DeviceFacts facts{&d.uuid, &d.project,       &d.group,    &d.tags,
                                {},      d.online_at(now), std::nullopt};
-    for (const upswift::AppVersion& a : d.apps_at(now)) facts.app_names.push_back(a.name);
-    if (!d.updates.empty()) facts.last_update_status = std::string(d.updates.back().status_at(now));
+    if (apps) {
+      for (const upswift::AppVersion& a : d.apps_at(now)) facts.app_names.push_back(a.name);
+    }
+    if (last_status && !d.updates.empty())
+      facts.last_update_status = std::string(d.updates.back().status_at(now));
     if (upswift::selects(r, facts)) out.push_back(&d);
+  };
+  // A specific_device filter that must match leaves one device to look at.
+  for (const upswift::Filter& f : r.filters) {
+    if (f.type != upswift::FilterType::specific_device || f.operand != upswift::Operand::is)
+      continue;
+    auto it = by_uuid_.find(f.value);
+    if (it != by_uuid_.end()) consider(devices_[it->second]);
+    return out;
   }
+  for (const SimDevice& d : devices_) consider(d);
   return out;
 }
 
@@ -227,6 +246,12 @@ Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now)
 
 upswift::Device Fleet::view(const SimDevice& d, SimTime now) const {
   upswift::Device out;
+  view_into(d, now, out);
+  return out;
+}
+
+// In place: a page's fifty devices are made where they stay, nothing moved after.
+void Fleet::view_into(const SimDevice& d, SimTime now, upswift::Device& out) const {
   out.device_id = d.device_id;
   out.device_uuid = d.uuid;
   out.device_name = d.name;
@@ -235,17 +260,18 @@ upswift::Device Fleet::view(const SimDevice& d, SimTime now) const {
   out.tags = d.tags;
   out.apps = d.apps_at(now);
   out.last_keepalive.utc_seconds = (d.online_at(now) ? now : SimTime{0}).count() / 1000;
+  out.updates.reserve(d.updates.size());
   for (const SimUpdate& u : d.updates) {
     if (u.scheduled > now) continue;
-    out.updates.push_back({u.update_id,
-                           std::string(u.status_at(now)),
-                           u.version,
-                           u.comment,
-                           {{}, u.scheduled.count() / 1000}});
+    upswift::UpdateRecord& r = out.updates.emplace_back();
+    r.update_id = u.update_id;
+    r.update_status = u.status_at(now);
+    r.update_version = u.version;
+    r.comment = u.comment;
+    r.deployment_schedule_time.utc_seconds = u.scheduled.count() / 1000;
   }
   out.is_update_trigger_set =
       !out.updates.empty() && (out.updates.back().update_status == "pending");
-  return out;
 }
 
 Fleet::DevicesOutcome Fleet::devices_details(const upswift::DevicesQuery& q, SimTime now) const {
@@ -285,7 +311,7 @@ Fleet::DevicesOutcome Fleet::devices_details(const upswift::DevicesQuery& q, Sim
       out.page.more = true;
       break;
     }
-    out.page.devices.push_back(view(d, now));
+    view_into(d, now, out.page.devices.emplace_back());
   }
   return out;
 }

@@ -13,6 +13,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "upswift/api.h"
@@ -141,6 +142,7 @@ class Fleet {
   std::vector<const SimDevice*> select(const upswift::DeployRequest& request, SimTime now) const;
 
   upswift::Device view(const SimDevice& device, SimTime now) const;
+  void view_into(const SimDevice& device, SimTime now, upswift::Device& out) const;
   const std::vector<SimDevice>& devices() const { return devices_; }
   std::size_t size() const { return devices_.size(); }
 
@@ -151,6 +153,7 @@ class Fleet {
 
   FleetSpec spec_;
   std::vector<SimDevice> devices_;  // ordered by device_id
+  std::unordered_map<std::string, std::size_t> by_uuid_;
   std::map<std::string, std::vector<std::string>> groups_by_project_;
   std::mt19937_64 rng_;
   std::int64_t next_update_id_ = 1000;
