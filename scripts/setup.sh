@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libyaml-cpp-dev libboost-dev libcurl4-openssl-dev libfmt-dev libsqlite3-dev libssl-dev libpq-dev postgresql
-  doctest-dev nlohmann-json3-dev libcli11-dev
+  doctest-dev nlohmann-json3-dev libsimdjson-dev libcli11-dev
   clang clang-format libclang-rt-14-dev python3 python3-pytest python3-requests python3-yaml python3-jsonschema python3-psycopg2 curl sqlite3
   chromium chromium-driver graphviz
 )

@@ -11,30 +11,13 @@ namespace rollout::upswift {
 
 namespace {
 
-// Bodies we send keep their fields in the documented order; answers we read are looked up
-// by name, which the unordered (tree-map) type does without scanning every field.
+// Bodies we send keep their fields in the documented order. (The listings' answers are read
+// in pages.cc.)
 using Json = nlohmann::ordered_json;
-using Answer = nlohmann::json;
 constexpr auto kReplaceInvalid = Json::error_handler_t::replace;
 
 std::string dump(const Json& j) {
   return j.dump(-1, ' ', false, kReplaceInvalid);
-}
-
-template <typename T>
-bool get_to(const Answer& j, const char* key, T& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return false;
-  out = it->get<T>();
-  return true;
-}
-
-// Fields only shown to people, whose type the docs do not give (last_keepalive may be a
-// time string or a number): taken as text whatever their JSON type, never an error.
-void get_shown(const Answer& j, const char* key, ShownTime& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  out.text = it->is_string() ? it->get<std::string>() : it->dump();
 }
 
 }  // namespace
@@ -79,68 +62,6 @@ std::string get_devices_state_body(const StatesQuery& q, std::string_view user_t
   body["limit"] = q.limit;
   if (q.offset) body["offset"] = *q.offset;
   return dump(body);
-}
-
-std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string* why) {
-  try {
-    const Answer j = Answer::parse(body);
-    DevicesPage page;
-    page.more = j.at("more").get<bool>();
-    for (const Answer& d : j.at("message")) {
-      Device dev;
-      dev.device_id = d.at("device_id").get<std::int64_t>();
-      dev.device_uuid = d.at("device_uuid").get<std::string>();
-      get_to(d, "device_name", dev.device_name);
-      get_to(d, "project", dev.project);
-      get_to(d, "group", dev.group);
-      get_to(d, "tags", dev.tags);
-      get_shown(d, "last_keepalive", dev.last_keepalive);
-      if (auto trigger = d.find("is_update_trigger_set");
-          trigger != d.end() && trigger->is_boolean()) {
-        dev.is_update_trigger_set = trigger->get<bool>();
-      }
-      if (auto apps = d.find("apps"); apps != d.end() && apps->is_array()) {
-        for (const Answer& a : *apps) {
-          dev.apps.push_back({a.at("name").get<std::string>(), a.at("version").get<std::string>()});
-        }
-      }
-      if (auto updates = d.find("updates"); updates != d.end() && updates->is_array()) {
-        for (const Answer& u : *updates) {
-          UpdateRecord r;
-          r.update_id = u.at("update_id").get<std::int64_t>();
-          r.update_status = u.at("update_status").get<std::string>();
-          get_to(u, "update_version", r.update_version);
-          get_to(u, "comment", r.comment);
-          get_shown(u, "deployment_schedule_time", r.deployment_schedule_time);
-          dev.updates.push_back(std::move(r));
-        }
-      }
-      page.devices.push_back(std::move(dev));
-    }
-    return page;
-  } catch (const std::exception& e) {
-    if (why) *why = e.what();
-    return std::nullopt;
-  }
-}
-
-std::optional<StatesPage> parse_states_page(std::string_view body, std::string* why) {
-  try {
-    const Answer j = Answer::parse(body);
-    StatesPage page;
-    page.more = j.at("more").get<bool>();
-    for (const Answer& s : j.at("message")) {
-      DeviceState st;
-      st.device_uuid = s.at("device_uuid").get<std::string>();
-      get_to(s, "device_name", st.device_name);
-      st.device_status = s.at("device_status").get<std::string>();
-      page.states.push_back(std::move(st));
-    }
-    return page;
-  } catch (const std::exception& e) {
-    if (why) *why = e.what();
-    return std::nullopt;
-  }
 }
 
 std::optional<std::string> parse_error_message(std::string_view body) {

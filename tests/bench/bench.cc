@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "client/upswift_client.h"
@@ -174,6 +175,47 @@ int client_throughput(const std::string& url, int concurrency, int total) {
                    concurrency, finished, failed, s, finished / s, cpu_us)
             << "\n";
   return failed == 0 ? 0 : 1;
+}
+
+// Reading one 50-device page of the large fleet (the simulator's own JSON) into devices, as
+// the client does, beside nlohmann::json building its tree of the same text and nothing
+// more (what the client read pages with before), interleaved in rounds of 2,000 reads.
+int page_read(const std::string& fleet_path, int rounds) {
+  std::ifstream in(fleet_path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto loaded = sim::load_fleet(text.str());
+  if (!loaded.spec) std::abort();
+  const sim::SimTime now{1'700'000'000'000};
+  sim::Fleet fleet(*loaded.spec, now);
+  upswift::DeployRequest everyone;
+  everyone.flow_id = loaded.spec->flows.empty() ? "f" : loaded.spec->flows.front();
+  everyone.project = "Demo";
+  everyone.comment = "firmware 2.4 [rollout r-20261127-050000-abcd/everyone]";
+  everyone.app = upswift::AppVersion{"default_app", "v2.4"};
+  if (fleet.deploy(everyone, now).error) std::abort();
+  upswift::DevicesQuery q;
+  q.project_name = "Demo";
+  const std::string body = upswift::devices_page_json(fleet.devices_details(q, now).page);
+  constexpr int kReads = 2000;
+  std::vector<double> ours_us, tree_us;
+  std::size_t devices = 0;
+  for (int round = 0; round < rounds; ++round) {
+    auto t = Steady::now();
+    for (int i = 0; i < kReads; ++i)
+      devices += upswift::parse_devices_page(body, nullptr)->devices.size();
+    ours_us.push_back(ms_since(t) * 1000 / kReads);
+    t = Steady::now();
+    for (int i = 0; i < kReads; ++i) devices += nlohmann::json::parse(body).at("message").size();
+    tree_us.push_back(ms_since(t) * 1000 / kReads);
+  }
+  const Spread ours = spread(ours_us), tree = spread(tree_us);
+  std::cout << fmt::format(R"({{"bench":"page_read","bytes":{},"devices":{},"rounds":{},)"
+                           R"("ours_us":{:.1f},"nlohmann_tree_us":{:.1f},"ratio":{:.2f}}})",
+                           body.size(), devices / (2 * kReads * rounds), rounds, ours.min, tree.min,
+                           ours.min / tree.min)
+            << "\n";
+  return 0;
 }
 
 // Times the state store's work, so that the engine's own logic can be told from the
@@ -643,12 +685,13 @@ int main(int argc, char** argv) {
   if (a.size() == 4 && a[0] == "dispatch") return dispatch(a[1], std::stoi(a[2]), a[3]);
   if (a.size() == 4 && a[0] == "rehearse") return rehearse(a[1], a[2], std::stoi(a[3]));
   if (a.size() == 2 && a[0] == "economy") return api_economy(std::stoi(a[1]));
+  if (a.size() == 3 && a[0] == "page-read") return page_read(a[1], std::stoi(a[2]));
   if (a.size() == 3 && a[0] == "resume") return resume(std::stoi(a[1]), a[2]);
   if (a.size() == 3 && a[0] == "memory") return memory(a[1], std::stoi(a[2]));
   std::cerr << "usage: rollout_bench plan-load N ROUNDS | client URL CONCURRENCY TOTAL |\n"
                "       engine STAGES DB|:memory: ROUNDS | dispatch URL DEVICES DB |\n"
                "       rehearse PLAN FLEET ROUNDS | economy DEVICES | resume EVENTS DB |\n"
-               "       memory URL DEVICES\n"
+               "       memory URL DEVICES | page-read FLEET ROUNDS\n"
                "DB: a SQLite path, :memory: or postgresql://USER@HOST:PORT/DB\n";
   return 2;
 }
