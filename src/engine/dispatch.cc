@@ -83,7 +83,7 @@ void Engine::Impl::skip_nothing_left(StageRun& s, std::int64_t candidates) {
 CallLedger& Engine::Impl::ledger(StageRun& s, CallKind kind) {
   auto& ledger = kind == CallKind::dispatch ? s.dispatches : s.rollbacks;
   if (!ledger) {
-    flush();  // outcomes not yet committed are read back with the rest
+    if (!pending.outcomes.empty()) flush();  // so that they are read back with the calls
     ledger.emplace(store.load_stage_calls(run_id, s.record.name, kind));
   }
   return *ledger;
@@ -316,13 +316,14 @@ void Engine::Impl::write_outcome(StageRun& s, CallKind kind, std::int64_t call_i
 // an unknown outcome).
 void Engine::Impl::send_dispatch(StageRun& s, const upswift::DeployRequest& request) {
   crash_point("before_intent");
+  // The event commits with the intent: both say the call is about to leave.
+  event(s.record.name, "dispatch",
+        fmt::format("deploy_update to {} device(s)", s.snapshot->size()));
   const std::int64_t call_id =
       write_intents(s, {intent(s, CallKind::dispatch,
                                upswift::deploy_update_body(request, upswift::kRedactedToken),
                                static_cast<std::int64_t>(s.snapshot->size()))})
           .front();
-  event(s.record.name, "dispatch",
-        fmt::format("deploy_update to {} device(s)", s.snapshot->size()));
   const dag::StageId id = s.id;
   api.deploy_update(
       request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {

@@ -14,6 +14,7 @@
 #include "failing_store.h"
 #include "fake_fleet.h"
 #include "fleet_builder.h"
+#include "forwarding_store.h"
 #include "store/sqlite_store.h"
 #include "test_state.h"
 #include "util/asio_clock.h"
@@ -587,6 +588,95 @@ TEST_CASE("a sampled wave killed between its per-device calls resumes with the s
     CHECK(per_device.size() == 5);
     for (const auto& [device, n] : per_device) CHECK(n == 1);
   }
+}
+
+// What each of the engine's transactions held; and any record written on its own.
+class RecordingStore : public test::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  struct Batch {
+    std::size_t snapshots = 0, intents = 0, outcomes = 0, observations = 0, stages = 0, events = 0;
+  };
+  std::vector<Batch> batches;
+  std::vector<std::string> singles;
+
+ protected:
+  void on_write(const char* kind) override { singles.push_back(kind); }
+  void on_batch(const state::WriteBatch& b) override {
+    batches.push_back({b.snapshots.size(), b.intents.size(), b.outcomes.size(),
+                       b.observations.size(), b.stages.size(), b.events.size()});
+  }
+};
+
+TEST_CASE("what one turn of the loop records commits in one transaction, intents with it") {
+  const std::string plan = R"(version: 1
+name: quick
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 0s, timeout: 1h, poll: 1m, min_success: 100%, max_failed: 0}
+stages:
+  - {name: eu, groups: [EU]}
+  - {name: us, needs: [eu], groups: [US]}
+)";
+  // Updates that succeed at once: each gate passes at its first poll.
+  Harness h(plan, test::FleetBuilder(1).flows({"f-new"}).group("EU", 8).group("US", 8).timing(
+                      {0s, 0s}, {0s, 0s}));
+  RecordingStore recording(h.store);
+  h.engine_store = &recording;
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  CHECK(recording.singles.empty());  // every record of the run rides in a batch
+  // Each stage's snapshot commits with its deploy_update's intent, before the call leaves.
+  std::size_t with_intent = 0;
+  for (const auto& b : recording.batches) {
+    if (b.intents == 0) continue;
+    ++with_intent;
+    CHECK(b.intents == 1);
+    CHECK(b.snapshots == 1);
+    CHECK(b.events >= 2);  // the snapshot's and the dispatch's
+  }
+  CHECK(with_intent == 2);
+  // Three transactions a stage (its start, its intent, its outcome; the gate's verdict rides
+  // with the next start) and the run's own: not one per record (there are 17 a stage).
+  CHECK(recording.batches.size() <= 2 * 3 + 2);
+  std::size_t records = 0;
+  for (const auto& b : recording.batches)
+    records += b.snapshots + b.intents + b.outcomes + b.observations + b.stages + b.events;
+  CHECK(records >= 2 * 8);
+  CHECK(h.applied_for("[rollout r-test/eu]") == 1);
+  CHECK(h.applied_for("[rollout r-test/us]") == 1);
+}
+
+TEST_CASE(
+    "a sampled wave's intents are committed together; after a crash, one reading settles them") {
+  Harness h(kSampledPlan);
+  RecordingStore recording(h.store);
+  h.engine_store = &recording;
+  // eu's intent is the 1st; the wave's five are the 2nd, in one transaction: killed before any
+  // of them was sent.
+  CHECK_FALSE(h.run({}, "after_intent", 2));
+  REQUIRE_FALSE(recording.batches.empty());
+  CHECK(recording.batches.back().intents == 5);
+  CHECK(h.deploys_sent == 1);
+  h.engine_store = nullptr;
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  std::vector<std::string> settles;
+  for (const auto& e : h.store.load_events("r-test")) {
+    if (word(e.kind) == "settle") settles.push_back(e.message);
+  }
+  REQUIRE(settles.size() == 2);  // "reading the devices in ...", then what the reading found
+  CHECK(settles[1] ==
+        "of the 5 deploy_update calls to single devices, 0 had gone through (found "
+        "on the devices) and 5 had not: those are sent again");
+  std::map<std::string, int> per_device;
+  for (const auto& d : h.applied_devices) ++per_device[d];
+  CHECK(per_device.size() == 5);
+  for (const auto& [device, n] : per_device) CHECK(n == 1);
 }
 
 TEST_CASE("a sampled wave's unknown outcomes are settled per device, never sent twice") {
