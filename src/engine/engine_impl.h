@@ -221,6 +221,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void poll(StageRun& s);
   std::vector<std::size_t> note_devices(StageRun& s, const std::vector<Reading>& readings,
                                         WallTime now);
+  void commit_observations(const StageRun& s);
   void note_online(StageRun& s, const OnlineStates& online, WallTime now,
                    std::vector<std::size_t>& changed);
   state::DeviceChanges device_rows(const StageRun& s,

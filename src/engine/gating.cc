@@ -67,16 +67,21 @@ void Engine::Impl::poll(StageRun& s) {
       }));
 }
 
+// An observation of the stage not committed yet makes its device rows from `seen` when it
+// commits: it commits before `seen` changes.
+void Engine::Impl::commit_observations(const StageRun& s) {
+  if (std::any_of(pending.observations.begin(), pending.observations.end(),
+                  [&](const PendingObservation& o) { return o.stage == s.id; }))
+    flush();
+}
+
 // The devices (snapshot positions) whose state differs from what the gate saw last (all of
 // them at the first poll), each since `now`; `s.seen` is brought up to date.
 std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
                                                     const std::vector<Reading>& readings,
                                                     WallTime now) {
   const std::vector<SnapshotDevice>& devices = *s.snapshot;
-  // An observation of this stage not committed yet makes its rows from `seen` at commit.
-  if (std::any_of(pending.observations.begin(), pending.observations.end(),
-                  [&](const PendingObservation& o) { return o.stage == s.id; }))
-    flush();
+  commit_observations(s);
   if (!s.seen) {
     flush();  // the states read back include every one this process recorded
     s.seen.emplace(devices.size());
@@ -116,9 +121,7 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
 void Engine::Impl::note_online(StageRun& s, const OnlineStates& online, WallTime now,
                                std::vector<std::size_t>& changed) {
   const std::vector<SnapshotDevice>& devices = *s.snapshot;
-  if (std::any_of(pending.observations.begin(), pending.observations.end(),
-                  [&](const PendingObservation& o) { return o.stage == s.id; }))
-    flush();
+  commit_observations(s);
   changed.clear();
   for (std::size_t i = 0; i < devices.size(); ++i) {
     Seen& seen = (*s.seen)[i];

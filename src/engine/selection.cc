@@ -100,7 +100,7 @@ void select_from_page(const upswift::DeployRequest& request,
                       const std::vector<upswift::Device>& page,
                       std::vector<state::SnapshotDevice>& out) {
   for (const upswift::Device& d : page) {
-    upswift::DeviceFacts facts{&d.device_uuid, &d.project,  &d.group, &d.tags, {},
+    upswift::DeviceFacts facts{&d.device_uuid, &d.project,  &d.group, &d.tags.items(), {},
                                true,           std::nullopt};
     for (const auto& a : d.apps) facts.app_names.push_back(a.name);
     if (!d.updates.empty()) facts.last_update_status = d.updates.back().update_status;
@@ -149,7 +149,7 @@ std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice
 
 Reading reading(const upswift::Device& d, const std::string& marker) {
   for (auto it = d.updates.rbegin(); it != d.updates.rend(); ++it) {
-    if (it->comment.find(marker) == std::string::npos) continue;
+    if (it->comment.str().find(marker) == std::string::npos) continue;
     const std::string& s = it->update_status;
     Reached r = Reached::other;
     if (s == "pending") r = Reached::pending;

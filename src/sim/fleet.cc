@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <set>
 
 #include <fmt/format.h>
@@ -48,10 +49,22 @@ bool SimDevice::online_at(SimTime now) const {
   return true;
 }
 
-std::vector<upswift::AppVersion> SimDevice::apps_at(SimTime now) const {
+upswift::AppList SimDevice::apps_at(SimTime now) const {
+  if (apps_kept_ && apps_kept_->updates == updates.size() && apps_kept_->from <= now &&
+      now < apps_kept_->until)
+    return apps_kept_->apps;
+  // What apps a device has changes only when an update that brings one succeeds (at its end)
+  // or is aborted: between two such moments, the list stays as it is.
+  SimTime from{std::numeric_limits<SimTime::rep>::min()}, until = kNever;
   std::vector<upswift::AppVersion> apps = initial_apps;
   for (const SimUpdate& u : updates) {
-    if (!u.app || u.status_at(now) != "success") continue;
+    if (!u.app) continue;
+    for (SimTime change : {u.ends, u.aborted}) {
+      if (change == kNever) continue;
+      if (change <= now) from = std::max(from, change);
+      if (change > now) until = std::min(until, change);
+    }
+    if (u.status_at(now) != "success") continue;
     auto it = std::find_if(apps.begin(), apps.end(),
                            [&](const upswift::AppVersion& a) { return a.name == u.app->name; });
     if (it != apps.end()) {
@@ -60,7 +73,8 @@ std::vector<upswift::AppVersion> SimDevice::apps_at(SimTime now) const {
       apps.push_back(*u.app);
     }
   }
-  return apps;
+  apps_kept_ = AppsKept{upswift::AppList(std::move(apps)), updates.size(), from, until};
+  return apps_kept_->apps;
 }
 
 bool SimDevice::has_tag(const std::string& tag) const {
@@ -115,8 +129,9 @@ Fleet::Fleet(const FleetSpec& spec, SimTime start) : spec_(spec), rng_(spec.seed
         d.name = fmt::format("{}-{:04}", lower(g.name), i + 1);
         d.project = project.name;
         d.group = g.name;
-        d.tags = g.tags;
-        for (const std::string& t : extra_tags[static_cast<std::size_t>(i)]) d.tags.push_back(t);
+        std::vector<std::string> tags = g.tags;
+        for (const std::string& t : extra_tags[static_cast<std::size_t>(i)]) tags.push_back(t);
+        d.tags = std::move(tags);
         d.initial_apps = g.apps;
         d.online_initially = online[static_cast<std::size_t>(i)];
         place_offline(d);
@@ -180,7 +195,7 @@ std::vector<const SimDevice*> Fleet::select(const upswift::DeployRequest& r, Sim
   const bool last_status = needs(upswift::FilterType::update_status);
   std::vector<const SimDevice*> out;
   auto consider = [&](const SimDevice& d) {
-    upswift::DeviceFacts facts{&d.uuid, &d.project,       &d.group,    &d.tags,
+    upswift::DeviceFacts facts{&d.uuid, &d.project,       &d.group,    &d.tags.items(),
                                {},      d.online_at(now), std::nullopt};
     if (apps) {
       for (const upswift::AppVersion& a : d.apps_at(now)) facts.app_names.push_back(a.name);
@@ -208,6 +223,7 @@ Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now)
   }
   if (auto error = check_project_and_groups(r.project, r.groups)) return {error, 0};
   std::vector<const SimDevice*> chosen = select(r, now);
+  const upswift::SharedText comment(r.comment.value_or(""));
   for (const SimDevice* target : chosen) {
     SimDevice& d = devices_[static_cast<std::size_t>(target - devices_.data())];
     const Behavior b = behavior_for(d, r.flow_id);
@@ -220,7 +236,7 @@ Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now)
     u.update_id = ++next_update_id_;
     u.scheduled = now;
     u.version = r.app ? r.app->version : "";
-    u.comment = r.comment.value_or("");
+    u.comment = comment;
     u.app = r.app;
     const SimTime online_from = d.online_at(now) ? now : d.returns_at;
     if (online_from != kNever) {

@@ -91,7 +91,7 @@ struct SimUpdate {
   SimTime offline_from = kNever;  // the device drops offline mid-update
   bool fails = false;
   std::string version;
-  std::string comment;
+  upswift::SharedText comment;  // one for every device of the call
   std::optional<upswift::AppVersion> app;
 
   std::string_view status_at(SimTime now) const;  // the contract's word
@@ -104,15 +104,25 @@ struct SimDevice {
   std::string name;
   std::string project;
   std::string group;
-  std::vector<std::string> tags;
+  upswift::TagList tags;  // shared with every view of the device
   std::vector<upswift::AppVersion> initial_apps;
   bool online_initially = true;
   SimTime returns_at = kNever;  // for devices offline at the start
   std::vector<SimUpdate> updates;
 
   bool online_at(SimTime now) const;
-  std::vector<upswift::AppVersion> apps_at(SimTime now) const;
+  // Its apps at `now`: the initial ones, with each app an update brought once it succeeded.
+  // Kept between calls while they cannot have changed (one thread uses a fleet at a time).
+  upswift::AppList apps_at(SimTime now) const;
   bool has_tag(const std::string& tag) const;
+
+ private:
+  struct AppsKept {
+    upswift::AppList apps;
+    std::size_t updates = 0;    // how many updates it was made from
+    SimTime from{0}, until{0};  // valid in [from, until)
+  };
+  mutable std::optional<AppsKept> apps_kept_;
 };
 
 class Fleet {

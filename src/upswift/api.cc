@@ -99,7 +99,7 @@ std::string devices_page_json(const DevicesPage& page) {
       updates.push_back({{"update_id", u.update_id},
                          {"update_status", u.update_status},
                          {"update_version", u.update_version},
-                         {"comment", u.comment},
+                         {"comment", u.comment.str()},
                          {"deployment_schedule_time", u.deployment_schedule_time.shown()}});
     }
     devices.push_back({{"device_id", d.device_id},
@@ -107,7 +107,7 @@ std::string devices_page_json(const DevicesPage& page) {
                        {"device_name", d.device_name},
                        {"project", d.project},
                        {"group", d.group},
-                       {"tags", d.tags},
+                       {"tags", d.tags.items()},
                        {"last_keepalive", d.last_keepalive.shown()},
                        {"is_update_trigger_set", d.is_update_trigger_set},
                        {"apps", apps},

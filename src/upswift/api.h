@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,11 +30,57 @@ struct ShownTime {
   bool operator==(const ShownTime& o) const { return shown() == o.shown(); }
 };
 
+// A list a device's views share instead of copying (its tags, its apps), read as a vector: a
+// simulator lists the same thousands of devices, each with the same few tags and apps, at
+// every poll.
+template <typename T>
+class SharedList {
+ public:
+  SharedList() = default;
+  SharedList(std::vector<T> items)  // NOLINT: a list is one
+      : items_(std::make_shared<const std::vector<T>>(std::move(items))) {}
+  SharedList(std::initializer_list<T> items) : SharedList(std::vector<T>(items)) {}
+
+  const std::vector<T>& items() const { return items_ ? *items_ : empty_list(); }
+  auto begin() const { return items().begin(); }
+  auto end() const { return items().end(); }
+  std::size_t size() const { return items().size(); }
+  bool empty() const { return items().empty(); }
+  bool operator==(const SharedList& o) const { return items() == o.items(); }
+
+ private:
+  static const std::vector<T>& empty_list() {
+    static const std::vector<T> none;
+    return none;
+  }
+  std::shared_ptr<const std::vector<T>> items_;
+};
+using AppList = SharedList<AppVersion>;
+using TagList = SharedList<std::string>;
+
+// Text every view shares: an update's comment, the same on each device one call reached.
+class SharedText {
+ public:
+  SharedText() = default;
+  SharedText(std::string text)  // NOLINT: text is text
+      : text_(std::make_shared<const std::string>(std::move(text))) {}
+  SharedText(const char* text) : SharedText(std::string(text)) {}  // NOLINT
+
+  const std::string& str() const {
+    static const std::string none;
+    return text_ ? *text_ : none;
+  }
+  bool operator==(const SharedText& o) const { return str() == o.str(); }
+
+ private:
+  std::shared_ptr<const std::string> text_;
+};
+
 struct UpdateRecord {
   std::int64_t update_id = 0;
   std::string update_status;  // pending, in_progress, success, failed, aborted
   std::string update_version;
-  std::string comment;
+  SharedText comment;
   ShownTime deployment_schedule_time;
   bool operator==(const UpdateRecord&) const = default;
 };
@@ -43,8 +91,8 @@ struct Device {
   std::string device_name;
   std::string project;
   std::string group;
-  std::vector<std::string> tags;
-  std::vector<AppVersion> apps;  // not in the public docs; the simulator's documented reading
+  TagList tags;
+  AppList apps;  // not in the public docs; the simulator's documented reading
   ShownTime last_keepalive;
   bool is_update_trigger_set = false;
   std::vector<UpdateRecord> updates;  // oldest first; the last is the device's current update

@@ -87,19 +87,23 @@ std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string
     text(d, "group", dev.group);
     dom::element e;
     if (optional(d, "tags", e)) {
+      std::vector<std::string> tags;
       for (dom::element tag : need(e.get_array(), "tags"))
-        dev.tags.emplace_back(need(tag.get_string(), "tags"));
+        tags.emplace_back(need(tag.get_string(), "tags"));
+      dev.tags = std::move(tags);
     }
     shown(d, "last_keepalive", dev.last_keepalive);
     bool trigger = false;
     if (optional(d, "is_update_trigger_set", e) && e.get_bool().get(trigger) == simdjson::SUCCESS)
       dev.is_update_trigger_set = trigger;
     if (optional(d, "apps", e) && e.is_array()) {
+      std::vector<AppVersion> apps;
       for (dom::element app : need(e.get_array(), "apps")) {
         const dom::object a = need(app.get_object(), "apps");
-        dev.apps.push_back({std::string(need(a["name"].get_string(), "apps: name")),
-                            std::string(need(a["version"].get_string(), "apps: version"))});
+        apps.push_back({std::string(need(a["name"].get_string(), "apps: name")),
+                        std::string(need(a["version"].get_string(), "apps: version"))});
       }
+      dev.apps = std::move(apps);
     }
     if (optional(d, "updates", e) && e.is_array()) {
       for (dom::element update : need(e.get_array(), "updates")) {
@@ -108,7 +112,9 @@ std::optional<DevicesPage> parse_devices_page(std::string_view body, std::string
         r.update_id = need(u["update_id"].get_int64(), "updates: update_id");
         r.update_status = need(u["update_status"].get_string(), "updates: update_status");
         text(u, "update_version", r.update_version);
-        text(u, "comment", r.comment);
+        std::string comment;
+        text(u, "comment", comment);
+        r.comment = std::move(comment);
         shown(u, "deployment_schedule_time", r.deployment_schedule_time);
       }
     }

@@ -455,8 +455,8 @@ int engine_overhead(int stages, const std::string& db_path, int rounds) {
   std::vector<double> per_stage_us, logic_us;
   EngineRun r;
   for (int round = 0; round < rounds; ++round) {
-    auto store = fresh_state(db_path);
-    r = run_engine(text, one_device_per_group(stages), *store, "r-bench");
+    auto store = fresh_state(db_path);  // a PostgreSQL database keeps earlier rounds' runs
+    r = run_engine(text, one_device_per_group(stages), *store, fmt::format("r-bench-{}", round));
     per_stage_us.push_back((r.total_ms - r.api_ms) * 1000.0 / stages);
     logic_us.push_back((r.total_ms - r.api_ms - r.store_ms) * 1000.0 / stages);
   }
@@ -536,7 +536,8 @@ int dispatch(const std::string& url, int devices, const std::string& db_path) {
   return 0;
 }
 
-// One rehearsal at a time (seeds 1..rounds), each timed: the cost of one.
+// One rehearsal at a time with the fleet file's seed (as `rollout rehearse` runs it), `rounds`
+// times: the cost of one.
 int rehearse(const std::string& plan_path, const std::string& fleet_path, int rounds) {
   const auto read = [](const std::string& path) {
     std::ifstream in(path);
@@ -553,8 +554,8 @@ int rehearse(const std::string& plan_path, const std::string& fleet_path, int ro
   std::vector<double> ms;
   for (int i = 0; i < rounds; ++i) {
     const auto t = Steady::now();
-    const auto r = rehearsal::rehearse(*loaded.plan, *graph, *fleet.spec,
-                                       static_cast<std::uint64_t>(i + 1), options);
+    const auto r =
+        rehearsal::rehearse(*loaded.plan, *graph, *fleet.spec, fleet.spec->seed, options);
     ms.push_back(ms_since(t));
     if (r.details_calls == 0) std::abort();
   }

@@ -83,8 +83,11 @@ TEST_CASE("an update moves pending -> in_progress -> success, and sets the app v
   CHECK(d.updates.back().status_at(t0) == "pending");
   CHECK(d.updates.back().status_at(t0 + 10s) == "in_progress");
   CHECK(d.updates.back().status_at(t0 + 70s) == "success");
-  CHECK(d.apps_at(t0 + 69s).front().version == "v1");
-  CHECK(d.apps_at(t0 + 70s).front().version == "v2");
+  CHECK(d.apps_at(t0 + 69s).items().front().version == "v1");
+  CHECK(d.apps_at(t0 + 70s).items().front().version == "v2");
+  // Kept between calls only while they cannot have changed: asked again, earlier or later.
+  CHECK(d.apps_at(t0 + 69s).items().front().version == "v1");
+  CHECK(d.apps_at(t0 + 2h).items().front().version == "v2");
   // update_status is the LAST update's.
   auto succeeded = request({}, {{FilterType::update_status, Operand::is, "success"}});
   CHECK(fleet.select(succeeded, t0 + 70s).size() == 10);
