@@ -246,31 +246,7 @@ void Engine::Impl::send_queued(StageRun& s) {
           crash_point("after_answer");
           StageRun& st = stages[id];
           --st.sends_in_flight;
-          switch (r.error.status) {
-            case upswift::CallStatus::ok:
-              write_outcome(st, CallKind::dispatch, call_id, CallOutcome::accepted, 200, "");
-              break;
-            case upswift::CallStatus::refused:
-              write_outcome(st, CallKind::dispatch, call_id, CallOutcome::refused,
-                            r.error.http_status, r.error.message);
-              break;
-            case upswift::CallStatus::failed:
-              write_outcome(st, CallKind::dispatch, call_id, CallOutcome::failed,
-                            r.error.http_status, r.error.message);
-              if (!stopping) {  // the first of the batch says why; the others stop with it
-                event(st.record.name, "error", r.error.message);
-                fail_run(
-                    fmt::format("stage {}: deploy_update could not be sent ({}); nothing was "
-                                "applied; continue with rollout resume {}",
-                                st.record.name, r.error.message, run_id));
-              }
-              break;
-            case upswift::CallStatus::unknown_outcome:
-              write_outcome(st, CallKind::dispatch, call_id, CallOutcome::unknown,
-                            r.error.http_status, r.error.message);
-              event(st.record.name, "dispatch_unknown", r.error.message);
-              break;
-          }
+          record_answer(st, call_id, r);
           send_queued(st);
           dispatch_each(st);  // once the batch's last answer is in
         }));
@@ -325,36 +301,48 @@ void Engine::Impl::send_dispatch(StageRun& s, const upswift::DeployRequest& requ
                                static_cast<std::int64_t>(s.snapshot->size()))})
           .front();
   const dag::StageId id = s.id;
-  api.deploy_update(
-      request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
-        crash_point("after_answer");
-        StageRun& st = stages[id];
-        switch (r.error.status) {
-          case upswift::CallStatus::ok:
-            write_outcome(st, CallKind::dispatch, call_id, CallOutcome::accepted, 200, "");
-            event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
-            break;
-          case upswift::CallStatus::refused:
-            write_outcome(st, CallKind::dispatch, call_id, CallOutcome::refused,
-                          r.error.http_status, r.error.message);
-            return stage_error(st, r.error.message);
-          case upswift::CallStatus::failed:
-            write_outcome(st, CallKind::dispatch, call_id, CallOutcome::failed, r.error.http_status,
-                          r.error.message);
-            event(st.record.name, "error", r.error.message);
-            fail_run(
-                fmt::format("stage {}: deploy_update could not be sent ({}); nothing was "
-                            "applied; continue with rollout resume {}",
-                            st.record.name, r.error.message, run_id));
-            return;
-          case upswift::CallStatus::unknown_outcome:
-            write_outcome(st, CallKind::dispatch, call_id, CallOutcome::unknown,
-                          r.error.http_status, r.error.message);
-            event(st.record.name, "dispatch_unknown", r.error.message);
-            break;
-        }
-        resume_dispatch(st);
-      }));
+  api.deploy_update(request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+                      crash_point("after_answer");
+                      StageRun& st = stages[id];
+                      record_answer(st, call_id, r);
+                      switch (r.error.status) {
+                        case upswift::CallStatus::ok:
+                          event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
+                          break;
+                        case upswift::CallStatus::refused:
+                          return stage_error(st, r.error.message);
+                        case upswift::CallStatus::failed:
+                          return;
+                        case upswift::CallStatus::unknown_outcome:
+                          break;
+                      }
+                      resume_dispatch(st);
+                    }));
+}
+
+// A dispatch's answer: its outcome recorded, an unknown one said; one that could not be sent
+// (certainly not applied) stops the run for a person.
+void Engine::Impl::record_answer(StageRun& s, std::int64_t call_id,
+                                 const upswift::Result<upswift::Accepted>& r) {
+  switch (r.error.status) {
+    case upswift::CallStatus::ok:
+      return write_outcome(s, CallKind::dispatch, call_id, CallOutcome::accepted, 200, "");
+    case upswift::CallStatus::refused:
+      return write_outcome(s, CallKind::dispatch, call_id, CallOutcome::refused,
+                           r.error.http_status, r.error.message);
+    case upswift::CallStatus::failed:
+      write_outcome(s, CallKind::dispatch, call_id, CallOutcome::failed, r.error.http_status,
+                    r.error.message);
+      event(s.record.name, "error", r.error.message);
+      return fail_run(fmt::format(
+          "stage {}: deploy_update could not be sent ({}); nothing was applied; continue with "
+          "rollout resume {}",
+          s.record.name, r.error.message, run_id));
+    case upswift::CallStatus::unknown_outcome:
+      write_outcome(s, CallKind::dispatch, call_id, CallOutcome::unknown, r.error.http_status,
+                    r.error.message);
+      return event(s.record.name, "dispatch_unknown", r.error.message);
+  }
 }
 
 // Calls whose answers never came, of one kind and marker: after the settle delay (when any

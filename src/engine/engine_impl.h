@@ -210,6 +210,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void write_outcome(StageRun& s, CallKind kind, std::int64_t call_id, CallOutcome outcome,
                      int http_status, const std::string& message);
   void send_dispatch(StageRun& s, const upswift::DeployRequest& request);
+  void record_answer(StageRun& s, std::int64_t call_id,
+                     const upswift::Result<upswift::Accepted>& r);
   // Settles calls of one kind and marker together, with one reading of the devices.
   void settle(StageRun& s, const ApiCall& call, std::vector<Unsettled> calls,
               const std::string& what);

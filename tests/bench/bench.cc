@@ -141,14 +141,19 @@ int plan_load(int stages, int rounds) {
   return 0;
 }
 
-int client_throughput(const std::string& url, int concurrency, int total) {
-  asio::io_context io;
+// The client against the simulator with the rate limit lifted.
+client::ClientConfig unlimited(const std::string& url) {
   client::ClientConfig config;
   config.base_url = url;
   config.user_token = "bench";
   config.rate_calls = 10'000'000;
   config.rate_per = std::chrono::milliseconds(1000);
-  client::UpswiftClient api(io, config);
+  return config;
+}
+
+int client_throughput(const std::string& url, int concurrency, int total) {
+  asio::io_context io;
+  client::UpswiftClient api(io, unlimited(url));
   int started = 0, finished = 0, failed = 0;
   std::function<void()> launch = [&] {
     if (started >= total) return;
@@ -497,12 +502,7 @@ int dispatch(const std::string& url, int devices, const std::string& db_path) {
   if (store.acquire_lease(run_id, options.owner, std::chrono::system_clock::now(), Millis{30000}))
     std::abort();
   asio::io_context io;
-  client::ClientConfig config;
-  config.base_url = url;
-  config.user_token = "bench";
-  config.rate_calls = 10'000'000;
-  config.rate_per = std::chrono::milliseconds(1000);
-  client::UpswiftClient api(io, config);
+  client::UpswiftClient api(io, unlimited(url));
   api.set_send_guard([&] { return store.check_lease(run_id); });  // as `rollout apply` does
   AsioClock clock(io, 1);
   struct Watch : engine::Observer {
@@ -643,12 +643,7 @@ int memory(const std::string& url, int devices) {
   engine::create_run(store, *loaded.plan, {"mem.yaml", text, "bench", "bench", url}, "r-mem",
                      std::chrono::system_clock::now());
   asio::io_context io;
-  client::ClientConfig config;
-  config.base_url = url;
-  config.user_token = "bench";
-  config.rate_calls = 10'000'000;
-  config.rate_per = std::chrono::milliseconds(1000);
-  client::UpswiftClient api(io, config);
+  client::UpswiftClient api(io, unlimited(url));
   AsioClock clock(io, 600);
   Quiet quiet;
   engine::EngineOptions options;
