@@ -27,18 +27,15 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -G Ninja -DROLLOUT_WERROR=ON -DROLLOUT_SANITIZE=address,undefined \
   -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -g1" -DROLLOUT_RANDOM_KILLS=0 -DROLLOUT_UNITY=OFF \
   -DROLLOUT_E2E_SKIP=sigkill_at >/dev/null
-cmake --build build-asan --target unit_tests integration_tests rollout
+cmake --build build-asan --target unit_tests integration_tests rehearsal_tests rollout
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" -R '^(unit|unit_pg|integration|seed_python_example|e2e_runs|e2e_kills|e2e_views|e2e_plans|hostile)$'
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -R '^(unit|unit_pg|integration|rehearsal|seed_python_example|e2e_runs|e2e_kills|e2e_views|e2e_plans|hostile)$'
 
 # Threads: the simulator's server on its own thread beside the client (apply --simulate does
 # that too), which is what the integration tests exercise; and rehearsals run at once.
 echo "== ThreadSanitizer"
 cmake -S . -B build-tsan -G Ninja -DROLLOUT_WERROR=ON -DROLLOUT_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" >/dev/null
-cmake --build build-tsan --target integration_tests unit_tests
+cmake --build build-tsan --target integration_tests rehearsal_tests
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-  ctest --test-dir build-tsan --output-on-failure -R '^integration$'
-# and `rehearse --runs`, several rehearsals at once on threads of their own.
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-  build-tsan/tests/unit_tests --test-case='rehearsal: several at once*'
+  ctest --test-dir build-tsan --output-on-failure -R '^(integration|rehearsal)$'

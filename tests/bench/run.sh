@@ -169,9 +169,10 @@ threads, 64 connections) $sim_wrk/s.
 | of which the engine's own logic | $(field "$engine_mem" logic_us_per_stage) µs | the rest: $(field "$engine_mem" store_writes) write transactions and $(( $(field "$engine_mem" store_calls) - $(field "$engine_mem" store_writes) )) reads, $(field "$engine_mem" store_ms) ms |
 | engine time per stage, 200 stages, state on disk | $(field "$engine_file" engine_us_per_stage) µs | $(field "$engine_file" store_writes) write transactions ($(field "$engine_file" writes_per_stage) per stage) in $(field "$engine_file" store_ms) ms |
 
-Each stage commits three transactions: its start (with the previous stage's verdict), its
-snapshot with its deploy_update's intent (before the call leaves), and the call's outcome
-with the gate starting; the gate's observations commit with what they decide.
+A stage commits at most three transactions: its start (with the previous stage's verdict),
+its snapshot with its deploy_update's intent (before the call leaves), and the call's outcome
+with the gate starting; the gate's observations commit with what they decide, and answers
+that come in the same turn of the loop share one.
 
 ## The state on PostgreSQL beside SQLite
 
