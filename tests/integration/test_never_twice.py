@@ -18,11 +18,13 @@ import time
 
 from e2e import (connect_state, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
                  assert_state_sound, rollout, run_id_of, run_of, start_apply, started)
+from cli_helpers import sampled_wave_targets
 
 ROLLOUT = Env.rollout
 SRC = Env.src
 PLAN = SRC / "tests/plans/four-stage.yaml"
 APPROVAL_PLAN = SRC / "tests/plans/approval-four-stage.yaml"
+SAMPLED_PLAN = SRC / "tests/plans/sampled.yaml"
 STAGES = ["canary", "eu", "us", "everyone"]
 
 
@@ -99,9 +101,10 @@ def test_html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_fake
     foreign_answers(tmp, "fake")
 
 
-def fault_mix_trial(tmp, seed):
+def fault_mix_trial(tmp, seed, plan=PLAN):
     """429s, 500s, answers dropped after applying, idle keep-alive connections closed, and a
-    SIGKILL at a random moment, then resumes until the run ends: each stage applied once."""
+    SIGKILL at a random moment, then resumes until the run ends: each stage applied once (each
+    device of a sampled wave, whose calls go out in batches written ahead together)."""
     rng = random.Random(seed)
     kind = "sim" if seed % 2 else "fake"
     faults = {"throttle": 0.3, "error_500": 0.1, "drop_after_apply": 0.5}
@@ -109,7 +112,7 @@ def fault_mix_trial(tmp, seed):
         faults["idle_close"] = 0.3
     with Server(tmp, kind, faults, seed=seed) as server:
         db = f"{tmp}/state.db"
-        proc = start_apply(PLAN, db, server.url)
+        proc = start_apply(plan, db, server.url)
         kill_after = rng.uniform(0.05, 2.0)
         try:
             out, err = proc.communicate(timeout=kill_after)
@@ -123,6 +126,10 @@ def fault_mix_trial(tmp, seed):
         p = resume_until_done(run, db, server.url, first)
         assert_state_sound(db)
         applied = server.applied_per_marker()
+        if plan == SAMPLED_PLAN:
+            wave = sampled_wave_targets(server, run)
+            assert all(n == 1 for n in wave.values()), wave  # never twice to a device
+            applied.pop(f"{run}/wave", None)
         assert all(n == 1 for n in applied.values()), applied  # never twice
         if p.returncode == EXIT_STOPPED:
             # Three deploy_update attempts that certainly did not take (500s, or intents cut
@@ -131,7 +138,10 @@ def fault_mix_trial(tmp, seed):
             assert "did not go through in 3 attempts" in p.stdout, (kind, seed, p.stdout, p.stderr)
             return
         assert p.returncode == EXIT_OK, (kind, seed, p.stdout, p.stderr)
-        assert_each_stage_once(server, run)
+        if plan == SAMPLED_PLAN:
+            assert applied == {f"{run}/eu": 1} and len(wave) == 5, (applied, wave)
+        else:
+            assert_each_stage_once(server, run)
 
 
 
@@ -397,7 +407,8 @@ def pytest_generate_tests(metafunc):
     its trial: the same faults, the same moments; the seed also picks the server, `rollout
     sim` or the contract-only fake)."""
     first = Env.options.first_seed
-    for name, count in (("mix_seed", Env.options.seeds), ("freeze_seed", Env.options.freezes)):
+    for name, count in (("mix_seed", Env.options.seeds), ("freeze_seed", Env.options.freezes),
+                        ("sampled_seed", max(1, Env.options.seeds // 2))):
         if name in metafunc.fixturenames:
             seeds = list(range(first, first + count))
             metafunc.parametrize(name, seeds, ids=[f"seed{s}" for s in seeds])
@@ -405,6 +416,10 @@ def pytest_generate_tests(metafunc):
 
 def test_fault_mix_sigkill_and_resume_applies_each_stage_once(tmp, mix_seed):
     fault_mix_trial(tmp, mix_seed)
+
+
+def test_fault_mix_on_a_sampled_wave_applies_each_device_once(tmp, sampled_seed):
+    fault_mix_trial(tmp, sampled_seed, plan=SAMPLED_PLAN)
 
 
 def test_freeze_past_the_lease_takeover_then_thaw_sends_nothing_and_exits_1(tmp, freeze_seed):
