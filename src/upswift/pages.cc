@@ -53,7 +53,7 @@ dom::parser& parser() {
 // {"more": bool, "message": [...]}: `each` reads one element of the message.
 template <typename Page, typename Each>
 std::optional<Page> read_page(std::string_view body, std::string* why, Each each) {
-  std::size_t at = 0;
+  std::optional<std::size_t> at;  // the element of the message being read
   try {
     dom::element root;
     if (const auto error = parser().parse(body.data(), body.size()).get(root))
@@ -62,15 +62,14 @@ std::optional<Page> read_page(std::string_view body, std::string* why, Each each
     Page page;
     page.more = need(answer["more"].get_bool(), "more");
     const dom::array message = need(answer["message"].get_array(), "message");
+    at = 0;
     for (dom::element item : message) {
       each(page, need(item.get_object(), "a device"));
-      ++at;
+      ++*at;
     }
     return page;
   } catch (const Unreadable& u) {
-    if (why)
-      *why = at == 0 && u.why.rfind("not JSON", 0) == 0 ? u.why
-                                                        : fmt::format("message[{}]: {}", at, u.why);
+    if (why) *why = at ? fmt::format("message[{}]: {}", *at, u.why) : u.why;
     return std::nullopt;
   }
 }

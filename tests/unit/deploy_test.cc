@@ -84,7 +84,9 @@ TEST_CASE("a devices page the contract does not describe is unreadable, and says
   CHECK_FALSE(parse_devices_page("<html>proxy error</html>", &why));
   CHECK(why.rfind("not JSON", 0) == 0);
   CHECK_FALSE(parse_devices_page(R"({"message": []})", &why));
-  CHECK(why.find("more") != std::string::npos);
+  CHECK(why.rfind("more: ", 0) == 0);
+  CHECK_FALSE(parse_devices_page("[1, 2]", &why));
+  CHECK(why.rfind("the answer: ", 0) == 0);
   CHECK_FALSE(parse_devices_page(
       R"({"more": false, "message": [{"device_id": 1, "device_uuid": "a"}, {"device_uuid": "b"}]})",
       &why));
