@@ -157,8 +157,17 @@ std::vector<Result> rehearse_many(const plan::Plan& plan, const dag::Graph& grap
       if (failure) break;
       Result r = std::move(*done[results.size()]);
       lock.unlock();
-      if (each) each(r);
+      std::exception_ptr error;
+      try {
+        if (each) each(r);
+      } catch (...) {  // the workers stop before it goes on
+        error = std::current_exception();
+      }
       lock.lock();
+      if (error) {
+        failure = error;
+        break;
+      }
       results.push_back(std::move(r));
     }
   }
