@@ -108,13 +108,16 @@ struct Harness {
     int reached = 0;
     // Only the engine's own crash points (engine/markers.h): a misspelt one never crashes.
     REQUIRE((crash_at.empty() || engine::is_crash_point(crash_at)));
+    engine::Engine* running = nullptr;
     options.crash_point = [&](std::string_view point) {
       CHECK(engine::is_crash_point(point));
+      if (at_point && running) at_point(*running, point);
       if (point == crash_at && ++reached == crash_on) throw Crash{};
     };
     REQUIRE_FALSE(store.acquire_lease(run_id, options.owner, clock.now(), 30s));
     engine::Engine engine(io, *checked.loaded.plan, *checked.graph, api,
                           engine_store ? *engine_store : store, clock, observer, run_id, options);
+    running = &engine;
     std::optional<engine::Outcome> outcome;
     bool crashed = false;
     try {
@@ -163,7 +166,9 @@ struct Harness {
   std::unique_ptr<store::SqlStore> owned_store;  // SQLite, or PostgreSQL (test_state.h)
   store::SqlStore& store;
   state::StateStore* engine_store = nullptr;  // the engine's view of `store`, when not itself
-  bool store_failed = false;                  // a run ended by an injected store failure
+  // Called at each of the engine's crash points, with the engine: a signal at that moment.
+  std::function<void(engine::Engine&, std::string_view)> at_point;
+  bool store_failed = false;  // a run ended by an injected store failure
   NullObserver observer;
   std::string run_id = "r-test";
   int deploys_sent = 0;
@@ -677,6 +682,51 @@ TEST_CASE(
   for (const auto& d : h.applied_devices) ++per_device[d];
   CHECK(per_device.size() == 5);
   for (const auto& [device, n] : per_device) CHECK(n == 1);
+}
+
+TEST_CASE("interrupted mid-batch, a wave's calls not sent yet are recorded as not sent") {
+  const std::string plan = R"(version: 1
+name: wide
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 0s, timeout: 6h, poll: 5m, min_success: 100%, max_failed: 0}
+stages:
+  - name: wave
+    groups: [US]
+    sample: {count: 12}
+)";
+  Harness h(plan);
+  bool signalled = false;
+  h.at_point = [&](engine::Engine& e, std::string_view point) {
+    if (point == "after_answer" && !signalled) {
+      signalled = true;
+      e.interrupt();  // SIGINT as the first answer of the batch comes in
+    }
+  };
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::interrupted);
+  // 12 written ahead together, 8 sent (the first at once), 4 recorded as never sent.
+  const auto calls = h.store.load_calls("r-test");
+  REQUIRE(calls.size() == 12);
+  CHECK(h.deploys_sent == 8);
+  int not_sent = 0;
+  for (const auto& c : calls) {
+    CHECK(c.outcome);
+    if (c.message == "not sent: the run was stopping") ++not_sent;
+  }
+  CHECK(not_sent == 4);
+  h.at_point = {};
+  outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  std::map<std::string, int> per_device;
+  for (const auto& d : h.applied_devices) ++per_device[d];
+  CHECK(per_device.size() == 12);
+  for (const auto& [device, n] : per_device) CHECK(n == 1);
+  CHECK(h.deploys_sent == 12);  // the 4 not sent went out on resume, nothing else again
 }
 
 TEST_CASE("a sampled wave's unknown outcomes are settled per device, never sent twice") {
