@@ -4,6 +4,7 @@
 
 #include "check_plan.h"
 #include "fleet_builder.h"
+#include "three_stage_plan.h"
 #include "util/time_text.h"
 #include "view/progress.h"
 #include "view/report.h"
@@ -17,27 +18,8 @@ using test::word;
 
 namespace {
 
-const std::string kViewPlan = R"(version: 1
-name: fw-3
-flow_id: f-new
-project: Demo
-app: {name: fw, version: v3}
-defaults:
-  gate: {bake: 1h, timeout: 6h, poll: 5m, min_success: 90%, max_failed: 10%}
-stages:
-  - name: canary
-    groups: [Canary]
-    gate: {min_success: 100%, max_failed: 0, bake: 2h}
-  - name: eu
-    needs: [canary]
-    groups: [EU]
-  - name: us
-    needs: [canary]
-    groups: [US]
-    approval: required
-)";
-
-const WallTime t0 = WallTime(std::chrono::hours(24 * 365 * 50));
+const std::string& kViewPlan = test::kThreeStagePlan;
+const WallTime t0 = test::kTestStart;
 
 state::StageRecord stage(const std::string& name, const std::string& status) {
   state::StageRecord s;
