@@ -61,14 +61,18 @@ std::vector<std::int64_t> Engine::Impl::flush(const std::vector<ApiCall>& intent
   if (heartbeat) batch.heartbeat.emplace(options.owner, options.wall_clock());
   if (batch.empty()) return {};
   const std::vector<std::int64_t> ids = store.write(batch);
-  // The crash points name what has just become durable.
-  if (!batch.snapshots.empty()) crash_point("after_snapshot");
+  // The crash points name what has just become durable, once for each record: the n-th
+  // outcome is the n-th however many answers shared its transaction.
+  const auto reached = [this](std::string_view point, std::size_t records) {
+    for (std::size_t i = 0; i < records; ++i) crash_point(point);
+  };
+  reached("after_snapshot", batch.snapshots.size());
   if (!intents.empty()) {
-    crash_point(intents.front().kind == CallKind::rollback ? "after_rollback_intent"
-                                                           : "after_intent");
+    reached(intents.front().kind == CallKind::rollback ? "after_rollback_intent" : "after_intent",
+            intents.size());
   }
-  if (!batch.outcomes.empty()) crash_point("after_outcome");
-  if (!batch.observations.empty()) crash_point("after_observation");
+  reached("after_outcome", batch.outcomes.size());
+  reached("after_observation", batch.observations.size());
   for (auto& notice : p.notices) notice();
   return ids;
 }
