@@ -2,6 +2,7 @@
 invalid input, signals, a second process, faults, and the token kept out of everything."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -146,7 +147,13 @@ def test_faults_429_5xx_slow_drops_complete_without_duplicates(tmp):
         for _ in range(5):
             if p.returncode == EXIT_OK:
                 break
-            assert p.returncode == EXIT_ERROR, p.stdout + p.stderr  # gave up cleanly; resumable
+            if p.returncode == EXIT_PAUSED:
+                # A gate whose reads kept being refused (429s) until its timeout on a slow
+                # machine (a sanitizer build) is inconclusive: a person approves it.
+                for stage in sorted(set(re.findall(r"(\w+) \(inconclusive gate\)", p.stdout))):
+                    assert rollout("approve", run, stage, "--state", db).returncode == EXIT_OK
+            else:
+                assert p.returncode == EXIT_ERROR, p.stdout + p.stderr  # gave up cleanly; resumable
             p = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url, timeout=300)
         assert p.returncode == EXIT_OK, p.stdout + p.stderr
         assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
