@@ -43,6 +43,15 @@ int run_abort(AbortOptions& o) {
         o.rollback ? " and rolls back what it dispatched" : "");
     return kExitOk;
   }
+  // The process that ran it may have carried the request out and ended between the request
+  // and this lease (told at once on PostgreSQL): then it is done, by that process.
+  if (auto now_run = store->load_run(run->id); now_run && state::is_final(now_run->status)) {
+    store->release_lease(run->id, this_process());
+    std::cout << fmt::format(
+        "abort of run {} recorded; the process running it has stopped it ({}: {}).\n", run->id,
+        state::name(now_run->status), now_run->reason);
+    return kExitOk;
+  }
   if (!o.rollback) {
     store->set_run_status(run->id, state::RunStatus::aborted, fmt::format("aborted by {}", who),
                           now, true);
