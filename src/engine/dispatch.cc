@@ -43,21 +43,44 @@ void Engine::Impl::take_snapshot(StageRun& s) {
         }
         std::string how;
         if (const auto& sample = spec(stage).sample) {
-          // Devices an earlier stage of this run targeted are not drawn again.
-          std::set<std::string> taken;
+          // Devices an earlier stage of this run targeted are not drawn again; a ramp's
+          // earlier steps count towards its share.
+          const auto& ramp = spec(stage).ramp;
+          std::set<std::string> taken, ramp_taken;
           for (const StageRun& other : stages) {
             if (other.id == stage.id || !other.snapshot) continue;
-            for (const auto& d : *other.snapshot) taken.insert(d.uuid);
+            const bool same_ramp = ramp && spec(other).ramp && spec(other).ramp->stage == ramp->stage;
+            for (const auto& d : *other.snapshot) (same_ramp ? ramp_taken : taken).insert(d.uuid);
           }
           const std::size_t found = devices.size();
           std::erase_if(devices, [&](const SnapshotDevice& d) { return taken.count(d.uuid) > 0; });
           const std::size_t left_out = found - devices.size();
+          const std::size_t base = devices.size();
+          std::erase_if(devices,
+                        [&](const SnapshotDevice& d) { return ramp_taken.count(d.uuid) > 0; });
           const std::size_t candidates = devices.size();
-          devices = draw_sample(std::move(devices), *sample, run_id + "/" + stage.record.name);
-          how = fmt::format(
-              ", a sample of {} from {} candidate(s){}", plan::format_sample(*sample), candidates,
-              left_out ? fmt::format(" ({} left out: earlier stages targeted them)", left_out)
-                       : "");
+          const std::string left_out_text =
+              left_out ? fmt::format(" ({} left out: earlier stages targeted them)", left_out) : "";
+          if (ramp) {
+            const std::size_t k = ramp_step_size(base, ramp_taken.size(), ramp->percent);
+            how = fmt::format(
+                ", step {} of {} of ramp {}: {} of {} device(s) in all, {} of them in earlier "
+                "steps{}",
+                ramp->index + 1, ramp->steps, ramp->stage, plan::format_percent(ramp->percent),
+                base, k + ramp_taken.size(), ramp_taken.size(), left_out_text);
+            if (k == 0) {
+              const std::string why = fmt::format("no device to add at this step{}", how);
+              event(stage.record.name, "stage_passed", why);
+              return set_stage(stage, StageStatus::passed, why);
+            }
+            devices = draw_sample(std::move(devices), plan::Sample{plan::Sample::Kind::count, 0,
+                                                                   static_cast<std::int64_t>(k)},
+                                  ramp_seed(run_id, *ramp));
+          } else {
+            devices = draw_sample(std::move(devices), *sample, run_id + "/" + stage.record.name);
+            how = fmt::format(", a sample of {} from {} candidate(s){}",
+                              plan::format_sample(*sample), candidates, left_out_text);
+          }
         }
         stage.snapshot = std::move(devices);
         pending.snapshots.push_back({stage.record.name, &*stage.snapshot});
@@ -224,7 +247,7 @@ void Engine::Impl::send_each(StageRun& s, const std::vector<std::size_t>& positi
   const std::vector<std::int64_t> ids = write_intents(s, std::move(calls));
   for (std::size_t k = 0; k < positions.size(); ++k) {
     const SnapshotDevice& d = devices[positions[k]];
-    s.queued.push_back({std::move(requests[k]), ids[k], fmt::format("{} ({})", d.uuid, d.name)});
+    s.queued.push_back({std::move(requests[k]), ids[k], describe_device(d)});
   }
   send_queued(s);
 }

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "engine/engine.h"
 #include "engine/frontier.h"
 #include "engine/gate.h"
@@ -31,6 +33,11 @@ using state::SnapshotDevice;
 using state::StageRecord;
 using state::StageStatus;
 
+// "uuid (name)", as messages name a device.
+inline std::string describe_device(const SnapshotDevice& d) {
+  return fmt::format("{} ({})", d.uuid, d.name);
+}
+
 inline Millis since(WallTime later, WallTime earlier) {
   return std::chrono::duration_cast<Millis>(later - earlier);
 }
@@ -44,6 +51,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     WallTime since{};
     std::int8_t online = -1;  // -1: not read, 0: offline, 1: online
     std::optional<WallTime> online_at;
+    bool started = false;                 // its update was seen in progress
+    std::optional<WallTime> online_last;  // last read online (after the dispatch)
+    std::optional<WallTime> lost_at;
   };
 
   // A request and its body (token redacted): what identifies its calls in the ledger.
@@ -87,6 +97,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // whose answers have not come.
     std::deque<Queued> queued;
     int sends_in_flight = 0;
+    // Its gate's latest counts, for the run-wide abort_when (loaded from its last
+    // observation after a resume).
+    std::optional<StatusCounts> counts;
   };
 
   // A call whose answer never came, and the devices its update would be on (every device
@@ -221,11 +234,29 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void begin_gate(StageRun& s, WallTime dispatched_at);
   void schedule_poll(StageRun& s, Millis delay);
   void poll(StageRun& s);
+  // What a poll read, carried through its reads of online states to the verdict.
+  struct PollRead {
+    std::vector<Reading> readings;
+    WallTime now{};
+    Millis elapsed{0};
+    std::vector<std::size_t> changed;
+    bool online_read = false;
+  };
+  void judge_poll(StageRun& s, PollRead read);
   std::vector<std::size_t> note_devices(StageRun& s, const std::vector<Reading>& readings,
                                         WallTime now);
+  // Marks the lost devices in `read` from what `seen` knows of their online states; the
+  // devices that became lost or came back join `read.changed`.
+  void note_lost(StageRun& s, PollRead& read);
+  std::string lost_devices(const StageRun& s, const std::vector<Reading>& readings) const;
+  // Run-wide: abort_when over every dispatched stage's latest counts; when met, the stages
+  // in flight fail and nothing new starts.
+  void check_abort_when(StageRun& s, Judgement& j);
+  bool abort_when_met = false;
+  bool abort_counts_loaded = false;
   void commit_observations(const StageRun& s);
   void note_online(StageRun& s, const OnlineStates& online, WallTime now,
-                   std::vector<std::size_t>& changed);
+                   std::vector<std::size_t>& changed, bool all);
   state::DeviceChanges device_rows(const StageRun& s,
                                    const std::vector<std::size_t>& changed) const;
   void record_poll(StageRun& s, const Judgement& j, const StatusCounts& counts, Millis elapsed,

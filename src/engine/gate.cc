@@ -11,6 +11,10 @@ StatusCounts tally(const std::vector<Reading>& readings) {
   using state::DeviceStatus;
   StatusCounts counts;
   for (const Reading& device : readings) {
+    if (device.lost) {
+      ++counts.lost;
+      continue;
+    }
     switch (device.reached) {
       case DeviceStatus::unlisted:
       case DeviceStatus::missing:
@@ -37,6 +41,17 @@ StatusCounts tally(const std::vector<Reading>& readings) {
   return counts;
 }
 
+bool under_way(state::DeviceStatus reached, bool started) {
+  return reached == state::DeviceStatus::in_progress ||
+         (started && reached == state::DeviceStatus::pending);
+}
+
+bool is_lost(const plan::Gate& gate, state::DeviceStatus reached, bool started, std::int8_t online,
+             WallTime online_last, WallTime now) {
+  return under_way(reached, started) && online == 0 &&
+         now - online_last > std::chrono::duration_cast<Millis>(gate.lost_after);
+}
+
 Millis next_poll(const plan::Gate& gate, Millis since_dispatch) {
   const Millis bake = std::chrono::duration_cast<Millis>(gate.bake);
   const Millis timeout = std::chrono::duration_cast<Millis>(gate.timeout);
@@ -61,6 +76,58 @@ std::int64_t allowed_failures(const plan::Gate& gate, std::int64_t targeted) {
   }
   return static_cast<std::int64_t>(
       std::floor(static_cast<double>(targeted) * gate.max_failed.value / 100.0 + 1e-9));
+}
+
+namespace {
+
+std::int64_t share_of(const plan::Threshold& t, std::int64_t targeted) {
+  if (t.kind == plan::Threshold::Kind::count) return static_cast<std::int64_t>(t.value);
+  return static_cast<std::int64_t>(
+      std::floor(static_cast<double>(targeted) * t.value / 100.0 + 1e-9));
+}
+
+}  // namespace
+
+std::int64_t allowed_lost(const plan::Gate& gate, std::int64_t targeted) {
+  return share_of(gate.max_lost, targeted);
+}
+
+std::optional<std::string> abort_criterion_met(const plan::AbortWhen& when, std::int64_t targeted,
+                                               const StatusCounts& c) {
+  if (targeted <= 0 || c.finished() < when.min_finished) return std::nullopt;
+  // "failed: 3%" is met once 3% of the targeted devices have failed: at least one device.
+  auto reached = [&](const std::optional<plan::Threshold>& t,
+                     std::int64_t count) -> std::optional<std::int64_t> {
+    if (!t) return std::nullopt;
+    std::int64_t at = t->kind == plan::Threshold::Kind::count
+                          ? static_cast<std::int64_t>(t->value)
+                          : static_cast<std::int64_t>(std::ceil(
+                                static_cast<double>(targeted) * t->value / 100.0 - 1e-9));
+    at = std::max<std::int64_t>(at, 1);
+    if (count < at) return std::nullopt;
+    return at;
+  };
+  const std::string numbers =
+      fmt::format("{} of the {} devices the dispatched stages targeted failed, {} lost; {} "
+                  "finished (min_finished {})",
+                  c.failed, targeted, c.lost, c.finished(), when.min_finished);
+  if (auto at = reached(when.failed, c.failed)) {
+    return fmt::format("abort_when failed {} met ({} = {} device(s)): {}",
+                       plan::format_threshold(*when.failed),
+                       when.failed->kind == plan::Threshold::Kind::percent
+                           ? fmt::format("{} of {}", plan::format_threshold(*when.failed), targeted)
+                           : "a count",
+                       *at, numbers);
+  }
+  if (auto at = reached(when.lost, c.lost)) {
+    return fmt::format("abort_when lost {} met ({} = {} device(s)): {}",
+                       plan::format_threshold(*when.lost),
+                       when.lost->kind == plan::Threshold::Kind::percent
+                           ? fmt::format("{} of {}", plan::format_threshold(*when.lost), targeted)
+                           : "a count",
+                       *at, numbers);
+  }
+  return std::nullopt;
 }
 
 namespace {
@@ -110,8 +177,17 @@ Judgement judge(const plan::Gate& gate, std::int64_t targeted, const StatusCount
   std::string counts =
       fmt::format("{} of {} succeeded, {} failed, {} aborted, {} still updating", c.success,
                   targeted, c.failed, c.aborted, c.pending + c.in_progress);
+  if (c.lost > 0)
+    counts += fmt::format(", {} lost (offline mid-update for more than lost_after {})", c.lost,
+                          format_duration(gate.lost_after));
   if (c.missing > 0)
     counts += fmt::format(", {} missing (no update of this run on them)", c.missing);
+  const std::int64_t lost_tolerated = allowed_lost(gate, targeted);
+  if (c.lost > lost_tolerated) {
+    return {Verdict::fail,
+            fmt::format("{} lost, more than max_lost {} allows ({}); {}", c.lost,
+                        plan::format_threshold(gate.max_lost), lost_tolerated, counts)};
+  }
   if (c.failed > tolerated) {
     return {Verdict::fail,
             fmt::format("{} failed, more than max_failed {} allows ({}); {}", c.failed,

@@ -21,9 +21,12 @@ struct StatusCounts {
   std::int64_t failed = 0;
   std::int64_t aborted = 0;
   std::int64_t missing = 0;  // targeted, but this run's update is not on the device
+  std::int64_t lost = 0;     // its update under way, the device offline past lost_after
   std::int64_t total() const {
-    return pending + in_progress + success + failed + aborted + missing;
+    return pending + in_progress + success + failed + aborted + missing + lost;
   }
+  // A final status, or lost: what abort_when counts as finished.
+  std::int64_t finished() const { return success + failed + aborted + lost; }
 };
 
 using state::Verdict;
@@ -33,13 +36,33 @@ using state::Verdict;
 struct Reading {
   state::DeviceStatus reached = state::DeviceStatus::unlisted;
   std::int64_t update_id = 0;
+  bool lost = false;  // set by the gate from the device's online state (is_lost)
   bool operator==(const Reading&) const = default;
 };
 
 // The readings counted as the gate counts them: a device that left the stage's groups is
 // still one of its targets, missing and not a success; a status Upswift added counts as
-// aborted.
+// aborted; a lost device counts as lost whatever its update's status says.
 StatusCounts tally(const std::vector<Reading>& readings);
+
+// Whether a device's update is under way: in_progress, or pending again after it was seen
+// in progress (`started`). Only such a device can be lost, and only then is its online state
+// worth a read.
+bool under_way(state::DeviceStatus reached, bool started);
+
+// Lost: its update under way while the device has been offline for longer than the gate's
+// lost_after, counted from `online_last` (when it was last seen online after the dispatch,
+// else the dispatch). `online`: -1 not read, 0 offline, 1 online.
+bool is_lost(const plan::Gate& gate, state::DeviceStatus reached, bool started, std::int8_t online,
+             WallTime online_last, WallTime now);
+
+// How many lost devices a stage of `targeted` tolerates.
+std::int64_t allowed_lost(const plan::Gate& gate, std::int64_t targeted);
+
+// Run-wide: the counts of every dispatched stage's devices, against the plan's abort_when.
+// The reason names the criterion and the numbers when one is met.
+std::optional<std::string> abort_criterion_met(const plan::AbortWhen& when, std::int64_t targeted,
+                                               const StatusCounts& counts);
 
 // When a gate that waits polls next: at its poll interval, but not after its bake ends or
 // its timeout comes; at least 1 ms later.

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "engine/engine_impl.h"
+#include "util/time_text.h"
 
 namespace rollout::engine {
 
@@ -43,28 +44,154 @@ void Engine::Impl::poll(StageRun& s) {
           }
           return;
         }
-        const StatusCounts counts = tally(*r.value);
-        const auto targeted = static_cast<std::int64_t>(st.snapshot->size());
-        Judgement j = judge(gate, targeted, counts, elapsed);
-        std::vector<std::size_t> changed = note_devices(st, *r.value, now);
-        if (j.verdict == Verdict::wait || counts.success == targeted) {
-          return record_poll(st, j, counts, elapsed, now, changed);
-        }
-        // A decision with devices that did not succeed: which of them are online is the
-        // operator's next question, so it is read now and kept with the decision.
+        PollRead read{std::move(*r.value), now, elapsed, {}, false};
+        read.changed = note_devices(st, read.readings, now);
+        const bool any_under_way = std::any_of(st.seen->begin(), st.seen->end(), [](const Seen& d) {
+          return under_way(d.reached, d.started);
+        });
+        // A device can be lost only while its update is under way: only then are the
+        // devices' online states read at a poll.
+        if (!any_under_way) return judge_poll(st, std::move(read));
         list_online(api, spec(st).project, spec(st).groups,
-                    guarded([this, id, j, counts, elapsed, now,
-                             changed](upswift::Result<OnlineStates> online) mutable {
+                    guarded([this, id, read = std::move(read)](
+                                upswift::Result<OnlineStates> online) mutable {
                       StageRun& stage = stages[id];
                       if (!online.ok()) {
                         event(stage.record.name, "error",
                               "could not read which devices are online: " + online.error.message);
                       } else {
-                        note_online(stage, *online.value, now, changed);
+                        note_online(stage, *online.value, read.now, read.changed,
+                                    /*all=*/false);
+                        read.online_read = true;
                       }
-                      record_poll(stage, j, counts, elapsed, now, changed);
+                      judge_poll(stage, std::move(read));
                     }));
       }));
+}
+
+void Engine::Impl::judge_poll(StageRun& s, PollRead read) {
+  note_lost(s, read);
+  const StatusCounts counts = tally(read.readings);
+  const auto targeted = static_cast<std::int64_t>(s.snapshot->size());
+  Judgement j = judge(spec(s).gate, targeted, counts, read.elapsed);
+  if (counts.lost > 0) j.reason += "; " + lost_devices(s, read.readings);
+  s.counts = counts;
+  check_abort_when(s, j);
+  if (j.verdict == Verdict::wait || counts.success == targeted)
+    return record_poll(s, j, counts, read.elapsed, read.now, read.changed);
+  // A decision with devices that did not succeed: which of them are online is the
+  // operator's next question, so it is kept with the decision (read now, unless this poll
+  // read it already).
+  if (read.online_read) {
+    read.changed.resize(s.snapshot->size());
+    for (std::size_t i = 0; i < read.changed.size(); ++i) read.changed[i] = i;
+    return record_poll(s, j, counts, read.elapsed, read.now, read.changed);
+  }
+  const dag::StageId id = s.id;
+  list_online(api, spec(s).project, spec(s).groups,
+              guarded([this, id, j, counts, read = std::move(read)](
+                          upswift::Result<OnlineStates> online) mutable {
+                StageRun& stage = stages[id];
+                if (!online.ok()) {
+                  event(stage.record.name, "error",
+                        "could not read which devices are online: " + online.error.message);
+                } else {
+                  note_online(stage, *online.value, read.now, read.changed, /*all=*/true);
+                }
+                record_poll(stage, j, counts, read.elapsed, read.now, read.changed);
+              }));
+}
+
+void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
+  const plan::Gate& gate = spec(s).gate;
+  const WallTime dispatched = *s.record.dispatched_at;
+  std::vector<std::size_t> more;
+  for (std::size_t i = 0; i < read.readings.size(); ++i) {
+    Seen& seen = (*s.seen)[i];
+    // Without a fresh reading of its online state, a device stays as it was judged.
+    const bool lost =
+        read.online_read ? is_lost(gate, seen.reached, seen.started, seen.online,
+                                   seen.online_last.value_or(dispatched), read.now)
+                         : seen.lost_at.has_value() && under_way(seen.reached, seen.started);
+    read.readings[i].lost = lost;
+    if (lost == seen.lost_at.has_value()) continue;
+    if (lost) {
+      seen.lost_at = read.now;
+      event(s.record.name, "device_lost",
+            fmt::format("{}: its update {} while it has been offline since {} (lost_after {})",
+                        describe_device((*s.snapshot)[i]), state::name(seen.reached),
+                        iso_time(seen.online_last.value_or(dispatched)),
+                        format_duration(gate.lost_after)));
+    } else {
+      seen.lost_at.reset();
+      event(s.record.name, "device_back",
+            fmt::format("{}: no longer lost ({}{})", describe_device((*s.snapshot)[i]),
+                        seen.online == 1 ? "online again, " : "", state::name(seen.reached)));
+    }
+    more.push_back(i);
+  }
+  if (more.empty()) return;
+  read.changed.insert(read.changed.end(), more.begin(), more.end());
+  std::sort(read.changed.begin(), read.changed.end());
+  read.changed.erase(std::unique(read.changed.begin(), read.changed.end()), read.changed.end());
+}
+
+std::string Engine::Impl::lost_devices(const StageRun& s,
+                                       const std::vector<Reading>& readings) const {
+  constexpr std::size_t kNamed = 10;
+  std::string out = "lost:";
+  std::size_t named = 0, lost = 0;
+  for (std::size_t i = 0; i < readings.size(); ++i) {
+    if (!readings[i].lost) continue;
+    if (++lost > kNamed) continue;
+    out += fmt::format("{} {}", named++ ? "," : "", describe_device((*s.snapshot)[i]));
+  }
+  if (lost > kNamed) out += fmt::format(" and {} more (rollout show --devices)", lost - kNamed);
+  return out;
+}
+
+void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {
+  if (!plan.abort_when || abort_when_met) return;
+  if (!abort_counts_loaded) {  // after a resume: the stages' counts as last recorded
+    abort_counts_loaded = true;
+    flush();
+    for (const state::Observation& o : store.load_observations(run_id)) {
+      for (StageRun& other : stages) {
+        if (other.record.name != o.stage || other.id == s.id) continue;
+        other.counts = StatusCounts{o.pending, o.in_progress, o.success, o.failed,
+                                    o.aborted,  o.missing,     o.lost};
+      }
+    }
+  }
+  std::int64_t targeted = 0;
+  StatusCounts sum;
+  for (const StageRun& other : stages) {
+    if (!other.record.dispatched_at) continue;
+    if (other.counts) {
+      const StatusCounts& c = *other.counts;
+      targeted += c.total();
+      sum.pending += c.pending;
+      sum.in_progress += c.in_progress;
+      sum.success += c.success;
+      sum.failed += c.failed;
+      sum.aborted += c.aborted;
+      sum.missing += c.missing;
+      sum.lost += c.lost;
+    } else if (other.snapshot) {
+      targeted += static_cast<std::int64_t>(other.snapshot->size());
+    }
+  }
+  auto reason = abort_criterion_met(*plan.abort_when, targeted, sum);
+  if (!reason) return;
+  abort_when_met = true;
+  event("", "abort_criteria", *reason + "; no new stage starts, the stages in flight fail");
+  j = {Verdict::fail, *reason + "; " + j.reason};
+  for (StageRun& other : stages) {
+    if (other.id == s.id || other.record.status != StageStatus::gating) continue;
+    other.timer.cancel();
+    event(other.record.name, "stage_failed", *reason);
+    stage_failed(other, *reason, /*dispatched=*/true);
+  }
 }
 
 // An observation of the stage not committed yet makes its device rows from `seen` when it
@@ -99,7 +226,11 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
           d.update_id,
           d.since,
           static_cast<std::int8_t>(d.online.empty() ? -1 : d.online == "online"),
-          d.online_at};
+          d.online_at,
+          // A device recorded lost was under way; one in progress, started.
+          *d.status == Reached::in_progress || d.lost_at.has_value(),
+          d.online_last,
+          d.lost_at};
     }
   }
   std::vector<std::size_t> changed;
@@ -109,6 +240,7 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
         seen.update_id == readings[i].update_id)
       continue;
     seen.known = true;
+    if (readings[i].reached == Reached::in_progress) seen.started = true;
     seen.reached = readings[i].reached;
     seen.update_id = readings[i].update_id;
     seen.since = now;
@@ -117,19 +249,31 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
   return changed;
 }
 
-// Each device's online state, as read at a decision: every device is then to record.
+// Each device's online state as read: at a decision (`all`) every device is then to record;
+// at a poll, the devices whose online state changed.
 void Engine::Impl::note_online(StageRun& s, const OnlineStates& online, WallTime now,
-                               std::vector<std::size_t>& changed) {
+                               std::vector<std::size_t>& changed, bool all) {
   const std::vector<SnapshotDevice>& devices = *s.snapshot;
   commit_observations(s);
-  changed.clear();
+  std::vector<std::size_t> more;
   for (std::size_t i = 0; i < devices.size(); ++i) {
     Seen& seen = (*s.seen)[i];
     auto it = online.find(devices[i].uuid);
-    seen.online = static_cast<std::int8_t>(it == online.end() ? -1 : it->second ? 1 : 0);
+    const auto state = static_cast<std::int8_t>(it == online.end() ? -1 : it->second ? 1 : 0);
+    if (state != seen.online) more.push_back(i);
+    seen.online = state;
     seen.online_at = now;
-    changed.push_back(i);
+    if (state == 1) seen.online_last = now;
   }
+  if (all) {
+    changed.resize(devices.size());
+    for (std::size_t i = 0; i < changed.size(); ++i) changed[i] = i;
+    return;
+  }
+  if (more.empty()) return;
+  changed.insert(changed.end(), more.begin(), more.end());
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
 }
 
 // The rows of the changed devices, made one at a time as the store writes them.
@@ -146,6 +290,8 @@ state::DeviceChanges Engine::Impl::device_rows(const StageRun& s,
             row.since = seen.since;
             row.online = seen.online < 0 ? "" : seen.online ? "online" : "offline";
             row.online_at = seen.online_at;
+            row.online_last = seen.online_last;
+            row.lost_at = seen.lost_at;
             return row;
           }};
 }
@@ -165,7 +311,8 @@ void Engine::Impl::record_poll(StageRun& s, const Judgement& j, const StatusCoun
                        counts.aborted,
                        counts.missing,
                        j.verdict,
-                       j.reason};
+                       j.reason,
+                       counts.lost};
   pending.observations.push_back({o, s.id, changed});
   notify([this, o] { observer.on_observation(o); });
   on_verdict(s, j, elapsed);

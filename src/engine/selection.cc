@@ -147,6 +147,16 @@ std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice
   return drawn;
 }
 
+std::size_t ramp_step_size(std::size_t base, std::size_t earlier, double percent) {
+  const auto in_all = static_cast<std::size_t>(
+      std::ceil(static_cast<double>(base) * percent / 100.0 - 1e-9));
+  return std::min(base, in_all) > earlier ? std::min(base, in_all) - earlier : 0;
+}
+
+std::string ramp_seed(const std::string& run_id, const plan::RampStep& step) {
+  return run_id + "/" + step.stage + "@ramp";
+}
+
 Reading reading(const upswift::Device& d, const std::string& marker) {
   for (auto it = d.updates.rbegin(); it != d.updates.rend(); ++it) {
     if (it->comment.str().find(marker) == std::string::npos) continue;

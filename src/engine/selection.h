@@ -50,6 +50,15 @@ void sort_selection(std::vector<state::SnapshotDevice>& devices);
 std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice> candidates,
                                                const plan::Sample& sample, const std::string& seed);
 
+// A step of a ramp: how many devices it draws when the ramp's selection (less what stages
+// outside the ramp targeted) has `base` devices and its earlier steps took `earlier`: its
+// share of `base` in all, rounded up, less those.
+std::size_t ramp_step_size(std::size_t base, std::size_t earlier, double percent);
+
+// The seed a ramp's steps draw with: one order for all of them, so that each step takes the
+// next devices of it.
+std::string ramp_seed(const std::string& run_id, const plan::RampStep& step);
+
 // How far the update that carries `marker` has got on a device (its latest such update).
 using Reached = state::DeviceStatus;
 Reached reached(const upswift::Device& d, const std::string& marker);

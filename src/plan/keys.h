@@ -7,20 +7,23 @@
 
 namespace rollout::plan::keys {
 
-inline constexpr std::array<std::string_view, 14> kPlan = {
-    "version",      "name",   "flow_id",    "project", "app",     "comment", "defaults",
-    "max_parallel", "stages", "on_failure", "api",     "windows", "freeze",  "notify"};
+inline constexpr std::array<std::string_view, 15> kPlan = {
+    "version", "name",       "flow_id", "project", "app",    "comment", "defaults",  "max_parallel",
+    "stages",  "on_failure", "api",     "windows", "freeze", "notify",  "abort_when"};
+inline constexpr std::array<std::string_view, 3> kAbortWhen = {"failed", "lost", "min_finished"};
 inline constexpr std::array<std::string_view, 3> kNotify = {"url", "events", "format"};
 inline constexpr std::array<std::string_view, 8> kNotifyEvents = {
     "run_started",      "run_paused",   "run_completed", "run_failed",
     "stage_dispatched", "stage_passed", "stage_failed",  "approval_needed"};
 inline constexpr std::array<std::string_view, 2> kNotifyFormats = {"json", "slack"};
 inline constexpr std::array<std::string_view, 1> kDefaults = {"gate"};
-inline constexpr std::array<std::string_view, 7> kGate = {
-    "bake", "timeout", "poll", "min_success", "max_failed", "min_devices", "on_timeout"};
-inline constexpr std::array<std::string_view, 13> kStage = {
-    "name",    "needs", "groups",  "filters", "gate",    "approval", "flow_id",
-    "project", "app",   "comment", "sample",  "windows", "freeze"};
+inline constexpr std::array<std::string_view, 9> kGate = {
+    "bake",        "timeout",    "poll",     "min_success", "max_failed",
+    "min_devices", "on_timeout", "max_lost", "lost_after"};
+inline constexpr std::array<std::string_view, 14> kStage = {
+    "name", "needs",  "groups", "filters", "gate",    "approval", "flow_id",
+    "project", "app", "comment", "sample", "windows", "freeze",   "ramp"};
+inline constexpr std::array<std::string_view, 3> kRamp = {"steps", "from", "factor"};
 inline constexpr std::array<std::string_view, 4> kWindow = {"days", "from", "to", "tz"};
 inline constexpr std::array<std::string_view, 4> kFreeze = {"from", "to", "tz", "reason"};
 inline constexpr std::array<std::string_view, 7> kDays = {"mon", "tue", "wed", "thu",

@@ -81,7 +81,150 @@ GateSpec read_gate(Reader& r, const Node& n, std::string_view what) {
                                     : OnTimeout::pass;
     }
   }
+  if (const Node* v = n.find("max_lost")) g.max_lost = read_threshold(r, *v, "max_lost");
+  if (const Node* v = n.find("lost_after")) {
+    g.lost_after = r.duration(*v, "lost_after");
+    if (g.lost_after && g.lost_after->count() == 0) {
+      r.diagnostics().error(v->mark,
+                            "lost_after must be above 0s: a device offline for a moment (a "
+                            "reboot to install the update) is not lost");
+      g.lost_after.reset();
+    }
+  }
   return g;
+}
+
+// A share written as "5%": above 0, at most 100.
+std::optional<double> read_share(Reader& r, const Node& n, std::string_view what) {
+  std::optional<double> value;
+  bool bare = false;
+  if (n.is_scalar() && !n.scalar.empty()) {
+    std::string_view text = n.scalar;
+    bare = text.back() != '%';
+    if (!bare) text.remove_suffix(1);
+    double v = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (!text.empty() && ec == std::errc() && ptr == text.data() + text.size() &&
+        std::isfinite(v) && v > 0 && v <= 100) {
+      if (!bare) return v;
+      value = v;
+    }
+  }
+  r.diagnostics().error(
+      n.mark, fmt::format("{} must be a share above 0% and at most 100% such as 5%, got {}{}", what,
+                          n.is_scalar() ? fmt::format("'{}'", n.scalar) : yaml::describe(n),
+                          value ? fmt::format(" (write {}%)", n.scalar) : ""));
+  return std::nullopt;
+}
+
+// `ramp: {steps: [1%, 5%, 25%, 100%]}` or `ramp: {from: 1%, factor: 2}` (1%, 2%, 4% ... 64%,
+// 100%): the shares, each larger than the one before.
+std::optional<std::vector<double>> read_ramp(Reader& r, const Node& n, const std::string& label) {
+  const std::string what = fmt::format("ramp of {}", label);
+  const std::size_t errors = r.diagnostics().error_count();
+  if (!r.map(n, keys::kRamp, what) || r.diagnostics().error_count() > errors) return std::nullopt;
+  const Node* steps = n.find("steps");
+  const Node* from = n.find("from");
+  const Node* factor = n.find("factor");
+  if ((steps != nullptr) == (from != nullptr)) {
+    r.diagnostics().error(n.mark, fmt::format("{} needs exactly one of steps (e.g. {{steps: [1%, "
+                                              "5%, 25%, 100%]}}) or from and factor (e.g. "
+                                              "{{from: 1%, factor: 2}})",
+                                              what));
+    return std::nullopt;
+  }
+  std::vector<double> shares;
+  if (steps) {
+    if (factor) {
+      r.diagnostics().error(factor->mark,
+                            fmt::format("{}: factor goes with from, not with steps", what));
+      return std::nullopt;
+    }
+    if (!steps->is_sequence() || steps->items.empty()) {
+      r.diagnostics().error(steps->mark, fmt::format("{}: steps must be a list of shares such as "
+                                                     "[1%, 5%, 25%, 100%], got {}",
+                                                     what, yaml::describe(*steps)));
+      return std::nullopt;
+    }
+    bool ok = true;
+    for (const Node& item : steps->items) {
+      auto v = read_share(r, item, "each step of a ramp");
+      if (!v) {
+        ok = false;
+        continue;
+      }
+      if (!shares.empty() && *v <= shares.back()) {
+        r.diagnostics().error(item.mark,
+                              fmt::format("{}: step {} is not above the step before it ({}): "
+                                          "each step is the share reached in all, so each grows",
+                                          what, format_percent(*v), format_percent(shares.back())));
+        ok = false;
+      }
+      shares.push_back(*v);
+    }
+    if (!ok) return std::nullopt;
+  } else {
+    auto first = read_share(r, *from, "ramp from");
+    if (!factor) {
+      r.diagnostics().error(n.mark, fmt::format("{}: from needs a factor (e.g. {{from: 1%, factor: "
+                                                "2}})",
+                                                what));
+      return std::nullopt;
+    }
+    double f = 0;
+    bool ok = factor->is_scalar() && !factor->quoted && !factor->scalar.empty();
+    if (ok) {
+      const char* begin = factor->scalar.data();
+      const char* end = begin + factor->scalar.size();
+      auto [ptr, ec] = std::from_chars(begin, end, f);
+      ok = ec == std::errc() && ptr == end && std::isfinite(f) && f > 1 && f <= 100;
+    }
+    if (!ok) {
+      r.diagnostics().error(factor->mark,
+                            fmt::format("{}: factor must be a number above 1 and at most 100, "
+                                        "got {}",
+                                        what,
+                                        factor->is_scalar() ? fmt::format("'{}'", factor->scalar)
+                                                            : yaml::describe(*factor)));
+      return std::nullopt;
+    }
+    if (!first) return std::nullopt;
+    // Shares kept to two decimals, so that step names stay short: 1.5, 2.25, 3.38 ...
+    for (double v = *first; v < 100; v = std::round(v * f * 100) / 100) shares.push_back(v);
+    shares.push_back(100);
+  }
+  if (shares.size() > 50) {
+    r.diagnostics().error(n.mark, fmt::format("{} has {} steps: at most 50", what, shares.size()));
+    return std::nullopt;
+  }
+  return shares;
+}
+
+std::optional<AbortWhen> read_abort_when(Reader& r, const Node& n) {
+  const std::size_t errors = r.diagnostics().error_count();
+  if (!r.map(n, keys::kAbortWhen, "abort_when") || r.diagnostics().error_count() > errors)
+    return std::nullopt;
+  AbortWhen a;
+  if (const Node* v = n.find("failed")) a.failed = read_threshold(r, *v, "abort_when failed");
+  if (const Node* v = n.find("lost")) a.lost = read_threshold(r, *v, "abort_when lost");
+  if (const Node* v = n.find("min_finished")) {
+    if (auto m = r.integer(*v, "abort_when min_finished", 0, 100'000'000)) a.min_finished = *m;
+  }
+  if (!n.find("failed") && !n.find("lost")) {
+    r.diagnostics().error(n.mark, "abort_when needs failed, lost or both (e.g. {failed: 3%, "
+                                  "lost: 1%, min_finished: 50})");
+    return std::nullopt;
+  }
+  for (const char* key : {"failed", "lost"}) {
+    const Node* v = n.find(key);
+    const auto& t = std::string_view(key) == "failed" ? a.failed : a.lost;
+    if (v && t && t->value == 0) {
+      r.diagnostics().error(v->mark, fmt::format("abort_when {} {} would stop every run at once: "
+                                                 "give a share above 0% or a count above 0",
+                                                 key, format_threshold(*t)));
+    }
+  }
+  return a;
 }
 
 std::vector<upswift::Filter> read_filters(Reader& r, const Node& n) {
@@ -188,7 +331,8 @@ std::optional<Sample> read_sample(Reader& r, const Node& n, const std::string& l
   return s;
 }
 
-Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) {
+Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index,
+                 std::vector<double>& ramp_shares) {
   Stage s;
   s.mark = n.mark;
   const std::string what = fmt::format("stage #{}", index + 1);
@@ -228,6 +372,15 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index) 
     }
   }
   if (const Node* sample = n.find("sample")) s.sample = read_sample(r, *sample, label);
+  if (const Node* ramp = n.find("ramp")) {
+    if (n.find("sample")) {
+      r.diagnostics().error(ramp->mark, fmt::format("{} has both sample and ramp: a ramp is a "
+                                                    "series of samples; keep one",
+                                                    label));
+    } else if (auto shares = read_ramp(r, *ramp, label)) {
+      ramp_shares = std::move(*shares);
+    }
+  }
   s.windows = plan.windows;
   if (const Node* windows = n.find("windows")) s.windows = read_windows(r, *windows, label);
   s.freezes = plan.freezes;
@@ -380,6 +533,39 @@ void check_stage_names(Diagnostics& d, const std::vector<Stage>& stages) {
   }
 }
 
+// Each stage with a ramp becomes its steps, `eu@1%` ... `eu@100%`, one after the other: the
+// first has the stage's needs and approval, each later one needs the step before, and a
+// stage that needed the ramped stage needs its last step.
+void expand_ramps(Plan& plan, const std::vector<std::vector<double>>& ramps) {
+  std::map<std::string, std::string> last_step;
+  std::vector<Stage> out;
+  for (std::size_t i = 0; i < plan.stages.size(); ++i) {
+    const Stage& stage = plan.stages[i];
+    if (ramps[i].empty()) {
+      out.push_back(stage);
+      continue;
+    }
+    for (std::size_t k = 0; k < ramps[i].size(); ++k) {
+      Stage step = stage;
+      step.name = fmt::format("{}@{}", stage.name, format_percent(ramps[i][k]));
+      step.sample = Sample{Sample::Kind::percent, ramps[i][k], 0};
+      step.ramp = RampStep{stage.name, ramps[i][k], k, ramps[i].size()};
+      if (k > 0) {
+        step.needs = {{out.back().name, stage.mark}};
+        step.approval_required = false;
+      }
+      out.push_back(std::move(step));
+    }
+    last_step[stage.name] = out.back().name;
+  }
+  for (Stage& s : out) {
+    for (StageRef& need : s.needs) {
+      if (auto it = last_step.find(need.name); it != last_step.end()) need.name = it->second;
+    }
+  }
+  plan.stages = std::move(out);
+}
+
 }  // namespace
 
 std::optional<Threshold> parse_threshold(std::string_view text, std::string* why) {
@@ -488,6 +674,8 @@ LoadResult load_plan(std::string_view yaml_text) {
     plan.freezes = read_freezes(r, *freeze, "the plan");
   if (const Node* notify = root->find("notify")) plan.notify = read_notify(r, *notify);
   if (const Node* f = root->find("on_failure")) plan.on_failure = read_on_failure(r, *f);
+  if (const Node* a = root->find("abort_when")) plan.abort_when = read_abort_when(r, *a);
+  std::vector<std::vector<double>> ramps;  // each stage's ramp shares, empty: no ramp
 
   if (const Node* stages = r.required(*root, "stages", "the plan")) {
     if (!stages->is_sequence()) {
@@ -496,13 +684,14 @@ LoadResult load_plan(std::string_view yaml_text) {
       d.error(stages->mark, "stages is empty: a plan needs at least one stage");
     } else {
       for (std::size_t i = 0; i < stages->items.size(); ++i) {
-        plan.stages.push_back(read_stage(r, stages->items[i], plan, i));
+        plan.stages.push_back(read_stage(r, stages->items[i], plan, i, ramps.emplace_back()));
       }
     }
   }
   report_missing_inherited(d, *root, plan, "flow_id");
   report_missing_inherited(d, *root, plan, "project");
   check_stage_names(d, plan.stages);
+  if (d.error_count() == 0) expand_ramps(plan, ramps);
   result.plan = std::move(plan);
   return result;
 }

@@ -11,6 +11,10 @@ std::string format_sample(const Sample& s) {
   return fmt::format("{}%", s.percent);
 }
 
+std::string format_percent(double percent) {
+  return fmt::format("{}%", percent);
+}
+
 std::string format_threshold(const Threshold& t) {
   if (t.kind == Threshold::Kind::count)
     return fmt::format("{}", static_cast<std::int64_t>(t.value));
@@ -49,6 +53,8 @@ Gate resolve(const GateSpec& stage, const GateSpec& defaults) {
   g.max_failed = pick(stage.max_failed, defaults.max_failed, g.max_failed);
   g.min_devices = pick(stage.min_devices, defaults.min_devices, g.min_devices);
   g.on_timeout = pick(stage.on_timeout, defaults.on_timeout, g.on_timeout);
+  g.lost_after = pick(stage.lost_after, defaults.lost_after, g.lost_after);
+  g.max_lost = pick(stage.max_lost, defaults.max_lost, g.max_lost);
   return g;
 }
 

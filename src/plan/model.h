@@ -36,6 +36,11 @@ struct Gate {
   Threshold max_failed{Threshold::Kind::count, 0};
   std::int64_t min_devices = 1;
   OnTimeout on_timeout = OnTimeout::pause;
+  // A device whose update is under way while the device has been offline this long (since
+  // it was last seen online after the dispatch) is lost; more lost than max_lost fail the
+  // stage at once.
+  Seconds lost_after{std::chrono::minutes(15)};
+  Threshold max_lost{Threshold::Kind::count, 0};
   bool operator==(const Gate&) const = default;
 };
 
@@ -45,6 +50,8 @@ struct GateSpec {
   std::optional<Threshold> min_success, max_failed;
   std::optional<std::int64_t> min_devices;
   std::optional<OnTimeout> on_timeout;
+  std::optional<Seconds> lost_after;
+  std::optional<Threshold> max_lost;
 };
 Gate resolve(const GateSpec& stage, const GateSpec& defaults);
 
@@ -64,6 +71,19 @@ struct Sample {
   bool operator==(const Sample&) const = default;
 };
 std::string format_sample(const Sample& s);  // "5%" or "20 devices"
+
+// One step of a ramp (`ramp:` on a stage): the stage becomes consecutive sampled waves, one
+// per step, named `<stage>@<share>`. Step k targets `percent` of the stage's selection in
+// all (devices of earlier steps count, and are left out of this one), drawn in one order
+// fixed per run and stage.
+struct RampStep {
+  std::string stage;      // the stage as written
+  double percent = 0;     // (0, 100], growing from step to step
+  std::size_t index = 0;  // 0-based
+  std::size_t steps = 0;  // how many the ramp has
+  bool operator==(const RampStep&) const = default;
+};
+std::string format_percent(double percent);  // "1%", "2.5%"
 
 // A maintenance window: when any are given, a stage dispatches only inside one.
 struct Window {
@@ -91,6 +111,7 @@ struct Stage {
   std::vector<upswift::Filter> filters;
   bool approval_required = false;
   std::optional<Sample> sample;
+  std::optional<RampStep> ramp;  // set with sample: a step of a ramp
   std::vector<Window> windows;  // the stage's own, else the plan's
   std::vector<Freeze> freezes;  // the plan's and the stage's
   // Resolved: stage override, else the plan's value.
@@ -138,6 +159,16 @@ struct Webhook {
   bool operator==(const Webhook&) const = default;
 };
 
+// Run-wide abort criteria (`abort_when:`): counted over every device the dispatched stages
+// targeted, once at least `min_finished` of them have a final status or are lost. A
+// criterion is met when that many devices failed (lost) or more.
+struct AbortWhen {
+  std::optional<Threshold> failed;
+  std::optional<Threshold> lost;
+  std::int64_t min_finished = 0;
+  bool operator==(const AbortWhen&) const = default;
+};
+
 struct Plan {
   int version = 1;
   std::string name;
@@ -151,6 +182,7 @@ struct Plan {
   std::vector<Freeze> freezes;
   std::vector<Webhook> notify;
   std::vector<Stage> stages;
+  std::optional<AbortWhen> abort_when;
   OnFailure on_failure;
   Api api;
 };

@@ -164,23 +164,41 @@ struct Builder : std::enable_shared_from_this<Builder> {
   }
 
   void finish() {
-    // A sample is drawn from what the stages before it leave.
+    // A sample is drawn from what the stages before it leave; a ramp's step takes its share
+    // of the ramp's selection in all, less what its earlier steps took.
     std::set<std::string> taken;
+    std::map<std::string, std::set<std::string>> by_ramp;
     for (dag::StageId id : graph.order) {
       StagePreview& s = preview.stages[id];
-      if (const auto& sample = plan.stages[id].sample) {
-        std::vector<state::SnapshotDevice> left;
-        for (const auto& d : s.devices) {
-          if (!taken.count(d.uuid)) left.push_back(d);
-        }
-        const auto drawn = engine::draw_sample(std::move(left), *sample, "preview");
-        s.sample_size = static_cast<std::int64_t>(drawn.size());
-        if (drawn.empty()) s.min_polls = s.max_polls = 0;
-        for (const auto& d : drawn) taken.insert(d.uuid);
-      } else {
+      const plan::Stage& stage = plan.stages[id];
+      if (!stage.sample) {
         for (const auto& d : s.devices) taken.insert(d.uuid);
+        continue;
       }
+      std::set<std::string>* ramp = stage.ramp ? &by_ramp[stage.ramp->stage] : nullptr;
+      std::vector<state::SnapshotDevice> left;
+      std::size_t base = 0;
+      for (const auto& d : s.devices) {
+        if (taken.count(d.uuid)) continue;
+        ++base;
+        if (!ramp || !ramp->count(d.uuid)) left.push_back(d);
+      }
+      std::vector<state::SnapshotDevice> drawn;
+      if (ramp) {
+        const std::size_t k = engine::ramp_step_size(base, ramp->size(), stage.ramp->percent);
+        if (k > 0) {
+          drawn = engine::draw_sample(
+              std::move(left), {plan::Sample::Kind::count, 0, static_cast<std::int64_t>(k)},
+              engine::ramp_seed("preview", *stage.ramp));
+        }
+      } else {
+        drawn = engine::draw_sample(std::move(left), *stage.sample, "preview");
+      }
+      s.sample_size = static_cast<std::int64_t>(drawn.size());
+      if (drawn.empty()) s.min_polls = s.max_polls = 0;
+      for (const auto& d : drawn) (ramp ? *ramp : taken).insert(d.uuid);
     }
+    for (const auto& [name, devices] : by_ramp) taken.insert(devices.begin(), devices.end());
     preview.overlaps = find_overlaps(preview.stages);
     preview.unreached = find_unreached(preview.stages, all);
     preview.api = estimate_calls(preview.stages);
@@ -240,14 +258,15 @@ ApiEstimate estimate_calls(const std::vector<StagePreview>& stages) {
   ApiEstimate e;
   for (const StagePreview& s : stages) {
     // The snapshot's listing (and states), then, when it targets anyone, one deploy_update
-    // and one listing per gate poll; at most, a decision with devices that did not succeed
-    // also lists the online states of the stage's groups (as many pages, 50 a page).
+    // and one listing per gate poll. At most, every poll finds updates under way and also
+    // lists the online states of the stage's groups (to find lost devices), and so does a
+    // decision with devices that did not succeed (as many pages, 50 a page).
     const std::int64_t snapshot = s.listing_pages + s.state_pages;
     const std::int64_t dispatch = s.sample_size ? *s.sample_size : s.devices.empty() ? 0 : 1;
-    const std::int64_t decision_states = dispatch > 0 ? s.listing_pages : 0;
+    const std::int64_t states = dispatch > 0 ? (s.max_polls + 1) * s.listing_pages : 0;
     e.deploy_updates += dispatch;
     e.min_calls += snapshot + dispatch + s.min_polls * s.listing_pages;
-    e.max_calls += snapshot + dispatch + s.max_polls * s.listing_pages + decision_states;
+    e.max_calls += snapshot + dispatch + s.max_polls * s.listing_pages + states;
   }
   return e;
 }

@@ -82,6 +82,7 @@ struct Observation {
                missing = 0;
   Verdict verdict = Verdict::wait;
   std::string reason;
+  std::int64_t lost = 0;  // counted apart: a lost device is in none of the counts above
 };
 
 // A targeted device's state at its stage's gate. name and group come from the stage's
@@ -96,6 +97,10 @@ struct DeviceState {
   WallTime since{};
   std::string online;  // online, offline, or empty: not read
   std::optional<WallTime> online_at;
+  // When it was last read online after the dispatch: a lost device's time offline counts
+  // from here (from the dispatch when it never was).
+  std::optional<WallTime> online_last;
+  std::optional<WallTime> lost_at;  // lost since then: its update under way, the device dark
 };
 
 // The devices whose state one gate observation changed: `count` of them, each made as the

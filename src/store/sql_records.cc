@@ -303,10 +303,11 @@ void SqlStore::put_observation(const Observation& o, const DeviceChanges& change
   if (changed.count > 0) {
     Statement put(*this,
                   "INSERT INTO device_states (run_id, stage, device_uuid, update_id, status, "
-                  "since, online, online_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (run_id, "
-                  "stage, device_uuid) DO UPDATE SET update_id = excluded.update_id, status = "
-                  "excluded.status, since = excluded.since, online = excluded.online, "
-                  "online_at = excluded.online_at");
+                  "since, online, online_at, online_last, lost_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                  "ON CONFLICT (run_id, stage, device_uuid) DO UPDATE SET update_id = "
+                  "excluded.update_id, status = excluded.status, since = excluded.since, online "
+                  "= excluded.online, online_at = excluded.online_at, online_last = "
+                  "excluded.online_last, lost_at = excluded.lost_at");
     for (std::size_t i = 0; i < changed.count; ++i) {
       const DeviceState d = changed.at(i);
       put.bind(1, o.run_id)
@@ -317,6 +318,8 @@ void SqlStore::put_observation(const Observation& o, const DeviceChanges& change
           .bind(6, d.since)
           .bind(7, d.online)
           .bind(8, d.online_at)
+          .bind(9, d.online_last)
+          .bind(10, d.lost_at)
           .run();
       put.reset();
     }
@@ -324,7 +327,8 @@ void SqlStore::put_observation(const Observation& o, const DeviceChanges& change
   Statement(
       *this,
       "INSERT INTO observations (run_id, stage, at, elapsed_ms, targeted, pending, in_progress, "
-      "success, failed, aborted, missing, verdict, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+      "success, failed, aborted, missing, verdict, reason, lost) VALUES "
+      "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
       .bind(1, o.run_id)
       .bind(2, o.stage)
       .bind(3, o.at)
@@ -338,6 +342,7 @@ void SqlStore::put_observation(const Observation& o, const DeviceChanges& change
       .bind(11, o.missing)
       .bind(12, o.verdict)
       .bind(13, o.reason)
+      .bind(14, o.lost)
       .run();
 }
 
@@ -345,13 +350,13 @@ std::vector<Observation> SqlStore::load_observations(const std::string& run_id) 
   Statement s(
       *this,
       "SELECT run_id, stage, at, elapsed_ms, targeted, pending, in_progress, success, failed, "
-      "aborted, missing, verdict, reason FROM observations WHERE run_id = ? ORDER BY id");
+      "aborted, missing, verdict, reason, lost FROM observations WHERE run_id = ? ORDER BY id");
   s.bind(1, run_id);
   std::vector<Observation> out;
   while (s.step()) {
     out.push_back({s.text(0), s.text(1), s.time(2), s.integer(3), s.integer(4), s.integer(5),
                    s.integer(6), s.integer(7), s.integer(8), s.integer(9), s.integer(10),
-                   s.word<Verdict>(11), s.text(12)});
+                   s.word<Verdict>(11), s.text(12), s.integer(13)});
   }
   return out;
 }
@@ -359,7 +364,7 @@ std::vector<Observation> SqlStore::load_observations(const std::string& run_id) 
 std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id) {
   Statement s(*this,
               "SELECT d.stage, d.device_uuid, d.device_name, d.grp, s.update_id, s.status, "
-              "s.since, s.online, s.online_at FROM snapshot_devices d "
+              "s.since, s.online, s.online_at, s.online_last, s.lost_at FROM snapshot_devices d "
               "JOIN stages g ON g.run_id = d.run_id AND g.name = d.stage "
               "LEFT JOIN device_states s ON s.run_id = d.run_id AND s.stage = d.stage "
               "AND s.device_uuid = d.device_uuid "
@@ -369,7 +374,8 @@ std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id)
   while (s.step()) {
     DeviceState d{s.text(0), s.text(1),    s.text(2),
                   s.text(3), s.integer(4), s.optional_word<DeviceStatus>(5),
-                  s.time(6), s.text(7),    s.optional_time(8)};
+                  s.time(6), s.text(7),    s.optional_time(8), s.optional_time(9),
+                  s.optional_time(10)};
     out.push_back(std::move(d));
   }
   return out;
@@ -378,13 +384,14 @@ std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id)
 std::vector<DeviceState> SqlStore::load_stage_device_states(const std::string& run_id,
                                                             const std::string& stage) {
   Statement s(*this,
-              "SELECT device_uuid, update_id, status, since, online, online_at FROM device_states "
-              "WHERE run_id = ? AND stage = ?");
+              "SELECT device_uuid, update_id, status, since, online, online_at, online_last, "
+              "lost_at FROM device_states WHERE run_id = ? AND stage = ?");
   s.bind(1, run_id).bind(2, stage);
   std::vector<DeviceState> out;
   while (s.step()) {
     out.push_back({stage, s.text(0), "", "", s.integer(1), s.optional_word<DeviceStatus>(2),
-                   s.time(3), s.text(4), s.optional_time(5)});
+                   s.time(3), s.text(4), s.optional_time(5), s.optional_time(6),
+                   s.optional_time(7)});
   }
   return out;
 }

@@ -35,7 +35,7 @@ constexpr TableSpec kTables[] = {
      true},
     {"observations",
      "run_id, stage, at, elapsed_ms, targeted, pending, in_progress, success, failed, aborted, "
-     "missing, verdict, reason",
+     "missing, verdict, reason, lost",
      true},
     {"approvals", "run_id, stage, by_user, at, comment", true},
     {"events", "run_id, at, stage, kind, message", true},
@@ -44,7 +44,9 @@ constexpr TableSpec kTables[] = {
      "run_id, owner_host, owner_pid, owner_user, acquired_at, heartbeat_at, generation, "
      "released_at",
      false},
-    {"device_states", "run_id, stage, device_uuid, update_id, status, since, online, online_at",
+    {"device_states",
+     "run_id, stage, device_uuid, update_id, status, since, online, online_at, online_last, "
+     "lost_at",
      false},
 };
 

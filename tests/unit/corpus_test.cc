@@ -102,6 +102,8 @@ TEST_CASE("schema/plan.schema.json knows exactly the loader's keys") {
   CHECK(schema_keys(defs.at("on_failure")) == loader_keys(k::kOnFailure));
   CHECK(schema_keys(defs.at("rollback")) == loader_keys(k::kRollback));
   CHECK(schema_keys(defs.at("api")) == loader_keys(k::kApi));
+  CHECK(schema_keys(defs.at("ramp")) == loader_keys(k::kRamp));
+  CHECK(schema_keys(defs.at("abort_when")) == loader_keys(k::kAbortWhen));
   const auto on_timeout = defs.at("gate").at("properties").at("on_timeout").at("enum");
   CHECK(std::set<std::string>(on_timeout.begin(), on_timeout.end()) ==
         loader_keys(k::kOnTimeoutValues));
