@@ -49,7 +49,8 @@ void Engine::Impl::take_snapshot(StageRun& s) {
           std::set<std::string> taken, ramp_taken;
           for (const StageRun& other : stages) {
             if (other.id == stage.id || !other.snapshot) continue;
-            const bool same_ramp = ramp && spec(other).ramp && spec(other).ramp->stage == ramp->stage;
+            const bool same_ramp =
+                ramp && spec(other).ramp && spec(other).ramp->stage == ramp->stage;
             for (const auto& d : *other.snapshot) (same_ramp ? ramp_taken : taken).insert(d.uuid);
           }
           const std::size_t found = devices.size();
@@ -73,9 +74,10 @@ void Engine::Impl::take_snapshot(StageRun& s) {
               event(stage.record.name, "stage_passed", why);
               return set_stage(stage, StageStatus::passed, why);
             }
-            devices = draw_sample(std::move(devices), plan::Sample{plan::Sample::Kind::count, 0,
-                                                                   static_cast<std::int64_t>(k)},
-                                  ramp_seed(run_id, *ramp));
+            devices = draw_sample(
+                std::move(devices),
+                plan::Sample{plan::Sample::Kind::count, 0, static_cast<std::int64_t>(k)},
+                ramp_seed(run_id, *ramp));
           } else {
             devices = draw_sample(std::move(devices), *sample, run_id + "/" + stage.record.name);
             how = fmt::format(", a sample of {} from {} candidate(s){}",

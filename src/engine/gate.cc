@@ -101,16 +101,16 @@ std::optional<std::string> abort_criterion_met(const plan::AbortWhen& when, std:
     if (!t) return std::nullopt;
     std::int64_t at = t->kind == plan::Threshold::Kind::count
                           ? static_cast<std::int64_t>(t->value)
-                          : static_cast<std::int64_t>(std::ceil(
-                                static_cast<double>(targeted) * t->value / 100.0 - 1e-9));
+                          : static_cast<std::int64_t>(
+                                std::ceil(static_cast<double>(targeted) * t->value / 100.0 - 1e-9));
     at = std::max<std::int64_t>(at, 1);
     if (count < at) return std::nullopt;
     return at;
   };
-  const std::string numbers =
-      fmt::format("{} of the {} devices the dispatched stages targeted failed, {} lost; {} "
-                  "finished (min_finished {})",
-                  c.failed, targeted, c.lost, c.finished(), when.min_finished);
+  const std::string numbers = fmt::format(
+      "{} of the {} devices the dispatched stages targeted failed, {} lost; {} "
+      "finished (min_finished {})",
+      c.failed, targeted, c.lost, c.finished(), when.min_finished);
   if (auto at = reached(when.failed, c.failed)) {
     return fmt::format("abort_when failed {} met ({} = {} device(s)): {}",
                        plan::format_threshold(*when.failed),

@@ -53,8 +53,8 @@ void Engine::Impl::poll(StageRun& s) {
         // devices' online states read at a poll.
         if (!any_under_way) return judge_poll(st, std::move(read));
         list_online(api, spec(st).project, spec(st).groups,
-                    guarded([this, id, read = std::move(read)](
-                                upswift::Result<OnlineStates> online) mutable {
+                    guarded([this, id,
+                             read = std::move(read)](upswift::Result<OnlineStates> online) mutable {
                       StageRun& stage = stages[id];
                       if (!online.ok()) {
                         event(stage.record.name, "error",
@@ -89,8 +89,8 @@ void Engine::Impl::judge_poll(StageRun& s, PollRead read) {
   }
   const dag::StageId id = s.id;
   list_online(api, spec(s).project, spec(s).groups,
-              guarded([this, id, j, counts, read = std::move(read)](
-                          upswift::Result<OnlineStates> online) mutable {
+              guarded([this, id, j, counts,
+                       read = std::move(read)](upswift::Result<OnlineStates> online) mutable {
                 StageRun& stage = stages[id];
                 if (!online.ok()) {
                   event(stage.record.name, "error",
@@ -109,10 +109,10 @@ void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
   for (std::size_t i = 0; i < read.readings.size(); ++i) {
     Seen& seen = (*s.seen)[i];
     // Without a fresh reading of its online state, a device stays as it was judged.
-    const bool lost =
-        read.online_read ? is_lost(gate, seen.reached, seen.started, seen.online,
-                                   seen.online_last.value_or(dispatched), read.now)
-                         : seen.lost_at.has_value() && under_way(seen.reached, seen.started);
+    const bool lost = read.online_read
+                          ? is_lost(gate, seen.reached, seen.started, seen.online,
+                                    seen.online_last.value_or(dispatched), read.now)
+                          : seen.lost_at.has_value() && under_way(seen.reached, seen.started);
     read.readings[i].lost = lost;
     if (lost == seen.lost_at.has_value()) continue;
     if (lost) {
@@ -159,7 +159,7 @@ void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {
       for (StageRun& other : stages) {
         if (other.record.name != o.stage || other.id == s.id) continue;
         other.counts = StatusCounts{o.pending, o.in_progress, o.success, o.failed,
-                                    o.aborted,  o.missing,     o.lost};
+                                    o.aborted, o.missing,     o.lost};
       }
     }
   }
@@ -221,16 +221,10 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
       auto it = at.find(d.uuid);
       if (it == at.end() || !d.status) continue;
       (*s.seen)[it->second] = {
-          true,
-          *d.status,
-          d.update_id,
-          d.since,
-          static_cast<std::int8_t>(d.online.empty() ? -1 : d.online == "online"),
-          d.online_at,
+          true, *d.status, d.update_id, d.since,
+          static_cast<std::int8_t>(d.online.empty() ? -1 : d.online == "online"), d.online_at,
           // A device recorded lost was under way; one in progress, started.
-          *d.status == Reached::in_progress || d.lost_at.has_value(),
-          d.online_last,
-          d.lost_at};
+          *d.status == Reached::in_progress || d.lost_at.has_value(), d.online_last, d.lost_at};
     }
   }
   std::vector<std::size_t> changed;

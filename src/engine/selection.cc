@@ -148,8 +148,8 @@ std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice
 }
 
 std::size_t ramp_step_size(std::size_t base, std::size_t earlier, double percent) {
-  const auto in_all = static_cast<std::size_t>(
-      std::ceil(static_cast<double>(base) * percent / 100.0 - 1e-9));
+  const auto in_all =
+      static_cast<std::size_t>(std::ceil(static_cast<double>(base) * percent / 100.0 - 1e-9));
   return std::min(base, in_all) > earlier ? std::min(base, in_all) - earlier : 0;
 }
 

@@ -21,8 +21,8 @@ inline constexpr std::array<std::string_view, 9> kGate = {
     "bake",        "timeout",    "poll",     "min_success", "max_failed",
     "min_devices", "on_timeout", "max_lost", "lost_after"};
 inline constexpr std::array<std::string_view, 14> kStage = {
-    "name", "needs",  "groups", "filters", "gate",    "approval", "flow_id",
-    "project", "app", "comment", "sample", "windows", "freeze",   "ramp"};
+    "name",    "needs", "groups",  "filters", "gate",    "approval", "flow_id",
+    "project", "app",   "comment", "sample",  "windows", "freeze",   "ramp"};
 inline constexpr std::array<std::string_view, 3> kRamp = {"steps", "from", "factor"};
 inline constexpr std::array<std::string_view, 4> kWindow = {"days", "from", "to", "tz"};
 inline constexpr std::array<std::string_view, 4> kFreeze = {"from", "to", "tz", "reason"};

@@ -211,8 +211,9 @@ std::optional<AbortWhen> read_abort_when(Reader& r, const Node& n) {
     if (auto m = r.integer(*v, "abort_when min_finished", 0, 100'000'000)) a.min_finished = *m;
   }
   if (!n.find("failed") && !n.find("lost")) {
-    r.diagnostics().error(n.mark, "abort_when needs failed, lost or both (e.g. {failed: 3%, "
-                                  "lost: 1%, min_finished: 50})");
+    r.diagnostics().error(n.mark,
+                          "abort_when needs failed, lost or both (e.g. {failed: 3%, "
+                          "lost: 1%, min_finished: 50})");
     return std::nullopt;
   }
   for (const char* key : {"failed", "lost"}) {

@@ -112,8 +112,8 @@ struct Stage {
   bool approval_required = false;
   std::optional<Sample> sample;
   std::optional<RampStep> ramp;  // set with sample: a step of a ramp
-  std::vector<Window> windows;  // the stage's own, else the plan's
-  std::vector<Freeze> freezes;  // the plan's and the stage's
+  std::vector<Window> windows;   // the stage's own, else the plan's
+  std::vector<Freeze> freezes;   // the plan's and the stage's
   // Resolved: stage override, else the plan's value.
   std::string flow_id;
   std::string project;

@@ -187,9 +187,9 @@ struct Builder : std::enable_shared_from_this<Builder> {
       if (ramp) {
         const std::size_t k = engine::ramp_step_size(base, ramp->size(), stage.ramp->percent);
         if (k > 0) {
-          drawn = engine::draw_sample(
-              std::move(left), {plan::Sample::Kind::count, 0, static_cast<std::int64_t>(k)},
-              engine::ramp_seed("preview", *stage.ramp));
+          drawn = engine::draw_sample(std::move(left),
+                                      {plan::Sample::Kind::count, 0, static_cast<std::int64_t>(k)},
+                                      engine::ramp_seed("preview", *stage.ramp));
         }
       } else {
         drawn = engine::draw_sample(std::move(left), *stage.sample, "preview");

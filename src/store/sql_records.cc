@@ -372,10 +372,10 @@ std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id)
   s.bind(1, run_id);
   std::vector<DeviceState> out;
   while (s.step()) {
-    DeviceState d{s.text(0), s.text(1),    s.text(2),
-                  s.text(3), s.integer(4), s.optional_word<DeviceStatus>(5),
-                  s.time(6), s.text(7),    s.optional_time(8), s.optional_time(9),
-                  s.optional_time(10)};
+    DeviceState d{s.text(0),          s.text(1),          s.text(2),
+                  s.text(3),          s.integer(4),       s.optional_word<DeviceStatus>(5),
+                  s.time(6),          s.text(7),          s.optional_time(8),
+                  s.optional_time(9), s.optional_time(10)};
     out.push_back(std::move(d));
   }
   return out;

@@ -289,7 +289,11 @@ TEST_CASE("which devices: a passing gate keeps when each device first succeeded,
   const auto devices = h.store.load_device_states("r-test");
   for (const auto& d : devices) {
     CHECK(word(d.status) == "success");
-    CHECK(d.online.empty());  // everything succeeded: nothing more was read
+    // Online states were read while updates were under way (lost devices are looked for);
+    // every device was online when last read, and none was lost.
+    CHECK(d.online == "online");
+    CHECK(d.online_last.has_value());
+    CHECK_FALSE(d.lost_at.has_value());
   }
   // At every poll, before and after the kill, the devices recorded as successful since
   // then are exactly the successes it counted: each `since` is the first poll that saw it.

@@ -146,8 +146,10 @@ TEST_CASE("the API estimate is listings, one dispatch and a listing per poll, pe
   std::int64_t min = 0, max = 0;
   for (const auto& s : p.stages) {
     min += s.listing_pages + s.state_pages + 1 + s.min_polls * s.listing_pages;
-    // ... and, at most, the online states of its groups at a decision with failures.
-    max += s.listing_pages + s.state_pages + 1 + s.max_polls * s.listing_pages + s.listing_pages;
+    // ... and, at most, the online states of its groups at every poll (updates under way:
+    // lost devices are looked for) and at a decision with failures.
+    max += s.listing_pages + s.state_pages + 1 + s.max_polls * s.listing_pages +
+           (s.max_polls + 1) * s.listing_pages;
   }
   CHECK(p.api.deploy_updates == 5);
   CHECK(p.api.min_calls == min);
