@@ -179,8 +179,9 @@ void Console::on_observation(const state::Observation& o) {
       c.redraw();
       return;
     case ConsoleMode::plain: {
-      std::string line = fmt::format("{}/{} success, {} failed, {} updating", o.success, o.targeted,
-                                     o.failed, o.pending + o.in_progress);
+      std::string line = fmt::format("{}/{} success, {} failed", o.success, o.targeted, o.failed);
+      if (o.lost > 0) line += fmt::format(", {} lost", o.lost);
+      line += fmt::format(", {} updating", o.pending + o.in_progress);
       if (o.missing > 0) line += fmt::format(", {} missing", o.missing);
       const std::string key = fmt::format("{}/{}", line, state::name(o.verdict));
       if (c.last_gate_line[o.stage] == key) return;  // only changes

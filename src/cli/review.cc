@@ -90,27 +90,32 @@ nlohmann::ordered_json observation_json(const state::Observation& o) {
   return {{"time", iso_time(o.at)}, {"stage", o.stage},     {"elapsed_s", o.elapsed_ms / 1000},
           {"targeted", o.targeted}, {"pending", o.pending}, {"in_progress", o.in_progress},
           {"success", o.success},   {"failed", o.failed},   {"aborted", o.aborted},
-          {"missing", o.missing},   {"verdict", o.verdict}, {"reason", o.reason}};
+          {"missing", o.missing},   {"lost", o.lost},       {"verdict", o.verdict},
+          {"reason", o.reason}};
+}
+
+std::string shown_device_status(const state::DeviceState& d) {
+  if (d.lost_at) return "lost";
+  return d.status ? std::string(state::name(*d.status)) : "unread";
 }
 
 std::string not_succeeded(const std::vector<state::DeviceState>& devices, const std::string& stage,
                           std::size_t shown_per_status) {
-  // Worst first: what failed, then what never got the update, then what is still on its way.
+  // Worst first: what was lost or failed, then what never got the update, then what is still
+  // on its way.
   using state::DeviceStatus;
-  static constexpr DeviceStatus kOrder[] = {DeviceStatus::failed,     DeviceStatus::aborted,
-                                            DeviceStatus::other,      DeviceStatus::missing,
-                                            DeviceStatus::unlisted,   DeviceStatus::pending,
-                                            DeviceStatus::in_progress};
+  static constexpr std::string_view kOrder[] = {"lost",    "failed",   "aborted", "other",
+                                                "missing", "unlisted", "pending", "in_progress"};
   std::vector<std::string> parts;
-  for (const DeviceStatus status : kOrder) {
+  for (const std::string_view status : kOrder) {
     std::vector<std::string> names;
     std::size_t count = 0;
     for (const auto& d : devices) {
-      if (d.stage != stage || d.status != status) continue;  // an unread one is none
+      if (d.stage != stage || !d.status || shown_device_status(d) != status) continue;
       if (++count <= shown_per_status) names.push_back(fmt::format("{} ({})", d.uuid, d.name));
     }
     if (count == 0) continue;
-    std::string part = fmt::format("{}: {}", state::name(status), fmt::join(names, ", "));
+    std::string part = fmt::format("{}: {}", status, fmt::join(names, ", "));
     if (count > shown_per_status) part += fmt::format(" and {} more", count - shown_per_status);
     parts.push_back(std::move(part));
   }

@@ -49,6 +49,11 @@ std::string not_succeeded(const std::vector<state::DeviceState>& devices, const 
 // (`show`'s gate decisions and the event stream's `gate` lines).
 nlohmann::ordered_json observation_json(const state::Observation& o);
 
+// A device's status as a person reads it: "lost" for a lost device (its update under way, the
+// device dark past lost_after), else its update's status as the gate last saw it, "unread"
+// when no gate read it yet.
+std::string shown_device_status(const state::DeviceState& d);
+
 nlohmann::ordered_json to_json(const state::RunRecord& run,
                                const std::vector<state::StageRecord>& stages);
 

@@ -32,22 +32,22 @@ const std::vector<std::string> kDeviceStatuses = [] {
   const auto& words = state::Words<state::DeviceStatus>::names;
   std::vector<std::string> all(words.begin(), words.end());
   all.emplace_back("unread");
+  all.emplace_back("lost");
   return all;
 }();
-
-std::string device_status(const state::DeviceState& d) {
-  return d.status ? std::string(state::name(*d.status)) : "unread";
-}
 
 Json device_json(const state::DeviceState& d) {
   return {{"uuid", d.uuid},
           {"name", d.name},
           {"group", d.group},
           {"update_id", d.update_id ? Json(d.update_id) : Json(nullptr)},
-          {"status", device_status(d)},
+          {"status", shown_device_status(d)},
+          {"update_status", d.status ? Json(*d.status) : Json(nullptr)},
           {"since", !d.status ? Json(nullptr) : Json(iso_time(d.since))},
           {"online", d.online.empty() ? Json(nullptr) : Json(d.online)},
-          {"online_read", optional_time(d.online_at)}};
+          {"online_read", optional_time(d.online_at)},
+          {"online_last", optional_time(d.online_last)},
+          {"lost_since", optional_time(d.lost_at)}};
 }
 
 // rollout show RUN --devices: one line per targeted device.
@@ -58,13 +58,14 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
     std::cerr << fmt::format("rollout show: run {} has no stage '{}'\n", run.id, o.stage);
     return kExitInvalidInput;
   }
-  // The words CLI11 checked against kDeviceStatuses; "unread" is no status at all.
-  std::vector<std::optional<state::DeviceStatus>> wanted;
-  for (const auto& word : o.statuses) wanted.push_back(state::parse<state::DeviceStatus>(word));
+  // The words CLI11 checked against kDeviceStatuses, as shown: "unread" is no status at all,
+  // "lost" a lost device whatever its update's status.
+  const std::vector<std::string>& wanted = o.statuses;
   std::vector<state::DeviceState> shown;
   for (auto& d : store.load_device_states(run.id)) {
     if (!o.stage.empty() && d.stage != o.stage) continue;
-    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), d.status) == wanted.end())
+    if (!wanted.empty() &&
+        std::find(wanted.begin(), wanted.end(), shown_device_status(d)) == wanted.end())
       continue;
     shown.push_back(std::move(d));
   }
@@ -85,7 +86,8 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
   for (const auto& d : shown) {
     std::cout << fmt::format(
         "{:<14} {:<14} {:<20} {:<12} {:>9} {:<12} {:<19} {}\n", d.stage, d.uuid, d.name, d.group,
-        d.update_id ? std::to_string(d.update_id) : "-", device_status(d),
+        d.update_id ? std::to_string(d.update_id) : "-",
+        d.lost_at ? fmt::format("lost ({})", state::name(*d.status)) : shown_device_status(d),
         !d.status ? "-" : local_time(d.since),
         d.online.empty() ? "-"
                          : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)));
@@ -189,9 +191,9 @@ int run_show(const ShowOptions& o) {
                            run->finished_at ? "took" : "last update after",
                            span(run->created_at, end));
 
-  std::cout << fmt::format("\n{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n",
+  std::cout << fmt::format("\n{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n",
                            "STAGE", "STATUS", "DEVICES", "PENDING", "UPDATING", "SUCCESS", "FAILED",
-                           "ABORTED", "MISSING", "TIMELINE");
+                           "LOST", "ABORTED", "MISSING", "TIMELINE");
   for (const auto& s : stages) {
     auto snapshot = store->load_snapshot(run->id, s.name);
     const state::Observation* ob = last.count(s.name) ? last[s.name] : nullptr;
@@ -201,11 +203,12 @@ int run_show(const ShowOptions& o) {
     if (s.finished_at && s.started_at)
       timeline += ", ended +" + span(*s.started_at, *s.finished_at);
     std::cout << fmt::format(
-        "{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", s.name,
+        "{:<14} {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", s.name,
         view::shown_status(s), snapshot ? std::to_string(snapshot->size()) : "-",
         ob ? std::to_string(ob->pending) : "-", ob ? std::to_string(ob->in_progress) : "-",
         ob ? std::to_string(ob->success) : "-", ob ? std::to_string(ob->failed) : "-",
-        ob ? std::to_string(ob->aborted) : "-", ob ? std::to_string(ob->missing) : "-", timeline);
+        ob ? std::to_string(ob->lost) : "-", ob ? std::to_string(ob->aborted) : "-",
+        ob ? std::to_string(ob->missing) : "-", timeline);
     if (!s.reason.empty()) std::cout << fmt::format("{:<14} {}\n", "", s.reason);
     if (snapshot) {
       if (const auto* plan_stage = find_stage(s.name))
@@ -274,7 +277,8 @@ void add_show_command(CLI::App& app, Run& run) {
   cmd->add_option("--status", o->statuses,
                   "With --devices: devices in this status only (repeatable): pending, in_progress, "
                   "success, failed, aborted, other, missing (the update is not on it), unlisted "
-                  "(it left the stage's groups), unread (no gate read it yet)")
+                  "(it left the stage's groups), unread (no gate read it yet), lost (its update "
+                  "under way while it has been offline past the gate's lost_after)")
       ->check(CLI::IsMember(kDeviceStatuses));
   cmd->callback([o, &run] {
     if ((!o->stage.empty() || !o->statuses.empty()) && !o->devices)

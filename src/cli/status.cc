@@ -82,8 +82,10 @@ Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime 
   for (const auto& s : p.stages) {
     Json not_succeeded = Json::array();
     for (const auto& d : devices) {
-      if (d.stage == s.record.name && d.status && *d.status != state::DeviceStatus::success)
-        not_succeeded.push_back({{"uuid", d.uuid}, {"name", d.name}, {"status", *d.status}});
+      if (d.stage == s.record.name && d.status &&
+          (*d.status != state::DeviceStatus::success || d.lost_at))
+        not_succeeded.push_back(
+            {{"uuid", d.uuid}, {"name", d.name}, {"status", shown_device_status(d)}});
     }
     Json j{{"stage", s.record.name},
            {"status", s.record.status},
@@ -97,7 +99,8 @@ Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime 
     if (s.last) {
       j["counts"] = {{"pending", s.last->pending}, {"in_progress", s.last->in_progress},
                      {"success", s.last->success}, {"failed", s.last->failed},
-                     {"aborted", s.last->aborted}, {"missing", s.last->missing}};
+                     {"aborted", s.last->aborted}, {"missing", s.last->missing},
+                     {"lost", s.last->lost}};
       j["gate"] = {{"verdict", s.last->verdict}, {"reason", s.last->reason}};
     }
     stages.push_back(j);

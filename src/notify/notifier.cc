@@ -109,6 +109,11 @@ void Notifier::on_run(state::RunStatus status, const std::string& reason, WallTi
   if (auto m = run_milestone(status)) enqueue({*m, run_id_, plan_.name, "", at, reason});
 }
 
+void Notifier::on_event(const state::Event& e) {
+  if (e.kind == "device_lost" || e.kind == "abort_criteria")
+    enqueue({e.kind, run_id_, plan_.name, e.stage, e.at, e.message});
+}
+
 void Notifier::on_stage(const state::StageRecord& r, WallTime changed_at) {
   auto [last, first] = last_status_.try_emplace(r.name, r.status);
   if (!first && last->second == r.status) return;

@@ -51,7 +51,8 @@ class Notifier : public engine::Observer {
   ~Notifier() override;
 
   void run_started(WallTime at, bool resumed);
-  void on_event(const state::Event&) override {}
+  // A device lost mid-update and the run's abort_when met are milestones of their own.
+  void on_event(const state::Event& e) override;
   void on_stage(const state::StageRecord& r, WallTime at) override;
   void on_run(state::RunStatus status, const std::string& reason, WallTime at) override;
 

@@ -214,10 +214,10 @@ std::string status_bar(const state::Observation& o, int width, bool color) {
   const std::int64_t total = std::max<std::int64_t>(o.targeted, 1);
   auto cells = [&](std::int64_t n) { return static_cast<int>(n * width / total); };
   int success = cells(o.success);
-  int failed = cells(o.failed + o.aborted);
+  int failed = cells(o.failed + o.aborted + o.lost);
   int updating = cells(o.in_progress);
-  // A single failure always shows.
-  if (o.failed + o.aborted > 0 && failed == 0) failed = 1;
+  // A single failure (or lost device) always shows.
+  if (o.failed + o.aborted + o.lost > 0 && failed == 0) failed = 1;
   success = std::min(success, width - failed);
   updating = std::min(updating, width - failed - success);
   const int rest = width - success - failed - updating;
@@ -273,8 +273,9 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
     if (s.last) {
       const auto& o = *s.last;
       line += status_bar(o, bar_width, style.color);
-      line += fmt::format(" {} success, {} failed, {} in_progress, {} pending", o.success,
-                          o.failed + o.aborted, o.in_progress, o.pending);
+      line += fmt::format(" {} success, {} failed", o.success, o.failed + o.aborted);
+      if (o.lost > 0) line += fmt::format(", {} lost", o.lost);
+      line += fmt::format(", {} in_progress, {} pending", o.in_progress, o.pending);
       if (o.missing > 0) line += fmt::format(", {} missing", o.missing);
     } else {
       line += std::string(static_cast<std::size_t>(bar_width), ' ');

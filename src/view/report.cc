@@ -67,7 +67,7 @@ h3{font-size:15px;margin:18px 0 4px}
 .s-completed,.s-passed{background:#2e8540}.s-stopped,.s-failed,.s-aborted,.s-rolled_back{background:#c62828}
 .s-paused,.s-awaiting_approval,.s-interrupted,.s-running,.s-gating,.s-dispatching{background:#b26a00}
 .s-waiting{background:#8a93a3}
-.device{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff}.s-missing,.s-unlisted,.s-other{background:#6a1b9a}.s-pending,.s-in_progress{background:#b26a00}
+.device{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff}.s-missing,.s-unlisted,.s-other{background:#6a1b9a}.s-lost{background:#263238}.s-pending,.s-in_progress{background:#b26a00}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eef0f4;vertical-align:top}
 th{background:#f5f7fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
 svg{display:block;max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:#39414f}
@@ -182,9 +182,10 @@ std::string stage_chart(const ReportInput& in, const state::StageRecord& st) {
     const char* colour;
     std::int64_t (*count)(const state::Observation&);
   };
-  const std::array<Layer, 4> layers{{
+  const std::array<Layer, 5> layers{{
       {"success", "#43a047", [](const state::Observation& o) { return o.success; }},
       {"failed", "#e53935", [](const state::Observation& o) { return o.failed + o.aborted; }},
+      {"lost", "#263238", [](const state::Observation& o) { return o.lost; }},
       {"in_progress", "#ffb300", [](const state::Observation& o) { return o.in_progress; }},
       {"pending", "#b0bec5", [](const state::Observation& o) { return o.pending + o.missing; }},
   }};
@@ -242,14 +243,18 @@ std::string unsuccessful_devices(const ReportInput& in) {
   std::string rows;
   std::size_t n = 0;
   for (const auto& d : in.device_states) {
-    if (!d.status || *d.status == state::DeviceStatus::success) continue;
+    if (!d.status || (*d.status == state::DeviceStatus::success && !d.lost_at)) continue;
     ++n;
+    // A lost device: its own colour, since when, and its update's status beside.
+    const std::string status = d.lost_at ? "lost" : std::string(word(*d.status));
     rows += fmt::format(
         "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"n\">{}</td>"
-        "<td><span class=\"device s-{}\">{}</span></td><td>{}</td><td>{}</td></tr>\n",
+        "<td><span class=\"device s-{}\">{}</span>{}</td><td>{}</td><td>{}</td></tr>\n",
         esc(d.stage), esc(d.uuid), esc(d.name), esc(d.group),
-        d.update_id ? std::to_string(d.update_id) : "-", word(*d.status), word(*d.status),
-        offset(in.run.created_at, d.since), d.online.empty() ? "-" : esc(d.online));
+        d.update_id ? std::to_string(d.update_id) : "-", status, status,
+        d.lost_at ? fmt::format(" (update {})", word(*d.status)) : "",
+        offset(in.run.created_at, d.lost_at.value_or(d.since)),
+        d.online.empty() ? "-" : esc(d.online));
   }
   std::string h = fmt::format("<h2>Devices that did not succeed: {}</h2>\n", n);
   if (rows.empty()) return h + "<p class=\"meta\">None.</p>\n";
@@ -351,13 +356,15 @@ std::string render_report(const ReportInput& in) {
     if (o.verdict == state::Verdict::wait) continue;
     rows += fmt::format(
         "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
-        "<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
+        "<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td>"
+        "</tr>\n",
         offset(run.created_at, o.at), esc(o.stage), word(o.verdict), o.targeted, o.success,
-        o.failed + o.aborted, o.pending + o.in_progress + o.missing, esc(o.reason));
+        o.failed + o.aborted, o.lost, o.pending + o.in_progress + o.missing, esc(o.reason));
   }
   h += rows.empty() ? "<p class=\"meta\">None yet.</p>\n"
                     : "<table class=\"decisions\"><tr><th>When</th><th>Stage</th><th>Verdict</th>"
-                      "<th>Targeted</th><th>Success</th><th>Failed</th><th>Updating</th>"
+                      "<th>Targeted</th><th>Success</th><th>Failed</th><th>Lost</th>"
+                      "<th>Updating</th>"
                       "<th>Reason</th></tr>\n" +
                           rows + "</table>\n";
 
