@@ -45,7 +45,8 @@ std::string_view SimUpdate::status_at(SimTime now) const {
 
 bool SimDevice::online_at(SimTime now) const {
   if (!online_initially && now < returns_at) return false;
-  if (!updates.empty() && now >= updates.back().offline_from) return false;
+  if (!updates.empty() && now >= updates.back().offline_from && now < updates.back().online_again)
+    return false;
   return true;
 }
 
@@ -170,6 +171,7 @@ Behavior Fleet::behavior_for(const SimDevice& d, const std::string& flow_id) con
     if (o.duration) b.duration = *o.duration;
     if (o.failure_rate) b.failure_rate = *o.failure_rate;
     if (o.offline_mid_update) b.offline_mid_update = *o.offline_mid_update;
+    if (o.dark_for) b.dark_for = *o.dark_for;
   }
   return b;
 }
@@ -251,6 +253,10 @@ Fleet::DeployOutcome Fleet::deploy(const upswift::DeployRequest& r, SimTime now)
       u.fails = chance(b.failure_rate, draw);
       if (chance(b.offline_mid_update, draw)) {
         u.offline_from = u.starts + duration / 2;  // stays in_progress while it is gone
+        if (b.dark_for) {  // back after a while, the rest of its update then done
+          u.online_again = u.offline_from + pick(*b.dark_for, draw);
+          u.ends = u.online_again + (duration - duration / 2);
+        }
       } else {
         u.ends = u.starts + duration;
       }

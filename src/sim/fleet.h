@@ -37,6 +37,9 @@ struct Behavior {
   double failure_rate = 0.0;                       // 0..1
   double offline_mid_update = 0.0;                 // 0..1: drops offline while in_progress
   std::optional<Range> offline_return;  // offline devices come back after this; never if unset
+  // A device that dropped offline mid-update comes back after this and finishes its update;
+  // never when unset (a bricked device).
+  std::optional<Range> dark_for;
 };
 
 // Applies to the updates of devices in `group`, with `tag`, of flow `flow` (all that are set).
@@ -47,6 +50,7 @@ struct BehaviorOverride {
   std::optional<Range> duration{};
   std::optional<double> failure_rate{};
   std::optional<double> offline_mid_update{};
+  std::optional<Range> dark_for{};
 };
 
 struct DeviceSpec {
@@ -89,6 +93,7 @@ struct SimUpdate {
   SimTime ends = kNever;          // success/failed from here
   SimTime aborted = kNever;       // replaced by a newer update before it finished
   SimTime offline_from = kNever;  // the device drops offline mid-update
+  SimTime online_again = kNever;  // ... and comes back (then `ends` is set)
   bool fails = false;
   std::string version;
   upswift::SharedText comment;  // one for every device of the call

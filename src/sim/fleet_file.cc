@@ -15,10 +15,10 @@ using yaml::Reader;
 
 constexpr std::array<std::string_view, 6> kTopKeys = {"seed",      "flows",    "updates",
                                                       "overrides", "projects", "description"};
-constexpr std::array<std::string_view, 5> kUpdateKeys = {"start_delay", "duration", "failure_rate",
-                                                         "offline_mid_update", "offline_return"};
-constexpr std::array<std::string_view, 6> kOverrideKeys = {
-    "group", "tag", "flow", "duration", "failure_rate", "offline_mid_update"};
+constexpr std::array<std::string_view, 6> kUpdateKeys = {
+    "start_delay", "duration", "failure_rate", "offline_mid_update", "offline_return", "dark_for"};
+constexpr std::array<std::string_view, 7> kOverrideKeys = {
+    "group", "tag", "flow", "duration", "failure_rate", "offline_mid_update", "dark_for"};
 constexpr std::array<std::string_view, 3> kProjectKeys = {"name", "groups", "devices"};
 constexpr std::array<std::string_view, 6> kGroupKeys = {"name",       "devices", "tags",
                                                         "tag_shares", "apps",    "online"};
@@ -75,6 +75,7 @@ void read_updates(Reader& r, const Node& n, Behavior& b) {
   }
   if (const Node* v = n.find("offline_return"))
     b.offline_return = read_range(r, *v, "offline_return");
+  if (const Node* v = n.find("dark_for")) b.dark_for = read_range(r, *v, "dark_for");
 }
 
 GroupSpec read_group(Reader& r, const Node& n) {
@@ -150,6 +151,7 @@ FleetLoad load_fleet(std::string_view yaml_text) {
         if (const Node* v = o.find("offline_mid_update")) {
           bo.offline_mid_update = r.percentage(*v, "offline_mid_update");
         }
+        if (const Node* v = o.find("dark_for")) bo.dark_for = read_range(r, *v, "dark_for");
         spec.overrides.push_back(bo);
       }
     }

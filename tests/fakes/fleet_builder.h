@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,17 @@ class FleetBuilder {
   // Every update to `group` fails with this probability.
   FleetBuilder& failing(std::string group, double rate) {
     spec_.overrides.push_back({.group = std::move(group), .failure_rate = rate});
+    return *this;
+  }
+  // This share of the updates to `group` go dark mid-update (the device drops offline while
+  // in_progress): for good, or back after `dark_for` to finish.
+  FleetBuilder& dark(std::string group, double share, std::optional<sim::Range> dark_for = {}) {
+    spec_.overrides.push_back(
+        {.group = std::move(group), .offline_mid_update = share, .dark_for = dark_for});
+    return *this;
+  }
+  FleetBuilder& behave(sim::BehaviorOverride o) {
+    spec_.overrides.push_back(std::move(o));
     return *this;
   }
   FleetBuilder& timing(sim::Range start_delay, sim::Range duration) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -914,4 +915,319 @@ TEST_CASE("an approval counts for its stage; for a paused gate, only one given s
   CHECK_FALSE(engine::approval_counts(other, waiting));
   CHECK_FALSE(engine::approval_counts(early, paused));
   CHECK(engine::approval_counts(late, paused));
+}
+
+// Health gates: lost devices, run-wide abort criteria, ramps.
+namespace {
+
+const std::string kLostPlan = R"(version: 1
+name: fw-3
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 30m, timeout: 6h, poll: 1m, min_success: 80%, max_failed: 0, lost_after: 15m, max_lost: MAX_LOST}
+stages:
+  - name: eu
+    groups: [EU]
+  - name: us
+    needs: [eu]
+    groups: [US]
+on_failure:
+  action: rollback
+  rollback: {flow_id: f-old, app: {name: fw, version: v2}}
+)";
+
+std::string lost_plan(const std::string& max_lost) {
+  return replaced(kLostPlan, "MAX_LOST", max_lost);
+}
+
+// EU's 10 devices and one more with the tag "brick", whose updates go dark for good (or come
+// back after `dark_for`); the US's 10 are fine.
+sim::FleetSpec fleet_with_brick(std::optional<sim::Range> dark_for = {}) {
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"}).group("EU", 10).group("US", 10);
+  fleet.device({.uuid = "d-brick",
+                .name = "brick",
+                .group = "EU",
+                .tags = {"brick"},
+                .apps = {{"fw", "v2"}}});
+  fleet.behave({.tag = "brick", .offline_mid_update = 1.0, .dark_for = dark_for});
+  return fleet;
+}
+
+std::vector<state::DeviceState> lost_devices(store::SqlStore& store) {
+  std::vector<state::DeviceState> out;
+  for (auto& d : store.load_device_states("r-test"))
+    if (d.lost_at) out.push_back(std::move(d));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("devices that go dark mid-update fail a max_lost 0 stage at once, and it rolls back") {
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"}).group("EU", 20).group("US", 10).dark("EU", 0.3);
+  Harness h(lost_plan("0"), fleet);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  const auto stages = h.store.load_stages("r-test");
+  const auto& eu = stages[0];
+  CHECK(word(eu.status) == "rolled_back");
+  CHECK(eu.reason.find("lost, more than max_lost 0 allows (0)") != std::string::npos);
+  // Failed well before its 6-hour timeout: 15 minutes after a device was last seen online.
+  REQUIRE(eu.dispatched_at);
+  REQUIRE(eu.finished_at);
+  CHECK(*eu.finished_at - *eu.dispatched_at < 1h);
+  // Every lost device is named in the reason and recorded as lost, its update in progress.
+  const auto lost = lost_devices(h.store);
+  REQUIRE_FALSE(lost.empty());
+  for (const auto& d : lost) {
+    CHECK(eu.reason.find(d.uuid) != std::string::npos);
+    CHECK(word(d.status) == "in_progress");
+    CHECK(d.online == "offline");
+    CHECK(d.stage == "eu");
+  }
+  const auto decisive = h.store.load_observations("r-test").back();
+  CHECK(decisive.lost == static_cast<std::int64_t>(lost.size()));
+  CHECK(decisive.in_progress + decisive.pending + decisive.success + decisive.failed +
+            decisive.aborted + decisive.missing + decisive.lost ==
+        decisive.targeted);
+  CHECK(std::count(h.observer.kinds.begin(), h.observer.kinds.end(), "eu:device_lost") ==
+        static_cast<std::ptrdiff_t>(lost.size()));
+  // The rollback went out; us never started.
+  CHECK(h.applied_for(engine::rollback_marker("r-test", "eu")) >= 1);
+  CHECK(word(stages[1].status) == "waiting");
+}
+
+TEST_CASE("one lost device within max_lost 2: the stage passes, the device listed as lost") {
+  Harness h(lost_plan("2"), fleet_with_brick());
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  const auto lost = lost_devices(h.store);
+  REQUIRE(lost.size() == 1);
+  CHECK(lost[0].uuid == "d-brick");
+  const auto eu = h.store.load_stages("r-test")[0];
+  CHECK(word(eu.status) == "passed");
+  CHECK(eu.reason.find("1 lost") != std::string::npos);
+  CHECK(eu.reason.find("lost: d-brick (brick)") != std::string::npos);
+  // A lost device never counts as a success.
+  const auto observations = h.store.load_observations("r-test");
+  const auto last_eu = *std::find_if(observations.rbegin(), observations.rend(),
+                                     [](const auto& o) { return o.stage == "eu"; });
+  CHECK(last_eu.lost == 1);
+  CHECK(last_eu.success == 10);
+  // us, with no device whose update was under way at a poll past the first minutes, read
+  // online states only while its updates ran.
+  CHECK(word(h.store.load_stages("r-test")[1].status) == "passed");
+}
+
+TEST_CASE("a lost device that comes back online is no longer lost") {
+  // Dark for 40 minutes: lost 15 minutes after it was last seen, back before the 2h bake ends.
+  Harness h(replaced(lost_plan("1"), "bake: 30m", "bake: 2h"),
+            fleet_with_brick(sim::Range{40min, 40min}));
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  CHECK(std::count(h.observer.kinds.begin(), h.observer.kinds.end(), "eu:device_lost") == 1);
+  CHECK(std::count(h.observer.kinds.begin(), h.observer.kinds.end(), "eu:device_back") == 1);
+  CHECK(lost_devices(h.store).empty());
+  const auto observations = h.store.load_observations("r-test");
+  CHECK(std::any_of(observations.begin(), observations.end(),
+                    [](const auto& o) { return o.stage == "eu" && o.lost == 1; }));
+  const auto last_eu = *std::find_if(observations.rbegin(), observations.rend(),
+                                     [](const auto& o) { return o.stage == "eu"; });
+  CHECK(last_eu.lost == 0);
+  CHECK(last_eu.success == 11);
+}
+
+TEST_CASE("a lost device stays lost across a resume, its time offline counted from before") {
+  // Killed at the eu gate's 20th poll (the device dark for some minutes), resumed: it is lost
+  // at the same moment as in a run that was never killed.
+  auto lost_at = [](int kill_at_poll) {
+    Harness h(lost_plan("0"), fleet_with_brick());
+    if (kill_at_poll > 0) CHECK_FALSE(h.run({}, "after_observation", kill_at_poll));
+    auto outcome = h.run();
+    REQUIRE(outcome);
+    CHECK(outcome->ending == engine::Ending::stopped);
+    const auto lost = lost_devices(h.store);
+    REQUIRE(lost.size() == 1);
+    return *lost[0].lost_at;
+  };
+  const WallTime undisturbed = lost_at(0);
+  CHECK(lost_at(12) == undisturbed);
+}
+
+TEST_CASE("run-wide abort_when: each stage passes its own gate, the sum stops the run") {
+  const std::string plan = R"(version: 1
+name: fw-3
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 1h, timeout: 6h, poll: 1m, min_success: 80%, max_failed: 2}
+abort_when: {failed: 10%, min_finished: 10}
+stages:
+  - name: a
+    groups: [A]
+  - name: b
+    needs: [a]
+    groups: [B]
+  - name: c
+    needs: [b]
+    groups: [C]
+)";
+  // One bad device in A (1 of 11: 9%), two in B, two in C: each stage alone passes (at most
+  // 2 failed), but a and b together fail 3 of 22, more than 10%.
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new"}).group("A", 10).group("B", 9).group("C", 9);
+  for (const char* name : {"A", "B", "B", "C", "C"}) {
+    static int n = 0;
+    fleet.device({.uuid = fmt::format("d-bad-{}", ++n),
+                  .name = "bad",
+                  .group = name,
+                  .tags = {"bad"},
+                  .apps = {{"fw", "v2"}}});
+  }
+  fleet.behave({.tag = "bad", .failure_rate = 1.0});
+  Harness h(plan, fleet);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  CHECK(outcome->reason.find("abort_when failed 10% met") != std::string::npos);
+  CHECK(h.stage_status() ==
+        std::map<std::string, std::string>{{"a", "passed"}, {"b", "failed"}, {"c", "waiting"}});
+  const auto b = h.store.load_stages("r-test")[1];
+  CHECK(b.reason.find("3 of the 22 devices the dispatched stages targeted failed") !=
+        std::string::npos);
+  CHECK(std::count(h.observer.kinds.begin(), h.observer.kinds.end(), ":abort_criteria") == 1);
+  CHECK(h.deploys_sent == 2);  // c never dispatched
+}
+
+TEST_CASE("run-wide abort_when is counted again after a resume") {
+  const std::string plan = R"(version: 1
+name: fw-3
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 1h, timeout: 6h, poll: 1m, min_success: 80%, max_failed: 2}
+abort_when: {failed: 3}
+stages:
+  - name: a
+    groups: [A]
+  - name: b
+    needs: [a]
+    groups: [B]
+)";
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new"}).group("A", 10).group("B", 10);
+  for (const char* name : {"A", "A", "B"}) {
+    static int n = 0;
+    fleet.device({.uuid = fmt::format("d-bad-{}", ++n),
+                  .name = "bad",
+                  .group = name,
+                  .tags = {"bad"},
+                  .apps = {{"fw", "v2"}}});
+  }
+  fleet.behave({.tag = "bad", .failure_rate = 1.0});
+  Harness h(plan, fleet);
+  // Killed as b is dispatched: a's two failures are only in the store when b's gate counts.
+  CHECK_FALSE(h.run({}, "after_outcome", 2));
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  CHECK(h.stage_status() == std::map<std::string, std::string>{{"a", "passed"}, {"b", "failed"}});
+  CHECK(h.store.load_stages("r-test")[1].reason.find("abort_when failed 3 met") !=
+        std::string::npos);
+}
+
+namespace {
+
+const std::string kRampPlan = R"(version: 1
+name: fw-3
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 30m, timeout: 6h, poll: 5m, min_success: 90%, max_failed: 10%}
+stages:
+  - name: canary
+    groups: [Canary]
+  - name: eu
+    needs: [canary]
+    groups: [EU, Canary]
+    ramp: {steps: [10%, 25%, 50%, 100%]}
+  - name: rest
+    needs: [eu]
+    groups: [Rest]
+)";
+
+}  // namespace
+
+TEST_CASE("a ramp: its steps draw their shares in all, no device twice, each applied once") {
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new"}).group("Canary", 5).group("EU", 40).group("Rest", 5);
+  Harness h(kRampPlan, fleet);
+  REQUIRE(h.run()->ending == engine::Ending::completed);
+  // The canary's 5 are left out of the ramp: 40 devices, 10% = 4, 25% = 10 in all (6 new),
+  // 50% = 20 (10 new), 100% = 40 (20 new).
+  std::set<std::string> seen;
+  const std::vector<std::pair<std::string, std::size_t>> steps = {
+      {"eu@10%", 4}, {"eu@25%", 6}, {"eu@50%", 10}, {"eu@100%", 20}};
+  for (const auto& [name, size] : steps) {
+    CAPTURE(name);
+    const auto snapshot = h.store.load_snapshot("r-test", name);
+    REQUIRE(snapshot);
+    CHECK(snapshot->size() == size);
+    for (const auto& d : *snapshot) {
+      CHECK(d.group == "EU");
+      CHECK(seen.insert(d.uuid).second);  // in no other step
+    }
+    CHECK(h.applied_for(engine::dispatch_marker("r-test", name)) == static_cast<int>(size));
+  }
+  CHECK(seen.size() == 40);
+  std::map<std::string, int> per_device;
+  for (const auto& d : h.applied_devices) ++per_device[d];
+  CHECK(per_device.size() == 40);
+  for (const auto& [device, n] : per_device) CHECK(n == 1);
+  // The steps run one after the other, rest after the last.
+  const auto stages = h.store.load_stages("r-test");
+  for (std::size_t i = 2; i < stages.size(); ++i) {
+    REQUIRE(stages[i].started_at);
+    REQUIRE(stages[i - 1].finished_at);
+    CHECK(*stages[i].started_at >= *stages[i - 1].finished_at);
+  }
+}
+
+TEST_CASE("a ramp killed mid-step resumes with the same draw, each device applied once") {
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new"}).group("Canary", 5).group("EU", 40).group("Rest", 5);
+  std::map<std::string, std::vector<std::string>> undisturbed;
+  {
+    Harness h(kRampPlan, fleet);
+    REQUIRE(h.run()->ending == engine::Ending::completed);
+    for (const char* step : {"eu@10%", "eu@25%", "eu@50%", "eu@100%"})
+      undisturbed[step] = uuids(*h.store.load_snapshot("r-test", step));
+  }
+  // The canary's call is the first; then the steps' calls, written ahead a step at a time.
+  for (const auto& [point, nth] : std::vector<std::pair<const char*, int>>{{"after_snapshot", 3},
+                                                                           {"after_intent", 3},
+                                                                           {"after_answer", 12},
+                                                                           {"after_outcome", 20}}) {
+    CAPTURE(point);
+    Harness h(kRampPlan, fleet);
+    CHECK_FALSE(h.run({}, point, nth));
+    auto outcome = h.run();
+    REQUIRE(outcome);
+    CHECK(outcome->ending == engine::Ending::completed);
+    for (const auto& [step, devices] : undisturbed)
+      CHECK(uuids(*h.store.load_snapshot("r-test", step)) == devices);
+    std::map<std::string, int> per_device;
+    for (const auto& d : h.applied_devices) ++per_device[d];
+    CHECK(per_device.size() == 40);
+    for (const auto& [device, n] : per_device) CHECK(n == 1);
+  }
 }
