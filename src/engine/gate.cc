@@ -146,12 +146,20 @@ std::string describe(std::string_view key, const plan::Threshold& t,
 
 }  // namespace
 
-std::string describe_thresholds(const plan::Gate& gate, std::optional<std::int64_t> targeted) {
-  return fmt::format("{}, {}",
-                     describe("min_success", gate.min_success, targeted,
-                              targeted ? required_successes(gate, *targeted) : 0),
-                     describe("max_failed", gate.max_failed, targeted,
-                              targeted ? allowed_failures(gate, *targeted) : 0));
+std::string describe_thresholds(const plan::Gate& gate, std::optional<std::int64_t> targeted,
+                                bool with_lost) {
+  std::string text = fmt::format("{}, {}",
+                                 describe("min_success", gate.min_success, targeted,
+                                          targeted ? required_successes(gate, *targeted) : 0),
+                                 describe("max_failed", gate.max_failed, targeted,
+                                          targeted ? allowed_failures(gate, *targeted) : 0));
+  if (with_lost) {
+    text += fmt::format(
+        ", {} (offline {} mid-update)",
+        describe("max_lost", gate.max_lost, targeted, targeted ? allowed_lost(gate, *targeted) : 0),
+        format_duration(gate.lost_after));
+  }
+  return text;
 }
 
 std::optional<std::string> check_feasible(const plan::Gate& gate, std::int64_t targeted) {

@@ -78,9 +78,11 @@ std::int64_t required_successes(const plan::Gate& gate, std::int64_t targeted);
 std::int64_t allowed_failures(const plan::Gate& gate, std::int64_t targeted);
 
 // The thresholds as counts when the number of targets is known: "min_success 95% of 20 = 19
-// devices, max_failed 2% of 20 = 0 devices" (a count stays "max_failed 1 device"); as written
-// otherwise.
-std::string describe_thresholds(const plan::Gate& gate, std::optional<std::int64_t> targeted);
+// devices, max_failed 2% of 20 = 0 devices, max_lost 0 devices (offline 15m mid-update)" (a
+// count stays "max_failed 1 device"); as written otherwise.
+// Without `with_lost` (the live progress's one line), the last part is left out.
+std::string describe_thresholds(const plan::Gate& gate, std::optional<std::int64_t> targeted,
+                                bool with_lost = true);
 
 // Before dispatch: can this stage ever pass? A reason when it cannot (too few devices).
 std::optional<std::string> check_feasible(const plan::Gate& gate, std::int64_t targeted);

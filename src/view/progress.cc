@@ -138,7 +138,7 @@ void apply_snapshot(RunProgress& p, const std::string& stage, std::int64_t devic
 }
 
 std::string gate_condition(const plan::Gate& gate, std::optional<std::int64_t> targeted) {
-  std::string text = engine::describe_thresholds(gate, targeted);
+  std::string text = engine::describe_thresholds(gate, targeted, /*with_lost=*/false);
   if (gate.bake.count() > 0) text += ", bake " + format_duration(gate.bake);
   return text;
 }

@@ -9,6 +9,7 @@
 #include "engine/ledger.h"
 #include "engine/markers.h"
 #include "engine/rollback.h"
+#include "engine/selection.h"
 
 using namespace rollout;
 using namespace rollout::engine;
@@ -220,4 +221,15 @@ TEST_CASE("markers and keys: what finds a run's calls and records") {
   CHECK(retry_key("eu", 3) == "eu/retry-3");
   CHECK(is_crash_point("after_intent"));
   CHECK_FALSE(is_crash_point("after_intnet"));
+}
+
+TEST_CASE("a ramp step draws its share of the ramp's selection in all, less earlier steps") {
+  CHECK(engine::ramp_step_size(40, 0, 10) == 4);
+  CHECK(engine::ramp_step_size(40, 4, 25) == 6);
+  CHECK(engine::ramp_step_size(40, 10, 100) == 30);
+  // 1% of 20 is 1 device (rounded up); 5% of 20 is still 1: nothing to add at that step.
+  CHECK(engine::ramp_step_size(20, 0, 1) == 1);
+  CHECK(engine::ramp_step_size(20, 1, 5) == 0);
+  // Devices that left the selection make no step negative.
+  CHECK(engine::ramp_step_size(10, 12, 50) == 0);
 }

@@ -115,3 +115,89 @@ TEST_CASE("next poll: at the poll interval, never past the bake's end or the tim
   CHECK(next_poll(g, 1h) == 1ms);           // never a busy loop
   CHECK(next_poll(g, 2h) == 1ms);
 }
+
+TEST_CASE("lost: an update under way on a device offline past lost_after") {
+  using state::DeviceStatus;
+  plan::Gate g = gate(90, 0);
+  g.lost_after = 15min;
+  const WallTime seen(std::chrono::hours(1000));
+  const WallTime later = seen + 16min;
+  CHECK(is_lost(g, DeviceStatus::in_progress, true, 0, seen, later));
+  CHECK_FALSE(is_lost(g, DeviceStatus::in_progress, true, 0, seen, seen + 15min));  // not longer
+  CHECK_FALSE(is_lost(g, DeviceStatus::in_progress, true, 1, seen, later));         // online again
+  CHECK_FALSE(is_lost(g, DeviceStatus::in_progress, true, -1, seen, later));        // not read
+  // Pending counts only once the update was seen in progress (it went back to pending).
+  CHECK(is_lost(g, DeviceStatus::pending, true, 0, seen, later));
+  CHECK_FALSE(is_lost(g, DeviceStatus::pending, false, 0, seen, later));
+  // A final status is never lost: the device finished, whatever it is doing now.
+  for (DeviceStatus final_status :
+       {DeviceStatus::success, DeviceStatus::failed, DeviceStatus::aborted, DeviceStatus::missing})
+    CHECK_FALSE(is_lost(g, final_status, true, 0, seen, later));
+}
+
+TEST_CASE("lost devices are counted apart, never as successes, and fail a stage at once") {
+  using state::DeviceStatus;
+  std::vector<Reading> readings(10, {DeviceStatus::success, 1, false});
+  readings[0] = {DeviceStatus::in_progress, 2, true};
+  readings[1] = {DeviceStatus::in_progress, 3, false};
+  const StatusCounts c = tally(readings);
+  CHECK(c.lost == 1);
+  CHECK(c.in_progress == 1);
+  CHECK(c.success == 8);
+  CHECK(c.total() == 10);
+  CHECK(c.finished() == 9);
+  plan::Gate g = gate(80, 0);
+  g.max_lost = {Threshold::Kind::count, 0};
+  // During the bake, with enough successes: one lost is one too many.
+  Judgement j = judge(g, 10, c, 1min);
+  CHECK(j.verdict == Verdict::fail);
+  CHECK(j.reason.rfind("1 lost, more than max_lost 0 allows (0); 8 of 10 succeeded", 0) == 0);
+  CHECK(j.reason.find("1 lost (offline mid-update for more than lost_after 15m)") !=
+        std::string::npos);
+  // Tolerated: the bake decides; 8 successes of 10 pass min_success 80%.
+  g.max_lost = {Threshold::Kind::percent, 10};
+  CHECK(allowed_lost(g, 10) == 1);
+  CHECK(judge(g, 10, c, 1min).verdict == Verdict::wait);
+  CHECK(judge(g, 10, c, 11min).verdict == Verdict::pass);
+  // ... but a lost device is no success: at 90%, 8 + 1 updating cannot make 9 once 2 are lost.
+  g = gate(90, 0);
+  g.max_lost = {Threshold::Kind::count, 2};
+  readings[1].lost = true;
+  j = judge(g, 10, tally(readings), 11min);
+  CHECK(j.verdict == Verdict::fail);
+  CHECK(j.reason.rfind("at most 8 can succeed, min_success 90% needs 9", 0) == 0);
+}
+
+TEST_CASE("abort_when: met once min_finished have finished, at its share or count") {
+  plan::AbortWhen when;
+  when.failed = Threshold{Threshold::Kind::percent, 3};
+  when.lost = Threshold{Threshold::Kind::count, 2};
+  when.min_finished = 50;
+  StatusCounts c;
+  c.success = 40;
+  c.failed = 5;
+  // 45 finished of 100: not yet counted, however many failed.
+  CHECK_FALSE(abort_criterion_met(when, 100, c));
+  c.success = 45;
+  auto met = abort_criterion_met(when, 100, c);
+  REQUIRE(met);
+  CHECK(*met ==
+        "abort_when failed 3% met (3% of 100 = 3 device(s)): 5 of the 100 devices the "
+        "dispatched stages targeted failed, 0 lost; 50 finished (min_finished 50)");
+  // 3% of 100 is 3: two failures are not enough.
+  c.failed = 2;
+  c.success = 48;
+  CHECK_FALSE(abort_criterion_met(when, 100, c));
+  c.lost = 2;
+  met = abort_criterion_met(when, 100, c);
+  REQUIRE(met);
+  CHECK(met->rfind("abort_when lost 2 met (a count = 2 device(s)): 2 of the 100", 0) == 0);
+  // A share of a few devices is still at least one device.
+  plan::AbortWhen small;
+  small.failed = Threshold{Threshold::Kind::percent, 1};
+  StatusCounts one;
+  one.success = 9;
+  CHECK_FALSE(abort_criterion_met(small, 10, one));
+  one.failed = 1;
+  CHECK(abort_criterion_met(small, 10, one));
+}

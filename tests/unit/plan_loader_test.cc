@@ -91,6 +91,62 @@ TEST_CASE("built-in gate defaults apply when the plan gives none") {
   CHECK(rollout::plan::format_threshold(g.max_failed) == "0");
   CHECK(g.min_devices == 1);
   CHECK(g.on_timeout == rollout::plan::OnTimeout::pause);
+  CHECK(g.lost_after == 15min);
+  CHECK(rollout::plan::format_threshold(g.max_lost) == "0");
+  CHECK_FALSE(c.loaded.plan->abort_when);
+}
+
+TEST_CASE("max_lost and lost_after resolve like every gate key; abort_when is read whole") {
+  auto c = check_plan(kHead +
+                      "defaults:\n  gate: {max_lost: 2%, lost_after: 30m}\n"
+                      "abort_when: {failed: 3%, lost: 2, min_finished: 50}\n"
+                      "stages:\n  - name: a\n    groups: [G]\n"
+                      "  - name: b\n    groups: [H]\n    gate: {max_lost: 1}\n");
+  REQUIRE(c.report == "");
+  const auto& plan = *c.loaded.plan;
+  CHECK(plan.stages[0].gate.lost_after == 30min);
+  CHECK(rollout::plan::format_threshold(plan.stages[0].gate.max_lost) == "2%");
+  CHECK(plan.stages[1].gate.lost_after == 30min);
+  CHECK(rollout::plan::format_threshold(plan.stages[1].gate.max_lost) == "1");
+  REQUIRE(plan.abort_when);
+  CHECK(rollout::plan::format_threshold(*plan.abort_when->failed) == "3%");
+  CHECK(rollout::plan::format_threshold(*plan.abort_when->lost) == "2");
+  CHECK(plan.abort_when->min_finished == 50);
+}
+
+TEST_CASE("a ramp becomes its steps, one after the other, the stage's dependents after the last") {
+  auto c = check_plan(kHead +
+                      "stages:\n"
+                      "  - name: canary\n    groups: [C]\n"
+                      "  - name: eu\n    needs: [canary]\n    groups: [EU]\n"
+                      "    approval: required\n    gate: {bake: 2h, timeout: 4h}\n"
+                      "    ramp: {steps: [1%, 5%, 25%, 100%]}\n"
+                      "  - name: us\n    needs: [eu]\n    groups: [US]\n"
+                      "    ramp: {from: 1.5%, factor: 3}\n");
+  REQUIRE(c.report == "");
+  std::vector<std::string> names, needs;
+  for (const auto& s : c.loaded.plan->stages) {
+    names.push_back(s.name);
+    needs.push_back(s.needs.empty() ? "" : s.needs[0].name);
+  }
+  CHECK(names == std::vector<std::string>{"canary", "eu@1%", "eu@5%", "eu@25%", "eu@100%",
+                                          "us@1.5%", "us@4.5%", "us@13.5%", "us@40.5%", "us@100%"});
+  CHECK(needs == std::vector<std::string>{"", "canary", "eu@1%", "eu@5%", "eu@25%", "eu@100%",
+                                          "us@1.5%", "us@4.5%", "us@13.5%", "us@40.5%"});
+  const auto& steps = c.loaded.plan->stages;
+  for (std::size_t i = 1; i <= 4; ++i) {
+    CAPTURE(i);
+    REQUIRE(steps[i].ramp);
+    REQUIRE(steps[i].sample);
+    CHECK(steps[i].ramp->stage == "eu");
+    CHECK(steps[i].ramp->index == i - 1);
+    CHECK(steps[i].ramp->steps == 4);
+    CHECK(steps[i].sample->percent == steps[i].ramp->percent);
+    CHECK(steps[i].gate.bake == 2h);  // each step is gated as the stage is
+    CHECK(steps[i].groups == std::vector<std::string>{"EU"});
+    CHECK(steps[i].approval_required == (i == 1));  // approved once, before the first step
+  }
+  CHECK(c.graph);
 }
 
 TEST_CASE("unknown keys, with did you mean, at the key") {
