@@ -48,16 +48,18 @@ Json gate_json(const plan::Gate& g) {
               {"min_success", threshold_json(g.min_success)},
               {"max_failed", threshold_json(g.max_failed)},
               {"min_devices", g.min_devices},
-              {"on_timeout", plan::name(g.on_timeout)}};
+              {"on_timeout", plan::name(g.on_timeout)},
+              {"max_lost", threshold_json(g.max_lost)},
+              {"lost_after", format_duration(g.lost_after)}};
 }
 
 std::string gate_text(const plan::Gate& g) {
   return fmt::format(
       "bake {}, timeout {}, poll {}, min_success {}, max_failed {}, min_devices {}, "
-      "on_timeout {}",
+      "on_timeout {}, max_lost {} (lost: offline {} mid-update)",
       format_duration(g.bake), format_duration(g.timeout), format_duration(g.poll),
       plan::format_threshold(g.min_success), plan::format_threshold(g.max_failed), g.min_devices,
-      plan::name(g.on_timeout));
+      plan::name(g.on_timeout), plan::format_threshold(g.max_lost), format_duration(g.lost_after));
 }
 
 // Shares are of the devices a stage targets, in whole devices (min_success rounds up,
@@ -106,6 +108,11 @@ Json plan_json(const CheckedPlan& c) {
         {"level", c.graph.level[id]},
         {"approval", s.approval_required ? "required" : "none"},
         {"sample", s.sample ? Json(plan::format_sample(*s.sample)) : Json(nullptr)},
+        {"ramp", s.ramp ? Json{{"stage", s.ramp->stage},
+                               {"step", s.ramp->index + 1},
+                               {"steps", s.ramp->steps},
+                               {"share", plan::format_percent(s.ramp->percent)}}
+                        : Json(nullptr)},
         {"gate", gate_json(s.gate)},
         {"deploy_update",
          Json::parse(upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken))}});
@@ -125,6 +132,14 @@ Json plan_json(const CheckedPlan& c) {
                {{"url", p.api.url ? Json(*p.api.url) : Json(nullptr)},
                 {"rate_limit", plan::format_rate_limit(p.api.rate_limit)}}},
               {"on_failure", {{"action", plan::name(p.on_failure.action)}, {"rollback", rollback}}},
+              {"abort_when",
+               p.abort_when
+                   ? Json{{"failed", p.abort_when->failed ? threshold_json(*p.abort_when->failed)
+                                                          : Json(nullptr)},
+                          {"lost", p.abort_when->lost ? threshold_json(*p.abort_when->lost)
+                                                      : Json(nullptr)},
+                          {"min_finished", p.abort_when->min_finished}}
+                   : Json(nullptr)},
               {"stages", stages}};
 }
 
@@ -134,6 +149,8 @@ void print_text(const CheckedPlan& c) {
   std::cout << fmt::format("  max_parallel: {}\n",
                            p.max_parallel ? std::to_string(*p.max_parallel) : "unlimited");
   std::cout << fmt::format("  on_failure:   {}\n", on_failure_text(p.on_failure));
+  if (p.abort_when)
+    std::cout << fmt::format("  abort_when:   {}\n", plan::describe(*p.abort_when));
   std::cout << fmt::format("  api:          {}, rate limit {}\n", api_url(p),
                            plan::format_rate_limit(p.api.rate_limit));
   int step = 0;
@@ -154,7 +171,14 @@ void print_text(const CheckedPlan& c) {
       std::cout << fmt::format("   freeze:   {}{}\n", f.text,
                                f.reason.empty() ? "" : " (" + f.reason + ")");
     }
-    if (s.sample) {
+    if (s.ramp) {
+      std::cout << fmt::format(
+          "   ramp:     {};\n"
+          "             one deploy_update per drawn device, with only\n"
+          "             {{\"type\":\"specific_device\",\"operand\":\"is\",\"value\":DEVICE_UUID}}\n"
+          "             in its filters; the selection below is what the devices are drawn from\n",
+          plan::describe(*s.ramp));
+    } else if (s.sample) {
       std::cout << fmt::format(
           "   sample:   {} of what the selection finds, less the devices earlier stages\n"
           "             targeted, drawn per run; one deploy_update per drawn device, with only\n"
@@ -227,6 +251,11 @@ void print_preview(const CheckedPlan& c, const SavedPlan& saved) {
           "{}: nothing left to update{}: all {} of its candidates have it; it will pass as "
           "skipped",
           s.name, now, s.candidates));
+    } else if (spec.ramp && targets == 0) {
+      warnings.push_back(fmt::format(
+          "{}: {} reaches no device beyond the earlier steps now: it will pass at once, sending "
+          "nothing",
+          s.name, plan::format_percent(spec.ramp->percent)));
     } else if (auto why = engine::check_feasible(spec.gate, targets)) {
       warnings.push_back(fmt::format("{}: {}{}: the run will stop there", s.name, *why, now));
     }
@@ -289,7 +318,10 @@ std::string plan_summary(const CheckedPlan& c, const std::string& url, const Sav
     }
     if (s.approval_required) parts.push_back("waits for an approval");
     std::string what = selection_text(s);
-    if (s.sample)
+    if (s.ramp)
+      what = fmt::format("ramp {} step {} of {}: {} of {} in all", s.ramp->stage, s.ramp->index + 1,
+                         s.ramp->steps, plan::format_percent(s.ramp->percent), what);
+    else if (s.sample)
       what = fmt::format("a sample of {} from {}", plan::format_sample(*s.sample), what);
     if (saved) {
       for (const auto& st : saved->preview.stages) {
@@ -308,6 +340,7 @@ std::string plan_summary(const CheckedPlan& c, const std::string& url, const Sav
     out += fmt::format("  {:<14} {}\n", s.name, fmt::join(parts, "; "));
   }
   out += fmt::format("  on failure: {}\n", on_failure_text(p.on_failure));
+  if (p.abort_when) out += fmt::format("  abort when: {}\n", plan::describe(*p.abort_when));
   return out;
 }
 

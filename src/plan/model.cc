@@ -15,6 +15,22 @@ std::string format_percent(double percent) {
   return fmt::format("{}%", percent);
 }
 
+std::string describe(const AbortWhen& a) {
+  std::string what;
+  if (a.failed) what = "failed " + format_threshold(*a.failed);
+  if (a.lost) what += (what.empty() ? "" : " or ") + ("lost " + format_threshold(*a.lost));
+  return fmt::format("{} of the devices the dispatched stages targeted{}", what,
+                     a.min_finished > 0
+                         ? fmt::format(", counted once {} have finished", a.min_finished)
+                         : "");
+}
+
+std::string describe(const RampStep& r) {
+  return fmt::format(
+      "step {} of {} of ramp {}: {} of its selection in all, earlier steps' devices left out",
+      r.index + 1, r.steps, r.stage, format_percent(r.percent));
+}
+
 std::string format_threshold(const Threshold& t) {
   if (t.kind == Threshold::Kind::count)
     return fmt::format("{}", static_cast<std::int64_t>(t.value));

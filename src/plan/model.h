@@ -169,6 +169,12 @@ struct AbortWhen {
   bool operator==(const AbortWhen&) const = default;
 };
 
+// "failed 3% or lost 1% of the devices the dispatched stages targeted, counted once 50 have
+// finished"
+std::string describe(const AbortWhen& a);
+// "step 2 of 4 of ramp eu: 5% of its selection in all, earlier steps' devices left out"
+std::string describe(const RampStep& r);
+
 struct Plan {
   int version = 1;
   std::string name;
