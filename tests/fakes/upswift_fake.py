@@ -22,6 +22,8 @@ Modes, each with the share of requests it hits (0..1):
   stuck_paging       devices_details/get_devices_state: the first page again, more: true
   endless_more       devices_details/get_devices_state: more: true on every page
   slow_loris         reads: the answer's bytes one every 2 s
+  dark_mid_update    deploy_update: each device it reaches takes the update and goes dark for
+                     good (offline in get_devices_state, its update in_progress forever)
 Each request line of the log is JSON: endpoint, fault, applied, body (token redacted).
 """
 import argparse
@@ -69,12 +71,16 @@ class Device:
         self.tags = tags
         self.apps = {"default_app": "v2.3"}
         self.updates = []  # [update dict, completes at (monotonic)]
+        self.dark = False  # went offline mid-update, never back
 
     def last_status(self):
         if not self.updates:
             return None
         update, done_at = self.updates[-1]
         return update["update_status"] if time.monotonic() < done_at else "success"
+
+    def state(self):
+        return "offline" if self.dark else "online"
 
     def as_json(self):
         now = time.monotonic()
@@ -86,7 +92,7 @@ class Device:
             updates.append(u)
         return {"device_id": self.device_id, "device_uuid": self.uuid, "device_name": self.name,
                 "project": "Demo", "group": self.group, "tags": self.tags,
-                "last_keepalive": int(time.time()), "is_update_trigger_set": False,
+                "last_keepalive": 0 if self.dark else int(time.time()), "is_update_trigger_set": False,
                 "updates": updates, "apps": [{"name": n, "version": v} for n, v in self.apps.items()]}
 
 
@@ -121,7 +127,7 @@ def matches(device, f):
     elif kind == "device_state":
         if value not in ("online", "offline"):
             raise Refusal(f"device_state is online or offline, not {value}")
-        hit_ = value == "online"
+        hit_ = value == device.state()
     else:
         if value not in STATUSES:
             raise Refusal(f"unknown update_status {value}")
@@ -154,12 +160,18 @@ def deploy(body):
     app = metadata.get("app")
     for d in selected:
         next_update_id[0] += 1
-        d.updates.append(({"update_id": next_update_id[0], "update_status": "in_progress",
+        # An offline device keeps its update pending; one that goes dark now, in progress.
+        if not d.dark and hit("dark_mid_update"):
+            d.dark = True
+            status, done_at = "in_progress", float("inf")
+        else:
+            status, done_at = ("pending", float("inf")) if d.dark else ("in_progress", time.monotonic() + UPDATE_SECONDS)
+        d.updates.append(({"update_id": next_update_id[0], "update_status": status,
                            "update_version": app["version"] if app else "",
                            "comment": metadata.get("comment", ""),
                            "deployment_schedule_time": time.strftime("%Y-%m-%d %H:%M:%S")},
-                          time.monotonic() + UPDATE_SECONDS))
-        if app:
+                          done_at))
+        if app and not d.dark:
             d.apps[app["name"]] = app["version"]
     return len(selected)
 
@@ -273,7 +285,7 @@ class Handler(BaseHTTPRequestHandler):
                 with lock:
                     chunk, more = page_of(body, lambda d: d.uuid, "offset")
                     payload = {"more": more, "message": [{"device_uuid": d.uuid, "device_name": d.name,
-                                                          "device_status": "online"} for d in chunk]}
+                                                          "device_status": d.state()} for d in chunk]}
                 self.record(endpoint, "", False, body)
                 return self.answer(200, payload)
             raise Refusal(f"no endpoint {self.command} {endpoint}")
