@@ -125,22 +125,22 @@ Json plan_json(const CheckedPlan& c) {
                          {"version", p.on_failure.rollback->app->version}};
     }
   }
-  return Json{{"plan", p.name},
-              {"file", c.path},
-              {"max_parallel", p.max_parallel ? Json(*p.max_parallel) : Json(nullptr)},
-              {"api",
-               {{"url", p.api.url ? Json(*p.api.url) : Json(nullptr)},
-                {"rate_limit", plan::format_rate_limit(p.api.rate_limit)}}},
-              {"on_failure", {{"action", plan::name(p.on_failure.action)}, {"rollback", rollback}}},
-              {"abort_when",
-               p.abort_when
-                   ? Json{{"failed", p.abort_when->failed ? threshold_json(*p.abort_when->failed)
-                                                          : Json(nullptr)},
-                          {"lost", p.abort_when->lost ? threshold_json(*p.abort_when->lost)
-                                                      : Json(nullptr)},
-                          {"min_finished", p.abort_when->min_finished}}
-                   : Json(nullptr)},
-              {"stages", stages}};
+  return Json{
+      {"plan", p.name},
+      {"file", c.path},
+      {"max_parallel", p.max_parallel ? Json(*p.max_parallel) : Json(nullptr)},
+      {"api",
+       {{"url", p.api.url ? Json(*p.api.url) : Json(nullptr)},
+        {"rate_limit", plan::format_rate_limit(p.api.rate_limit)}}},
+      {"on_failure", {{"action", plan::name(p.on_failure.action)}, {"rollback", rollback}}},
+      {"abort_when",
+       p.abort_when ? Json{{"failed", p.abort_when->failed ? threshold_json(*p.abort_when->failed)
+                                                           : Json(nullptr)},
+                           {"lost", p.abort_when->lost ? threshold_json(*p.abort_when->lost)
+                                                       : Json(nullptr)},
+                           {"min_finished", p.abort_when->min_finished}}
+                    : Json(nullptr)},
+      {"stages", stages}};
 }
 
 void print_text(const CheckedPlan& c) {
@@ -149,8 +149,7 @@ void print_text(const CheckedPlan& c) {
   std::cout << fmt::format("  max_parallel: {}\n",
                            p.max_parallel ? std::to_string(*p.max_parallel) : "unlimited");
   std::cout << fmt::format("  on_failure:   {}\n", on_failure_text(p.on_failure));
-  if (p.abort_when)
-    std::cout << fmt::format("  abort_when:   {}\n", plan::describe(*p.abort_when));
+  if (p.abort_when) std::cout << fmt::format("  abort_when:   {}\n", plan::describe(*p.abort_when));
   std::cout << fmt::format("  api:          {}, rate limit {}\n", api_url(p),
                            plan::format_rate_limit(p.api.rate_limit));
   int step = 0;
@@ -335,8 +334,8 @@ std::string plan_summary(const CheckedPlan& c, const std::string& url, const Sav
     parts.push_back(s.app
                         ? fmt::format("{} {} with flow {}", s.app->name, s.app->version, s.flow_id)
                         : fmt::format("flow {}", s.flow_id));
-    parts.push_back("gate: " + engine::describe_thresholds(s.gate, std::nullopt) + ", bake " +
-                    format_duration(s.gate.bake));
+    parts.push_back("gate: " + engine::describe_thresholds(s.gate, std::nullopt, false) +
+                    ", bake " + format_duration(s.gate.bake));
     out += fmt::format("  {:<14} {}\n", s.name, fmt::join(parts, "; "));
   }
   out += fmt::format("  on failure: {}\n", on_failure_text(p.on_failure));

@@ -146,7 +146,9 @@ std::string Engine::Impl::lost_devices(const StageRun& s,
     if (++lost > kNamed) continue;
     out += fmt::format("{} {}", named++ ? "," : "", describe_device((*s.snapshot)[i]));
   }
-  if (lost > kNamed) out += fmt::format(" and {} more (rollout show --devices)", lost - kNamed);
+  if (lost > kNamed)
+    out += fmt::format(" and {} more (rollout show {} --devices --status lost)", lost - kNamed,
+                       run_id);
   return out;
 }
 

@@ -19,10 +19,9 @@ std::string describe(const AbortWhen& a) {
   std::string what;
   if (a.failed) what = "failed " + format_threshold(*a.failed);
   if (a.lost) what += (what.empty() ? "" : " or ") + ("lost " + format_threshold(*a.lost));
-  return fmt::format("{} of the devices the dispatched stages targeted{}", what,
-                     a.min_finished > 0
-                         ? fmt::format(", counted once {} have finished", a.min_finished)
-                         : "");
+  return fmt::format(
+      "{} of the devices the dispatched stages targeted{}", what,
+      a.min_finished > 0 ? fmt::format(", counted once {} have finished", a.min_finished) : "");
 }
 
 std::string describe(const RampStep& r) {

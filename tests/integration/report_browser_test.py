@@ -108,5 +108,5 @@ for kind in ("dispatch", "bake", "rollback"):
 assert facts["decisions"] >= 1
 assert [c[0] for c in facts["charts"]] == ["canary"], facts["charts"]
 assert all(w > 500 and h > 100 for _, (w, h) in facts["charts"]), facts["charts"]
-assert facts["layers"] == 4
+assert facts["layers"] == 5
 print("ok: report rendered in Chromium,", OUT / "report.png")

@@ -113,6 +113,46 @@ TEST_CASE("failure rates by override, offline devices stay pending until they re
   CHECK(pending == 7);  // the offline ones
 }
 
+TEST_CASE("devices that go dark mid-update: for good, or back after dark_for to finish") {
+  test::FleetBuilder builder(9);
+  builder.flows({"f"}).timing({10s, 10s}, {60s, 60s}).group("A", 4).group("B", 4);
+  builder.dark("A", 1.0);
+  builder.dark("B", 1.0, sim::Range{20min, 20min});
+  sim::Fleet fleet(builder, t0);
+  REQUIRE_FALSE(fleet.deploy(request({"A", "B"}), t0).error);
+  for (const auto& d : fleet.devices()) {
+    CAPTURE(d.name);
+    const auto& u = d.updates.back();
+    // In progress from 10 s; dark halfway through its 60 s, its update left in progress.
+    CHECK(d.online_at(t0 + 39s));
+    CHECK(u.status_at(t0 + 39s) == "in_progress");
+    CHECK_FALSE(d.online_at(t0 + 40s));
+    CHECK(u.status_at(t0 + 10min) == "in_progress");
+    if (d.group == "A") {  // bricked
+      CHECK_FALSE(d.online_at(t0 + 100 * 24h));
+      CHECK(u.status_at(t0 + 100 * 24h) == "in_progress");
+    } else {  // back at 40 s + 20 min, the other 30 s of its update then done
+      CHECK_FALSE(d.online_at(t0 + 20min + 39s));
+      CHECK(d.online_at(t0 + 20min + 40s));
+      CHECK(u.status_at(t0 + 20min + 69s) == "in_progress");
+      CHECK(u.status_at(t0 + 20min + 70s) == "success");
+    }
+  }
+  // The fleet file says the same.
+  sim::FleetLoad loaded = sim::load_fleet(R"(seed: 1
+updates: {offline_mid_update: 10%, dark_for: {min: 5m, max: 10m}}
+overrides:
+  - {group: A, offline_mid_update: 100%, dark_for: {min: 1h, max: 1h}}
+projects:
+  - {name: Demo, groups: [{name: A, devices: 1}]}
+)");
+  REQUIRE_FALSE(loaded.diagnostics.has_errors());
+  REQUIRE(loaded.spec->behavior.dark_for);
+  CHECK(loaded.spec->behavior.dark_for->max == 10min);
+  REQUIRE(loaded.spec->overrides.at(0).dark_for);
+  CHECK(loaded.spec->overrides.at(0).dark_for->min == 1h);
+}
+
 TEST_CASE("a newer update aborts one still running") {
   sim::Fleet fleet(spec(), t0);
   REQUIRE_FALSE(fleet.deploy(request({"A"}), t0).error);
