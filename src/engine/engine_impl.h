@@ -100,6 +100,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // Its gate's latest counts, for the run-wide abort_when (loaded from its last
     // observation after a resume).
     std::optional<StatusCounts> counts;
+    // Its snapshot's devices by uuid, for reading their online states (made once).
+    std::optional<DeviceIndex> index;
   };
 
   // A call whose answer never came, and the devices its update would be on (every device
@@ -255,7 +257,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool abort_when_met = false;
   bool abort_counts_loaded = false;
   void commit_observations(const StageRun& s);
-  void note_online(StageRun& s, const OnlineStates& online, WallTime now,
+  // Reads which of the stage's devices are online (get_devices_state of its groups).
+  void read_presence(StageRun& s, std::function<void(upswift::Result<Presence>)> done);
+  void note_online(StageRun& s, const Presence& online, WallTime now,
                    std::vector<std::size_t>& changed, bool all);
   state::DeviceChanges device_rows(const StageRun& s,
                                    const std::vector<std::size_t>& changed) const;

@@ -52,20 +52,20 @@ void Engine::Impl::poll(StageRun& s) {
         // A device can be lost only while its update is under way: only then are the
         // devices' online states read at a poll.
         if (!any_under_way) return judge_poll(st, std::move(read));
-        list_online(api, spec(st).project, spec(st).groups,
-                    guarded([this, id,
-                             read = std::move(read)](upswift::Result<OnlineStates> online) mutable {
-                      StageRun& stage = stages[id];
-                      if (!online.ok()) {
-                        event(stage.record.name, "error",
-                              "could not read which devices are online: " + online.error.message);
-                      } else {
-                        note_online(stage, *online.value, read.now, read.changed,
-                                    /*all=*/false);
-                        read.online_read = true;
-                      }
-                      judge_poll(stage, std::move(read));
-                    }));
+        read_presence(
+            st,
+            guarded([this, id, read = std::move(read)](upswift::Result<Presence> online) mutable {
+              StageRun& stage = stages[id];
+              if (!online.ok()) {
+                event(stage.record.name, "error",
+                      "could not read which devices are online: " + online.error.message);
+              } else {
+                note_online(stage, *online.value, read.now, read.changed,
+                            /*all=*/false);
+                read.online_read = true;
+              }
+              judge_poll(stage, std::move(read));
+            }));
       }));
 }
 
@@ -88,18 +88,17 @@ void Engine::Impl::judge_poll(StageRun& s, PollRead read) {
     return record_poll(s, j, counts, read.elapsed, read.now, read.changed);
   }
   const dag::StageId id = s.id;
-  list_online(api, spec(s).project, spec(s).groups,
-              guarded([this, id, j, counts,
-                       read = std::move(read)](upswift::Result<OnlineStates> online) mutable {
-                StageRun& stage = stages[id];
-                if (!online.ok()) {
-                  event(stage.record.name, "error",
-                        "could not read which devices are online: " + online.error.message);
-                } else {
-                  note_online(stage, *online.value, read.now, read.changed, /*all=*/true);
-                }
-                record_poll(stage, j, counts, read.elapsed, read.now, read.changed);
-              }));
+  read_presence(s, guarded([this, id, j, counts,
+                            read = std::move(read)](upswift::Result<Presence> online) mutable {
+                  StageRun& stage = stages[id];
+                  if (!online.ok()) {
+                    event(stage.record.name, "error",
+                          "could not read which devices are online: " + online.error.message);
+                  } else {
+                    note_online(stage, *online.value, read.now, read.changed, /*all=*/true);
+                  }
+                  record_poll(stage, j, counts, read.elapsed, read.now, read.changed);
+                }));
 }
 
 void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
@@ -196,6 +195,11 @@ void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {
   }
 }
 
+void Engine::Impl::read_presence(StageRun& s, std::function<void(upswift::Result<Presence>)> done) {
+  if (!s.index) s.index = index_devices(*s.snapshot);
+  read_online(api, spec(s).project, spec(s).groups, *s.snapshot, *s.index, std::move(done));
+}
+
 // An observation of the stage not committed yet makes its device rows from `seen` when it
 // commits: it commits before `seen` changes.
 void Engine::Impl::commit_observations(const StageRun& s) {
@@ -247,15 +251,14 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
 
 // Each device's online state as read: at a decision (`all`) every device is then to record;
 // at a poll, the devices whose online state changed.
-void Engine::Impl::note_online(StageRun& s, const OnlineStates& online, WallTime now,
+void Engine::Impl::note_online(StageRun& s, const Presence& online, WallTime now,
                                std::vector<std::size_t>& changed, bool all) {
   const std::vector<SnapshotDevice>& devices = *s.snapshot;
   commit_observations(s);
   std::vector<std::size_t> more;
   for (std::size_t i = 0; i < devices.size(); ++i) {
     Seen& seen = (*s.seen)[i];
-    auto it = online.find(devices[i].uuid);
-    const auto state = static_cast<std::int8_t>(it == online.end() ? -1 : it->second ? 1 : 0);
+    const std::int8_t state = online[i];
     if (state != seen.online) more.push_back(i);
     seen.online = state;
     seen.online_at = now;

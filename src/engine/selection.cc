@@ -7,6 +7,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <fmt/format.h>
+
 #include "upswift/select.h"
 #include "util/sha256.h"
 
@@ -66,7 +68,98 @@ struct StateLister : std::enable_shared_from_this<StateLister> {
   }
 };
 
+// The gate's reading of which devices are online: states matched to the snapshot as pages
+// come, a byte per device; a device listed twice is a listing that does not move on.
+struct PresenceReader : std::enable_shared_from_this<PresenceReader> {
+  upswift::FleetApi* api = nullptr;
+  std::string project;
+  std::vector<std::string> groups;
+  std::size_t group = 0;
+  const std::vector<state::SnapshotDevice>* snapshot = nullptr;
+  const DeviceIndex* index = nullptr;
+  std::size_t next = 0;  // the snapshot position after the last device matched
+  Presence presence;
+  std::vector<bool> listed;  // of the snapshot's devices, in this listing
+  std::optional<std::string> last_offset;
+  std::function<void(upswift::Result<Presence>)> done;
+  upswift::PagingGuard<std::string> guard{"get_devices_state"};
+
+  void list(std::optional<std::string> offset) {
+    upswift::StatesQuery q;
+    q.project_name = project;
+    if (!groups.empty()) q.group_name = groups[group];
+    q.offset = std::move(offset);
+    api->get_devices_state(q, [self = shared_from_this()](upswift::Result<upswift::StatesPage> r) {
+      if (!r.ok()) return self->done({std::nullopt, r.error});
+      const auto& states = r.value->states;
+      // A page that ends where the last one did, or a device of the snapshot listed twice, is
+      // a listing that does not move on (devices outside the snapshot are not kept).
+      if (self->last_offset && !states.empty() && states.back().device_uuid == *self->last_offset) {
+        return self->done({std::nullopt,
+                           {upswift::CallStatus::failed, 200,
+                            fmt::format("get_devices_state: a page ends with the device the one "
+                                        "before ended with ({}): the server does not move on from "
+                                        "the offset it was given; stopped listing",
+                                        *self->last_offset),
+                            r.error.attempts}});
+      }
+      // Each state is matched once: noted, and checked for a repeat, together. A listing in
+      // the snapshot's order (a whole group's) matches the device after the last one found
+      // without a lookup.
+      const auto first_time = [&self](const upswift::DeviceState& state) {
+        std::size_t at = self->next;
+        if (at >= self->snapshot->size() || (*self->snapshot)[at].uuid != state.device_uuid) {
+          auto it = self->index->find(state.device_uuid);
+          if (it == self->index->end()) return true;
+          at = it->second;
+        }
+        if (self->listed[at]) return false;
+        self->listed[at] = true;
+        self->presence[at] = state.online() ? 1 : 0;
+        self->next = at + 1;
+        return true;
+      };
+      if (auto why = self->guard.check(
+              states, [](const upswift::DeviceState& s) { return s.device_uuid; }, first_time)) {
+        return self->done(
+            {std::nullopt, {upswift::CallStatus::failed, 200, *why, r.error.attempts}});
+      }
+      if (r.value->more && !states.empty()) {
+        self->last_offset = states.back().device_uuid;
+        return self->list(states.back().device_uuid);
+      }
+      self->last_offset.reset();
+      if (++self->group < self->groups.size()) return self->list(std::nullopt);
+      self->done({std::move(self->presence), {}});
+    });
+  }
+};
+
 }  // namespace
+
+DeviceIndex index_devices(const std::vector<state::SnapshotDevice>& snapshot) {
+  DeviceIndex index;
+  index.reserve(snapshot.size());
+  for (std::size_t i = 0; i < snapshot.size(); ++i)
+    index.emplace(snapshot[i].uuid, static_cast<std::uint32_t>(i));
+  return index;
+}
+
+void read_online(upswift::FleetApi& api, const std::string& project,
+                 const std::vector<std::string>& groups,
+                 const std::vector<state::SnapshotDevice>& snapshot, const DeviceIndex& index,
+                 std::function<void(upswift::Result<Presence>)> done) {
+  auto reader = std::make_shared<PresenceReader>();
+  reader->api = &api;
+  reader->project = project;
+  reader->groups = groups;
+  reader->snapshot = &snapshot;
+  reader->index = &index;
+  reader->presence.assign(snapshot.size(), -1);
+  reader->listed.assign(snapshot.size(), false);
+  reader->done = std::move(done);
+  reader->list(std::nullopt);
+}
 
 void for_each_candidate_page(upswift::FleetApi& api, const upswift::DeployRequest& request,
                              PageFold page, ListingDone done) {

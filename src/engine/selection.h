@@ -9,6 +9,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/gate.h"
@@ -21,7 +23,7 @@ namespace rollout::engine {
 
 using PageFold = std::function<void(std::vector<upswift::Device>&)>;
 using ListingDone = std::function<void(const upswift::CallError&)>;
-using OnlineStates = std::map<std::string, bool>;  // device_uuid -> online
+using OnlineStates = std::unordered_map<std::string, bool>;  // device_uuid -> online
 
 // Every device the request's selection could cover, a page at a time: its groups one after
 // another, or the whole project when it names no group.
@@ -34,6 +36,18 @@ void list_online(upswift::FleetApi& api, const std::string& project,
 void list_online(upswift::FleetApi& api, const std::string& project,
                  const std::vector<std::string>& groups,
                  std::function<void(upswift::Result<OnlineStates>)> done);
+
+// Which of `snapshot`'s devices are online, as get_devices_state lists `groups` (or the whole
+// project): one byte per device in snapshot order, -1 not listed, 0 offline, 1 online. The
+// listing's states are matched through `index` (index_devices of the same snapshot); both
+// must outlive it. No map of the groups' devices is built: a gate reads this at every poll.
+using DeviceIndex = std::unordered_map<std::string_view, std::uint32_t>;
+DeviceIndex index_devices(const std::vector<state::SnapshotDevice>& snapshot);
+using Presence = std::vector<std::int8_t>;
+void read_online(upswift::FleetApi& api, const std::string& project,
+                 const std::vector<std::string>& groups,
+                 const std::vector<state::SnapshotDevice>& snapshot, const DeviceIndex& index,
+                 std::function<void(upswift::Result<Presence>)> done);
 
 // The devices of `page` that the request selects, appended to `out`. `online` is needed
 // only when the filters look at device_state (upswift::needs_online_state).

@@ -348,14 +348,20 @@ Fleet::StatesOutcome Fleet::devices_state(const upswift::StatesQuery& q, SimTime
       return out;
     }
   }
-  bool started = !q.offset.has_value();
-  for (const SimDevice& d : devices_) {
-    if (!q.project_name.empty() && d.project != q.project_name) continue;
-    if (q.group_name && d.group != *q.group_name) continue;
-    if (!started) {
-      if (d.uuid == *q.offset) started = true;
-      continue;
-    }
+  const auto listed = [&](const SimDevice& d) {
+    return (q.project_name.empty() || d.project == q.project_name) &&
+           (!q.group_name || d.group == *q.group_name);
+  };
+  // The page starts after its offset, a device of the same listing (none: an empty page).
+  std::size_t from = 0;
+  if (q.offset) {
+    auto it = by_uuid_.find(*q.offset);
+    if (it == by_uuid_.end() || !listed(devices_[it->second])) return out;
+    from = it->second + 1;
+  }
+  for (std::size_t i = from; i < devices_.size(); ++i) {
+    const SimDevice& d = devices_[i];
+    if (!listed(d)) continue;
     if (static_cast<int>(out.page.states.size()) == q.limit) {
       out.page.more = true;
       break;

@@ -70,6 +70,15 @@ class PagingGuard {
 
   template <typename Item, typename KeyOf>
   std::optional<std::string> check(const std::vector<Item>& page, KeyOf key_of) {
+    return check(page, key_of,
+                 [this, &key_of](const Item& item) { return first_time(key_of(item)); });
+  }
+
+  // The same, with the caller telling whether an item is listed for the first time (a
+  // caller that knows the devices it looks for keeps no set of keys); `key_of` names it.
+  template <typename Item, typename KeyOf, typename FirstTime>
+  std::optional<std::string> check(const std::vector<Item>& page, KeyOf key_of,
+                                   FirstTime is_first) {
     ++pages_;
     if (pages_ > kMaxPages) {
       return fmt::format(
@@ -77,7 +86,7 @@ class PagingGuard {
           kMaxPages);
     }
     for (const Item& item : page) {
-      if (!first_time(key_of(item))) {
+      if (!is_first(item)) {
         return fmt::format(
             "{}: page {} repeats a device already listed ({}): the server does not move on "
             "from the offset it was given; stopped listing",

@@ -233,3 +233,83 @@ TEST_CASE("a ramp step draws its share of the ramp's selection in all, less earl
   // Devices that left the selection make no step negative.
   CHECK(engine::ramp_step_size(10, 12, 50) == 0);
 }
+
+namespace {
+
+// get_devices_state answered from pages written in the test: each call the next page.
+class StatePages : public upswift::FleetApi {
+ public:
+  std::vector<upswift::StatesPage> pages;
+  std::vector<upswift::StatesQuery> asked;
+  void deploy_update(const upswift::DeployRequest&,
+                     std::function<void(upswift::Result<upswift::Accepted>)>) override {}
+  void devices_details(const upswift::DevicesQuery&,
+                       std::function<void(upswift::Result<upswift::DevicesPage>)>) override {}
+  void get_devices_state(const upswift::StatesQuery& q,
+                         std::function<void(upswift::Result<upswift::StatesPage>)> done) override {
+    asked.push_back(q);
+    const std::size_t n = asked.size() - 1;
+    done({n < pages.size() ? pages[n] : upswift::StatesPage{}, {}});
+  }
+};
+
+upswift::DeviceState listed(const std::string& uuid, bool online) {
+  return {uuid, "n-" + uuid, online ? "online" : "offline"};
+}
+
+std::optional<upswift::Result<engine::Presence>> read(StatePages& api,
+                                                      const std::vector<std::string>& groups) {
+  static const std::vector<state::SnapshotDevice> snapshot{
+      {"d-1", 1, "", "A"}, {"d-2", 2, "", "A"}, {"d-3", 3, "", "B"}};
+  static const engine::DeviceIndex index = engine::index_devices(snapshot);
+  std::optional<upswift::Result<engine::Presence>> out;
+  engine::read_online(api, "Demo", groups, snapshot, index,
+                      [&](upswift::Result<engine::Presence> r) { out = std::move(r); });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a gate's online read: each snapshot device's state, in any order, over pages and groups") {
+  StatePages api;
+  // Group A's devices in two pages, with a device that is not the stage's; then group B,
+  // listed out of the snapshot's order; d-3 is not listed at all the second time.
+  api.pages = {{true, {listed("d-2", false), listed("x-9", true)}},
+               {false, {listed("d-1", true)}},
+               {false, {listed("d-3", false)}}};
+  auto r = read(api, {"A", "B"});
+  REQUIRE(r);
+  REQUIRE(r->ok());
+  CHECK(*r->value == engine::Presence{1, 0, 0});
+  REQUIRE(api.asked.size() == 3);
+  CHECK(api.asked[1].offset == "x-9");  // paged by the last device_uuid
+  CHECK(api.asked[2].group_name == "B");
+  CHECK_FALSE(api.asked[2].offset);
+  // A device no page lists stays unread (-1).
+  StatePages partial;
+  partial.pages = {{false, {listed("d-1", true)}}};
+  r = read(partial, {});
+  REQUIRE(r->ok());
+  CHECK(*r->value == engine::Presence{1, -1, -1});
+}
+
+TEST_CASE("a gate's online read stops when the server does not move on from its offset") {
+  // The first page again, "more" for ever: its last device is the offset it was given.
+  StatePages stuck;
+  const upswift::StatesPage first{true, {listed("x-1", true), listed("x-2", true)}};
+  stuck.pages = {first, first, first};
+  auto r = read(stuck, {});
+  REQUIRE(r);
+  REQUIRE_FALSE(r->ok());
+  CHECK(r->error.message.find("get_devices_state: a page ends with the device the one before "
+                              "ended with (x-2)") != std::string::npos);
+  CHECK(stuck.asked.size() == 2);
+  // A snapshot device listed twice.
+  StatePages repeats;
+  repeats.pages = {{true, {listed("d-1", true)}},
+                   {true, {listed("d-1", true), listed("d-2", true)}}};
+  r = read(repeats, {});
+  REQUIRE_FALSE(r->ok());
+  CHECK(r->error.message.find("page 2 repeats a device already listed (d-1)") != std::string::npos);
+}
