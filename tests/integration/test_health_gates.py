@@ -159,3 +159,31 @@ def test_a_ramp_killed_mid_step_resumes_with_the_same_draw_each_device_once(tmp,
             sent = sorted(r["body"]["devices_filter"]["filters"][0]["value"] for r in deploys(srv, run, stage))
             assert sent == targets[stage], (stage, sent)  # each drawn device once, no other
         assert len(deploys(srv, run, "rest")) == 1
+
+
+def test_rehearsal_and_the_live_plan_know_lost_devices_abort_when_and_ramps(tmp):
+    steady = SRC / "tests/fleets/steady.yaml"
+    p = rollout("rehearse", str(LOST_PLAN), "--fleet", str(DARK))
+    assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+    assert "more than max_lost 0 allows" in p.stdout and "lost: d-" in p.stdout, p.stdout
+    assert "get_devices_state" in p.stdout
+    p = rollout("rehearse", str(ABORT_PLAN), "--fleet", str(DARK))
+    assert p.returncode == EXIT_STOPPED and "abort_when failed 15% met" in p.stdout, p.stdout
+    p = rollout("rehearse", str(RAMP_PLAN), "--fleet", str(steady))
+    assert p.returncode == EXIT_OK, p.stdout
+    rows = {line.split()[0]: line.split() for line in p.stdout.splitlines() if line.startswith("eu@")}
+    assert {name: (row[1], row[2]) for name, row in rows.items()} == {
+        "eu@25%": ("passed", "4"), "eu@50%": ("passed", "4"), "eu@100%": ("passed", "8")}, p.stdout
+    with Sim(tmp, steady) as sim:
+        p = rollout("plan", str(RAMP_PLAN), "--output", "json", api=sim.url)
+        assert p.returncode == EXIT_OK, p.stderr
+        doc = json.loads(p.stdout)
+        assert [(s["name"], s["targets"]) for s in doc["stages"]] == [
+            ("eu@25%", 4), ("eu@50%", 4), ("eu@100%", 8), ("rest", 6)]
+        assert doc["api_calls"]["deploy_update"] == 17
+        text = rollout("plan", str(LOST_PLAN), api=sim.url).stdout
+        assert "max_lost 0 devices (offline 10m mid-update)" in text, text
+        assert not any(r["endpoint"] == "deploy_update" for r in sim.requests())
+    offline = rollout("plan", "--offline", str(ABORT_PLAN)).stdout
+    assert "abort_when:   failed 15% of the devices the dispatched stages targeted, counted once 5 have finished" \
+        in offline, offline

@@ -145,6 +145,24 @@ TEST_CASE("webhooks get their milestones in order: the next waits until this one
         "webhook 1 (hooks.example.com) run_completed: delivered (HTTP 200) on attempt 1");
 }
 
+TEST_CASE("a device lost mid-update and abort_when met are milestones; other events are not") {
+  Hooks h(R"(notify:
+  - {url: "https://hooks.example.com/all"}
+  - {url: "https://hooks.example.com/lost", events: [device_lost]})");
+  const WallTime at = h.clock.now();
+  h.notifier.on_event(
+      {0, "r-1", at, "eu", "device_lost", "d-1 (eu-1): its update in_progress ..."});
+  h.notifier.on_event({0, "r-1", at, "eu", "device_back", "d-1 (eu-1): no longer lost"});
+  h.notifier.on_event({0, "r-1", at, "eu", "snapshot", "targets 20 device(s)"});
+  h.notifier.on_event({0, "r-1", at, "", "abort_criteria", "abort_when failed 3% met ..."});
+  for (int i = 0; i < 3; ++i) h.sender.answer(200);
+  CHECK(h.posted("/all") == std::vector<std::string>{"device_lost", "abort_criteria"});
+  CHECK(h.posted("/lost") == std::vector<std::string>{"device_lost"});
+  const auto body = nlohmann::json::parse(h.sender.sent.front().request.body);
+  CHECK(body["stage"] == "eu");
+  CHECK(body["message"] == "d-1 (eu-1): its update in_progress ...");
+}
+
 TEST_CASE("a failing webhook is retried with doubling waits, then given up, and the next goes") {
   Hooks h(R"(notify:
   - {url: "https://hooks.example.com/a"}
