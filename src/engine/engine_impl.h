@@ -259,6 +259,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void commit_observations(const StageRun& s);
   // Reads which of the stage's devices are online (get_devices_state of its groups).
   void read_presence(StageRun& s, std::function<void(upswift::Result<Presence>)> done);
+  // What an online read brought, noted into `read` (every device at a decision, `all`); an
+  // error event when it failed.
+  void take_presence(StageRun& s, const upswift::Result<Presence>& online, PollRead& read,
+                     bool all);
   void note_online(StageRun& s, const Presence& online, WallTime now,
                    std::vector<std::size_t>& changed, bool all);
   state::DeviceChanges device_rows(const StageRun& s,

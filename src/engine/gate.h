@@ -27,6 +27,16 @@ struct StatusCounts {
   }
   // A final status, or lost: what abort_when counts as finished.
   std::int64_t finished() const { return success + failed + aborted + lost; }
+  StatusCounts& operator+=(const StatusCounts& o) {
+    pending += o.pending;
+    in_progress += o.in_progress;
+    success += o.success;
+    failed += o.failed;
+    aborted += o.aborted;
+    missing += o.missing;
+    lost += o.lost;
+    return *this;
+  }
 };
 
 using state::Verdict;

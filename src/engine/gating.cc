@@ -23,6 +23,25 @@ void Engine::Impl::schedule_poll(StageRun& s, Millis delay) {
       clock.schedule(delay, [self = shared_from_this(), id] { self->poll(self->stages[id]); });
 }
 
+namespace {
+
+// Adds `more` (ascending) to `changed` (ascending), each position once.
+void add_changed(std::vector<std::size_t>& changed, const std::vector<std::size_t>& more) {
+  if (more.empty()) return;
+  std::vector<std::size_t> merged;
+  merged.reserve(changed.size() + more.size());
+  std::set_union(changed.begin(), changed.end(), more.begin(), more.end(),
+                 std::back_inserter(merged));
+  changed = std::move(merged);
+}
+
+void all_changed(std::vector<std::size_t>& changed, std::size_t devices) {
+  changed.resize(devices);
+  for (std::size_t i = 0; i < devices; ++i) changed[i] = i;
+}
+
+}  // namespace
+
 void Engine::Impl::poll(StageRun& s) {
   if (stopping || finished) return;
   const dag::StageId id = s.id;
@@ -30,6 +49,8 @@ void Engine::Impl::poll(StageRun& s) {
       api, spec(s).deploy_request(), *s.snapshot, dispatch_marker(run_id, s.record.name),
       guarded([this, id](upswift::Result<std::vector<Reading>> r) {
         StageRun& st = stages[id];
+        // Failed meanwhile (abort_when, through another stage's poll): judged already.
+        if (st.record.status != StageStatus::gating) return;
         const plan::Gate& gate = spec(st).gate;
         const WallTime now = clock.now();
         const Millis elapsed = since(now, *st.record.dispatched_at);
@@ -56,14 +77,8 @@ void Engine::Impl::poll(StageRun& s) {
             st,
             guarded([this, id, read = std::move(read)](upswift::Result<Presence> online) mutable {
               StageRun& stage = stages[id];
-              if (!online.ok()) {
-                event(stage.record.name, "error",
-                      "could not read which devices are online: " + online.error.message);
-              } else {
-                note_online(stage, *online.value, read.now, read.changed,
-                            /*all=*/false);
-                read.online_read = true;
-              }
+              if (stage.record.status != StageStatus::gating) return;
+              take_presence(stage, online, read, /*all=*/false);
               judge_poll(stage, std::move(read));
             }));
       }));
@@ -83,22 +98,28 @@ void Engine::Impl::judge_poll(StageRun& s, PollRead read) {
   // operator's next question, so it is kept with the decision (read now, unless this poll
   // read it already).
   if (read.online_read) {
-    read.changed.resize(s.snapshot->size());
-    for (std::size_t i = 0; i < read.changed.size(); ++i) read.changed[i] = i;
+    all_changed(read.changed, s.snapshot->size());
     return record_poll(s, j, counts, read.elapsed, read.now, read.changed);
   }
   const dag::StageId id = s.id;
   read_presence(s, guarded([this, id, j, counts,
                             read = std::move(read)](upswift::Result<Presence> online) mutable {
                   StageRun& stage = stages[id];
-                  if (!online.ok()) {
-                    event(stage.record.name, "error",
-                          "could not read which devices are online: " + online.error.message);
-                  } else {
-                    note_online(stage, *online.value, read.now, read.changed, /*all=*/true);
-                  }
+                  if (stage.record.status != StageStatus::gating) return;
+                  take_presence(stage, online, read, /*all=*/true);
                   record_poll(stage, j, counts, read.elapsed, read.now, read.changed);
                 }));
+}
+
+void Engine::Impl::take_presence(StageRun& s, const upswift::Result<Presence>& online,
+                                 PollRead& read, bool all) {
+  if (!online.ok()) {
+    event(s.record.name, "error",
+          "could not read which devices are online: " + online.error.message);
+    return;
+  }
+  note_online(s, *online.value, read.now, read.changed, all);
+  read.online_read = true;
 }
 
 void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
@@ -129,10 +150,7 @@ void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
     }
     more.push_back(i);
   }
-  if (more.empty()) return;
-  read.changed.insert(read.changed.end(), more.begin(), more.end());
-  std::sort(read.changed.begin(), read.changed.end());
-  read.changed.erase(std::unique(read.changed.begin(), read.changed.end()), read.changed.end());
+  add_changed(read.changed, more);
 }
 
 std::string Engine::Impl::lost_devices(const StageRun& s,
@@ -169,15 +187,8 @@ void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {
   for (const StageRun& other : stages) {
     if (!other.record.dispatched_at) continue;
     if (other.counts) {
-      const StatusCounts& c = *other.counts;
-      targeted += c.total();
-      sum.pending += c.pending;
-      sum.in_progress += c.in_progress;
-      sum.success += c.success;
-      sum.failed += c.failed;
-      sum.aborted += c.aborted;
-      sum.missing += c.missing;
-      sum.lost += c.lost;
+      targeted += other.counts->total();
+      sum += *other.counts;
     } else if (other.snapshot) {
       targeted += static_cast<std::int64_t>(other.snapshot->size());
     }
@@ -264,15 +275,10 @@ void Engine::Impl::note_online(StageRun& s, const Presence& online, WallTime now
     seen.online_at = now;
     if (state == 1) seen.online_last = now;
   }
-  if (all) {
-    changed.resize(devices.size());
-    for (std::size_t i = 0; i < changed.size(); ++i) changed[i] = i;
-    return;
-  }
-  if (more.empty()) return;
-  changed.insert(changed.end(), more.begin(), more.end());
-  std::sort(changed.begin(), changed.end());
-  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  if (all)
+    all_changed(changed, devices.size());
+  else
+    add_changed(changed, more);
 }
 
 // The rows of the changed devices, made one at a time as the store writes them.

@@ -1231,3 +1231,58 @@ TEST_CASE("a ramp killed mid-step resumes with the same draw, each device applie
     for (const auto& [device, n] : per_device) CHECK(n == 1);
   }
 }
+
+TEST_CASE("abort_when met while stages run in parallel fails each of them; none passes later") {
+  const std::string plan = R"(version: 1
+name: fw-3
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 1h, timeout: 6h, poll: 1m, min_success: 70%, max_failed: 2}
+abort_when: {failed: 3, min_finished: 4}
+stages:
+  - name: a
+    groups: [A]
+  - name: b
+    groups: [B]
+  - name: c
+    needs: [a, b]
+    groups: [C]
+on_failure:
+  action: rollback
+  rollback: {flow_id: f-old, app: {name: fw, version: v2}}
+)";
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"}).group("A", 8).group("B", 8).group("C", 4);
+  for (const char* name : {"A", "A", "B", "B"}) {
+    static int n = 0;
+    fleet.device({.uuid = fmt::format("d-bad-{}", ++n),
+                  .name = "bad",
+                  .group = name,
+                  .tags = {"bad"},
+                  .apps = {{"fw", "v2"}}});
+  }
+  fleet.behave({.tag = "bad", .failure_rate = 1.0});
+  Harness h(plan, fleet);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  // Both in flight when the third failure came: both fail and roll back, c never starts.
+  CHECK(h.stage_status() == std::map<std::string, std::string>{
+                                {"a", "rolled_back"}, {"b", "rolled_back"}, {"c", "waiting"}});
+  for (const auto& s : h.store.load_stages("r-test")) {
+    if (s.name == "c") continue;
+    CHECK(s.reason.find("abort_when failed 3 met") != std::string::npos);
+  }
+  CHECK(h.applied_for(engine::rollback_marker("r-test", "a")) >= 1);
+  CHECK(h.applied_for(engine::rollback_marker("r-test", "b")) >= 1);
+  // No verdict was recorded for a stage after it failed.
+  for (const char* stage : {"a", "b"}) {
+    const auto observations = h.store.load_observations("r-test");
+    int verdicts = 0;
+    for (const auto& o : observations)
+      if (o.stage == stage && o.verdict != state::Verdict::wait) ++verdicts;
+    CHECK(verdicts <= 1);
+  }
+}
