@@ -42,7 +42,7 @@ void Engine::Impl::take_snapshot(StageRun& s) {
           return skip_nothing_left(stage, chosen.value->candidates);
         }
         std::string how;
-        if (const auto& sample = spec(stage).sample) {
+        if (spec(stage).sample) {
           // Devices an earlier stage of this run targeted are not drawn again; a ramp's
           // earlier steps count towards its share.
           const auto& ramp = spec(stage).ramp;
@@ -53,36 +53,28 @@ void Engine::Impl::take_snapshot(StageRun& s) {
                 ramp && spec(other).ramp && spec(other).ramp->stage == ramp->stage;
             for (const auto& d : *other.snapshot) (same_ramp ? ramp_taken : taken).insert(d.uuid);
           }
-          const std::size_t found = devices.size();
-          std::erase_if(devices, [&](const SnapshotDevice& d) { return taken.count(d.uuid) > 0; });
-          const std::size_t left_out = found - devices.size();
-          const std::size_t base = devices.size();
-          std::erase_if(devices,
-                        [&](const SnapshotDevice& d) { return ramp_taken.count(d.uuid) > 0; });
-          const std::size_t candidates = devices.size();
-          const std::string left_out_text =
-              left_out ? fmt::format(" ({} left out: earlier stages targeted them)", left_out) : "";
+          StageDraw draw =
+              draw_for_stage(std::move(devices), spec(stage), taken, ramp_taken, run_id);
+          const std::string left_out =
+              draw.left_out
+                  ? fmt::format(" ({} left out: earlier stages targeted them)", draw.left_out)
+                  : "";
           if (ramp) {
-            const std::size_t k = ramp_step_size(base, ramp_taken.size(), ramp->percent);
             how = fmt::format(
                 ", step {} of {} of ramp {}: {} of {} device(s) in all, {} of them in earlier "
                 "steps{}",
                 ramp->index + 1, ramp->steps, ramp->stage, plan::format_percent(ramp->percent),
-                base, k + ramp_taken.size(), ramp_taken.size(), left_out_text);
-            if (k == 0) {
+                draw.base, draw.devices.size() + ramp_taken.size(), ramp_taken.size(), left_out);
+            if (draw.devices.empty()) {
               const std::string why = fmt::format("no device to add at this step{}", how);
               event(stage.record.name, "stage_passed", why);
               return set_stage(stage, StageStatus::passed, why);
             }
-            devices = draw_sample(
-                std::move(devices),
-                plan::Sample{plan::Sample::Kind::count, 0, static_cast<std::int64_t>(k)},
-                ramp_seed(run_id, *ramp));
           } else {
-            devices = draw_sample(std::move(devices), *sample, run_id + "/" + stage.record.name);
             how = fmt::format(", a sample of {} from {} candidate(s){}",
-                              plan::format_sample(*sample), candidates, left_out_text);
+                              plan::format_sample(*spec(stage).sample), draw.candidates, left_out);
           }
+          devices = std::move(draw.devices);
         }
         stage.snapshot = std::move(devices);
         pending.snapshots.push_back({stage.record.name, &*stage.snapshot});

@@ -240,6 +240,30 @@ std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice
   return drawn;
 }
 
+StageDraw draw_for_stage(std::vector<state::SnapshotDevice> found, const plan::Stage& stage,
+                         const std::set<std::string>& taken,
+                         const std::set<std::string>& ramp_taken, const std::string& run) {
+  StageDraw out;
+  const std::size_t n = found.size();
+  std::erase_if(found, [&](const state::SnapshotDevice& d) { return taken.count(d.uuid) > 0; });
+  out.left_out = n - found.size();
+  out.base = found.size();
+  std::erase_if(found,
+                [&](const state::SnapshotDevice& d) { return ramp_taken.count(d.uuid) > 0; });
+  out.candidates = found.size();
+  if (stage.ramp) {
+    const std::size_t k = ramp_step_size(out.base, ramp_taken.size(), stage.ramp->percent);
+    if (k > 0) {
+      out.devices = draw_sample(std::move(found),
+                                {plan::Sample::Kind::count, 0, static_cast<std::int64_t>(k)},
+                                ramp_seed(run, *stage.ramp));
+    }
+  } else if (stage.sample) {
+    out.devices = draw_sample(std::move(found), *stage.sample, run + "/" + stage.name);
+  }
+  return out;
+}
+
 std::size_t ramp_step_size(std::size_t base, std::size_t earlier, double percent) {
   const auto in_all =
       static_cast<std::size_t>(std::ceil(static_cast<double>(base) * percent / 100.0 - 1e-9));

@@ -64,6 +64,20 @@ void sort_selection(std::vector<state::SnapshotDevice>& devices);
 std::vector<state::SnapshotDevice> draw_sample(std::vector<state::SnapshotDevice> candidates,
                                                const plan::Sample& sample, const std::string& seed);
 
+// A sampled stage's draw (a sample or a ramp's step) from what its selection `found`: the
+// devices other stages of the run targeted (`taken`) are left out, so are those of the
+// ramp's earlier steps (`ramp_taken`), which count towards its share. `run` seeds the draw:
+// the run id (or anything fixed, for a preview).
+struct StageDraw {
+  std::vector<state::SnapshotDevice> devices;
+  std::size_t left_out = 0;    // found, but targeted by other stages
+  std::size_t base = 0;        // found, less those: what a ramp's share is of
+  std::size_t candidates = 0;  // base, less the ramp's earlier steps: what is drawn from
+};
+StageDraw draw_for_stage(std::vector<state::SnapshotDevice> found, const plan::Stage& stage,
+                         const std::set<std::string>& taken,
+                         const std::set<std::string>& ramp_taken, const std::string& run);
+
 // A step of a ramp: how many devices it draws when the ramp's selection (less what stages
 // outside the ramp targeted) has `base` devices and its earlier steps took `earlier`: its
 // share of `base` in all, rounded up, less those.

@@ -176,24 +176,10 @@ struct Builder : std::enable_shared_from_this<Builder> {
         continue;
       }
       std::set<std::string>* ramp = stage.ramp ? &by_ramp[stage.ramp->stage] : nullptr;
-      std::vector<state::SnapshotDevice> left;
-      std::size_t base = 0;
-      for (const auto& d : s.devices) {
-        if (taken.count(d.uuid)) continue;
-        ++base;
-        if (!ramp || !ramp->count(d.uuid)) left.push_back(d);
-      }
-      std::vector<state::SnapshotDevice> drawn;
-      if (ramp) {
-        const std::size_t k = engine::ramp_step_size(base, ramp->size(), stage.ramp->percent);
-        if (k > 0) {
-          drawn = engine::draw_sample(std::move(left),
-                                      {plan::Sample::Kind::count, 0, static_cast<std::int64_t>(k)},
-                                      engine::ramp_seed("preview", *stage.ramp));
-        }
-      } else {
-        drawn = engine::draw_sample(std::move(left), *stage.sample, "preview");
-      }
+      const std::vector<state::SnapshotDevice> drawn =
+          engine::draw_for_stage(s.devices, stage, taken, ramp ? *ramp : std::set<std::string>{},
+                                 "preview")
+              .devices;
       s.sample_size = static_cast<std::int64_t>(drawn.size());
       if (drawn.empty()) s.min_polls = s.max_polls = 0;
       for (const auto& d : drawn) (ramp ? *ramp : taken).insert(d.uuid);
