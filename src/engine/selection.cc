@@ -38,21 +38,31 @@ struct CandidateLister : std::enable_shared_from_this<CandidateLister> {
   }
 };
 
-struct StateLister : std::enable_shared_from_this<StateLister> {
+// get_devices_state of a project's groups one after another (the whole project when none),
+// each paged by the last device_uuid.
+struct StatesPaging {
   upswift::FleetApi* api = nullptr;
   std::string project;
-  std::vector<std::string> groups;  // one after another; the whole project when empty
+  std::vector<std::string> groups;
   std::size_t group = 0;
+
+  upswift::StatesQuery query(std::optional<std::string> offset) const {
+    upswift::StatesQuery q;
+    q.project_name = project;
+    if (!groups.empty()) q.group_name = groups[group];
+    q.offset = std::move(offset);
+    return q;
+  }
+};
+
+struct StateLister : StatesPaging, std::enable_shared_from_this<StateLister> {
   OnlineStates online;
   std::function<void(upswift::Result<OnlineStates>)> done;
   upswift::PagingGuard<std::string> guard{"get_devices_state"};
 
   void list(std::optional<std::string> offset) {
-    upswift::StatesQuery q;
-    q.project_name = project;
-    if (!groups.empty()) q.group_name = groups[group];
-    q.offset = std::move(offset);
-    api->get_devices_state(q, [self = shared_from_this()](upswift::Result<upswift::StatesPage> r) {
+    api->get_devices_state(query(std::move(offset)), [self = shared_from_this()](
+                                                         upswift::Result<upswift::StatesPage> r) {
       if (!r.ok()) return self->done({std::nullopt, r.error});
       if (auto why = self->guard.check(
               r.value->states, [](const upswift::DeviceState& s) { return s.device_uuid; })) {
@@ -70,11 +80,7 @@ struct StateLister : std::enable_shared_from_this<StateLister> {
 
 // The gate's reading of which devices are online: states matched to the snapshot as pages
 // come, a byte per device; a device listed twice is a listing that does not move on.
-struct PresenceReader : std::enable_shared_from_this<PresenceReader> {
-  upswift::FleetApi* api = nullptr;
-  std::string project;
-  std::vector<std::string> groups;
-  std::size_t group = 0;
+struct PresenceReader : StatesPaging, std::enable_shared_from_this<PresenceReader> {
   const std::vector<state::SnapshotDevice>* snapshot = nullptr;
   const DeviceIndex* index = nullptr;
   std::size_t next = 0;  // the snapshot position after the last device matched
@@ -85,11 +91,8 @@ struct PresenceReader : std::enable_shared_from_this<PresenceReader> {
   upswift::PagingGuard<std::string> guard{"get_devices_state"};
 
   void list(std::optional<std::string> offset) {
-    upswift::StatesQuery q;
-    q.project_name = project;
-    if (!groups.empty()) q.group_name = groups[group];
-    q.offset = std::move(offset);
-    api->get_devices_state(q, [self = shared_from_this()](upswift::Result<upswift::StatesPage> r) {
+    api->get_devices_state(query(std::move(offset)), [self = shared_from_this()](
+                                                         upswift::Result<upswift::StatesPage> r) {
       if (!r.ok()) return self->done({std::nullopt, r.error});
       const auto& states = r.value->states;
       // A page that ends where the last one did, or a device of the snapshot listed twice, is

@@ -956,6 +956,21 @@ sim::FleetSpec fleet_with_brick(std::optional<sim::Range> dark_for = {}) {
   return fleet;
 }
 
+// Devices tagged "bad", one per group named (a group named twice has two), whose updates
+// always fail.
+test::FleetBuilder& with_bad_devices(test::FleetBuilder& fleet,
+                                     const std::vector<std::string>& groups) {
+  int n = 0;
+  for (const std::string& group : groups) {
+    fleet.device({.uuid = fmt::format("d-bad-{}", ++n),
+                  .name = "bad",
+                  .group = group,
+                  .tags = {"bad"},
+                  .apps = {{"fw", "v2"}}});
+  }
+  return fleet.behave({.tag = "bad", .failure_rate = 1.0});
+}
+
 std::vector<state::DeviceState> lost_devices(store::SqlStore& store) {
   std::vector<state::DeviceState> out;
   for (auto& d : store.load_device_states("r-test"))
@@ -1083,15 +1098,7 @@ stages:
   // 2 failed), but a and b together fail 3 of 22, more than 10%.
   test::FleetBuilder fleet(5);
   fleet.flows({"f-new"}).group("A", 10).group("B", 9).group("C", 9);
-  for (const char* name : {"A", "B", "B", "C", "C"}) {
-    static int n = 0;
-    fleet.device({.uuid = fmt::format("d-bad-{}", ++n),
-                  .name = "bad",
-                  .group = name,
-                  .tags = {"bad"},
-                  .apps = {{"fw", "v2"}}});
-  }
-  fleet.behave({.tag = "bad", .failure_rate = 1.0});
+  with_bad_devices(fleet, {"A", "B", "B", "C", "C"});
   Harness h(plan, fleet);
   auto outcome = h.run();
   REQUIRE(outcome);
@@ -1124,15 +1131,7 @@ stages:
 )";
   test::FleetBuilder fleet(5);
   fleet.flows({"f-new"}).group("A", 10).group("B", 10);
-  for (const char* name : {"A", "A", "B"}) {
-    static int n = 0;
-    fleet.device({.uuid = fmt::format("d-bad-{}", ++n),
-                  .name = "bad",
-                  .group = name,
-                  .tags = {"bad"},
-                  .apps = {{"fw", "v2"}}});
-  }
-  fleet.behave({.tag = "bad", .failure_rate = 1.0});
+  with_bad_devices(fleet, {"A", "A", "B"});
   Harness h(plan, fleet);
   // Killed as b is dispatched: a's two failures are only in the store when b's gate counts.
   CHECK_FALSE(h.run({}, "after_outcome", 2));
@@ -1255,15 +1254,7 @@ on_failure:
 )";
   test::FleetBuilder fleet(5);
   fleet.flows({"f-new", "f-old"}).group("A", 8).group("B", 8).group("C", 4);
-  for (const char* name : {"A", "A", "B", "B"}) {
-    static int n = 0;
-    fleet.device({.uuid = fmt::format("d-bad-{}", ++n),
-                  .name = "bad",
-                  .group = name,
-                  .tags = {"bad"},
-                  .apps = {{"fw", "v2"}}});
-  }
-  fleet.behave({.tag = "bad", .failure_rate = 1.0});
+  with_bad_devices(fleet, {"A", "A", "B", "B"});
   Harness h(plan, fleet);
   auto outcome = h.run();
   REQUIRE(outcome);
