@@ -238,10 +238,15 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
       auto it = at.find(d.uuid);
       if (it == at.end() || !d.status) continue;
       (*s.seen)[it->second] = {
-          true, *d.status, d.update_id, d.since,
-          static_cast<std::int8_t>(d.online.empty() ? -1 : d.online == "online"), d.online_at,
-          // A device recorded lost was under way; one in progress, started.
-          *d.status == Reached::in_progress || d.lost_at.has_value(), d.online_last, d.lost_at};
+          true,
+          *d.status,
+          d.update_id,
+          d.since,
+          static_cast<std::int8_t>(d.online.empty() ? -1 : d.online == "online"),
+          d.online_at,
+          d.started,
+          d.online_last,
+          d.lost_at};
     }
   }
   std::vector<std::size_t> changed;
@@ -297,6 +302,7 @@ state::DeviceChanges Engine::Impl::device_rows(const StageRun& s,
             row.online_at = seen.online_at;
             row.online_last = seen.online_last;
             row.lost_at = seen.lost_at;
+            row.started = seen.started;
             return row;
           }};
 }

@@ -101,6 +101,7 @@ struct DeviceState {
   // from here (from the dispatch when it never was).
   std::optional<WallTime> online_last;
   std::optional<WallTime> lost_at;  // lost since then: its update under way, the device dark
+  bool started = false;             // its update was seen in progress
 };
 
 // The devices whose state one gate observation changed: `count` of them, each made as the

@@ -303,11 +303,12 @@ void SqlStore::put_observation(const Observation& o, const DeviceChanges& change
   if (changed.count > 0) {
     Statement put(*this,
                   "INSERT INTO device_states (run_id, stage, device_uuid, update_id, status, "
-                  "since, online, online_at, online_last, lost_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
-                  "ON CONFLICT (run_id, stage, device_uuid) DO UPDATE SET update_id = "
-                  "excluded.update_id, status = excluded.status, since = excluded.since, online "
-                  "= excluded.online, online_at = excluded.online_at, online_last = "
-                  "excluded.online_last, lost_at = excluded.lost_at");
+                  "since, online, online_at, online_last, lost_at, started) VALUES "
+                  "(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, stage, device_uuid) DO UPDATE SET "
+                  "update_id = excluded.update_id, status = excluded.status, since = "
+                  "excluded.since, online = excluded.online, online_at = excluded.online_at, "
+                  "online_last = excluded.online_last, lost_at = excluded.lost_at, started = "
+                  "excluded.started");
     for (std::size_t i = 0; i < changed.count; ++i) {
       const DeviceState d = changed.at(i);
       put.bind(1, o.run_id)
@@ -320,6 +321,7 @@ void SqlStore::put_observation(const Observation& o, const DeviceChanges& change
           .bind(8, d.online_at)
           .bind(9, d.online_last)
           .bind(10, d.lost_at)
+          .bind(11, std::int64_t{d.started})
           .run();
       put.reset();
     }
@@ -385,13 +387,13 @@ std::vector<DeviceState> SqlStore::load_stage_device_states(const std::string& r
                                                             const std::string& stage) {
   Statement s(*this,
               "SELECT device_uuid, update_id, status, since, online, online_at, online_last, "
-              "lost_at FROM device_states WHERE run_id = ? AND stage = ?");
+              "lost_at, started FROM device_states WHERE run_id = ? AND stage = ?");
   s.bind(1, run_id).bind(2, stage);
   std::vector<DeviceState> out;
   while (s.step()) {
     out.push_back({stage, s.text(0), "", "", s.integer(1), s.optional_word<DeviceStatus>(2),
-                   s.time(3), s.text(4), s.optional_time(5), s.optional_time(6),
-                   s.optional_time(7)});
+                   s.time(3), s.text(4), s.optional_time(5), s.optional_time(6), s.optional_time(7),
+                   s.integer(8) != 0});
   }
   return out;
 }

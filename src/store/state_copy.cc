@@ -46,7 +46,7 @@ constexpr TableSpec kTables[] = {
      false},
     {"device_states",
      "run_id, stage, device_uuid, update_id, status, since, online, online_at, online_last, "
-     "lost_at",
+     "lost_at, started",
      false},
 };
 

@@ -115,6 +115,28 @@ TEST_CASE("runs, stages, calls and leases round-trip") {
   s.record_outcome(id, state::CallOutcome::accepted, 200, "", t + 1s);
   CHECK(s.load_calls("r-1")[0].outcome == state::CallOutcome::accepted);
 
+  // An observation with a lost device: counted apart, and the device's row keeps what a
+  // resumed gate needs (last read online, lost since, seen in progress).
+  state::Observation o{"r-1", "a", t, 0, 2, 0, 0, 1, 0, 0, 0, state::Verdict::wait, "", 1};
+  state::DeviceState lost;
+  lost.stage = "a";
+  lost.uuid = "d-1";
+  lost.update_id = 7;
+  lost.status = state::DeviceStatus::pending;
+  lost.since = t;
+  lost.online = "offline";
+  lost.online_at = t + 2s;
+  lost.online_last = t + 1s;
+  lost.lost_at = t + 2s;
+  lost.started = true;
+  s.add_observation(o, {1, [&](std::size_t) { return lost; }});
+  CHECK(s.load_observations("r-1").at(0).lost == 1);
+  const auto rows = s.load_stage_device_states("r-1", "a");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].online_last == t + 1s);
+  CHECK(rows[0].lost_at == t + 2s);
+  CHECK(rows[0].started);
+
   const state::LeaseOwner me{"h1", 10, "alice"}, other{"h2", 20, "bob"};
   CHECK_FALSE(s.acquire_lease("r-1", me, t, 30s));
   auto held = s.acquire_lease("r-1", other, t + 10s, 30s);
