@@ -51,8 +51,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     WallTime since{};
     std::int8_t online = -1;  // -1: not read, 0: offline, 1: online
     std::optional<WallTime> online_at;
-    bool started = false;                 // its update was seen in progress
-    std::optional<WallTime> online_last;  // last read online (after the dispatch)
+    bool started = false;  // its update was seen in progress
+    // Last known online after the dispatch: read online, or taking its update (which it
+    // did after the poll before the one that saw it in progress).
+    std::optional<WallTime> online_last;
     std::optional<WallTime> lost_at;
   };
 
@@ -102,6 +104,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     std::optional<StatusCounts> counts;
     // Its snapshot's devices by uuid, for reading their online states (made once).
     std::optional<DeviceIndex> index;
+    std::optional<WallTime> last_poll;  // when its gate last read the devices (this process)
   };
 
   // A call whose answer never came, and the devices its update would be on (every device

@@ -138,9 +138,11 @@ void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
     if (lost) {
       seen.lost_at = read.now;
       event(s.record.name, "device_lost",
-            fmt::format("{}: its update {} while it has been offline since {} (lost_after {})",
+            fmt::format("{}: its update {}, the device offline, {} (lost_after {})",
                         describe_device((*s.snapshot)[i]), state::name(seen.reached),
-                        iso_time(seen.online_last.value_or(dispatched)),
+                        seen.online_last
+                            ? "last known online at " + iso_time(*seen.online_last)
+                            : "not known online since the dispatch at " + iso_time(dispatched),
                         format_duration(gate.lost_after)));
     } else {
       seen.lost_at.reset();
@@ -249,6 +251,10 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
           d.lost_at};
     }
   }
+  // A device whose update started since the last poll took it from Upswift after that poll:
+  // it was online then, whatever a read of its online state says later.
+  const WallTime before = s.last_poll.value_or(*s.record.dispatched_at);
+  s.last_poll = now;
   std::vector<std::size_t> changed;
   for (std::size_t i = 0; i < devices.size(); ++i) {
     Seen& seen = (*s.seen)[i];
@@ -256,7 +262,10 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
         seen.update_id == readings[i].update_id)
       continue;
     seen.known = true;
-    if (readings[i].reached == Reached::in_progress) seen.started = true;
+    if (readings[i].reached == Reached::in_progress && !seen.started) {
+      seen.started = true;
+      if (!seen.online_last || *seen.online_last < before) seen.online_last = before;
+    }
     seen.reached = readings[i].reached;
     seen.update_id = readings[i].update_id;
     seen.since = now;

@@ -1277,3 +1277,25 @@ on_failure:
     CHECK(verdicts <= 1);
   }
 }
+
+TEST_CASE("a device is lost lost_after past the last poll that read it online") {
+  // Every EU update starts 2 minutes after dispatch and goes dark halfway through its 10
+  // minutes, at 7m: the polls at 3m to 6m read the device online; at 7m it is offline. With
+  // lost_after 15m it is lost at the first poll more than 15 minutes after 6m: 22m.
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"})
+      .timing({2min, 2min}, {10min, 10min})
+      .group("EU", 3)
+      .group("US", 3);
+  fleet.dark("EU", 1.0);
+  Harness h(replaced(lost_plan("0"), "bake: 30m", "bake: 1h"), fleet);
+  REQUIRE(h.run()->ending == engine::Ending::stopped);
+  const auto eu = h.store.load_stages("r-test")[0];
+  const auto lost = lost_devices(h.store);
+  REQUIRE(lost.size() == 3);
+  for (const auto& d : lost) {
+    CHECK(*d.lost_at - *eu.dispatched_at == 22min);
+    CHECK(*d.online_last - *eu.dispatched_at == 6min);
+  }
+  CHECK(*eu.finished_at - *eu.dispatched_at >= 22min);
+}
