@@ -109,7 +109,11 @@ void add_sim_command(CLI::App& app, Run& run) {
   cmd->footer(
       "Endpoints: POST /v1/deploy_update, GET /v1/devices_details, GET /v1/get_devices_state.\n"
       "Point rollout at it with UPSWIFT_API_URL=http://127.0.0.1:PORT/v1/ (any non-empty token "
-      "works).");
+      "works).\n"
+      "Devices that go dark mid-update (for lost-device gates): offline_mid_update: 30% in the "
+      "fleet\n"
+      "file's updates, or in an override for a group or tag; with dark_for: {min: 20m, max: 40m}\n"
+      "they come back after that long, else never (tests/fleets/dark.yaml has both).");
   cmd->callback([o, &run] { run = [o] { return run_sim(*o); }; });
 }
 

@@ -21,7 +21,12 @@ void add_validate_command(CLI::App& app, Run& run) {
       ->required();
   cmd->footer(
       "Every problem of a file is reported at once as FILE:LINE:COL: error: MESSAGE.\n"
-      "Exit 0 when every plan is valid, 2 otherwise.");
+      "Exit 0 when every plan is valid, 2 otherwise.\n\n"
+      "Health gates, in a plan: a gate's max_lost (default 0) and lost_after (default 15m) fail a\n"
+      "stage at once when more of its devices went dark mid-update; abort_when: {failed: 3%,\n"
+      "lost: 1%, min_finished: 50} stops the whole run; ramp: {steps: [1%, 5%, 25%, 100%]} or\n"
+      "{from: 1%, factor: 2} makes a stage consecutive sampled waves (eu@1%, eu@5% ...). The\n"
+      "README's plan language says more; schema/plan.schema.json has every key.");
   cmd->callback([files, &run] {
     run = [files] {
       int code = kExitOk;

@@ -187,3 +187,41 @@ def test_rehearsal_and_the_live_plan_know_lost_devices_abort_when_and_ramps(tmp)
     offline = rollout("plan", "--offline", str(ABORT_PLAN)).stdout
     assert "abort_when:   failed 15% of the devices the dispatched stages targeted, counted once 5 have finished" \
         in offline, offline
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_a_ramp_killed_at_random_moments_sends_each_device_once(tmp, seed):
+    import random
+    rng = random.Random(seed)
+    with Sim(tmp, SRC / "tests/fleets/steady.yaml") as sim:
+        db = f"{tmp}/state.db"
+        env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN, UPSWIFT_API_URL=sim.url)
+        env.pop("ROLLOUT_TEST_CRASH_AT", None)
+        argv = [ROLLOUT, "apply", str(RAMP_PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--no-progress"]
+        run = None
+        for attempt in range(3):
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(rng.uniform(0.3, 2.5))
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+            if not run and os.path.exists(db):
+                con = connect_state(db)
+                ids = [i for (i,) in con.execute("SELECT id FROM runs")]
+                con.close()
+                assert len(ids) <= 1, ids
+                run = ids[0] if ids else None
+            if run:
+                argv = [ROLLOUT, "resume", run, "--state", db, "--time-scale", SCALE, "--no-progress"]
+        assert run, "the run was never created"
+        p = rollout("resume", run, "--state", db, "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_OK or "completed" in rollout("show", run, "--state", db).stdout, \
+            p.stdout + p.stderr
+        steps = ("eu@25%", "eu@50%", "eu@100%")
+        targets = {s: snapshot(db, run, s) for s in steps}
+        assert [len(targets[s]) for s in steps] == [4, 4, 8]
+        assert len({u for s in steps for u in targets[s]}) == 16
+        for stage in steps:
+            sent = sorted(r["body"]["devices_filter"]["filters"][0]["value"] for r in deploys(sim, run, stage))
+            assert sent == targets[stage], (stage, sent)
+        assert len(deploys(sim, run, "rest")) == 1
+        assert_db_clean(db)
