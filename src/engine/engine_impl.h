@@ -260,8 +260,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool abort_when_met = false;
   bool abort_counts_loaded = false;
   void commit_observations(const StageRun& s);
-  // Reads which of the stage's devices are online (get_devices_state of its groups).
-  void read_presence(StageRun& s, std::function<void(upswift::Result<Presence>)> done);
+  // Reads which of the stage's devices are online: get_devices_state of its groups, or (at a
+  // poll, `under_way_only`) of the groups of the devices whose updates are under way.
+  void read_presence(StageRun& s, bool under_way_only,
+                     std::function<void(upswift::Result<Presence>)> done);
   // What an online read brought, noted into `read` (every device at a decision, `all`); an
   // error event when it failed.
   void take_presence(StageRun& s, const upswift::Result<Presence>& online, PollRead& read,

@@ -2,6 +2,7 @@
 // device's state that changed is recorded with the observation, and the gate's verdict
 // (gate.h) decides: wait, pass, fail (on_failure), or the timeout's on_timeout.
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -74,7 +75,7 @@ void Engine::Impl::poll(StageRun& s) {
         // devices' online states read at a poll.
         if (!any_under_way) return judge_poll(st, std::move(read));
         read_presence(
-            st,
+            st, /*under_way_only=*/true,
             guarded([this, id, read = std::move(read)](upswift::Result<Presence> online) mutable {
               StageRun& stage = stages[id];
               if (stage.record.status != StageStatus::gating) return;
@@ -102,8 +103,9 @@ void Engine::Impl::judge_poll(StageRun& s, PollRead read) {
     return record_poll(s, j, counts, read.elapsed, read.now, read.changed);
   }
   const dag::StageId id = s.id;
-  read_presence(s, guarded([this, id, j, counts,
-                            read = std::move(read)](upswift::Result<Presence> online) mutable {
+  read_presence(s, /*under_way_only=*/false,
+                guarded([this, id, j, counts,
+                         read = std::move(read)](upswift::Result<Presence> online) mutable {
                   StageRun& stage = stages[id];
                   if (stage.record.status != StageStatus::gating) return;
                   take_presence(stage, online, read, /*all=*/true);
@@ -208,9 +210,19 @@ void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {
   }
 }
 
-void Engine::Impl::read_presence(StageRun& s, std::function<void(upswift::Result<Presence>)> done) {
+void Engine::Impl::read_presence(StageRun& s, bool under_way_only,
+                                 std::function<void(upswift::Result<Presence>)> done) {
   if (!s.index) s.index = index_devices(*s.snapshot);
-  read_online(api, spec(s).project, spec(s).groups, *s.snapshot, *s.index, std::move(done));
+  std::vector<std::string> groups = spec(s).groups;
+  if (under_way_only) {  // the groups of the devices whose updates are under way, each once
+    std::set<std::string> wanted;
+    for (std::size_t i = 0; i < s.snapshot->size(); ++i) {
+      const Seen& seen = (*s.seen)[i];
+      if (under_way(seen.reached, seen.started)) wanted.insert((*s.snapshot)[i].group);
+    }
+    groups.assign(wanted.begin(), wanted.end());
+  }
+  read_online(api, spec(s).project, groups, *s.snapshot, *s.index, std::move(done));
 }
 
 // An observation of the stage not committed yet makes its device rows from `seen` when it
@@ -284,6 +296,8 @@ void Engine::Impl::note_online(StageRun& s, const Presence& online, WallTime now
   for (std::size_t i = 0; i < devices.size(); ++i) {
     Seen& seen = (*s.seen)[i];
     const std::int8_t state = online[i];
+    // A poll reads only the groups of the updates under way: the others keep what was known.
+    if (!all && state < 0) continue;
     if (state != seen.online) more.push_back(i);
     seen.online = state;
     seen.online_at = now;

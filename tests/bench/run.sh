@@ -187,7 +187,8 @@ that come in the same turn of the loop share one.
 
 A one-stage run over $(field "$economy" devices) devices (one group): $(field "$economy" pages_per_listing) pages per listing
 (ceil(n/50)), $(field "$economy" polls) gate polls, $(field "$economy" api_calls) API calls against a minimum of
-$(field "$economy" minimum) (one snapshot listing + one deploy_update + one listing per poll): ratio $(field "$economy" ratio).
+$(field "$economy" minimum) (one snapshot listing + one deploy_update + one listing per poll + one listing of online
+states per poll that found updates under way, $(field "$economy" polls_under_way) of them): ratio $(field "$economy" ratio).
 
 ## Memory
 
