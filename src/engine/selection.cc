@@ -112,9 +112,9 @@ struct PresenceReader : StatesPaging, std::enable_shared_from_this<PresenceReade
       const auto first_time = [&self](const upswift::DeviceState& state) {
         std::size_t at = self->next;
         if (at >= self->snapshot->size() || (*self->snapshot)[at].uuid != state.device_uuid) {
-          auto it = self->index->find(state.device_uuid);
-          if (it == self->index->end()) return true;
-          at = it->second;
+          const auto found = self->index->find(state.device_uuid);
+          if (!found) return true;
+          at = *found;
         }
         if (self->listed[at]) return false;
         self->listed[at] = true;
@@ -140,12 +140,35 @@ struct PresenceReader : StatesPaging, std::enable_shared_from_this<PresenceReade
 
 }  // namespace
 
+DeviceIndex::DeviceIndex(const std::vector<state::SnapshotDevice>& snapshot) : marks_(1024, 0) {
+  at_.reserve(snapshot.size());
+  for (std::size_t i = 0; i < snapshot.size(); ++i) {
+    at_.emplace(snapshot[i].uuid, static_cast<std::uint32_t>(i));
+    const std::uint32_t m = mark(snapshot[i].uuid);
+    marks_[m >> 6] |= std::uint64_t{1} << (m & 63);
+  }
+}
+
+// 16 bits from a uuid's last eight bytes (where uuids differ most).
+std::uint32_t DeviceIndex::mark(std::string_view uuid) {
+  std::uint64_t x = uuid.size();
+  for (std::size_t i = uuid.size() > 8 ? uuid.size() - 8 : 0; i < uuid.size(); ++i)
+    x = x * 131 + static_cast<unsigned char>(uuid[i]);
+  x ^= x >> 29;
+  x *= 0x9E3779B97F4A7C15ULL;
+  return static_cast<std::uint32_t>(x >> 48);
+}
+
+std::optional<std::uint32_t> DeviceIndex::find(std::string_view uuid) const {
+  const std::uint32_t m = mark(uuid);
+  if (!(marks_[m >> 6] >> (m & 63) & 1)) return std::nullopt;
+  auto it = at_.find(uuid);
+  if (it == at_.end()) return std::nullopt;
+  return it->second;
+}
+
 DeviceIndex index_devices(const std::vector<state::SnapshotDevice>& snapshot) {
-  DeviceIndex index;
-  index.reserve(snapshot.size());
-  for (std::size_t i = 0; i < snapshot.size(); ++i)
-    index.emplace(snapshot[i].uuid, static_cast<std::uint32_t>(i));
-  return index;
+  return DeviceIndex(snapshot);
 }
 
 void read_online(upswift::FleetApi& api, const std::string& project,

@@ -41,7 +41,18 @@ void list_online(upswift::FleetApi& api, const std::string& project,
 // project): one byte per device in snapshot order, -1 not listed, 0 offline, 1 online. The
 // listing's states are matched through `index` (index_devices of the same snapshot); both
 // must outlive it. No map of the groups' devices is built: a gate reads this at every poll.
-using DeviceIndex = std::unordered_map<std::string_view, std::uint32_t>;
+class DeviceIndex {
+ public:
+  explicit DeviceIndex(const std::vector<state::SnapshotDevice>& snapshot);
+  // The device's position in the snapshot; most devices that are not in it are told apart
+  // by a bit of a 64 Ki-bit filter, without hashing or comparing their uuid.
+  std::optional<std::uint32_t> find(std::string_view uuid) const;
+
+ private:
+  static std::uint32_t mark(std::string_view uuid);
+  std::vector<std::uint64_t> marks_;
+  std::unordered_map<std::string_view, std::uint32_t> at_;
+};
 DeviceIndex index_devices(const std::vector<state::SnapshotDevice>& snapshot);
 using Presence = std::vector<std::int8_t>;
 void read_online(upswift::FleetApi& api, const std::string& project,
