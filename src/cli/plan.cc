@@ -170,20 +170,15 @@ void print_text(const CheckedPlan& c) {
       std::cout << fmt::format("   freeze:   {}{}\n", f.text,
                                f.reason.empty() ? "" : " (" + f.reason + ")");
     }
-    if (s.ramp) {
+    if (s.sample) {
       std::cout << fmt::format(
-          "   ramp:     {};\n"
-          "             one deploy_update per drawn device, with only\n"
+          "   {};\n             one deploy_update per drawn device, with only\n"
           "             {{\"type\":\"specific_device\",\"operand\":\"is\",\"value\":DEVICE_UUID}}\n"
           "             in its filters; the selection below is what the devices are drawn from\n",
-          plan::describe(*s.ramp));
-    } else if (s.sample) {
-      std::cout << fmt::format(
-          "   sample:   {} of what the selection finds, less the devices earlier stages\n"
-          "             targeted, drawn per run; one deploy_update per drawn device, with only\n"
-          "             {{\"type\":\"specific_device\",\"operand\":\"is\",\"value\":DEVICE_UUID}}\n"
-          "             in its filters; the selection below is what the devices are drawn from\n",
-          plan::format_sample(*s.sample));
+          s.ramp ? "ramp:     " + plan::describe(*s.ramp)
+                 : fmt::format("sample:   {} of what the selection finds, less the devices "
+                               "earlier stages\n             targeted, drawn per run",
+                               plan::format_sample(*s.sample)));
     }
     // The exact bytes POSTed to deploy_update, the token aside.
     std::cout << fmt::format(

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -111,19 +112,14 @@ std::optional<std::string> abort_criterion_met(const plan::AbortWhen& when, std:
       "{} of the {} devices the dispatched stages targeted failed, {} lost; {} "
       "finished (min_finished {})",
       c.failed, targeted, c.lost, c.finished(), when.min_finished);
-  if (auto at = reached(when.failed, c.failed)) {
-    return fmt::format("abort_when failed {} met ({} = {} device(s)): {}",
-                       plan::format_threshold(*when.failed),
-                       when.failed->kind == plan::Threshold::Kind::percent
-                           ? fmt::format("{} of {}", plan::format_threshold(*when.failed), targeted)
-                           : "a count",
-                       *at, numbers);
-  }
-  if (auto at = reached(when.lost, c.lost)) {
-    return fmt::format("abort_when lost {} met ({} = {} device(s)): {}",
-                       plan::format_threshold(*when.lost),
-                       when.lost->kind == plan::Threshold::Kind::percent
-                           ? fmt::format("{} of {}", plan::format_threshold(*when.lost), targeted)
+  for (const auto& [what, threshold, count] :
+       {std::tuple{"failed", &when.failed, c.failed}, std::tuple{"lost", &when.lost, c.lost}}) {
+    const auto at = reached(*threshold, count);
+    if (!at) continue;
+    const std::string t = plan::format_threshold(**threshold);
+    return fmt::format("abort_when {} {} met ({} = {} device(s)): {}", what, t,
+                       (*threshold)->kind == plan::Threshold::Kind::percent
+                           ? fmt::format("{} of {}", t, targeted)
                            : "a count",
                        *at, numbers);
   }
