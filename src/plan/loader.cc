@@ -189,12 +189,19 @@ std::optional<std::vector<double>> read_ramp(Reader& r, const Node& n, const std
       return std::nullopt;
     }
     if (!first) return std::nullopt;
-    // Shares kept to two decimals, so that step names stay short: 1.5, 2.25, 3.38 ...
-    for (double v = *first; v < 100; v = std::round(v * f * 100) / 100) shares.push_back(v);
+    // Shares kept to two decimals, so that step names stay short: 1.5, 2.25, 3.38 ... Each
+    // grows by at least 0.01 (a factor that rounds to no growth would never reach 100%).
+    for (double v = *first; v < 100 && shares.size() <= 50;
+         v = std::max(std::round(v * f * 100) / 100, v + 0.01))
+      shares.push_back(v);
     shares.push_back(100);
   }
   if (shares.size() > 50) {
-    r.diagnostics().error(n.mark, fmt::format("{} has {} steps: at most 50", what, shares.size()));
+    r.diagnostics().error(
+        n.mark, steps ? fmt::format("{} has {} steps: at most 50", what, shares.size())
+                      : fmt::format("{} takes more than 50 steps to reach 100%: at most 50 (a "
+                                    "larger from or factor)",
+                                    what));
     return std::nullopt;
   }
   return shares;
@@ -215,15 +222,6 @@ std::optional<AbortWhen> read_abort_when(Reader& r, const Node& n) {
                           "abort_when needs failed, lost or both (e.g. {failed: 3%, "
                           "lost: 1%, min_finished: 50})");
     return std::nullopt;
-  }
-  for (const char* key : {"failed", "lost"}) {
-    const Node* v = n.find(key);
-    const auto& t = std::string_view(key) == "failed" ? a.failed : a.lost;
-    if (v && t && t->value == 0) {
-      r.diagnostics().error(v->mark, fmt::format("abort_when {} {} would stop every run at once: "
-                                                 "give a share above 0% or a count above 0",
-                                                 key, format_threshold(*t)));
-    }
   }
   return a;
 }

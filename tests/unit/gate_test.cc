@@ -200,4 +200,13 @@ TEST_CASE("abort_when: met once min_finished have finished, at its share or coun
   CHECK_FALSE(abort_criterion_met(small, 10, one));
   one.failed = 1;
   CHECK(abort_criterion_met(small, 10, one));
+  // failed: 0 is the first failure anywhere.
+  plan::AbortWhen first;
+  first.failed = Threshold{Threshold::Kind::count, 0};
+  one.failed = 0;
+  CHECK_FALSE(abort_criterion_met(first, 10, one));
+  one.failed = 1;
+  REQUIRE(abort_criterion_met(first, 10, one));
+  CHECK(abort_criterion_met(first, 10, one)
+            ->rfind("abort_when failed 0 met (a count = 1 device(s))", 0) == 0);
 }
