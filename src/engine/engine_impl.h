@@ -246,6 +246,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     Millis elapsed{0};
     std::vector<std::size_t> changed;
     bool online_read = false;
+    bool online_whole = false;  // ... of every group the stage's devices are in
   };
   void judge_poll(StageRun& s, PollRead read);
   std::vector<std::size_t> note_devices(StageRun& s, const std::vector<Reading>& readings,
@@ -260,10 +261,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool abort_when_met = false;
   bool abort_counts_loaded = false;
   void commit_observations(const StageRun& s);
-  // Reads which of the stage's devices are online: get_devices_state of its groups, or (at a
-  // poll, `under_way_only`) of the groups of the devices whose updates are under way.
-  void read_presence(StageRun& s, bool under_way_only,
+  // Reads which of the stage's devices are online: get_devices_state of `groups`, else of the
+  // stage's own groups.
+  void read_presence(StageRun& s, std::optional<std::vector<std::string>> groups,
                      std::function<void(upswift::Result<Presence>)> done);
+  // The groups of the devices whose updates are under way (`whole`: they are every group the
+  // stage's devices are in); nullopt when the stage's own listing is the one to read.
+  std::optional<std::vector<std::string>> under_way_groups(const StageRun& s, bool& whole) const;
   // What an online read brought, noted into `read` (every device at a decision, `all`); an
   // error event when it failed.
   void take_presence(StageRun& s, const upswift::Result<Presence>& online, PollRead& read,

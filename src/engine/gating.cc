@@ -74,8 +74,10 @@ void Engine::Impl::poll(StageRun& s) {
         // A device can be lost only while its update is under way: only then are the
         // devices' online states read at a poll.
         if (!any_under_way) return judge_poll(st, std::move(read));
+        // Only the groups that hold devices whose updates are under way.
+        auto groups = under_way_groups(st, read.online_whole);
         read_presence(
-            st, /*under_way_only=*/true,
+            st, std::move(groups),
             guarded([this, id, read = std::move(read)](upswift::Result<Presence> online) mutable {
               StageRun& stage = stages[id];
               if (stage.record.status != StageStatus::gating) return;
@@ -97,13 +99,13 @@ void Engine::Impl::judge_poll(StageRun& s, PollRead read) {
     return record_poll(s, j, counts, read.elapsed, read.now, read.changed);
   // A decision with devices that did not succeed: which of them are online is the
   // operator's next question, so it is kept with the decision (read now, unless this poll
-  // read it already).
-  if (read.online_read) {
+  // read every group of the stage already).
+  if (read.online_read && read.online_whole) {
     all_changed(read.changed, s.snapshot->size());
     return record_poll(s, j, counts, read.elapsed, read.now, read.changed);
   }
   const dag::StageId id = s.id;
-  read_presence(s, /*under_way_only=*/false,
+  read_presence(s, std::nullopt,
                 guarded([this, id, j, counts,
                          read = std::move(read)](upswift::Result<Presence> online) mutable {
                   StageRun& stage = stages[id];
@@ -210,19 +212,29 @@ void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {
   }
 }
 
-void Engine::Impl::read_presence(StageRun& s, bool under_way_only,
+std::optional<std::vector<std::string>> Engine::Impl::under_way_groups(const StageRun& s,
+                                                                       bool& whole) const {
+  std::set<std::string> wanted, all;
+  for (std::size_t i = 0; i < s.snapshot->size(); ++i) {
+    const Seen& seen = (*s.seen)[i];
+    all.insert((*s.snapshot)[i].group);
+    if (under_way(seen.reached, seen.started)) wanted.insert((*s.snapshot)[i].group);
+  }
+  whole = wanted == all;
+  // A device without a group can only be found in the stage's own listing; so can all of a
+  // stage's devices when every group of them is wanted.
+  if (wanted.count("") || (whole && !spec(s).groups.empty())) {
+    whole = true;
+    return std::nullopt;
+  }
+  return std::vector<std::string>(wanted.begin(), wanted.end());
+}
+
+void Engine::Impl::read_presence(StageRun& s, std::optional<std::vector<std::string>> groups,
                                  std::function<void(upswift::Result<Presence>)> done) {
   if (!s.index) s.index = index_devices(*s.snapshot);
-  std::vector<std::string> groups = spec(s).groups;
-  if (under_way_only) {  // the groups of the devices whose updates are under way, each once
-    std::set<std::string> wanted;
-    for (std::size_t i = 0; i < s.snapshot->size(); ++i) {
-      const Seen& seen = (*s.seen)[i];
-      if (under_way(seen.reached, seen.started)) wanted.insert((*s.snapshot)[i].group);
-    }
-    groups.assign(wanted.begin(), wanted.end());
-  }
-  read_online(api, spec(s).project, groups, *s.snapshot, *s.index, std::move(done));
+  read_online(api, spec(s).project, groups ? *groups : spec(s).groups, *s.snapshot, *s.index,
+              std::move(done));
 }
 
 // An observation of the stage not committed yet makes its device rows from `seen` when it

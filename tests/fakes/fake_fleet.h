@@ -28,6 +28,7 @@ class FakeFleet : public sim::VirtualApi {
   int deploys_sent = 0;
   int deploys_applied = 0;
   int reads = 0;
+  std::vector<upswift::StatesQuery> states_asked;  // get_devices_state, in order
   std::vector<upswift::DeployRequest> applied;
 
   void deploy_update(const upswift::DeployRequest& r,
@@ -76,6 +77,7 @@ class FakeFleet : public sim::VirtualApi {
   void get_devices_state(const upswift::StatesQuery& q,
                          std::function<void(upswift::Result<upswift::StatesPage>)> done) override {
     ++reads;
+    states_asked.push_back(q);
     VirtualApi::get_devices_state(q, std::move(done));
   }
 

@@ -135,6 +135,7 @@ struct Harness {
     now = clock.now();
     deploys_sent += api.deploys_sent;
     deploys_applied += api.deploys_applied;
+    states_asked.insert(states_asked.end(), api.states_asked.begin(), api.states_asked.end());
     for (const auto& r : api.applied) {
       applied_comments.push_back(r.comment.value_or(""));
       for (const auto& f : r.filters) {
@@ -175,7 +176,8 @@ struct Harness {
   int deploys_sent = 0;
   int deploys_applied = 0;
   std::vector<std::string> applied_comments;
-  std::vector<std::string> applied_devices;  // specific_device filters of applied calls
+  std::vector<std::string> applied_devices;        // specific_device filters of applied calls
+  std::vector<upswift::StatesQuery> states_asked;  // get_devices_state, in order
 };
 
 }  // namespace
@@ -1298,4 +1300,37 @@ TEST_CASE("a device is lost lost_after past the last poll that read it online") 
     CHECK(*d.online_last - *eu.dispatched_at == 6min);
   }
   CHECK(*eu.finished_at - *eu.dispatched_at >= 22min);
+}
+
+TEST_CASE("a poll reads the online states of the groups with updates under way, a decision all") {
+  // EU's updates finish within 11 minutes; Lab's one device goes dark for good. After that,
+  // polls list Lab's states only; the decision (a pass with the lost device tolerated) lists
+  // both groups again, for the record.
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"}).group("EU", 10).group("US", 3);
+  fleet.device({.uuid = "d-brick",
+                .name = "brick",
+                .group = "Lab",
+                .tags = {"brick"},
+                .apps = {{"fw", "v2"}}});
+  fleet.behave({.tag = "brick", .offline_mid_update = 1.0});
+  Harness h(replaced(replaced(lost_plan("1"), "groups: [EU]", "groups: [EU, Lab]"), "bake: 30m",
+                     "bake: 1h"),
+            fleet);
+  REQUIRE(h.run()->ending == engine::Ending::completed);
+  std::vector<std::string> asked;
+  for (const auto& q : h.states_asked) asked.push_back(q.group_name.value_or("*"));
+  // Both groups while EU's updates run, then Lab alone for the rest of the bake, then both
+  // at the decision; then us's own group.
+  const auto last_eu = std::find(asked.rbegin(), asked.rend(), "EU").base() - 1;
+  REQUIRE(last_eu - asked.begin() > 20);
+  CHECK(*(last_eu + 1) == "Lab");
+  CHECK(*(last_eu + 2) == "US");
+  const auto lab_only = std::find_if(asked.begin(), last_eu, [&](const std::string& g) {
+    return &g != &asked.front() && g == "Lab" && *(&g - 1) == "Lab";
+  });
+  REQUIRE(lab_only != last_eu);
+  CHECK(std::all_of(lab_only, last_eu, [](const std::string& g) { return g == "Lab"; }));
+  CHECK(last_eu - lab_only > 20);
+  CHECK(lost_devices(h.store).size() == 1);
 }
