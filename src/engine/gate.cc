@@ -62,26 +62,18 @@ Millis next_poll(const plan::Gate& gate, Millis since_dispatch) {
   return std::max(next, Millis{1});
 }
 
-std::int64_t required_successes(const plan::Gate& gate, std::int64_t targeted) {
-  if (gate.min_success.kind == plan::Threshold::Kind::count) {
-    return static_cast<std::int64_t>(gate.min_success.value);
-  }
-  // 95% of 30 devices is 28.5: 29 must succeed. The epsilon keeps 100% of 7 at 7.
-  return static_cast<std::int64_t>(
-      std::ceil(static_cast<double>(targeted) * gate.min_success.value / 100.0 - 1e-9));
-}
-
-std::int64_t allowed_failures(const plan::Gate& gate, std::int64_t targeted) {
-  if (gate.max_failed.kind == plan::Threshold::Kind::count) {
-    return static_cast<std::int64_t>(gate.max_failed.value);
-  }
-  return static_cast<std::int64_t>(
-      std::floor(static_cast<double>(targeted) * gate.max_failed.value / 100.0 + 1e-9));
-}
-
 namespace {
 
-std::int64_t share_of(const plan::Threshold& t, std::int64_t targeted) {
+// A threshold as a number of devices, of `targeted`: a count as written; a share rounded up
+// (what must be reached: 95% of 30 devices is 28.5, so 29) or down (what is tolerated). The
+// epsilons keep 100% of 7 at 7.
+std::int64_t devices_at_least(const plan::Threshold& t, std::int64_t targeted) {
+  if (t.kind == plan::Threshold::Kind::count) return static_cast<std::int64_t>(t.value);
+  return static_cast<std::int64_t>(
+      std::ceil(static_cast<double>(targeted) * t.value / 100.0 - 1e-9));
+}
+
+std::int64_t devices_at_most(const plan::Threshold& t, std::int64_t targeted) {
   if (t.kind == plan::Threshold::Kind::count) return static_cast<std::int64_t>(t.value);
   return static_cast<std::int64_t>(
       std::floor(static_cast<double>(targeted) * t.value / 100.0 + 1e-9));
@@ -89,8 +81,16 @@ std::int64_t share_of(const plan::Threshold& t, std::int64_t targeted) {
 
 }  // namespace
 
+std::int64_t required_successes(const plan::Gate& gate, std::int64_t targeted) {
+  return devices_at_least(gate.min_success, targeted);
+}
+
+std::int64_t allowed_failures(const plan::Gate& gate, std::int64_t targeted) {
+  return devices_at_most(gate.max_failed, targeted);
+}
+
 std::int64_t allowed_lost(const plan::Gate& gate, std::int64_t targeted) {
-  return share_of(gate.max_lost, targeted);
+  return devices_at_most(gate.max_lost, targeted);
 }
 
 std::optional<std::string> abort_criterion_met(const plan::AbortWhen& when, std::int64_t targeted,
@@ -100,11 +100,7 @@ std::optional<std::string> abort_criterion_met(const plan::AbortWhen& when, std:
   auto reached = [&](const std::optional<plan::Threshold>& t,
                      std::int64_t count) -> std::optional<std::int64_t> {
     if (!t) return std::nullopt;
-    std::int64_t at = t->kind == plan::Threshold::Kind::count
-                          ? static_cast<std::int64_t>(t->value)
-                          : static_cast<std::int64_t>(
-                                std::ceil(static_cast<double>(targeted) * t->value / 100.0 - 1e-9));
-    at = std::max<std::int64_t>(at, 1);
+    const std::int64_t at = std::max<std::int64_t>(devices_at_least(*t, targeted), 1);
     if (count < at) return std::nullopt;
     return at;
   };
