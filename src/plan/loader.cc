@@ -94,27 +94,15 @@ GateSpec read_gate(Reader& r, const Node& n, std::string_view what) {
   return g;
 }
 
-// A share written as "5%": above 0, at most 100.
+// A share written as "5%": above 0, at most 100 (returned as 5).
 std::optional<double> read_share(Reader& r, const Node& n, std::string_view what) {
-  std::optional<double> value;
-  bool bare = false;
-  if (n.is_scalar() && !n.scalar.empty()) {
-    std::string_view text = n.scalar;
-    bare = text.back() != '%';
-    if (!bare) text.remove_suffix(1);
-    double v = 0;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (!text.empty() && ec == std::errc() && ptr == text.data() + text.size() &&
-        std::isfinite(v) && v > 0 && v <= 100) {
-      if (!bare) return v;
-      value = v;
-    }
+  auto fraction = r.percentage(n, what);
+  if (!fraction) return std::nullopt;
+  if (*fraction <= 0) {
+    r.diagnostics().error(n.mark, fmt::format("{} must be above 0%, got '{}'", what, n.scalar));
+    return std::nullopt;
   }
-  r.diagnostics().error(
-      n.mark, fmt::format("{} must be a share above 0% and at most 100% such as 5%, got {}{}", what,
-                          n.is_scalar() ? fmt::format("'{}'", n.scalar) : yaml::describe(n),
-                          value ? fmt::format(" (write {}%)", n.scalar) : ""));
-  return std::nullopt;
+  return *fraction * 100;
 }
 
 // `ramp: {steps: [1%, 5%, 25%, 100%]}` or `ramp: {from: 1%, factor: 2}` (1%, 2%, 4% ... 64%,

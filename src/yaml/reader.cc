@@ -156,8 +156,18 @@ std::optional<double> Reader::percentage(const Node& n, std::string_view what) {
     ok = ec == std::errc() && ptr == end && value >= 0 && value <= 100;
   }
   if (!ok) {
-    d_.error(n.mark, fmt::format("{} must be a percentage from 0% to 100%, got {}", what,
-                                 n.is_scalar() ? fmt::format("'{}'", n.scalar) : describe(n)));
+    // A bare number in range was meant as a percentage: say how to write it.
+    double bare = -1;
+    if (n.is_scalar() && !n.scalar.empty() && n.scalar.back() != '%') {
+      const char* begin = n.scalar.data();
+      const char* end = begin + n.scalar.size();
+      auto [ptr, ec] = std::from_chars(begin, end, bare);
+      if (ec != std::errc() || ptr != end) bare = -1;
+    }
+    d_.error(n.mark,
+             fmt::format("{} must be a percentage from 0% to 100%, got {}{}", what,
+                         n.is_scalar() ? fmt::format("'{}'", n.scalar) : describe(n),
+                         bare >= 0 && bare <= 100 ? fmt::format(" (write {}%)", n.scalar) : ""));
     return std::nullopt;
   }
   return value / 100.0;
