@@ -232,7 +232,7 @@ std::optional<std::vector<std::string>> Engine::Impl::under_way_groups(const Sta
 
 void Engine::Impl::read_presence(StageRun& s, std::optional<std::vector<std::string>> groups,
                                  std::function<void(upswift::Result<Presence>)> done) {
-  if (!s.index) s.index = index_devices(*s.snapshot);
+  if (!s.index) s.index.emplace(*s.snapshot);
   read_online(api, spec(s).project, groups ? *groups : spec(s).groups, *s.snapshot, *s.index,
               std::move(done));
 }

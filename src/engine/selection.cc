@@ -167,10 +167,6 @@ std::optional<std::uint32_t> DeviceIndex::find(std::string_view uuid) const {
   return it->second;
 }
 
-DeviceIndex index_devices(const std::vector<state::SnapshotDevice>& snapshot) {
-  return DeviceIndex(snapshot);
-}
-
 void read_online(upswift::FleetApi& api, const std::string& project,
                  const std::vector<std::string>& groups,
                  const std::vector<state::SnapshotDevice>& snapshot, const DeviceIndex& index,

@@ -39,7 +39,7 @@ void list_online(upswift::FleetApi& api, const std::string& project,
 
 // Which of `snapshot`'s devices are online, as get_devices_state lists `groups` (or the whole
 // project): one byte per device in snapshot order, -1 not listed, 0 offline, 1 online. The
-// listing's states are matched through `index` (index_devices of the same snapshot); both
+// listing's states are matched through `index` (a DeviceIndex of the same snapshot); both
 // must outlive it. No map of the groups' devices is built: a gate reads this at every poll.
 class DeviceIndex {
  public:
@@ -53,7 +53,6 @@ class DeviceIndex {
   std::vector<std::uint64_t> marks_;
   std::unordered_map<std::string_view, std::uint32_t> at_;
 };
-DeviceIndex index_devices(const std::vector<state::SnapshotDevice>& snapshot);
 using Presence = std::vector<std::int8_t>;
 void read_online(upswift::FleetApi& api, const std::string& project,
                  const std::vector<std::string>& groups,

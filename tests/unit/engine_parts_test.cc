@@ -261,7 +261,7 @@ std::optional<upswift::Result<engine::Presence>> read(StatePages& api,
                                                       const std::vector<std::string>& groups) {
   static const std::vector<state::SnapshotDevice> snapshot{
       {"d-1", 1, "", "A"}, {"d-2", 2, "", "A"}, {"d-3", 3, "", "B"}};
-  static const engine::DeviceIndex index = engine::index_devices(snapshot);
+  static const engine::DeviceIndex index(snapshot);
   std::optional<upswift::Result<engine::Presence>> out;
   engine::read_online(api, "Demo", groups, snapshot, index,
                       [&](upswift::Result<engine::Presence> r) { out = std::move(r); });
