@@ -156,6 +156,14 @@ struct Harness {
     return out;
   }
 
+  // Per-device calls: exactly `devices` devices were sent an applied update, each once.
+  void check_each_applied_once(std::size_t devices) const {
+    std::map<std::string, int> per_device;
+    for (const auto& d : applied_devices) ++per_device[d];
+    CHECK(per_device.size() == devices);
+    for (const auto& [device, n] : per_device) CHECK(n == 1);
+  }
+
   int applied_for(const std::string& marker) {
     int n = 0;
     for (const auto& c : applied_comments) n += c.find(marker) != std::string::npos;
@@ -595,10 +603,7 @@ TEST_CASE("a sampled wave killed between its per-device calls resumes with the s
     CHECK(outcome->ending == engine::Ending::completed);
     CHECK(uuids(*h.store.load_snapshot("r-test", "wave")) == uuids(*drawn));
     // Every drawn device got exactly one applied update, however the crash fell.
-    std::map<std::string, int> per_device;
-    for (const auto& d : h.applied_devices) ++per_device[d];
-    CHECK(per_device.size() == 5);
-    for (const auto& [device, n] : per_device) CHECK(n == 1);
+    h.check_each_applied_once(5);
   }
 }
 
@@ -685,10 +690,7 @@ TEST_CASE(
   CHECK(settles[1] ==
         "of the 5 deploy_update calls to single devices, 0 had gone through (found "
         "on the devices) and 5 had not: those are sent again");
-  std::map<std::string, int> per_device;
-  for (const auto& d : h.applied_devices) ++per_device[d];
-  CHECK(per_device.size() == 5);
-  for (const auto& [device, n] : per_device) CHECK(n == 1);
+  h.check_each_applied_once(5);
 }
 
 TEST_CASE("interrupted mid-batch, a wave's calls not sent yet are recorded as not sent") {
@@ -729,10 +731,7 @@ stages:
   outcome = h.run();
   REQUIRE(outcome);
   CHECK(outcome->ending == engine::Ending::completed);
-  std::map<std::string, int> per_device;
-  for (const auto& d : h.applied_devices) ++per_device[d];
-  CHECK(per_device.size() == 12);
-  for (const auto& [device, n] : per_device) CHECK(n == 1);
+  h.check_each_applied_once(12);
   CHECK(h.deploys_sent == 12);  // the 4 not sent went out on resume, nothing else again
 }
 
@@ -745,10 +744,7 @@ TEST_CASE("a sampled wave's unknown outcomes are settled per device, never sent 
   });
   REQUIRE(outcome);
   CHECK(outcome->ending == engine::Ending::completed);
-  std::map<std::string, int> per_device;
-  for (const auto& d : h.applied_devices) ++per_device[d];
-  CHECK(per_device.size() == 5);
-  for (const auto& [device, n] : per_device) CHECK(n == 1);
+  h.check_each_applied_once(5);
   auto calls = h.store.load_stage_calls("r-test", "wave", state::CallKind::dispatch);
   std::map<std::string, int> outcomes;
   for (const auto& c : calls) ++outcomes[c.outcome ? word(c.outcome) : "none"];
@@ -1190,10 +1186,7 @@ TEST_CASE("a ramp: its steps draw their shares in all, no device twice, each app
     CHECK(h.applied_for(engine::dispatch_marker("r-test", name)) == static_cast<int>(size));
   }
   CHECK(seen.size() == 40);
-  std::map<std::string, int> per_device;
-  for (const auto& d : h.applied_devices) ++per_device[d];
-  CHECK(per_device.size() == 40);
-  for (const auto& [device, n] : per_device) CHECK(n == 1);
+  h.check_each_applied_once(40);
   // The steps run one after the other, rest after the last.
   const auto stages = h.store.load_stages("r-test");
   for (std::size_t i = 2; i < stages.size(); ++i) {
@@ -1226,10 +1219,7 @@ TEST_CASE("a ramp killed mid-step resumes with the same draw, each device applie
     CHECK(outcome->ending == engine::Ending::completed);
     for (const auto& [step, devices] : undisturbed)
       CHECK(uuids(*h.store.load_snapshot("r-test", step)) == devices);
-    std::map<std::string, int> per_device;
-    for (const auto& d : h.applied_devices) ++per_device[d];
-    CHECK(per_device.size() == 40);
-    for (const auto& [device, n] : per_device) CHECK(n == 1);
+    h.check_each_applied_once(40);
   }
 }
 
