@@ -24,8 +24,16 @@ int run_abort(AbortOptions& o) {
   auto opened = open_run(o.state, o.run_id);
   auto& store = opened.store;
   const state::RunRecord* run = &opened.run;
-  if (state::is_final(run->status)) {
-    std::cerr << fmt::format("rollout: run {} is already {}\n", run->id, state::name(run->status));
+  // A run ended with an outcome unknown (by an older version) is not over: an abort with a
+  // rollback settles it and rolls back what the settle finds applied.
+  const std::size_t unknown = unsettled_calls(*store, run->id);
+  if (state::is_final(run->status) && !(o.rollback && unknown > 0)) {
+    std::cerr << fmt::format("rollout: run {} is already {}{}\n", run->id,
+                             state::name(run->status),
+                             unknown > 0 ? fmt::format("; the outcome of {} of its call(s) is not "
+                                                       "settled: rollout resume {} settles it",
+                                                       unknown, run->id)
+                                         : "");
     return kExitInvalidInput;
   }
   const std::string who = current_user();
@@ -45,20 +53,23 @@ int run_abort(AbortOptions& o) {
   }
   // The process that ran it may have carried the request out and ended between the request
   // and this lease (told at once on PostgreSQL): then it is done, by that process.
-  if (auto now_run = store->load_run(run->id); now_run && state::is_final(now_run->status)) {
+  if (auto now_run = store->load_run(run->id);
+      now_run && state::is_final(now_run->status) && !state::is_final(run->status)) {
     store->release_lease(run->id, this_process());
     std::cout << fmt::format(
         "abort of run {} recorded; the process running it has stopped it ({}: {}).\n", run->id,
         state::name(now_run->status), now_run->reason);
     return kExitOk;
   }
-  if (!o.rollback) {
+  if (!o.rollback && unknown == 0) {
     store->set_run_status(run->id, state::RunStatus::aborted, fmt::format("aborted by {}", who),
                           now, true);
     store->release_lease(run->id, this_process());
     std::cout << fmt::format("run {} aborted; nothing more will be sent for it.\n", run->id);
     return kExitStopped;
   }
+  // With a rollback, or with calls to settle first (their outcome is read from the devices,
+  // then the run ends aborted): this process drives the run to its end.
   o.api.json = o.output == "json";
   if (!opened.plan) return kExitError;  // recorded; a run whose plan does not load cannot roll back
   return drive_run(*store, o.state, *run, *opened.plan, o.api);

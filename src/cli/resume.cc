@@ -27,10 +27,18 @@ int run_resume(ResumeOptions& o) {
   auto& store = opened.store;
   const state::RunRecord* run = &opened.run;
   if (!opened.plan) return kExitError;
-  if (state::is_final(run->status)) {
+  const std::size_t unknown = unsettled_calls(*store, run->id);
+  if (state::is_final(run->status) && unknown == 0) {
     std::cerr << fmt::format("rollout: run {} is {} ({}); there is nothing to resume\n", run->id,
                              run->status, run->reason);
     return kExitInvalidInput;
+  }
+  if (state::is_final(run->status) && !o.api.json) {
+    // Left so by an older version: what those calls did is read from the devices first.
+    std::cout << fmt::format(
+        "run {} is {}, but the outcome of {} of its deploy_update call(s) was never settled: "
+        "reading the devices to settle them, then ending the run as its plan says\n",
+        run->id, state::name(run->status), unknown);
   }
   // The stored plan is what runs. Say so when the file on disk has changed since.
   std::string why;
@@ -65,7 +73,8 @@ void add_resume_command(CLI::App& app, Run& run) {
   cmd->footer(
       std::string(
           "A deploy_update whose outcome was not recorded is settled by reading the devices,\n"
-          "and is sent again only if it certainly did not take effect.\n\n") +
+          "and is sent again only if it certainly did not take effect. A run that ended with\n"
+          "such a call (left so by an older version) is resumed to settle it.\n\n") +
       kExitCodesHelp);
   cmd->callback([o, &run] { run = [o] { return run_resume(*o); }; });
 }

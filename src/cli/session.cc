@@ -1,5 +1,6 @@
 #include "cli/session.h"
 
+#include <algorithm>
 #include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
@@ -88,6 +89,12 @@ state::RunRecord find_run(state::StateStore& store, const std::string& id) {
 bool process_is_gone(const state::LeaseOwner& owner) {
   return owner.host == this_process().host && ::kill(static_cast<pid_t>(owner.pid), 0) != 0 &&
          errno == ESRCH;
+}
+
+std::size_t unsettled_calls(state::StateStore& store, const std::string& run_id) {
+  const auto calls = store.load_calls(run_id);
+  return static_cast<std::size_t>(
+      std::count_if(calls.begin(), calls.end(), [](const auto& c) { return state::unsettled(c); }));
 }
 
 OpenedRun open_run(const StateOptions& state, const std::string& run_id) {

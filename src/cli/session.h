@@ -62,6 +62,10 @@ struct OpenedRun {
 };
 OpenedRun open_run(const StateOptions& state, const std::string& run_id);
 
+// How many of the run's calls have an outcome not known yet (an answer lost, or written ahead
+// and never answered). A run that an older version ended with some is resumed to settle them.
+std::size_t unsettled_calls(state::StateStore& store, const std::string& run_id);
+
 // "last" is the most recent run; otherwise the id as given, which must exist (CommandError
 // otherwise). A run recorded as running whose process is gone comes back as `interrupted`.
 state::RunRecord find_run(state::StateStore& store, const std::string& id);

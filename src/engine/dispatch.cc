@@ -211,10 +211,7 @@ void Engine::Impl::dispatch_each(StageRun& s) {
                                       d.uuid, move.attempts, move.call->message));
   }
   if (!unknown.empty()) {
-    const std::string what =
-        unknown.size() == 1
-            ? fmt::format("deploy_update to {}", unknown.front().devices.front())
-            : fmt::format("{} deploy_update calls to single devices", unknown.size());
+    const std::string what = settle_what(unknown);
     return settle(s, *latest_unknown, std::move(unknown), what);
   }
   if (!to_send.empty()) return send_each(s, to_send);
@@ -258,8 +255,10 @@ void Engine::Impl::send_queued(StageRun& s) {
     s.queued.pop_front();
     event(s.record.name, "dispatch", "deploy_update to device " + q.device);
     ++s.sends_in_flight;
+    awaited.insert(q.call_id);
     api.deploy_update(
         q.request, guarded([this, id, call_id = q.call_id](upswift::Result<upswift::Accepted> r) {
+          awaited.erase(call_id);
           crash_point("after_answer");
           StageRun& st = stages[id];
           --st.sends_in_flight;
@@ -318,7 +317,9 @@ void Engine::Impl::send_dispatch(StageRun& s, const upswift::DeployRequest& requ
                                static_cast<std::int64_t>(s.snapshot->size()))})
           .front();
   const dag::StageId id = s.id;
+  awaited.insert(call_id);
   api.deploy_update(request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+                      awaited.erase(call_id);
                       crash_point("after_answer");
                       StageRun& st = stages[id];
                       record_answer(st, call_id, r);
@@ -377,6 +378,7 @@ void Engine::Impl::settle(StageRun& s, const ApiCall& latest, std::vector<Unsett
   const CallKind kind = latest.kind;
   const WallTime intent_at = latest.intent_at;
   const std::string marker = latest.marker;
+  s.settling = true;
   s.timer = clock.schedule(wait, [self = shared_from_this(), id, kind, intent_at, marker,
                                   calls = std::move(calls), what] {
     StageRun& st = self->stages[id];
@@ -385,11 +387,15 @@ void Engine::Impl::settle(StageRun& s, const ApiCall& latest, std::vector<Unsett
         self->guarded([self, id, kind, intent_at, calls,
                        what](upswift::Result<std::vector<Reached>> r) {
           StageRun& stage = self->stages[id];
+          stage.settling = false;
           if (!r.ok()) {
             const std::string why = fmt::format(
                 "stage {}: could not read its devices to settle the {}: {}; "
                 "continue with rollout resume {}",
                 stage.record.name, what, r.error.message, self->run_id);
+            self->event(stage.record.name, "error", why);
+            // Stopping already: the run ends resumable, the outcome unknown (finish).
+            if (self->stopping) stage.settle_failed = true;
             if (kind == CallKind::dispatch) return self->fail_run(why);
             if (self->interrupted) return;  // a signal: the rollback is settled at resume
             self->stopping = Outcome{Ending::failed, why};
@@ -429,9 +435,15 @@ void Engine::Impl::settle(StageRun& s, const ApiCall& latest, std::vector<Unsett
   });
 }
 
+std::string Engine::Impl::settle_what(const std::vector<Unsettled>& calls) {
+  if (calls.size() == 1 && calls.front().devices.empty()) return "deploy_update";
+  if (calls.size() == 1) return fmt::format("deploy_update to {}", calls.front().devices.front());
+  return fmt::format("{} deploy_update calls to single devices", calls.size());
+}
+
 void Engine::Impl::after_settling(StageRun& s, CallKind kind, bool applied, WallTime intent_at) {
   if (kind == CallKind::rollback) return send_rollback_calls(s);
-  if (stopping) return;
+  if (stopping) return;  // the run's end decides: wind_down (ending.cc)
   if (spec(s).sample || s.retry_targets) return dispatch_each(s);
   if (applied) return begin_gate(s, intent_at);
   resume_dispatch(s);

@@ -53,9 +53,14 @@ void Engine::Impl::step() {
   if (finished) return;
   if (stopping) {
     for (StageRun& s : stages) {
-      if (s.record.status != StageStatus::rolling_back) s.timer.cancel();  // a rollback runs on
+      // A rollback and a settle run on, unless a signal came: the resume goes on with them.
+      if (!interrupted && (s.record.status == StageStatus::rolling_back || s.settling)) continue;
+      s.timer.cancel();
+      s.settling = false;
     }
-    if (in_flight == 0 && !rollback_under_way()) finish(*stopping);
+    wind_down();
+    const bool winding = !interrupted && (rollback_under_way() || settle_under_way());
+    if (in_flight == 0 && !winding) finish(*stopping);
     return;
   }
   frontier->prune();

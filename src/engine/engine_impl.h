@@ -5,6 +5,8 @@
 //   dispatch.cc   the snapshot and the write-ahead protocol: intents, answers, settling
 //   gating.cc     polling a stage's devices, recording what changed, the verdict
 //   rollback.cc   the rollback flow's targets and requests (pure) and sending them
+//   ending.cc     how a stopping run ends: unknown outcomes settled, stages cut off in
+//                 flight rolled back, never a terminal run with an unknown outcome
 // The pure parts they use: frontier.h, ledger.h, gate.h, rollback.h, markers.h.
 #pragma once
 
@@ -81,6 +83,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     TimerHandle timer;
     bool window_wait = false;  // ready, but outside its windows or in a freeze: a timer wakes it
     bool rollback_started = false;  // in this process: a second start would send it twice
+    bool settling = false;  // a settle of its calls is waiting for its delay or its read
+    bool settle_failed = false;  // the read to settle them failed while the run was stopping
+    // Dispatched, but cut off before its gate read its devices: read once as the run stops.
+    bool looking = false, looked = false;
     // Its calls, read from the store once (when first needed) and kept in step after.
     std::optional<CallLedger> dispatches, rollbacks;
     // Per-device dispatch: the devices before `next_device` went through, the latest at
@@ -159,6 +165,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::vector<StageRun> stages;
   std::optional<Frontier> frontier;
   std::set<std::int64_t> own_calls;  // the calls this process wrote ahead and sent
+  std::set<std::int64_t> awaited;    // ... and whose answers have not come yet
   bool interrupted = false;          // a signal: waits for settling and rollbacks end at resume
   std::function<void(Outcome)> done;
   int in_flight = 0;  // API calls under way
@@ -167,6 +174,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool aborted = false;
   bool abort_handled = false;       // an abort request is carried out once per process
   std::optional<Outcome> stopping;  // set once the run must end; waits for calls in flight
+  // What it was stopping for when a signal came: the end, if nothing is left unknown.
+  std::optional<Outcome> before_signal;
+  // The run stops with a rollback (a failed stage's on_failure, abort --rollback): the
+  // stages cut off in flight (dispatched, their gates not passed) are rolled back too.
+  bool roll_back_in_flight = false;
   TimerHandle heartbeat_timer;
   TimerHandle approval_timer;
   Pending pending;
@@ -234,6 +246,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void settle(StageRun& s, const ApiCall& call, std::vector<Unsettled> calls,
               const std::string& what);
   void after_settling(StageRun& s, CallKind kind, bool applied, WallTime intent_at);
+  // What a settle is about, as its events say it.
+  static std::string settle_what(const std::vector<Unsettled>& calls);
 
   // gating.cc
   void begin_gate(StageRun& s, WallTime dispatched_at);
@@ -279,6 +293,26 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void record_poll(StageRun& s, const Judgement& j, const StatusCounts& counts, Millis elapsed,
                    WallTime now, const std::vector<std::size_t>& changed);
   void on_verdict(StageRun& s, const Judgement& j, Millis elapsed);
+  // Records what a reading of the stage's devices counted, and the `changed` devices' rows.
+  void observe(const StageRun& s, WallTime now, Millis elapsed, const StatusCounts& counts,
+               const Judgement& j, const std::vector<std::size_t>& changed);
+
+  // ending.cc
+  // Once the run is stopping: each stage's unknown outcomes settled, the stages cut off in
+  // flight rolled back when the run stops with a rollback.
+  void wind_down();
+  // Starts settling the stage's dispatches whose outcomes are unknown; false when none is.
+  bool settle_before_end(StageRun& s);
+  // The stage's dispatches whose outcomes are unknown, and the latest of them.
+  std::vector<Unsettled> unknown_dispatches(StageRun& s, const ApiCall*& latest);
+  // When the first of the stage's dispatch calls went through, if any did.
+  std::optional<WallTime> first_through(StageRun& s);
+  bool settle_under_way() const;
+  // Reads and records the devices of a stage the run stopped before its gate read them (no
+  // verdict: the run is ending), so that every dispatched stage's devices are known.
+  void last_look(StageRun& s);
+  // "stage eu's deploy_update": the calls whose outcome is still unknown, if any.
+  std::optional<std::string> unsettled_calls();
 
   // rollback.cc
   void rollback(StageRun& s);

@@ -345,6 +345,13 @@ state::DeviceChanges Engine::Impl::device_rows(const StageRun& s,
 void Engine::Impl::record_poll(StageRun& s, const Judgement& j, const StatusCounts& counts,
                                Millis elapsed, WallTime now,
                                const std::vector<std::size_t>& changed) {
+  observe(s, now, elapsed, counts, j, changed);
+  on_verdict(s, j, elapsed);
+}
+
+void Engine::Impl::observe(const StageRun& s, WallTime now, Millis elapsed,
+                           const StatusCounts& counts, const Judgement& j,
+                           const std::vector<std::size_t>& changed) {
   state::Observation o{run_id,
                        s.record.name,
                        now,
@@ -361,7 +368,6 @@ void Engine::Impl::record_poll(StageRun& s, const Judgement& j, const StatusCoun
                        counts.lost};
   pending.observations.push_back({o, s.id, changed});
   notify([this, o] { observer.on_observation(o); });
-  on_verdict(s, j, elapsed);
 }
 
 void Engine::Impl::on_verdict(StageRun& s, const Judgement& j, Millis elapsed) {

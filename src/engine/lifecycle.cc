@@ -138,11 +138,14 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
   if (request) {
     aborted = true;
     stopping = Outcome{Ending::stopped, abort_reason(*request)};
+    roll_back_in_flight = request->rollback;
   }
   for (StageRun& s : stages) {
     const StageStatus st = s.record.status;
-    if (!stopping && (st == StageStatus::failed || st == StageStatus::rolled_back ||
-                      st == StageStatus::rolling_back)) {
+    const bool failed = st == StageStatus::failed || st == StageStatus::rolled_back ||
+                        st == StageStatus::rolling_back;
+    if (failed && plan.on_failure.action == plan::FailureAction::rollback) roll_back_in_flight = true;
+    if (!stopping && failed) {
       stopping = Outcome{Ending::stopped,
                          fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
     }
@@ -198,10 +201,22 @@ void Engine::Impl::carry_out_abort(const state::AbortRequest& request) {
   }
   stopping = Outcome{Ending::stopped, abort_reason(request)};
   aborted = true;
+  if (request.rollback) roll_back_in_flight = true;
 }
 
 void Engine::Impl::finish(Outcome outcome) {
   if (finished) return;
+  const auto unknown = unsettled_calls();
+  // A signal that came when nothing was left to settle or roll back ends nothing early.
+  if (outcome.ending == Ending::interrupted && before_signal && !unknown && !rollback_under_way())
+    outcome = *before_signal;
+  // Never a terminal run with an outcome unknown: it stays resumable, and the resume settles it.
+  if (unknown && is_final(run_status(outcome.ending, aborted))) {
+    outcome = {Ending::interrupted,
+               fmt::format("{}; the outcome of {} is not known yet: continue with rollout resume "
+                           "{}, which settles it first",
+                           outcome.reason, *unknown, run_id)};
+  }
   finished = true;
   heartbeat_timer.cancel();
   approval_timer.cancel();
@@ -228,11 +243,14 @@ void Engine::Impl::finish(Outcome outcome) {
 }
 
 void Engine::Impl::interrupt() {
-  if (finished || stopping) return;
+  if (finished || interrupted) return;
   interrupted = true;
   event("", "interrupt", "signal received: starting nothing new, waiting for calls in flight");
+  // A run stopping already (a failed stage rolling back, a settle) stops now, resumable.
+  before_signal = stopping;
   stopping = Outcome{Ending::interrupted,
-                     "interrupted by a signal; continue with rollout resume " + run_id};
+                     fmt::format("{}interrupted by a signal; continue with rollout resume {}",
+                                 before_signal ? before_signal->reason + "; " : "", run_id)};
   // Reads have no outcome to record: they end now. A deploy_update in flight is waited for
   // (its timeout bounds it) and its outcome recorded.
   api.cancel_reads();
@@ -258,6 +276,7 @@ void Engine::Impl::stage_failed(StageRun& s, const std::string& reason, bool dis
       plan.on_failure.rollback) {
     // One write: a crash right here resumes into the rollback, never past it.
     set_stage(s, StageStatus::rolling_back, reason);
+    roll_back_in_flight = true;
     stopping = Outcome{Ending::stopped,
                        fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
     rollback(s);

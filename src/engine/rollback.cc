@@ -126,6 +126,7 @@ void Engine::Impl::send_rollback_calls(StageRun& s) {
       case Move::done:
         continue;
       case Move::settle:
+        if (interrupted) return;  // a signal: settled at resume
         return settle(s, *move.call, {{move.call->id, named_devices(planned.request)}},
                       "rollback deploy_update");
       case Move::refused:
@@ -136,6 +137,7 @@ void Engine::Impl::send_rollback_calls(StageRun& s) {
                                        s.record.name, move.call->message, run_id)};
         return;
       case Move::send:
+        if (interrupted) return;  // a signal: the resume sends what is left
         return send_one_rollback(s, planned);
     }
   }
@@ -155,8 +157,10 @@ void Engine::Impl::send_one_rollback(StageRun& s, const Planned& planned) {
                                one_device ? 1 : static_cast<std::int64_t>(s.snapshot->size()))})
           .front();
   const dag::StageId id = s.id;
+  awaited.insert(call_id);
   api.deploy_update(
       planned.request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
+        awaited.erase(call_id);
         StageRun& st = stages[id];
         const CallOutcome outcome =
             r.ok()                                                   ? CallOutcome::accepted

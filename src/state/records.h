@@ -73,6 +73,12 @@ struct ApiCall {
   std::optional<WallTime> outcome_at;
 };
 
+// Its outcome is not known: written ahead and never answered, or its answer lost. Such a call
+// is settled (its update looked for on the devices) before its run may end.
+inline bool unsettled(const ApiCall& call) {
+  return !call.outcome || *call.outcome == CallOutcome::unknown;
+}
+
 struct Observation {
   std::string run_id;
   std::string stage;

@@ -3,7 +3,11 @@
 // Tests script outcomes the real API can produce: refusals, failures, unknown outcomes.
 #pragma once
 
+#include <algorithm>
 #include <deque>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "sim/fleet.h"
 #include "sim/virtual_api.h"
@@ -22,6 +26,9 @@ class FakeFleet : public sim::VirtualApi {
 
   // Outcomes for the next deploy_update calls, in order; then normal.
   void script(Script s) { scripts_.push_back(s); }
+  // The outcome of the first deploy_update whose comment contains `part` (a stage's marker,
+  // say); the calls of other stages go on as scripted above.
+  void script_for(std::string part, Script s) { scripts_for_.emplace_back(std::move(part), s); }
   // Fails every read from now on (or again).
   void fail_reads(bool fail) { fail_reads_ = fail; }
 
@@ -35,7 +42,13 @@ class FakeFleet : public sim::VirtualApi {
                      std::function<void(upswift::Result<upswift::Accepted>)> done) override {
     ++deploys_sent;
     Script s = Script::normal;
-    if (!scripts_.empty()) {
+    const auto matching = std::find_if(scripts_for_.begin(), scripts_for_.end(), [&](auto& p) {
+      return r.comment && r.comment->find(p.first) != std::string::npos;
+    });
+    if (matching != scripts_for_.end()) {
+      s = matching->second;
+      scripts_for_.erase(matching);
+    } else if (!scripts_.empty()) {
       s = scripts_.front();
       scripts_.pop_front();
     }
@@ -83,6 +96,7 @@ class FakeFleet : public sim::VirtualApi {
 
  private:
   std::deque<Script> scripts_;
+  std::vector<std::pair<std::string, Script>> scripts_for_;
   bool fail_reads_ = false;
 };
 

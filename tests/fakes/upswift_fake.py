@@ -24,6 +24,11 @@ Modes, each with the share of requests it hits (0..1):
   slow_loris         reads: the answer's bytes one every 2 s
   dark_mid_update    deploy_update: each device it reaches takes the update and goes dark for
                      good (offline in get_devices_state, its update in_progress forever)
+Targeted faults, for cases that must hit one call and no other:
+  --drop-answer-to TEXT  the first deploy_update whose metadata.comment contains TEXT (a
+                         stage's marker, "[rollout RUN/eu]"): applied, then its connection
+                         closed without an answer, as a proxy losing that one answer would
+  --fail-group GROUP     updates on GROUP's devices end failed instead of success
 Each request line of the log is JSON: endpoint, fault, applied, body (token redacted).
 """
 import argparse
@@ -46,7 +51,10 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--log", required=True)
 parser.add_argument("--seed", type=int, default=1)
 parser.add_argument("--mode", action="append", default=[], help="MODE=SHARE")
+parser.add_argument("--drop-answer-to", action="append", default=[], help="TEXT in a comment")
+parser.add_argument("--fail-group", action="append", default=[], help="GROUP")
 args = parser.parse_args()
+drop_answer_to = list(args.drop_answer_to)  # each drops one answer, then is spent
 modes = {}
 for m in args.mode:
     name, _, share = m.partition("=")
@@ -77,7 +85,10 @@ class Device:
         if not self.updates:
             return None
         update, done_at = self.updates[-1]
-        return update["update_status"] if time.monotonic() < done_at else "success"
+        return update["update_status"] if time.monotonic() < done_at else self.finished_status()
+
+    def finished_status(self):
+        return "failed" if self.group in args.fail_group else "success"
 
     def state(self):
         return "offline" if self.dark else "online"
@@ -88,7 +99,7 @@ class Device:
         for update, done_at in self.updates:
             u = dict(update)
             if now >= done_at and u["update_status"] == "in_progress":
-                u["update_status"] = "success"
+                u["update_status"] = self.finished_status()
             updates.append(u)
         return {"device_id": self.device_id, "device_uuid": self.uuid, "device_name": self.name,
                 "project": "Demo", "group": self.group, "tags": self.tags,
@@ -258,7 +269,11 @@ class Handler(BaseHTTPRequestHandler):
             if endpoint == "deploy_update" and self.command == "POST":
                 with lock:
                     targeted = deploy(body)
-                if hit("drop_after_apply"):
+                    comment = str((body.get("metadata") or {}).get("comment", ""))
+                    targeted_drop = next((t for t in drop_answer_to if t in comment), None)
+                    if targeted_drop is not None:
+                        drop_answer_to.remove(targeted_drop)
+                if targeted_drop is not None or hit("drop_after_apply"):
                     self.record(endpoint, "drop_after_apply", True, body)
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

@@ -71,5 +71,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def tmp(tmp_path):
-    """A fresh directory for the test's state database, logs and servers' files."""
-    return str(tmp_path)
+    """A fresh directory for the test's state database, logs and servers' files. After the
+    test, every SQLite state database in it keeps the invariant that no terminal run has a
+    call whose outcome is unknown (e2e.unknown_calls_of_terminal_runs)."""
+    yield str(tmp_path)
+    for db in sorted(tmp_path.rglob("*.db")):
+        found = e2e.unknown_calls_of_terminal_runs_in_file(db)
+        assert not found, f"{db}: terminal runs with calls whose outcome is unknown: {found}"

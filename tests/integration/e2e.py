@@ -81,7 +81,8 @@ class Server:
     SIM_FLAGS = {"drop_after_apply": "--drop-after-apply", "throttle": "--fail-429",
                  "error_500": "--fail-5xx", "foreign_200": "--foreign-200", "drop": "--drop"}
 
-    def __init__(self, workdir, kind, faults=None, seed=1, fleet="tests/fleets/steady.yaml", port=0):
+    def __init__(self, workdir, kind, faults=None, seed=1, fleet="tests/fleets/steady.yaml", port=0,
+                 fake_args=()):
         self.kind = kind
         self.log = Path(workdir) / f"requests-{kind}-{time.monotonic_ns()}.jsonl"
         faults = faults or {}
@@ -91,7 +92,8 @@ class Server:
                     "--time-scale", SCALE, "--request-log", str(self.log), "--seed", str(seed), *extra]
         else:
             argv = [sys.executable, str(Env.src / "tests/fakes/upswift_fake.py"), "--log", str(self.log),
-                    "--seed", str(seed), *[x for k, v in faults.items() for x in ("--mode", f"{k}={v}")]]
+                    "--seed", str(seed), *[x for k, v in faults.items() for x in ("--mode", f"{k}={v}")],
+                    *fake_args]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         self.url = re.search(r"(http://\S+/v1/)", self.proc.stdout.readline()).group(1)
 
@@ -194,10 +196,34 @@ def run_of(out, db, server):
     return runs[-1]["id"]
 
 
+TERMINAL_UNKNOWN = ("SELECT c.run_id, c.stage, c.kind, c.id, COALESCE(c.outcome, 'none') FROM api_calls c "
+                    "JOIN runs r ON r.id = c.run_id WHERE r.status IN ('completed', 'stopped', 'aborted') "
+                    "AND (c.outcome IS NULL OR c.outcome = 'unknown')")
+
+
+def unknown_calls_of_terminal_runs_in_file(path):
+    """The calls of terminal runs whose outcome is unknown, in a SQLite state file (read only);
+    [] for a file that is not a readable state database (the hostile cases make such)."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"runs", "api_calls"} <= tables:
+                return []
+            return con.execute(TERMINAL_UNKNOWN).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+
+
 def assert_state_sound(db, open_intents_allowed=False):
-    """integrity_check ok, no intent without an outcome (no lost dispatch), no token."""
+    """integrity_check ok, no intent without an outcome (no lost dispatch), no call of a
+    terminal run with an unknown outcome, no token."""
     con = connect_state(db)
     tables = state_tables(con)
+    unknown = con.execute(TERMINAL_UNKNOWN).fetchall()
+    assert not unknown, f"terminal runs with calls whose outcome is unknown: {unknown}"
     if not open_intents_allowed:
         open_intents = con.execute("SELECT id, stage FROM api_calls WHERE outcome IS NULL").fetchall()
         assert not open_intents, f"intents without an outcome: {open_intents}"

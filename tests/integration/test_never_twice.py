@@ -79,6 +79,36 @@ def test_every_deploy_answer_dropped_after_applying_is_applied_once_fake(tmp):
     every_answer_dropped(tmp, "fake")
 
 
+def test_an_answer_lost_while_a_sibling_fails_is_settled_then_rolled_back(tmp):
+    """eu's deploy_update is applied and only its answer lost (the fake closes that one
+    connection); us's devices fail, so us fails its gate well before eu's settle is due (2 s
+    at this time scale). The run ends only once eu's outcome is read from its devices: eu is
+    dispatched, rolled back with us, and sent its update once."""
+    lost = SRC / "tests/plans/lost-answer.yaml"
+    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US")) as server:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(lost), "--state", db, "--yes", "--time-scale", "30", url=server.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert server.applied_per_marker() == {f"{run}/eu": 1, f"{run}/us": 1, f"{run}/eu/rollback": 1,
+                                               f"{run}/us/rollback": 1}, server.applied_per_marker()
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        stages = {s["name"]: s for s in shown["stages"]}
+        assert stages["eu"]["status"] == "rolled_back", stages["eu"]
+        assert stages["eu"]["dispatched"], stages["eu"]
+        assert stages["us"]["status"] == "rolled_back", stages["us"]
+        assert stages["everyone"]["status"] == "waiting", stages["everyone"]
+        eu_calls = [c for c in shown["api_calls"] if c["stage"] == "eu" and c["kind"] == "dispatch"]
+        assert [c["outcome"] for c in eu_calls] == ["settled_applied"], eu_calls
+        # us failed while eu's outcome was unknown: the order of the events says so.
+        events = [(e["stage"], e["kind"]) for e in shown["events"]]
+        assert events.index(("us", "stage_failed")) < events.index(("eu", "dispatched")), events
+        # Its devices were read before the run ended: each has its update, none is unread.
+        devices = stages["eu"]["device_states"]
+        assert len(devices) == 16 and all(d["update_id"] for d in devices), devices
+        assert_state_sound(db)
+
+
 def foreign_answers(tmp, kind):
     with Server(tmp, kind, {"foreign_200": 1.0}) as server:
         db = f"{tmp}/state.db"

@@ -76,8 +76,12 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 
 class NullObserver : public engine::Observer {
  public:
-  void on_event(const state::Event& e) override { kinds.push_back(e.stage + ":" + e.kind); }
+  void on_event(const state::Event& e) override {
+    kinds.push_back(e.stage + ":" + e.kind);
+    if (hook) hook(e);
+  }
   std::vector<std::string> kinds;
+  std::function<void(const state::Event&)> hook;  // a test acting as an event is committed
 };
 
 // A fleet and a state database that outlive any number of engine "processes".
@@ -105,7 +109,7 @@ struct Harness {
     if (script) script(api);
     engine::EngineOptions options;
     options.owner = {"host", 1, "tester"};
-    options.settle_delay = 2min;
+    options.settle_delay = settle_delay;
     int reached = 0;
     // Only the engine's own crash points (engine/markers.h): a misspelt one never crashes.
     REQUIRE((crash_at.empty() || engine::is_crash_point(crash_at)));
@@ -119,6 +123,7 @@ struct Harness {
     engine::Engine engine(io, *checked.loaded.plan, *checked.graph, api,
                           engine_store ? *engine_store : store, clock, observer, run_id, options);
     running = &engine;
+    current = &engine;
     std::optional<engine::Outcome> outcome;
     bool crashed = false;
     try {
@@ -132,7 +137,9 @@ struct Harness {
       crashed = true;  // the process ends with the error; its records stay as they were
       store_failed = true;
     }
+    current = nullptr;
     now = clock.now();
+    check_nothing_unknown_once_final();
     deploys_sent += api.deploys_sent;
     deploys_applied += api.deploys_applied;
     states_asked.insert(states_asked.end(), api.states_asked.begin(), api.states_asked.end());
@@ -148,6 +155,17 @@ struct Harness {
     }
     REQUIRE(outcome);
     return outcome;
+  }
+
+  // The invariant every run keeps, whatever ended it: a terminal run has no call whose
+  // outcome is unknown (it stays resumable until each is settled).
+  void check_nothing_unknown_once_final() {
+    const auto run = store.load_run(run_id);
+    if (!run || !state::is_final(run->status)) return;
+    for (const auto& call : store.load_calls(run_id)) {
+      INFO("call ", call.id, " of stage ", call.stage, " in a ", word(run->status), " run");
+      CHECK_FALSE(state::unsettled(call));
+    }
   }
 
   std::map<std::string, std::string> stage_status() {
@@ -180,6 +198,8 @@ struct Harness {
   std::function<void(engine::Engine&, std::string_view)> at_point;
   bool store_failed = false;  // a run ended by an injected store failure
   NullObserver observer;
+  engine::Engine* current = nullptr;  // the engine of the process running now
+  Millis settle_delay = 2min;
   std::string run_id = "r-test";
   int deploys_sent = 0;
   int deploys_applied = 0;
@@ -1323,4 +1343,181 @@ TEST_CASE("a poll reads the online states of the groups with updates under way, 
   CHECK(std::all_of(lab_only, last_eu, [](const std::string& g) { return g == "Lab"; }));
   CHECK(last_eu - lab_only > 20);
   CHECK(lost_devices(h.store).size() == 1);
+}
+
+// A run never ends with an outcome unknown. Each case below loses eu's deploy_update answer
+// (the update applied at Upswift, the answer never back), then ends the run another way
+// before or after the settle is due; the harness checks after every process that no call
+// of a terminal run is unknown.
+namespace {
+
+sim::FleetSpec failing_us_spec() {
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"})
+      .group("Canary", 5, {"canary"})
+      .group("EU", 20)
+      .group("US", 20)
+      .group("Rest", 12)
+      .failing("US", 0.5);
+  return fleet;
+}
+
+void lose_eu_answer(FakeFleet& f) {
+  f.script_for("[rollout r-test/eu]", FakeFleet::Script::unknown_applied);
+}
+
+bool is(const state::Event& e, std::string_view stage, std::string_view kind) {
+  return e.stage == stage && e.kind == kind;
+}
+
+std::ptrdiff_t position(const std::vector<std::string>& kinds, const std::string& kind) {
+  return std::find(kinds.begin(), kinds.end(), kind) - kinds.begin();
+}
+
+state::StageRecord stage_record(Harness& h, const std::string& name) {
+  for (const auto& s : h.store.load_stages(h.run_id)) {
+    if (s.name == name) return s;
+  }
+  FAIL("no stage " << name);
+  return {};
+}
+
+void check_eu_settled_and_rolled_back(Harness& h) {
+  const auto calls = h.store.load_stage_calls(h.run_id, "eu", state::CallKind::dispatch);
+  REQUIRE(calls.size() == 1);
+  CHECK(word(calls[0].outcome) == "settled_applied");
+  CHECK(h.applied_for("[rollout r-test/eu]") == 1);  // never sent again
+  CHECK(h.applied_for("[rollout r-test/eu/rollback]") >= 1);
+  const auto eu = stage_record(h, "eu");
+  CHECK(word(eu.status) == "rolled_back");
+  CHECK(eu.dispatched_at.has_value());
+  // Its devices were read before the run ended, each with the update.
+  const auto devices = h.store.load_stage_device_states(h.run_id, "eu");
+  CHECK(devices.size() == 20);
+  for (const auto& d : devices) CHECK(d.update_id != 0);
+}
+
+}  // namespace
+
+TEST_CASE("answer lost, a sibling fails before the settle is due: settled first, then rolled back") {
+  Harness h(kPlan, failing_us_spec());
+  h.settle_delay = 30min;
+  auto outcome = h.run(lose_eu_answer);
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  CHECK(word(h.store.load_run(h.run_id)->status) == "stopped");
+  // us failed while eu's outcome was still unknown; the run waited for the settle.
+  CHECK(position(h.observer.kinds, "us:stage_failed") < position(h.observer.kinds, "eu:dispatched"));
+  CHECK(position(h.observer.kinds, "eu:dispatched") < position(h.observer.kinds, ":run_stopped"));
+  check_eu_settled_and_rolled_back(h);
+  CHECK(word(stage_record(h, "us").status) == "rolled_back");
+  CHECK(stage_record(h, "eu").reason.rfind("cut off before its gate passed: stage us failed", 0) ==
+        0);
+  CHECK(h.stage_status()["canary"] == "passed");  // proven: its gate passed
+  CHECK(h.stage_status()["everyone"] == "waiting");
+}
+
+TEST_CASE("answer lost, the settle due before a sibling fails: the stage gates, then is cut off") {
+  Harness h(kPlan, failing_us_spec());
+  auto outcome = h.run(lose_eu_answer);
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  check_eu_settled_and_rolled_back(h);
+  CHECK(position(h.observer.kinds, "eu:dispatched") < position(h.observer.kinds, "us:stage_failed"));
+}
+
+TEST_CASE("answer lost, an operator's abort before the settle is due: settled, shown dispatched") {
+  for (const bool rollback : {false, true}) {
+    CAPTURE(rollback);
+    Harness h;
+    h.settle_delay = 30min;
+    h.observer.hook = [&](const state::Event& e) {
+      if (!is(e, "eu", "dispatch_unknown")) return;
+      h.store.request_abort(h.run_id, {rollback, "carol", e.at});
+      h.current->wake();
+    };
+    auto outcome = h.run(lose_eu_answer);
+    REQUIRE(outcome);
+    CHECK(outcome->ending == engine::Ending::stopped);
+    CHECK(word(h.store.load_run(h.run_id)->status) == "aborted");
+    const auto calls = h.store.load_stage_calls(h.run_id, "eu", state::CallKind::dispatch);
+    REQUIRE(calls.size() == 1);
+    CHECK(word(calls[0].outcome) == "settled_applied");
+    const auto eu = stage_record(h, "eu");
+    CHECK(eu.dispatched_at.has_value());
+    CHECK(word(eu.status) == (rollback ? "rolled_back" : "stopped"));
+    CHECK(h.applied_for("[rollout r-test/eu/rollback]") == (rollback ? 1 : 0));
+  }
+}
+
+TEST_CASE("answer lost, a sibling fails, then a signal: resumable with the call unknown; resume settles it") {
+  Harness h(kPlan, failing_us_spec());
+  h.settle_delay = 30min;
+  WallTime signalled{};
+  h.observer.hook = [&](const state::Event& e) {
+    if (!is(e, "us", "stage_failed")) return;
+    signalled = e.at;
+    h.current->interrupt();
+  };
+  auto outcome = h.run(lose_eu_answer);
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::interrupted);
+  CHECK(word(h.store.load_run(h.run_id)->status) == "interrupted");
+  CHECK(outcome->reason.find("continue with rollout resume r-test") != std::string::npos);
+  // The signal ended the wait at once, not at the settle's due time.
+  CHECK(h.now - signalled < 1min);
+  const auto calls = h.store.load_stage_calls(h.run_id, "eu", state::CallKind::dispatch);
+  REQUIRE(calls.size() == 1);
+  CHECK(word(calls[0].outcome) == "unknown");
+  h.observer.hook = {};
+  auto resumed = h.run();
+  REQUIRE(resumed);
+  CHECK(resumed->ending == engine::Ending::stopped);
+  check_eu_settled_and_rolled_back(h);
+  CHECK(word(stage_record(h, "us").status) == "rolled_back");
+}
+
+TEST_CASE("answer lost, a sibling fails, the API unreadable: never terminal; resume settles it") {
+  Harness h(kPlan, failing_us_spec());
+  h.settle_delay = 30min;
+  FakeFleet* api = nullptr;
+  h.observer.hook = [&](const state::Event& e) {
+    if (is(e, "us", "stage_failed")) api->fail_reads(true);
+  };
+  auto outcome = h.run([&](FakeFleet& f) {
+    api = &f;
+    lose_eu_answer(f);
+  });
+  REQUIRE(outcome);
+  CHECK_FALSE(state::is_final(h.store.load_run(h.run_id)->status));
+  const auto calls = h.store.load_stage_calls(h.run_id, "eu", state::CallKind::dispatch);
+  REQUIRE(calls.size() == 1);
+  CHECK(word(calls[0].outcome) == "unknown");
+  h.observer.hook = {};
+  auto resumed = h.run();
+  REQUIRE(resumed);
+  CHECK(resumed->ending == engine::Ending::stopped);
+  check_eu_settled_and_rolled_back(h);
+}
+
+TEST_CASE("a terminal run an older version left with an unknown outcome: resume settles it") {
+  Harness h(kPlan, failing_us_spec());
+  h.settle_delay = 30min;
+  h.observer.hook = [&](const state::Event& e) {
+    if (is(e, "us", "stage_failed")) h.current->interrupt();
+  };
+  REQUIRE(h.run(lose_eu_answer));
+  h.observer.hook = {};
+  // As an older version ended it: stopped, eu "stopped" and never dispatched, its call unknown.
+  auto eu = stage_record(h, "eu");
+  eu.status = state::StageStatus::stopped;
+  state::WriteBatch batch;
+  batch.run_id = h.run_id;
+  batch.stages.push_back(eu);
+  batch.run_status = state::RunStatusChange{state::RunStatus::stopped, "stage us failed", h.now, true};
+  h.store.write(batch);
+  auto resumed = h.run();
+  REQUIRE(resumed);
+  CHECK(resumed->ending == engine::Ending::stopped);
+  check_eu_settled_and_rolled_back(h);
 }
