@@ -35,7 +35,16 @@ bool is_loopback_host(std::string_view host) {
 
 }  // namespace
 
-std::optional<std::string> check_base_url(const std::string& url) {
+std::optional<std::string> check_base_url(const std::string& given) {
+  // Messages name the URL without what it must not carry.
+  const std::string url = without_credentials(given);
+  if (url_user_info(given)) {
+    return fmt::format(
+        "API URL '{}' carries credentials (user:password@): Upswift takes the token from "
+        "UPSWIFT_USER_TOKEN alone, and a secret in a URL ends up in shell histories and logs; "
+        "remove them",
+        url);
+  }
   constexpr std::string_view kHttps = "https://";
   constexpr std::string_view kHttp = "http://";
   if (url.rfind(kHttps, 0) == 0) {

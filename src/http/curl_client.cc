@@ -214,7 +214,15 @@ struct CurlClient::Impl {
     r.transport = request_bytes > 0 ? Transport::no_answer : Transport::not_sent;
     const std::string detail = t.error_buffer[0] ? t.error_buffer : curl_easy_strerror(code);
     if (t.body_too_large) {
-      r.error = fmt::format("answer larger than {} bytes", kMaxBodyBytes);
+      // Which call, and why it could be: the path names the endpoint (no query, which may
+      // carry what a user typed).
+      const std::string& url = t.request.url;
+      const std::string path = url.substr(0, url.find('?'));
+      r.error = fmt::format(
+          "the answer to {} {} was larger than {} MiB, the most this tool reads in one answer: a "
+          "page this large holds very long texts (a device's name, tags, or the comment of an "
+          "update sent to it earlier)",
+          t.request.method, path, kMaxBodyBytes / (1024 * 1024));
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
       r.error = fmt::format("no answer within {} ms ({})", t.request.timeout.count(), detail);
     } else {

@@ -383,7 +383,7 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index,
   auto own_project = r.optional_string(n, "project", "project");
   std::optional<upswift::AppVersion> own_app;
   if (const Node* app = n.find("app")) own_app = read_app(r, *app, "app");
-  auto own_comment = r.optional_string(n, "comment", "comment");
+  auto own_comment = r.optional_string(n, "comment", "comment", kMaxComment);
 
   if (own_flow)
     s.flow_id = *own_flow;
@@ -426,7 +426,7 @@ OnFailure read_on_failure(Reader& r, const Node& n) {
       if (auto v = r.string(*flow, "rollback flow_id")) rb.flow_id = *v;
     }
     if (const Node* app = rollback->find("app")) rb.app = read_app(r, *app, "rollback app");
-    rb.comment = r.optional_string(*rollback, "comment", "rollback comment");
+    rb.comment = r.optional_string(*rollback, "comment", "rollback comment", kMaxComment);
     f.rollback = rb;
     if (f.action == FailureAction::stop) {
       r.diagnostics().warning(rollback->mark,
@@ -445,8 +445,10 @@ Api read_api(Reader& r, const Node& n) {
   Api api;
   if (!r.map(n, keys::kApi, "api")) return api;
   if (const Node* url = n.find("url")) {
-    if (auto v = r.string(*url, "api url")) {
-      if (v->rfind("https://", 0) != 0 && v->rfind("http://", 0) != 0) {
+    if (auto v = r.string(*url, "api url", yaml::Reader::kMaxUrl)) {
+      if (detail::refuse_credentials(r, *url, *v, "api url")) {
+        // said; not kept
+      } else if (v->rfind("https://", 0) != 0 && v->rfind("http://", 0) != 0) {
         r.diagnostics().error(url->mark, fmt::format("api url '{}' must start with https:// (or "
                                                      "http:// for a simulator on loopback)",
                                                      *v));
@@ -642,7 +644,7 @@ LoadResult load_plan(std::string_view yaml_text) {
   plan.flow_id = r.optional_string(*root, "flow_id", "flow_id");
   plan.project = r.optional_string(*root, "project", "project");
   if (const Node* app = root->find("app")) plan.app = read_app(r, *app, "app");
-  plan.comment = r.optional_string(*root, "comment", "comment");
+  plan.comment = r.optional_string(*root, "comment", "comment", kMaxComment);
   if (const Node* defaults = root->find("defaults")) {
     if (r.map(*defaults, keys::kDefaults, "defaults")) {
       if (const Node* gate = defaults->find("gate")) {

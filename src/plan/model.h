@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,6 +16,11 @@
 #include "util/time.h"
 
 namespace rollout::plan {
+
+// Upswift's metadata.comment carries the plan's comment and then the run's marker
+// ("[rollout RUN/STAGE/rollback]", at most 128 bytes with a stage name of 64): 4 KiB in all.
+inline constexpr std::size_t kMaxSentComment = 4096;
+inline constexpr std::size_t kMaxComment = kMaxSentComment - 128 - 1;
 
 // min_success / max_failed: "95%" or a device count "3".
 struct Threshold {

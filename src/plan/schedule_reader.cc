@@ -9,6 +9,7 @@
 
 #include "plan/keys.h"
 #include "plan/readers.h"
+#include "util/safe_text.h"
 #include "util/suggest.h"
 #include "util/tz.h"
 
@@ -193,8 +194,8 @@ std::vector<Webhook> read_notify(Reader& r, const Node& n) {
     if (!r.map(item, keys::kNotify, what)) continue;
     Webhook w;
     if (const Node* url = r.required(item, "url", what)) {
-      if (auto v = r.string(*url, "url")) {
-        if (!webhook_url_ok(*v)) {
+      if (auto v = r.string(*url, "url", yaml::Reader::kMaxUrl)) {
+        if (!refuse_credentials(r, *url, *v, "webhook url") && !webhook_url_ok(*v)) {
           r.diagnostics().error(url->mark, fmt::format("webhook url must be https:// (plain "
                                                        "http only to 127.0.0.1 or localhost), "
                                                        "got '{}'",
@@ -221,6 +222,16 @@ std::vector<Webhook> read_notify(Reader& r, const Node& n) {
     out.push_back(std::move(w));
   }
   return out;
+}
+
+bool refuse_credentials(yaml::Reader& r, const yaml::Node& n, const std::string& url,
+                        std::string_view what) {
+  if (!url_user_info(url)) return false;
+  r.diagnostics().error(
+      n.mark, fmt::format("{} '{}' carries credentials (user:password@): a plan is printed, "
+                          "reviewed and stored, so it holds no secret; remove them",
+                          what, without_credentials(url)));
+  return true;
 }
 
 }  // namespace rollout::plan::detail

@@ -18,6 +18,7 @@
 #include "store/database.h"
 #include "store/migrations.h"
 #include "store/statement.h"
+#include "util/safe_text.h"
 
 namespace rollout::store {
 
@@ -27,17 +28,6 @@ namespace {
 constexpr std::int64_t kClaimsLock = 0x726f6c6c6f7574;
 constexpr std::int64_t kMigrationLock = kClaimsLock + 1;
 constexpr const char* kNewsChannel = "rollout_news";
-
-// Where the URL's user information is: between "://" and the first '@' before the path.
-std::optional<std::pair<std::size_t, std::size_t>> user_info(const std::string& url) {
-  const std::size_t start = url.find("://");
-  if (start == std::string::npos) return std::nullopt;
-  const std::size_t from = start + 3;
-  const std::size_t path = url.find_first_of("/?", from);
-  const std::size_t at = url.rfind('@', path == std::string::npos ? url.size() : path);
-  if (at == std::string::npos || at < from) return std::nullopt;
-  return std::make_pair(from, at);
-}
 
 bool has_password_parameter(const std::string& url) {
   const std::size_t query = url.find('?');
@@ -393,7 +383,7 @@ Cursor& PgDatabase::prepared(const std::string& sql) {
 }  // namespace
 
 std::optional<std::string> postgres_url_refusal(const std::string& url) {
-  const auto info = user_info(url);
+  const auto info = url_user_info(url);
   if ((info &&
        url.substr(info->first, info->second - info->first).find(':') != std::string::npos) ||
       has_password_parameter(url)) {
@@ -408,7 +398,7 @@ std::optional<std::string> postgres_url_refusal(const std::string& url) {
 
 std::string redact_postgres_url(const std::string& url) {
   std::string out = url;
-  if (const auto info = user_info(out)) {
+  if (const auto info = url_user_info(out)) {
     const std::size_t colon = out.find(':', info->first);
     if (colon != std::string::npos && colon < info->second)
       out.replace(colon + 1, info->second - colon - 1, "***");

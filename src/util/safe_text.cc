@@ -118,4 +118,20 @@ std::string redact(std::string text, std::string_view secret) {
   return text;
 }
 
+std::optional<std::pair<std::size_t, std::size_t>> url_user_info(std::string_view url) {
+  const std::size_t start = url.find("://");
+  if (start == std::string_view::npos) return std::nullopt;
+  const std::size_t from = start + 3;
+  const std::size_t path = url.find_first_of("/?#", from);
+  const std::size_t at = url.rfind('@', path == std::string_view::npos ? url.size() : path);
+  if (at == std::string_view::npos || at < from) return std::nullopt;
+  return std::make_pair(from, at);
+}
+
+std::string without_credentials(std::string url) {
+  if (const auto info = url_user_info(url))
+    url.replace(info->first, info->second - info->first, "***");
+  return url;
+}
+
 }  // namespace rollout

@@ -4,8 +4,11 @@
 // database, every terminal and every log line can then take it as it is.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace rollout {
 
@@ -21,5 +24,12 @@ std::string printable(std::string_view text);
 // Every occurrence of `secret` (and of its JSON-escaped form) replaced by "<redacted>".
 // Nothing happens for an empty secret.
 std::string redact(std::string text, std::string_view secret);
+
+// Where a URL's user information ("user:password") is: the offsets from just after "://" to
+// the '@' before the host, or nullopt when it has none.
+std::optional<std::pair<std::size_t, std::size_t>> url_user_info(std::string_view url);
+
+// The URL with its user information, if any, shown as "***": what a message may print.
+std::string without_credentials(std::string url);
 
 }  // namespace rollout

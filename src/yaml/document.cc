@@ -273,6 +273,36 @@ std::size_t first_invalid_utf8(std::string_view s) {
   return std::string_view::npos;
 }
 
+// The offset of the first byte that YAML allows nowhere in a file (a C0 control character
+// other than tab, line feed and carriage return, or DEL), or npos.
+std::size_t first_control_byte(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) return i;
+  }
+  return std::string_view::npos;
+}
+
+// Stops the parser at the start of a second document, where it is.
+struct SecondDocument {
+  Mark mark;
+};
+class DocumentProbe : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { throw SecondDocument{to_mark(mark)}; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 Mark mark_of_offset(std::string_view text, std::size_t offset) {
   Mark m{1, 1};
   for (std::size_t i = 0; i < offset; ++i) {
@@ -315,6 +345,16 @@ std::optional<Node> parse(std::string_view text, Diagnostics& diagnostics, const
     diagnostics.error(mark_of_offset(text, bad), "the file is not valid UTF-8 here");
     return std::nullopt;
   }
+  // yaml-cpp reads a raw NUL as the end of its input and other control bytes as something
+  // else: the byte that is there is named, where it is.
+  if (auto bad = first_control_byte(text); bad != std::string_view::npos) {
+    diagnostics.error(mark_of_offset(text, bad),
+                      fmt::format("the file holds the control byte \\x{:02x} here, which YAML "
+                                  "allows nowhere in a file (in a double-quoted string, write it "
+                                  "as an escape)",
+                                  static_cast<unsigned char>(text[bad])));
+    return std::nullopt;
+  }
   // yaml-cpp's own message for a tab in indentation ("illegal block entry") does not say it.
   std::size_t line_start = 0;
   for (int line = 1; line_start < text.size(); ++line) {
@@ -334,6 +374,13 @@ std::optional<Node> parse(std::string_view text, Diagnostics& diagnostics, const
   try {
     YAML::Parser parser(in);
     parser.HandleNextDocument(builder);
+    DocumentProbe probe;
+    parser.HandleNextDocument(probe);
+  } catch (const SecondDocument& e) {
+    diagnostics.error(e.mark,
+                      "a second YAML document starts here: the file must hold one "
+                      "document (remove this '---' and what follows, or merge them)");
+    return std::nullopt;
   } catch (const LimitExceeded& e) {
     diagnostics.error(e.mark, e.what());
     return std::nullopt;

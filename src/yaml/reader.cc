@@ -36,7 +36,8 @@ const Node* Reader::required(const Node& map, std::string_view key, std::string_
   return n;
 }
 
-std::optional<std::string> Reader::string(const Node& n, std::string_view what) {
+std::optional<std::string> Reader::string(const Node& n, std::string_view what,
+                                          std::size_t max_bytes) {
   if (!n.is_scalar()) {
     d_.error(n.mark, fmt::format("{} must be a string, got {}", what, describe(n)));
     return std::nullopt;
@@ -61,13 +62,18 @@ std::optional<std::string> Reader::string(const Node& n, std::string_view what) 
                                  what, printable(n.scalar)));
     return std::nullopt;
   }
+  if (n.scalar.size() > max_bytes) {
+    d_.error(n.mark, fmt::format("{} is {} bytes long; at most {} are allowed", what,
+                                 n.scalar.size(), max_bytes));
+    return std::nullopt;
+  }
   return n.scalar;
 }
 
 std::optional<std::string> Reader::optional_string(const Node& map, std::string_view key,
-                                                   std::string_view what) {
+                                                   std::string_view what, std::size_t max_bytes) {
   const Node* n = map.find(key);
-  return n ? string(*n, what) : std::nullopt;
+  return n ? string(*n, what, max_bytes) : std::nullopt;
 }
 
 std::optional<std::int64_t> Reader::integer(const Node& n, std::string_view what, std::int64_t min,

@@ -27,10 +27,19 @@ class Reader {
   // The value under `key`, or an error at the map when it is missing.
   const Node* required(const Node& map, std::string_view key, std::string_view what);
 
-  // A non-empty string; a plain number or boolean is refused with a hint to quote it.
-  std::optional<std::string> string(const Node& n, std::string_view what);
+  // Names, ids and values are at most this long: what a plan sends stays far below what any
+  // answer that carries it back may hold.
+  static constexpr std::size_t kMaxText = 256;
+  // URLs may be longer.
+  static constexpr std::size_t kMaxUrl = 2048;
+
+  // A non-empty string of at most `max_bytes`; a plain number or boolean is refused with a
+  // hint to quote it.
+  std::optional<std::string> string(const Node& n, std::string_view what,
+                                    std::size_t max_bytes = kMaxText);
   std::optional<std::string> optional_string(const Node& map, std::string_view key,
-                                             std::string_view what);
+                                             std::string_view what,
+                                             std::size_t max_bytes = kMaxText);
   std::vector<std::string> string_list(const Node& n, std::string_view what);
 
   std::optional<std::int64_t> integer(const Node& n, std::string_view what, std::int64_t min,

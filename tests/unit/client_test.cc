@@ -69,6 +69,19 @@ TEST_CASE("https anywhere, plain http only to loopback") {
   CHECK(normalize_base_url("http://127.0.0.1:1/v1") == "http://127.0.0.1:1/v1/");
 }
 
+TEST_CASE("an API URL with credentials is refused, and its message never shows them") {
+  for (const char* url :
+       {"https://ops:hunter2@api.upswift.io/v1/", "http://ops:hunter2@127.0.0.1:8/v1/",
+        "https://hunter2@api.connect.jfrog.io/v1/"}) {
+    CAPTURE(url);
+    const auto why = check_base_url(url);
+    REQUIRE(why);
+    CHECK(why->find("carries credentials") != std::string::npos);
+    CHECK(why->find("hunter2") == std::string::npos);
+    CHECK(why->find("***@") != std::string::npos);
+  }
+}
+
 TEST_CASE("a listing that repeats a device stops, whether its keys come in order or not") {
   auto key = [](std::int64_t k) { return k; };
   using Page = std::vector<std::int64_t>;

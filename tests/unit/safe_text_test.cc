@@ -30,3 +30,13 @@ TEST_CASE("a secret is cut out as it is and as JSON carries it") {
         R"({"user_token":"<redacted>"})");
   CHECK(redact("nothing here", "") == "nothing here");
 }
+
+TEST_CASE("a URL's user information is found before its host, and shown as ***") {
+  CHECK(without_credentials("https://u:p@host/v1/") == "https://***@host/v1/");
+  CHECK(without_credentials("https://host/v1/?to=a@b") == "https://host/v1/?to=a@b");
+  CHECK(without_credentials("https://host/a@b/") == "https://host/a@b/");
+  CHECK(without_credentials("postgresql://rollout@127.0.0.1:5/db") ==
+        "postgresql://***@127.0.0.1:5/db");
+  CHECK_FALSE(url_user_info("https://host/"));
+  CHECK_FALSE(url_user_info("no url"));
+}
