@@ -28,8 +28,7 @@ int run_abort(AbortOptions& o) {
   // rollback settles it and rolls back what the settle finds applied.
   const std::size_t unknown = unsettled_calls(*store, run->id);
   if (state::is_final(run->status) && !(o.rollback && unknown > 0)) {
-    std::cerr << fmt::format("rollout: run {} is already {}{}\n", run->id,
-                             state::name(run->status),
+    std::cerr << fmt::format("rollout: run {} is already {}{}\n", run->id, state::name(run->status),
                              unknown > 0 ? fmt::format("; the outcome of {} of its call(s) is not "
                                                        "settled: rollout resume {} settles it",
                                                        unknown, run->id)

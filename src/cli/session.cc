@@ -1,9 +1,9 @@
 #include "cli/session.h"
 
-#include <algorithm>
 #include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <csignal>
 #include <cstdlib>

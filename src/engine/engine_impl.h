@@ -83,8 +83,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     TimerHandle timer;
     bool window_wait = false;  // ready, but outside its windows or in a freeze: a timer wakes it
     bool rollback_started = false;  // in this process: a second start would send it twice
-    bool settling = false;  // a settle of its calls is waiting for its delay or its read
-    bool settle_failed = false;  // the read to settle them failed while the run was stopping
+    bool settling = false;          // a settle of its calls is waiting for its delay or its read
+    bool settle_failed = false;     // the read to settle them failed while the run was stopping
     // Dispatched, but cut off before its gate read its devices: read once as the run stops.
     bool looking = false, looked = false;
     // Its calls, read from the store once (when first needed) and kept in step after.

@@ -144,7 +144,8 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
     const StageStatus st = s.record.status;
     const bool failed = st == StageStatus::failed || st == StageStatus::rolled_back ||
                         st == StageStatus::rolling_back;
-    if (failed && plan.on_failure.action == plan::FailureAction::rollback) roll_back_in_flight = true;
+    if (failed && plan.on_failure.action == plan::FailureAction::rollback)
+      roll_back_in_flight = true;
     if (!stopping && failed) {
       stopping = Outcome{Ending::stopped,
                          fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};

@@ -1399,7 +1399,8 @@ void check_eu_settled_and_rolled_back(Harness& h) {
 
 }  // namespace
 
-TEST_CASE("answer lost, a sibling fails before the settle is due: settled first, then rolled back") {
+TEST_CASE(
+    "answer lost, a sibling fails before the settle is due: settled first, then rolled back") {
   Harness h(kPlan, failing_us_spec());
   h.settle_delay = 30min;
   auto outcome = h.run(lose_eu_answer);
@@ -1407,7 +1408,8 @@ TEST_CASE("answer lost, a sibling fails before the settle is due: settled first,
   CHECK(outcome->ending == engine::Ending::stopped);
   CHECK(word(h.store.load_run(h.run_id)->status) == "stopped");
   // us failed while eu's outcome was still unknown; the run waited for the settle.
-  CHECK(position(h.observer.kinds, "us:stage_failed") < position(h.observer.kinds, "eu:dispatched"));
+  CHECK(position(h.observer.kinds, "us:stage_failed") <
+        position(h.observer.kinds, "eu:dispatched"));
   CHECK(position(h.observer.kinds, "eu:dispatched") < position(h.observer.kinds, ":run_stopped"));
   check_eu_settled_and_rolled_back(h);
   CHECK(word(stage_record(h, "us").status) == "rolled_back");
@@ -1423,7 +1425,8 @@ TEST_CASE("answer lost, the settle due before a sibling fails: the stage gates, 
   REQUIRE(outcome);
   CHECK(outcome->ending == engine::Ending::stopped);
   check_eu_settled_and_rolled_back(h);
-  CHECK(position(h.observer.kinds, "eu:dispatched") < position(h.observer.kinds, "us:stage_failed"));
+  CHECK(position(h.observer.kinds, "eu:dispatched") <
+        position(h.observer.kinds, "us:stage_failed"));
 }
 
 TEST_CASE("answer lost, an operator's abort before the settle is due: settled, shown dispatched") {
@@ -1450,7 +1453,9 @@ TEST_CASE("answer lost, an operator's abort before the settle is due: settled, s
   }
 }
 
-TEST_CASE("answer lost, a sibling fails, then a signal: resumable with the call unknown; resume settles it") {
+TEST_CASE(
+    "answer lost, a sibling fails, then a signal: resumable with the call unknown; resume settles "
+    "it") {
   Harness h(kPlan, failing_us_spec());
   h.settle_delay = 30min;
   WallTime signalled{};
@@ -1514,7 +1519,8 @@ TEST_CASE("a terminal run an older version left with an unknown outcome: resume 
   state::WriteBatch batch;
   batch.run_id = h.run_id;
   batch.stages.push_back(eu);
-  batch.run_status = state::RunStatusChange{state::RunStatus::stopped, "stage us failed", h.now, true};
+  batch.run_status =
+      state::RunStatusChange{state::RunStatus::stopped, "stage us failed", h.now, true};
   h.store.write(batch);
   auto resumed = h.run();
   REQUIRE(resumed);
