@@ -269,6 +269,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // devices that became lost or came back join `read.changed`.
   void note_lost(StageRun& s, PollRead& read);
   std::string lost_devices(const StageRun& s, const std::vector<Reading>& readings) const;
+  // The devices at snapshot positions `at`, ten named, the rest counted with the command that
+  // lists them (`status` for its --status).
+  std::string name_devices(const StageRun& s, const std::vector<std::size_t>& at,
+                           std::string_view status) const;
+  void hold_for_offline(const StageRun& s, const PollRead& read, const StatusCounts& counts,
+                        Judgement& j);
   // Run-wide: abort_when over every dispatched stage's latest counts; when met, the stages
   // in flight fail and nothing new starts.
   void check_abort_when(StageRun& s, Judgement& j);

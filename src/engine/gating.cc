@@ -93,6 +93,7 @@ void Engine::Impl::judge_poll(StageRun& s, PollRead read) {
   const auto targeted = static_cast<std::int64_t>(s.snapshot->size());
   Judgement j = judge(spec(s).gate, targeted, counts, read.elapsed);
   if (counts.lost > 0) j.reason += "; " + lost_devices(s, read.readings);
+  if (j.verdict == Verdict::pass) hold_for_offline(s, read, counts, j);
   s.counts = counts;
   check_abort_when(s, j);
   if (j.verdict == Verdict::wait || counts.success == targeted)
@@ -161,18 +162,56 @@ void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
 
 std::string Engine::Impl::lost_devices(const StageRun& s,
                                        const std::vector<Reading>& readings) const {
-  constexpr std::size_t kNamed = 10;
-  std::string out = "lost:";
-  std::size_t named = 0, lost = 0;
+  std::vector<std::size_t> lost;
   for (std::size_t i = 0; i < readings.size(); ++i) {
-    if (!readings[i].lost) continue;
-    if (++lost > kNamed) continue;
-    out += fmt::format("{} {}", named++ ? "," : "", describe_device((*s.snapshot)[i]));
+    if (readings[i].lost) lost.push_back(i);
   }
-  if (lost > kNamed)
-    out += fmt::format(" and {} more (rollout show {} --devices --status lost)", lost - kNamed,
-                       run_id);
+  return "lost: " + name_devices(s, lost, "lost");
+}
+
+std::string Engine::Impl::name_devices(const StageRun& s, const std::vector<std::size_t>& at,
+                                       std::string_view status) const {
+  constexpr std::size_t kNamed = 10;
+  std::string out;
+  for (std::size_t k = 0; k < at.size() && k < kNamed; ++k)
+    out += fmt::format("{}{}", k ? ", " : "", describe_device((*s.snapshot)[at[k]]));
+  if (at.size() > kNamed)
+    out += fmt::format(" and {} more (rollout show {} --devices --stage {} --status {})",
+                       at.size() - kNamed, run_id, s.record.name, status);
   return out;
+}
+
+// A gate that would pass while devices are offline with their updates under way, not lost
+// yet: each may be a device the update bricked, declared lost once lost_after has passed.
+// Where that could change the verdict (more lost than max_lost, or abort_when counts lost
+// devices), the gate waits until each is back or lost. A pass names the devices still
+// updating.
+void Engine::Impl::hold_for_offline(const StageRun& s, const PollRead& read,
+                                    const StatusCounts& counts, Judgement& j) {
+  const plan::Gate& gate = spec(s).gate;
+  std::vector<std::size_t> dark, updating;
+  for (std::size_t i = 0; i < read.readings.size(); ++i) {
+    const Seen& seen = (*s.seen)[i];
+    if (read.readings[i].lost || !under_way(seen.reached, seen.started)) continue;
+    updating.push_back(i);
+    if (seen.online == 0) dark.push_back(i);
+  }
+  const auto targeted = static_cast<std::int64_t>(s.snapshot->size());
+  const bool could_fail =
+      counts.lost + static_cast<std::int64_t>(dark.size()) > allowed_lost(gate, targeted) ||
+      (plan.abort_when && plan.abort_when->lost);
+  if (!dark.empty() && could_fail) {
+    j = {Verdict::wait,
+         fmt::format("would pass, but {} device(s) went offline with the update under way and "
+                     "are lost if not back within lost_after {}: {}; waiting until each is back "
+                     "or lost",
+                     dark.size(), format_duration(gate.lost_after),
+                     name_devices(s, dark, "in_progress"))};
+    return;
+  }
+  if (!updating.empty())
+    j.reason += fmt::format("; still updating when it passed: {}",
+                            name_devices(s, updating, "in_progress"));
 }
 
 void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {

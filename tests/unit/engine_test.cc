@@ -1527,3 +1527,50 @@ TEST_CASE("a terminal run an older version left with an unknown outcome: resume 
   CHECK(resumed->ending == engine::Ending::stopped);
   check_eu_settled_and_rolled_back(h);
 }
+
+// A gate that would pass while a device is offline with its update under way waits until the
+// device is declared lost (or back): the bake ends long before lost_after can.
+TEST_CASE("a gate does not pass over devices that went dark mid-update before lost_after") {
+  std::string plan = replaced(kLostPlan, "bake: 30m", "bake: 1m");
+  plan = replaced(plan, "min_success: 80%", "min_success: 50%");
+  plan = replaced(plan, "lost_after: 15m", "lost_after: 20m");
+  Harness h(replaced(plan, "MAX_LOST", "0"), fleet_with_brick());
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  const auto eu = stage_record(h, "eu");
+  CHECK(word(eu.status) == "rolled_back");
+  CHECK(eu.reason.find("1 lost, more than max_lost 0 allows (0)") != std::string::npos);
+  CHECK(eu.reason.find("d-brick (brick)") != std::string::npos);
+  // It waited, saying why, rather than pass at the end of its bake.
+  bool held = false;
+  for (const auto& o : h.store.load_observations(h.run_id)) {
+    CHECK(word(o.verdict) != "pass");
+    held = held || o.reason.rfind(
+                       "would pass, but 1 device(s) went offline with the update "
+                       "under way and are lost if not back within lost_after 20m: "
+                       "d-brick (brick); waiting until each is back or lost",
+                       0) == 0;
+  }
+  CHECK(held);
+  CHECK(h.stage_status()["us"] == "waiting");
+}
+
+TEST_CASE(
+    "a device dark mid-update that max_lost tolerates does not hold the gate; a pass names it") {
+  std::string plan = replaced(kLostPlan, "bake: 30m", "bake: 1m");
+  plan = replaced(plan, "min_success: 80%", "min_success: 50%");
+  Harness h(replaced(plan, "MAX_LOST", "1"), fleet_with_brick());
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::completed);
+  const auto eu = stage_record(h, "eu");
+  CHECK(word(eu.status) == "passed");
+  REQUIRE(eu.dispatched_at);
+  REQUIRE(eu.finished_at);
+  CHECK(*eu.finished_at - *eu.dispatched_at < 15min);  // not held for lost_after
+  // The devices still updating are named: the brick among them.
+  const auto named = eu.reason.find("still updating when it passed: ");
+  REQUIRE(named != std::string::npos);
+  CHECK(eu.reason.find("d-brick (brick)", named) != std::string::npos);
+}
