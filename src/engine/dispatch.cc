@@ -398,8 +398,9 @@ void Engine::Impl::settle(StageRun& s, const ApiCall& latest, std::vector<Unsett
             if (self->stopping) stage.settle_failed = true;
             if (kind == CallKind::dispatch) return self->fail_run(why);
             if (self->interrupted) return;  // a signal: the rollback is settled at resume
-            self->stopping = Outcome{Ending::failed, why};
-            return;
+            return self->rollback_halted(
+                stage, fmt::format("could not read its devices to settle the {}: {}", what,
+                                   r.error.message));
           }
           std::unordered_set<std::string_view> reached;
           for (std::size_t i = 0; i < r.value->size(); ++i) {

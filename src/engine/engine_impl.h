@@ -97,7 +97,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // (in order) went through.
     std::optional<std::vector<Planned>> rollback_plan;
     std::size_t rollback_targets = 0;
-    std::size_t rollback_next = 0;
+    std::size_t rollback_next = 0;  // the calls before it went through
+    // Its calls written ahead and not sent yet, those sent whose answers have not come, and
+    // whether it stopped for a person (a refusal, an unreadable fleet).
+    std::deque<Queued> rollback_queue;
+    int rollback_sends = 0;
+    bool rollback_halted = false;
     // What its gate last saw of each device (snapshot order), and since when: a poll
     // writes only the devices that changed. Loaded from the store at the first poll.
     std::optional<std::vector<Seen>> seen;
@@ -324,7 +329,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void rollback(StageRun& s);
   void plan_rollback(StageRun& s, const std::vector<SnapshotDevice>& targets);
   void send_rollback_calls(StageRun& s);
-  void send_one_rollback(StageRun& s, const Planned& call);
+  void send_rollback_batch(StageRun& s, const std::vector<std::size_t>& positions);
+  void send_rollback_queue(StageRun& s);
+  // A rollback call refused or never through, or its devices unreadable: the rollback stops
+  // here, the run ends for a person (failed, resumable).
+  void rollback_halted(StageRun& s, const std::string& why);
   bool rollback_under_way() const;
 };
 

@@ -92,11 +92,7 @@ void Engine::Impl::rollback(StageRun& s) {
           event(st.record.name, "error",
                 "rollback: could not read the stage's devices: " + r.error.message);
           if (interrupted) return;  // a signal: the rollback goes on at resume
-          stopping = Outcome{Ending::failed,
-                             fmt::format("rollback of stage {} could not read its devices ({}); "
-                                         "continue with rollout resume {}",
-                                         st.record.name, r.error.message, run_id)};
-          return;
+          return rollback_halted(st, "could not read its devices: " + r.error.message);
         }
         const auto targets = rollback_targets(*st.snapshot, *r.value);
         pending.snapshots.push_back({rollback_key(st.record.name), &targets});
@@ -116,30 +112,46 @@ void Engine::Impl::plan_rollback(StageRun& s, const std::vector<SnapshotDevice>&
   s.rollback_next = 0;
 }
 
-// One call at a time, in order; an unknown outcome is settled before the next is sent.
+// The rollback's calls go out in batches whose intents are written together, a few at a time
+// (the client's rate limit paces them further). Once every call was sent and answered, the
+// unknown outcomes are settled together, with one reading of the devices, and what certainly
+// did not go through is sent again; when every call went through, the stage is rolled back.
 void Engine::Impl::send_rollback_calls(StageRun& s) {
+  if (s.rollback_halted || s.rollback_sends > 0 || !s.rollback_queue.empty()) return;
   CallLedger& calls = ledger(s, CallKind::rollback);
-  for (; s.rollback_next < s.rollback_plan->size(); ++s.rollback_next) {
-    const Planned& planned = (*s.rollback_plan)[s.rollback_next];
+  std::vector<Unsettled> unknown;
+  const ApiCall* latest = nullptr;
+  std::vector<std::size_t> to_send;
+  bool prefix = true;  // every call before this one went through
+  for (std::size_t k = s.rollback_next; k < s.rollback_plan->size(); ++k) {
+    const Planned& planned = (*s.rollback_plan)[k];
     const Move move = next_move(calls.tries(planned.body), own_calls, 0);
+    if (move.what != Move::done) prefix = false;
     switch (move.what) {
       case Move::done:
+        if (prefix) s.rollback_next = k + 1;
         continue;
       case Move::settle:
-        if (interrupted) return;  // a signal: settled at resume
-        return settle(s, *move.call, {{move.call->id, named_devices(planned.request)}},
-                      "rollback deploy_update");
+        unknown.push_back({move.call->id, named_devices(planned.request)});
+        if (!latest || move.call->intent_at > latest->intent_at) latest = move.call;
+        continue;
+      case Move::send:
+        if (to_send.size() < options.dispatch_batch) to_send.push_back(k);
+        continue;
       case Move::refused:
       case Move::gave_up:
-        stopping = Outcome{Ending::failed,
-                           fmt::format("rollback of stage {} failed: {}; continue with rollout "
-                                       "resume {}",
-                                       s.record.name, move.call->message, run_id)};
-        return;
-      case Move::send:
-        if (interrupted) return;  // a signal: the resume sends what is left
-        return send_one_rollback(s, planned);
+        return rollback_halted(s, move.call->message);
     }
+  }
+  if (interrupted && (!unknown.empty() || !to_send.empty())) return;  // the resume goes on
+  // Each call is to other devices than the rest: every call is sent first, then the unknown
+  // outcomes are settled all at once.
+  if (!to_send.empty()) return send_rollback_batch(s, to_send);
+  if (!unknown.empty()) {
+    const std::string what = unknown.size() == 1
+                                 ? std::string("rollback deploy_update")
+                                 : fmt::format("{} rollback deploy_update calls", unknown.size());
+    return settle(s, *latest, std::move(unknown), what);
   }
   set_status(s, StageStatus::rolled_back);
   s.record.reason = fmt::format("{}{}rolled back {} device(s)", s.record.reason,
@@ -150,40 +162,72 @@ void Engine::Impl::send_rollback_calls(StageRun& s) {
   post_step();
 }
 
-void Engine::Impl::send_one_rollback(StageRun& s, const Planned& planned) {
-  const bool one_device = named_devices(planned.request).size() == 1;
-  const std::int64_t call_id =
-      write_intents(s, {intent(s, CallKind::rollback, planned.body,
-                               one_device ? 1 : static_cast<std::int64_t>(s.snapshot->size()))})
-          .front();
+void Engine::Impl::send_rollback_batch(StageRun& s, const std::vector<std::size_t>& positions) {
+  std::vector<ApiCall> intents;
+  for (std::size_t k : positions) {
+    const Planned& planned = (*s.rollback_plan)[k];
+    const bool one_device = named_devices(planned.request).size() == 1;
+    intents.push_back(intent(s, CallKind::rollback, planned.body,
+                             one_device ? 1 : static_cast<std::int64_t>(s.snapshot->size())));
+  }
+  const std::vector<std::int64_t> ids = write_intents(s, std::move(intents));
+  for (std::size_t i = 0; i < positions.size(); ++i) {
+    const Planned& planned = (*s.rollback_plan)[positions[i]];
+    const auto devices = named_devices(planned.request);
+    s.rollback_queue.push_back(
+        {planned.request, ids[i],
+         devices.size() == 1 ? devices.front() : fmt::format("{} device(s)", s.snapshot->size())});
+  }
+  send_rollback_queue(s);
+}
+
+void Engine::Impl::send_rollback_queue(StageRun& s) {
+  // Halted (a refusal) or a signal: what is written ahead and not sent is recorded as not sent
+  // (certainly not applied), and a resume sends it.
+  while (!s.rollback_queue.empty() && (s.rollback_halted || interrupted)) {
+    write_outcome(s, CallKind::rollback, s.rollback_queue.front().call_id, CallOutcome::failed, 0,
+                  "not sent: the rollback was stopped");
+    s.rollback_queue.pop_front();
+  }
   const dag::StageId id = s.id;
-  awaited.insert(call_id);
-  api.deploy_update(
-      planned.request, guarded([this, id, call_id](upswift::Result<upswift::Accepted> r) {
-        awaited.erase(call_id);
-        StageRun& st = stages[id];
-        const CallOutcome outcome =
-            r.ok()                                                   ? CallOutcome::accepted
-            : r.error.status == upswift::CallStatus::refused         ? CallOutcome::refused
-            : r.error.status == upswift::CallStatus::unknown_outcome ? CallOutcome::unknown
-                                                                     : CallOutcome::failed;
-        write_outcome(st, CallKind::rollback, call_id, outcome, r.error.http_status,
-                      r.error.message);
-        if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome) {
-          event(st.record.name, "error", "rollback deploy_update: " + r.error.message);
-          stopping = Outcome{Ending::failed,
-                             fmt::format("rollback of stage {} failed: {}; continue with rollout "
-                                         "resume {}",
-                                         st.record.name, r.error.message, run_id)};
-          return;
-        }
-        send_rollback_calls(st);
-      }));
+  while (!s.rollback_queue.empty() && s.rollback_sends < kSendsAtOnce) {
+    Queued q = std::move(s.rollback_queue.front());
+    s.rollback_queue.pop_front();
+    ++s.rollback_sends;
+    awaited.insert(q.call_id);
+    api.deploy_update(
+        q.request, guarded([this, id, call_id = q.call_id](upswift::Result<upswift::Accepted> r) {
+          awaited.erase(call_id);
+          StageRun& st = stages[id];
+          --st.rollback_sends;
+          const CallOutcome outcome =
+              r.ok()                                                   ? CallOutcome::accepted
+              : r.error.status == upswift::CallStatus::refused         ? CallOutcome::refused
+              : r.error.status == upswift::CallStatus::unknown_outcome ? CallOutcome::unknown
+                                                                       : CallOutcome::failed;
+          write_outcome(st, CallKind::rollback, call_id, outcome, r.error.http_status,
+                        r.error.message);
+          if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome) {
+            event(st.record.name, "error", "rollback deploy_update: " + r.error.message);
+            rollback_halted(st, r.error.message);
+          }
+          send_rollback_queue(st);
+          send_rollback_calls(st);  // once the batch's last answer is in
+        }));
+  }
+}
+
+void Engine::Impl::rollback_halted(StageRun& s, const std::string& why) {
+  if (s.rollback_halted) return;
+  s.rollback_halted = true;
+  stopping = Outcome{Ending::failed,
+                     fmt::format("rollback of stage {} failed: {}; continue with rollout resume {}",
+                                 s.record.name, why, run_id)};
 }
 
 bool Engine::Impl::rollback_under_way() const {
   return std::any_of(stages.begin(), stages.end(), [](const StageRun& s) {
-    return s.record.status == StageStatus::rolling_back;
+    return s.record.status == StageStatus::rolling_back && !s.rollback_halted;
   });
 }
 

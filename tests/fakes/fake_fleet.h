@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +31,8 @@ class FakeFleet : public sim::VirtualApi {
   // The outcome of the first deploy_update whose comment contains `part` (a stage's marker,
   // say); the calls of other stages go on as scripted above.
   void script_for(std::string part, Script s) { scripts_for_.emplace_back(std::move(part), s); }
+  // Decides each deploy_update's outcome, before the scripts above (nullopt: theirs).
+  std::function<std::optional<Script>(const upswift::DeployRequest&)> decide;
   // Fails every read from now on (or again).
   void fail_reads(bool fail) { fail_reads_ = fail; }
 
@@ -45,7 +49,9 @@ class FakeFleet : public sim::VirtualApi {
     const auto matching = std::find_if(scripts_for_.begin(), scripts_for_.end(), [&](auto& p) {
       return r.comment && r.comment->find(p.first) != std::string::npos;
     });
-    if (matching != scripts_for_.end()) {
+    if (auto decided = decide ? decide(r) : std::nullopt) {
+      s = *decided;
+    } else if (matching != scripts_for_.end()) {
       s = matching->second;
       scripts_for_.erase(matching);
     } else if (!scripts_.empty()) {

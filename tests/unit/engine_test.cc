@@ -1574,3 +1574,57 @@ TEST_CASE(
   REQUIRE(named != std::string::npos);
   CHECK(eu.reason.find("d-brick (brick)", named) != std::string::npos);
 }
+
+// A per-device rollback of 100 devices whose every third answer is lost: its calls go out
+// several at a time, and the lost ones are settled together with one reading of the devices,
+// not one settle delay after another.
+TEST_CASE("a 100-device rollback with a third of its answers lost ends within one settle delay") {
+  const std::string plan = R"(version: 1
+name: big-wave
+flow_id: f-new
+project: Demo
+app: {name: fw, version: v3}
+defaults:
+  gate: {bake: 10m, timeout: 2h, poll: 1m, min_success: 100%, max_failed: 0}
+stages:
+  - name: wave
+    groups: [EU]
+    sample: {count: 100}
+on_failure:
+  action: rollback
+  rollback: {flow_id: f-old, app: {name: fw, version: v2}}
+)";
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"}).group("EU", 120).failing("EU", 0.3);
+  Harness h(plan, fleet);
+  h.settle_delay = 2min;
+  std::optional<WallTime> rollback_began, rolled_back;
+  h.observer.hook = [&](const state::Event& e) {
+    if (is(e, "wave", "rollback") && !rollback_began) rollback_began = e.at;
+    if (is(e, "wave", "rolled_back")) rolled_back = e.at;
+  };
+  int rollback_calls = 0;
+  auto outcome = h.run([&](FakeFleet& api) {
+    api.decide = [&](const upswift::DeployRequest& r) -> std::optional<FakeFleet::Script> {
+      if (!r.comment || r.comment->find("/wave/rollback]") == std::string::npos) return {};
+      return ++rollback_calls % 3 == 0 ? std::optional(FakeFleet::Script::unknown_applied)
+                                       : std::nullopt;
+    };
+  });
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  CHECK(h.stage_status()["wave"] == "rolled_back");
+  const auto calls = h.store.load_stage_calls(h.run_id, "wave", state::CallKind::rollback);
+  const auto targets = h.store.load_snapshot(h.run_id, "wave/rollback");
+  REQUIRE(targets);
+  CHECK(targets->size() >= 90);
+  CHECK(calls.size() == targets->size());  // none sent twice: the lost ones were found applied
+  std::size_t settled = 0;
+  for (const auto& c : calls) settled += word(c.outcome) == "settled_applied";
+  CHECK(settled == targets->size() / 3);
+  REQUIRE(rollback_began);
+  REQUIRE(rolled_back);
+  // Sending takes no time on the driven clock: what it took is the settle delay, once.
+  CHECK(*rolled_back - *rollback_began <= h.settle_delay + 1min);
+  CHECK(h.applied_for("[rollout r-test/wave/rollback]") == static_cast<int>(targets->size()));
+}
