@@ -87,7 +87,7 @@ int run_retry(RetryOptions& o) {
   {
     asio::io_context io;
     auto connection =
-        ApiConnection::open(io, plan, run->api_url, run_api_options(o.state, *run, o.api));
+        ApiConnection::open(io, plan, run->api_url, run_api_options(*store, o.state, *run, o.api));
     std::optional<upswift::Result<std::vector<engine::Reached>>> reached;
     engine::read_reached(connection->api(), stage->deploy_request(), *snapshot,
                          engine::dispatch_marker(run->id, o.stage),

@@ -448,14 +448,18 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
   return c;
 }
 
-ApiOptions run_api_options(const StateOptions& state, const state::RunRecord& run,
-                           const ApiOptions& given) {
+ApiOptions run_api_options(state::StateStore& store, const StateOptions& state,
+                           const state::RunRecord& run, const ApiOptions& given) {
   // Simulated time runs faster than the wall clock: a resumed simulated run goes on from
   // where its own time had got to (its records; and what its simulated fleet last did,
   // which ApiConnection::open reads from the fleet's journal), so its timeline stays in order.
   ApiOptions options = given;
   const WallTime wall_now = std::chrono::system_clock::now();
-  options.sim_start = options.time_scale > 1.0 ? std::max(wall_now, run.updated_at) : wall_now;
+  // Its origin is the latest time the run's records carry: a process killed mid-run left its
+  // status's time at its start, hours of simulated time before its last record.
+  const WallTime recorded =
+      std::max(run.updated_at, store.latest_record(run.id).value_or(run.updated_at));
+  options.sim_start = options.time_scale > 1.0 ? std::max(wall_now, recorded) : wall_now;
   if (run.api_url.rfind(kSimulated, 0) == 0) options.sim_journal = sim_journal_path(state, run.id);
   return options;
 }
@@ -506,7 +510,7 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
               const CheckedPlan& checked, const ApiOptions& given_api_options) {
   const plan::Plan& plan = checked.plan;
 
-  const ApiOptions api_options = run_api_options(state, run, given_api_options);
+  const ApiOptions api_options = run_api_options(store, state, run, given_api_options);
 
   asio::io_context io;
   auto connection = ApiConnection::open(io, plan, run.api_url, api_options);

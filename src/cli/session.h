@@ -134,8 +134,8 @@ std::string sim_journal_path(const StateOptions& state, const std::string& run_i
 
 // The API options for a process of `run`: where its clock starts (a time-scaled run goes
 // on from its records), and for a simulated run, where its fleet is kept.
-ApiOptions run_api_options(const StateOptions& state, const state::RunRecord& run,
-                           const ApiOptions& given);
+ApiOptions run_api_options(state::StateStore& store, const StateOptions& state,
+                           const state::RunRecord& run, const ApiOptions& given);
 
 // Runs (or resumes) `run` until it ends for now; returns the exit code. `state` says where
 // a simulated run's fleet is kept.

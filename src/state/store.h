@@ -137,6 +137,9 @@ class StateStore {
 
   virtual void add_approval(const Approval& a) = 0;
   virtual std::vector<Approval> load_approvals(const std::string& run_id) = 0;
+  // The latest time any record of the run carries (events, observations, calls, its status):
+  // a resumed time-scaled run's clock goes on from there. nullopt for a run with none.
+  virtual std::optional<WallTime> latest_record(const std::string& run_id) = 0;
 
   virtual void add_event(const Event& e) = 0;
   virtual std::vector<Event> load_events(const std::string& run_id) = 0;

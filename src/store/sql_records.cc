@@ -421,6 +421,18 @@ std::vector<Approval> SqlStore::load_approvals(const std::string& run_id) {
   return out;
 }
 
+std::optional<WallTime> SqlStore::latest_record(const std::string& run_id) {
+  Statement s(
+      *this,
+      "SELECT MAX(t) FROM (SELECT MAX(at) AS t FROM events WHERE run_id = ? "
+      "UNION ALL SELECT MAX(at) FROM observations WHERE run_id = ? "
+      "UNION ALL SELECT MAX(COALESCE(outcome_at, intent_at)) FROM api_calls WHERE run_id = ? "
+      "UNION ALL SELECT updated_at FROM runs WHERE id = ?) AS latest");
+  for (int i = 1; i <= 4; ++i) s.bind(i, run_id);
+  if (!s.step()) return std::nullopt;
+  return s.optional_time(0);
+}
+
 void SqlStore::add_event(const Event& e) {
   Transaction t(*this);
   fence(e.run_id);

@@ -57,6 +57,7 @@ class SqlStore : public state::StateStore {
                                                            const std::string& stage) override;
   void add_approval(const state::Approval& a) override;
   std::vector<state::Approval> load_approvals(const std::string& run_id) override;
+  std::optional<WallTime> latest_record(const std::string& run_id) override;
   void add_event(const state::Event& e) override;
   std::vector<state::Event> load_events(const std::string& run_id) override;
   void request_abort(const std::string& run_id, const state::AbortRequest& request) override;

@@ -5,10 +5,12 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -74,6 +76,13 @@ class SqliteDatabase : public Database {
                       "ROLLOUT_STATE; only `rollout apply` creates one",
                       path, std::strerror(errno)));
     }
+    // A file this user may only read, or one on a read-only mount, is opened read-only: it
+    // can be looked at (runs, show, status, report), and whatever would write says why not.
+    if (!in_memory && !create && ::access(path.c_str(), W_OK) != 0) {
+      read_only_ = std::strerror(errno);
+      open_read_only(path);
+      return;
+    }
     if (sqlite3_open_v2(path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0),
                         nullptr) != SQLITE_OK) {
@@ -131,7 +140,15 @@ class SqliteDatabase : public Database {
       throw StoreError(fmt::format("state database '{}': {}", path_, why));
     }
   }
-  void begin() override { run("BEGIN IMMEDIATE"); }
+  void begin() override {
+    if (read_only_) {
+      throw StoreError(fmt::format(
+          "the state database '{}' can only be read here ({}): this command needs to write "
+          "it; run it where the file is writable (its owner, or a writable mount)",
+          path_, *read_only_));
+    }
+    run("BEGIN IMMEDIATE");
+  }
   void commit() override { run("COMMIT"); }
   void rollback() noexcept override { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
   std::string_view insertion_order() const override { return "rowid"; }
@@ -185,6 +202,59 @@ class SqliteDatabase : public Database {
     db_ = nullptr;
   }
 
+  // Read-only: first as SQLite's read-only mode, which still takes the locks that make a
+  // concurrent writer safe to read beside; where even that cannot be (a WAL database whose
+  // shared-memory file cannot be made, on a read-only mount), as immutable: nothing can
+  // change a file on such a mount.
+  void open_read_only(const std::string& path) {
+    const auto try_open = [&](const char* query) {
+      const std::string uri = fmt::format("file:{}?{}", uri_path(path), query);
+      if (sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) ==
+          SQLITE_OK) {
+        sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+        if (sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) ==
+            SQLITE_OK)
+          return true;
+      }
+      sqlite3_close(db_);
+      db_ = nullptr;
+      return false;
+    };
+    if (!try_open("mode=ro") && !try_open("immutable=1")) {
+      throw StoreError(
+          fmt::format("cannot open the state database '{}' to read it ({})", path, *read_only_));
+    }
+    const int latest = SqliteStore::latest_schema_version();
+    const int version = schema_version();
+    if (version != latest) {
+      close();
+      throw StoreError(fmt::format(
+          "the state database '{}' has schema version {} and this rollout reads version {}; it "
+          "can only be read here ({}), so it cannot be migrated: {}",
+          path, version, latest, *read_only_,
+          version > latest ? "use a newer rollout"
+                           : "run a rollout command where the file is writable once, or use "
+                             "the rollout that wrote it"));
+    }
+    struct stat file {};
+    if (::stat(path.c_str(), &file) == 0) {
+      device_ = static_cast<std::uint64_t>(file.st_dev);
+      inode_ = static_cast<std::uint64_t>(file.st_ino);
+    }
+  }
+
+  // A path as a file: URI's path: '%', '?' and '#' escaped.
+  static std::string uri_path(const std::string& path) {
+    std::string out;
+    for (const char c : path) {
+      if (c == '%' || c == '?' || c == '#')
+        out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+      else
+        out += c;
+    }
+    return out;
+  }
+
   void migrate() {
     const int latest = SqliteStore::latest_schema_version();
     const auto refuse_newer = [&](int current) {
@@ -215,6 +285,7 @@ class SqliteDatabase : public Database {
   }
 
   std::string path_;
+  std::optional<std::string> read_only_;  // why the file can only be read, when it can
   sqlite3* db_ = nullptr;
   std::uint64_t device_ = 0, inode_ = 0;  // the file opened; 0 in memory
   std::map<std::string, std::unique_ptr<SqliteCursor>> cursors_;

@@ -82,6 +82,9 @@ class ForwardingStore : public state::StateStore {
     return inner_.load_stage_device_states(run, stage);
   }
   void add_approval(const state::Approval& a) override { inner_.add_approval(a); }
+  std::optional<WallTime> latest_record(const std::string& run) override {
+    return inner_.latest_record(run);
+  }
   std::vector<state::Approval> load_approvals(const std::string& run) override {
     return inner_.load_approvals(run);
   }

@@ -90,6 +90,17 @@ def kill_and_resume(tmp, crash_at=None, kill_after=None):
         applied = sim.applied_per_marker()
         assert applied == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}, applied
         assert_db_clean(db)
+        assert_times_in_order(db, run)
+
+
+def assert_times_in_order(db, run):
+    """A time-scaled run's records never go back in time, across its kills and resumes: each
+    resumed process's clock starts where the records of the one before it end."""
+    con = connect_state(db)
+    events = con.execute("SELECT id, at, kind FROM events WHERE run_id = ? ORDER BY id", (run,)).fetchall()
+    con.close()
+    for before, after in zip(events, events[1:]):
+        assert after[1] >= before[1], f"event {after} is earlier than {before}"
 
 
 EVENT_SCHEMA = json.loads((SRC / "schema/events.schema.json").read_text())

@@ -6,12 +6,16 @@ Run: python3 -m pytest tests/integration/test_hostile.py --rollout BIN (conftest
 import http.server
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from e2e import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, SCALE, TOKEN, Env, Server,
                  assert_state_sound, rollout, run_id_of, start_apply)
@@ -239,5 +243,83 @@ def test_a_full_disk_and_a_read_only_database_end_with_a_message_then_resume_com
             applied = server.applied_per_marker()
             assert applied == {f"{run}/{s}": 1 for s in STAGES}, applied
             assert_state_sound(db)
+    finally:
+        subprocess.run(["umount", "-l", disk], capture_output=True)
+
+
+def as_reader(argv, home):
+    """rollout as a user who may only read the state: `nobody` when the suite runs as root
+    (root may write any file), else this user; the binary is a copy in `home`, which that
+    user can reach."""
+    binary = Path(home) / "rollout"
+    if not binary.exists():
+        shutil.copy(Env.rollout, binary)
+        os.chmod(binary, 0o755)
+    env = dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN)
+    prefix = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, str(binary), *argv], capture_output=True, text=True, env=env,
+                          cwd=home, timeout=60)
+
+
+def reads_and_refuses_writes(db, run, home, why):
+    """runs, show, status and report work on a state this user may only read; approve (a
+    write) is refused, saying why, and changes nothing."""
+    for argv in (["runs"], ["show", run], ["show", run, "--output", "json"], ["show", run, "--devices"],
+                 ["status", run, "--output", "json"]):
+        p = as_reader([*argv, "--state", db], home)
+        assert p.returncode == EXIT_OK, (argv, p.stdout, p.stderr)
+    out = tempfile.mkdtemp(prefix="rollout-report-")
+    try:
+        os.chmod(out, 0o777)  # the report itself goes where this user may write
+        p = as_reader(["report", run, "--state", db, "-o", f"{out}/report.html"], home)
+        assert p.returncode == EXIT_OK, p.stderr
+        assert run in Path(f"{out}/report.html").read_text()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    before = Path(db).read_bytes()
+    p = as_reader(["approve", run, "us", "--state", db], home)
+    assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+    assert "can only be read here" in p.stderr and why in p.stderr, p.stderr
+    assert Path(db).read_bytes() == before
+
+
+@pytest.mark.sqlite_file
+def test_a_state_file_this_user_may_only_read_is_still_readable(tmp):
+    home = tempfile.mkdtemp(prefix="rollout-ro-")
+    try:
+        os.chmod(home, 0o755)  # nobody passes through; the file and folder are read-only to it
+        db = f"{home}/state.db"
+        with Server(tmp, "sim") as server:
+            p = rollout("apply", str(APPROVAL_PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+            assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+            run = run_id_of(p.stdout)
+        os.chmod(db, 0o444)
+        os.chmod(home, 0o555)
+        reads_and_refuses_writes(db, run, home, "Permission denied")
+    finally:
+        os.chmod(home, 0o755)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.sqlite_file
+def test_a_state_file_on_a_read_only_mount_is_still_readable(tmp):
+    disk = f"{tmp}/ro"
+    if os.geteuid() != 0 or not mount_tmpfs(disk, "4m"):
+        pytest.skip("cannot mount a tmpfs here (needs root); the case of a file this user may only "
+                    "read runs everywhere")
+    try:
+        os.chmod(disk, 0o755)
+        db = f"{disk}/state.db"
+        with Server(tmp, "sim") as server:
+            p = rollout("apply", str(APPROVAL_PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+            assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+            run = run_id_of(p.stdout)
+        subprocess.run(["mount", "-o", "remount,ro", disk], check=True)
+        # As root too: the mount, not a permission, is what says no.
+        for argv in (["runs"], ["show", run], ["status", run]):
+            r = rollout(*argv, "--state", db)
+            assert r.returncode == EXIT_OK, (argv, r.stdout, r.stderr)
+        r = rollout("approve", run, "us", "--state", db)
+        assert r.returncode == EXIT_ERROR and "Read-only file system" in r.stderr, r.stdout + r.stderr
     finally:
         subprocess.run(["umount", "-l", disk], capture_output=True)
