@@ -118,12 +118,14 @@ void UpswiftClient::start(std::shared_ptr<Call> call) {
 
 void UpswiftClient::after(Millis delay, std::shared_ptr<Call> call,
                           void (UpswiftClient::*then)(std::shared_ptr<Call>)) {
+  // After a signal nothing waits: a deploy_update that would is not sent.
+  if (reads_cancelled_) return end_cancelled(call);
   auto timer = std::make_shared<asio::steady_timer>(io_, delay);
-  if (!call->is_deploy) timers_.insert(timer);  // cancel_reads ends these at once
+  timers_.insert(timer);  // cancel_reads ends these at once: none of them is on the wire
   timer->async_wait([this, call, timer, then, alive = alive_](const boost::system::error_code&) {
     if (!*alive) return;
     timers_.erase(timer);
-    if (reads_cancelled_ && !call->is_deploy) return end_cancelled(call);
+    if (reads_cancelled_) return end_cancelled(call);
     (this->*then)(call);
   });
 }
@@ -131,14 +133,17 @@ void UpswiftClient::after(Millis delay, std::shared_ptr<Call> call,
 void UpswiftClient::end_cancelled(const std::shared_ptr<Call>& call) {
   call->finish(std::nullopt,
                CallError{CallStatus::failed, 0,
-                         fmt::format("{}: cancelled (the run is stopping)", call->endpoint),
+                         call->is_deploy
+                             ? std::string("deploy_update not sent: the run is stopping")
+                             : fmt::format("{}: cancelled (the run is stopping)", call->endpoint),
                          call->attempts});
 }
 
 void UpswiftClient::cancel_reads() {
   reads_cancelled_ = true;
   http_.cancel_idempotent();
-  // Read waits end now (their handlers see the flag); a deploy_update's wait is not here.
+  // Waits end now (their handlers see the flag): reads, and deploy_update calls that are
+  // waiting for their turn or their next try, which are certainly not applied.
   for (const auto& timer : timers_) timer->cancel();
 }
 

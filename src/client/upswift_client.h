@@ -84,7 +84,7 @@ class UpswiftClient : public upswift::FleetApi {
   Stats stats_;
   std::function<std::optional<std::string>()> send_guard_;
   bool reads_cancelled_ = false;
-  std::set<std::shared_ptr<asio::steady_timer>> timers_;  // reads' rate-limit and retry waits
+  std::set<std::shared_ptr<asio::steady_timer>> timers_;  // rate-limit and retry waits
   // Timers and HTTP completions may outlive the client; they check this first.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -207,7 +207,8 @@ void Engine::Impl::send_rollback_queue(StageRun& s) {
                                                                        : CallOutcome::failed;
           write_outcome(st, CallKind::rollback, call_id, outcome, r.error.http_status,
                         r.error.message);
-          if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome) {
+          // Not sent after a signal: certainly not applied, and the resume sends it.
+          if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome && !interrupted) {
             event(st.record.name, "error", "rollback deploy_update: " + r.error.message);
             rollback_halted(st, r.error.message);
           }

@@ -52,8 +52,9 @@ class FleetApi {
   virtual void get_devices_state(const StatesQuery& query,
                                  std::function<void(Result<StatesPage>)> done) = 0;
   // A signal: reads under way or waiting to be retried end now, as failed ("cancelled");
-  // so does every read asked for later. A deploy_update in flight is not touched: its
-  // outcome is waited for and recorded.
+  // so does every read asked for later. A deploy_update that is waiting (for the rate limit,
+  // or to be tried again after it could not reach the server) ends now too, as failed and
+  // certainly not applied. One on the wire is not touched: its outcome is waited for.
   virtual void cancel_reads() {}
 };
 

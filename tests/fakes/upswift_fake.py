@@ -15,6 +15,7 @@ Modes, each with the share of requests it hits (0..1):
   idle_close         after an answer that promised keep-alive, close the connection anyway
                      (a server's idle timeout at a random moment)
   throttle           answer 429 {} without acting
+  throttle_deploy    deploy_update only: answer 429 {} with Retry-After: 30, without acting
   error_500          answer 500 without acting
   foreign_200        deploy_update: apply, then 200 with HTML, an empty body or another shape
   echo_400           answer 400 whose error_message quotes the whole request body
@@ -255,6 +256,16 @@ class Handler(BaseHTTPRequestHandler):
         if hit("throttle"):
             self.record(endpoint, "429", False, body)
             return self.answer(429, {})
+        if endpoint == "deploy_update" and hit("throttle_deploy"):
+            self.record(endpoint, "429", False, body)
+            data = b"{}"
+            self.send_response(429)
+            self.send_header("Retry-After", "30")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if hit("error_500"):
             self.record(endpoint, "500", False, body)
             return self.answer(500, {"error_message": "Internal server error"})

@@ -154,6 +154,32 @@ def test_sigint_against_an_unreachable_api_stops_at_once(tmp):
     assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
 
 
+def test_sigterm_ends_a_deploy_update_waiting_to_be_retried_at_once(tmp):
+    """deploy_update is throttled with Retry-After: 30: the call waits to be tried again. A
+    SIGTERM then ends the wait at once (not 30 s later): the call was certainly not applied,
+    is recorded so, and the run is left resumable."""
+    with Server(tmp, "fake", {"throttle_deploy": 1.0}) as server:
+        db = f"{tmp}/state.db"
+        proc = start_apply(PLAN, db, server.url)
+        for _ in range(100):
+            if any(r["endpoint"] == "deploy_update" for r in server.requests()):
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        assert time.monotonic() - start < 3, f"took {time.monotonic() - start:.1f}s after SIGTERM"
+        assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
+        assert not any(r["applied"] for r in server.requests())
+        con = sqlite3.connect(db) if Env.backend == "sqlite" else None
+        if con:
+            outcomes = [o for o, in con.execute("SELECT outcome FROM api_calls")]
+            con.close()
+            assert outcomes == ["failed"], outcomes
+        assert_state_sound(db)
+
+
 def test_read_only_commands_never_create_a_database(tmp):
     missing = f"{tmp}/typo.db"
     for argv in (["runs"], ["show", "last"], ["status", "last"], ["resume", "last"], ["approve", "last", "us"],
