@@ -4,6 +4,8 @@
 # here if missing), with a password that only DIR/password and PGPASSWORD carry.
 #   scripts/pg.sh start DIR   prints and writes DIR/url (postgresql://rollout@127.0.0.1:PORT/postgres)
 #   scripts/pg.sh stop DIR    stops it and removes DIR
+#   scripts/pg.sh pause DIR N stops it (connections cut), waits N seconds, starts it again on
+#                             the same port (an outage, for the tests)
 set -euo pipefail
 cmd=${1:?start or stop}
 dir=${2:?a directory}
@@ -45,11 +47,20 @@ start)
     || { cat "$dir/server.log" >&2; exit 1; }
   echo "postgresql://rollout@127.0.0.1:$port/postgres" | tee "$dir/url"
   ;;
+pause)
+  seconds=${3:?seconds}
+  port=$(sed -E 's|.*:([0-9]+)/.*|\1|' "$dir/url")
+  dir=$(cd "$dir" && pwd)
+  as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+  sleep "$seconds"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null
+  ;;
 stop)
   if [ -d "$dir/data" ]; then as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true; fi
   rm -rf "$dir"
   ;;
 *)
-  echo "pg.sh: start or stop" >&2; exit 2
+  echo "pg.sh: start, stop or pause" >&2; exit 2
   ;;
 esac

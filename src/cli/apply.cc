@@ -201,6 +201,7 @@ int run_apply(ApplyOptions& o) {
 
 void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::string& output) {
   add_state_option(cmd, state.state_path);
+  add_state_retry_option(cmd, state);
   cmd->add_option(
       "--simulate", api.simulate_fleet,
       "Run against an in-process fleet simulator built from FLEET.yaml instead of Upswift. What "

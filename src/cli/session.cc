@@ -45,10 +45,25 @@ void add_state_option(CLI::App* cmd, std::string& state_path) {
                   "rollout.db");
 }
 
+void add_state_retry_option(CLI::App* cmd, StateOptions& state) {
+  cmd->add_option_function<std::string>(
+         "--state-retry",
+         [&state](const std::string& text) {
+           std::string why;
+           auto d = parse_duration(text, &why);
+           if (!d) throw CLI::ValidationError("--state-retry", why);
+           state.state_retry = *d;
+         },
+         "On a PostgreSQL state: for how long a lost connection (a server restart, a network "
+         "blip) is made again, with backoff, before the run stops resumable; 0s: not at all "
+         "(default 60s)")
+      ->type_name("DURATION");
+}
+
 std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create) {
   const std::string path = resolve_state_path(o);
   try {
-    return store::open_state(path, create);
+    return store::open_state(path, create, std::chrono::duration_cast<Millis>(o.state_retry));
   } catch (const store::StoreError& e) {
     throw CommandError(kExitError, e.what());
   }

@@ -13,12 +13,17 @@
 #include "state/store.h"
 #include "store/sql_store.h"
 #include "util/asio.h"
+#include "util/duration.h"
 
 namespace rollout::cli {
 
 struct StateOptions {
   std::string state_path;  // --state; else ROLLOUT_STATE; else rollout.db
+  // --state-retry: how long a PostgreSQL state's lost connection is made again, with backoff.
+  Seconds state_retry{60};
 };
+// --state-retry, as the commands that drive a run have it.
+void add_state_retry_option(CLI::App* cmd, StateOptions& state);
 std::string resolve_state_path(const StateOptions& o);
 // --state, as every command that reads or writes runs has it.
 void add_state_option(CLI::App* cmd, std::string& state_path);

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -46,8 +47,10 @@ class PgCursor;
 
 class PgDatabase : public Database {
  public:
-  PgDatabase(const std::string& url, Millis answer_timeout)
-      : name_("state database " + redact_postgres_url(url)), answer_timeout_(answer_timeout) {
+  PgDatabase(const std::string& url, Millis answer_timeout, Millis reconnect_for)
+      : name_("state database " + redact_postgres_url(url)),
+        answer_timeout_(answer_timeout),
+        reconnect_for_(reconnect_for) {
     if (auto why = postgres_url_refusal(url)) throw StoreError(*why);
     // The URL's own settings win over these defaults; the encoding is ours to choose.
     const char* keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding",
@@ -66,9 +69,7 @@ class PgDatabase : public Database {
     PQsetNoticeProcessor(
         conn_, [](void*, const char*) {}, nullptr);  // NOTICEs are not for the operator
     try {
-      // As SQLite's busy timeout: a lock held by a process frozen mid-write is an error to
-      // try again after, not a hang; a transaction left open by one is ended by the server.
-      exec("SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '30s'");
+      configure();
       migrate();
     } catch (...) {
       PQfinish(conn_);
@@ -81,8 +82,28 @@ class PgDatabase : public Database {
   Cursor& prepared(const std::string& sql) override;
 
   void exec(const std::string& sql) override { check(query(sql), sql); }
-  void begin() override { exec("BEGIN"); }
+  // A connection found lost as a transaction begins is made again first: nothing of the
+  // transaction was sent yet.
+  void begin() override {
+    try {
+      exec("BEGIN");
+    } catch (const StoreError&) {
+      if (!reconnect()) throw;
+      exec("BEGIN");
+    }
+    in_transaction_ = true;
+  }
+  bool in_transaction() const { return in_transaction_; }
+
+  // When the connection is lost (or was given up for not answering) and no transaction is
+  // open: made again, with backoff, for up to reconnect_for_; true once it is, false when it
+  // was not lost. Throws when it cannot be, saying why: a database that no longer exists
+  // takes its records with it, and no resume can go on from them.
+  bool reconnect();
+  bool lost() const { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
+
   void commit() override {
+    in_transaction_ = false;
     PGresult* r = query("COMMIT");
     // A transaction that had failed ends in a ROLLBACK, not an error.
     const bool rolled_back = r && std::string_view(PQcmdStatus(r)) == "ROLLBACK";
@@ -90,6 +111,7 @@ class PgDatabase : public Database {
     if (rolled_back) throw StoreError(fmt::format("{}: the transaction was rolled back", name_));
   }
   void rollback() noexcept override {
+    in_transaction_ = false;
     if (broken_ || PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
     try {
       PQclear(query("ROLLBACK"));
@@ -126,13 +148,14 @@ class PgDatabase : public Database {
     }
     return out;
   }
+  // A connection found lost here (before a heartbeat, a write, a send's lease check) is made
+  // again first, for up to reconnect_for_.
   void check_alive() override {
-    if (broken_ || PQstatus(conn_) != CONNECTION_OK) {
-      throw StoreError(fmt::format(
-          "the connection to the {} was lost: stopping, so that nothing is sent that no record "
-          "keeps",
-          name_));
-    }
+    if (!lost() || reconnect()) return;
+    throw StoreError(fmt::format(
+        "the connection to the {} was lost: stopping, so that nothing is sent that no record "
+        "keeps; `rollout resume` goes on once the server is back",
+        name_));
   }
   std::string name() const override { return name_; }
 
@@ -235,6 +258,12 @@ class PgDatabase : public Database {
     return s;
   }
 
+  // As SQLite's busy timeout: a lock held by a process frozen mid-write is an error to try
+  // again after, not a hang; a transaction left open by one is ended by the server.
+  void configure() {
+    exec("SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '30s'");
+  }
+
   void migrate() {
     const int latest = PostgresStore::latest_schema_version();
     const auto refuse_newer = [&](int current) {
@@ -269,8 +298,10 @@ class PgDatabase : public Database {
 
   std::string name_;
   Millis answer_timeout_;
+  Millis reconnect_for_;
   PGconn* conn_ = nullptr;
-  bool broken_ = false;  // it stopped answering: no more queries on it
+  bool broken_ = false;  // it stopped answering: no more queries on it (until made again)
+  bool in_transaction_ = false;
   bool listening_ = false;
   std::map<std::string, std::unique_ptr<PgCursor>> cursors_;
 };
@@ -336,10 +367,25 @@ class PgCursor : public Cursor {
   bool is_null(int col) const override { return PQgetisnull(result_, row_, col) != 0; }
   std::string column_name(int col) const override { return PQfname(result_, col); }
 
+  // Prepared statements belong to a session: on a new connection they are prepared again.
+  void forget_prepared() { prepared_ = false; }
+
  private:
   std::optional<std::string>& param(int i) { return params_.at(static_cast<std::size_t>(i - 1)); }
 
   void execute() {
+    try {
+      send();
+    } catch (const StoreError&) {
+      // A read outside a transaction, on a connection lost meanwhile: once it is made
+      // again, read again (a read changes nothing, so it may be asked twice).
+      if (!is_read() || db_.in_transaction() || !db_.lost() || !db_.reconnect()) throw;
+      send();
+    }
+  }
+  bool is_read() const { return sql_.rfind("SELECT", 0) == 0 || sql_.rfind("WITH", 0) == 0; }
+
+  void send() {
     if (!prepared_) {
       db_.check(PQprepare(db_.conn(), name_.c_str(), sql_.c_str(), static_cast<int>(params_.size()),
                           nullptr),
@@ -367,6 +413,40 @@ class PgCursor : public Cursor {
   PGresult* result_ = nullptr;
   int row_ = -1;
 };
+
+bool PgDatabase::reconnect() {
+  if (in_transaction_ || (!broken_ && PQstatus(conn_) == CONNECTION_OK)) return false;
+  if (reconnect_for_ <= Millis{0}) return false;  // --state-retry 0s: a lost connection ends it
+  const auto deadline = std::chrono::steady_clock::now() + reconnect_for_;
+  Millis wait{200};
+  for (int attempt = 1;; ++attempt) {
+    PQreset(conn_);
+    if (PQstatus(conn_) == CONNECTION_OK) {
+      broken_ = false;
+      listening_ = false;  // LISTEN is the session's: the news channel is listened to again
+      for (auto& [sql, cursor] : cursors_) cursor->forget_prepared();  // the session's too
+      configure();
+      return true;
+    }
+    const std::string why = trimmed(PQerrorMessage(conn_));
+    if (why.find("does not exist") != std::string::npos) {
+      throw StoreError(fmt::format(
+          "the {} no longer exists ({}): the run's records went with it, so no resume can go "
+          "on from them; restore the database from a backup, or start the rollout anew with "
+          "rollout apply",
+          name_, why));
+    }
+    if (std::chrono::steady_clock::now() + wait > deadline) {
+      throw StoreError(fmt::format(
+          "lost the connection to the {} and could not make it again in {} attempt(s) over {} "
+          "s ({}): nothing more is sent that no record keeps; `rollout resume` goes on once "
+          "the server is back",
+          name_, attempt, reconnect_for_.count() / 1000, why));
+    }
+    std::this_thread::sleep_for(wait);
+    wait = std::min(wait * 2, Millis{5000});
+  }
+}
 
 PgDatabase::~PgDatabase() {
   cursors_.clear();
@@ -411,8 +491,8 @@ std::string redact_postgres_url(const std::string& url) {
   return out;
 }
 
-PostgresStore::PostgresStore(const std::string& url, Millis answer_timeout)
-    : SqlStore(std::make_unique<PgDatabase>(url, answer_timeout)) {}
+PostgresStore::PostgresStore(const std::string& url, Millis answer_timeout, Millis reconnect_for)
+    : SqlStore(std::make_unique<PgDatabase>(url, answer_timeout, reconnect_for)) {}
 
 int PostgresStore::latest_schema_version() {
   return static_cast<int>(postgres_migrations().size());

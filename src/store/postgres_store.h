@@ -18,7 +18,11 @@ class PostgresStore : public SqlStore {
   // logs), and no message ever shows it. Refuses a schema newer than this build knows. A
   // server that does not answer a statement within `answer_timeout` is an error (StoreError),
   // and the connection is given up: a frozen server stops the run instead of hanging it.
-  explicit PostgresStore(const std::string& url, Millis answer_timeout = std::chrono::seconds(30));
+  // A connection lost between transactions (the server restarted, a network blip) is made
+  // again, with backoff, for up to `reconnect_for` before that is an error too; one lost
+  // inside a transaction is an error at once (what it wrote is rolled back by the server).
+  explicit PostgresStore(const std::string& url, Millis answer_timeout = std::chrono::seconds(30),
+                         Millis reconnect_for = std::chrono::seconds(60));
 
   static int latest_schema_version();
 };

@@ -225,8 +225,10 @@ bool is_postgres_url(const std::string& location) {
   return location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0;
 }
 
-std::unique_ptr<SqlStore> open_state(const std::string& location, bool create) {
-  if (is_postgres_url(location)) return std::make_unique<PostgresStore>(location);
+std::unique_ptr<SqlStore> open_state(const std::string& location, bool create,
+                                     Millis reconnect_for) {
+  if (is_postgres_url(location))
+    return std::make_unique<PostgresStore>(location, std::chrono::seconds(30), reconnect_for);
   return std::make_unique<SqliteStore>(location, create);
 }
 

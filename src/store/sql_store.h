@@ -115,6 +115,7 @@ bool is_postgres_url(const std::string& location);
 
 // Opens (and migrates) the state at `location`. A SQLite file is created only when
 // `create`; a PostgreSQL database must exist. Throws StoreError saying why not.
-std::unique_ptr<SqlStore> open_state(const std::string& location, bool create);
+std::unique_ptr<SqlStore> open_state(const std::string& location, bool create,
+                                     Millis reconnect_for = std::chrono::seconds(60));
 
 }  // namespace rollout::store

@@ -251,3 +251,97 @@ def test_state_migrate_refuses_a_run_that_is_being_run(team, tmp):
         finally:
             proc.terminate()
             proc.communicate(timeout=30)
+
+
+FOUR_STAGE = Env.src / "tests/plans/four-stage.yaml"
+
+
+@pytest.fixture
+def own_server(tmp):
+    """A PostgreSQL server of this test's own (scripts/pg.sh), that it may stop and start
+    without disturbing the suites that share the other one: its directory and URL."""
+    if Env.backend != "postgresql":
+        pytest.skip("about a PostgreSQL server: run with --state-backend=postgresql")
+    import tempfile
+    import os
+    home = tempfile.mkdtemp(prefix="rollout-pg-own-")
+    os.chmod(home, 0o755)  # the server's own user (as root: rollout-pg) goes through it
+    where = f"{home}/server"
+    subprocess.run(["bash", str(Env.src / "scripts/pg.sh"), "start", where], check=True,
+                   stdout=subprocess.DEVNULL)
+    try:
+        with open(f"{where}/password") as f:
+            password = f.read().strip()
+        with open(f"{where}/url") as f:
+            url = f.read().strip()
+        yield where, url, password
+    finally:
+        subprocess.run(["bash", str(Env.src / "scripts/pg.sh"), "stop", where], check=False)
+
+
+def test_a_postgresql_outage_of_seconds_mid_run_is_ridden_out(own_server, tmp):
+    """The server stops for 4 s while the run bakes its canary: the run's next write finds the
+    connection lost, makes it again with backoff, and the run completes, each stage's
+    deploy_update applied once."""
+    where, url, password = own_server
+    binary = getattr(Env, "real_rollout", Env.rollout)
+    with Server(tmp, "sim") as server:
+        env = env_for(server.url, {"PGPASSWORD": password})
+        proc = subprocess.Popen([binary, "apply", str(FOUR_STAGE), "--state", url, "--yes", "--time-scale", "60",
+                                 "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(r["endpoint"] == "deploy_update" for r in server.requests()):
+            time.sleep(0.05)
+        subprocess.run(["bash", str(Env.src / "scripts/pg.sh"), "pause", where, "4"], check=True)
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == EXIT_OK, out + err
+        run = run_id_of(out)
+        assert server.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+
+
+def test_with_state_retry_0s_an_outage_stops_the_run_resumable(own_server, tmp):
+    where, url, password = own_server
+    binary = getattr(Env, "real_rollout", Env.rollout)
+    with Server(tmp, "sim") as server:
+        env = env_for(server.url, {"PGPASSWORD": password})
+        proc = subprocess.Popen([binary, "apply", str(FOUR_STAGE), "--state", url, "--yes", "--time-scale", "60",
+                                 "--no-progress", "--state-retry", "0s"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(r["endpoint"] == "deploy_update" for r in server.requests()):
+            time.sleep(0.05)
+        subprocess.run(["bash", str(Env.src / "scripts/pg.sh"), "pause", where, "2"], check=True)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == EXIT_ERROR, out + err
+        assert "rollout resume" in err, err
+        run = run_id_of(out)
+        p = subprocess.run([binary, "resume", run, "--state", url, "--time-scale", "60"], env=env,
+                           capture_output=True, text=True, timeout=180)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        assert server.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+
+
+def test_a_state_database_dropped_mid_run_is_not_said_to_be_resumable(own_server, tmp):
+    where, url, password = own_server
+    import psycopg2
+    binary = getattr(Env, "real_rollout", Env.rollout)
+    base = url[: url.rfind("/") + 1]
+    admin = psycopg2.connect(base + "postgres", password=password)
+    admin.autocommit = True
+    with admin.cursor() as c:
+        c.execute("CREATE DATABASE doomed")
+    state = base + "doomed"
+    with Server(tmp, "sim") as server:
+        env = env_for(server.url, {"PGPASSWORD": password})
+        proc = subprocess.Popen([binary, "apply", str(FOUR_STAGE), "--state", state, "--yes", "--time-scale", "60",
+                                 "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(r["endpoint"] == "deploy_update" for r in server.requests()):
+            time.sleep(0.05)
+        with admin.cursor() as c:
+            c.execute("DROP DATABASE doomed WITH (FORCE)")
+        out, err = proc.communicate(timeout=120)
+        admin.close()
+        assert proc.returncode == EXIT_ERROR, out + err
+        assert "no longer exists" in err and "no resume can go on" in err, err
+        assert "continue with `rollout resume" not in out + err, out + err
