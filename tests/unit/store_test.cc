@@ -418,20 +418,50 @@ TEST_CASE("PostgreSQL: an approval or an abort request wakes a waiting process a
   CHECK(running.news_for("r-2"));
 }
 
-TEST_CASE("PostgreSQL: a connection the server ended stops the run's writes and sends") {
+namespace {
+
+// Ends the server processes that serve this test's database (not the other suites' on the
+// same server), as a server restart or a network cut would end its connections.
+void end_connections(const std::string& url) {
+  PGconn* admin = PQconnectdb(url.c_str());
+  PQclear(PQexec(admin,
+                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                 "application_name = 'rollout' AND pid <> pg_backend_pid() AND "
+                 "datname = current_database()"));
+  PQfinish(admin);
+}
+
+}  // namespace
+
+TEST_CASE("PostgreSQL: a connection the server ended is made again before the next write") {
   const std::string url = test::new_postgres_database();
-  store::PostgresStore s(url);
+  store::PostgresStore s(url);  // --state-retry's default
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
+  const state::RunClaim claim{{"h1", 10, "alice"}, t, 30s, false};
+  REQUIRE_FALSE(
+      s.create_run(run_record("r-1", "p", {"Demo/eu"}, t), {stage_record("r-1", "eu")}, &claim));
+  end_connections(url);
+  // The write goes through on a new connection, fenced as ever; so do reads and the check
+  // before a send, with the statements prepared again.
+  const std::int64_t id = s.record_intent(dispatch_call("r-1", "eu", t));
+  CHECK(id > 0);
+  end_connections(url);
+  CHECK(s.load_calls("r-1").size() == 1);
+  end_connections(url);
+  CHECK_FALSE(s.check_lease("r-1"));
+  CHECK(s.load_stage_calls("r-1", "eu", state::CallKind::dispatch).size() == 1);
+}
+
+TEST_CASE(
+    "PostgreSQL: with --state-retry 0s, a connection the server ended stops writes and sends") {
+  const std::string url = test::new_postgres_database();
+  store::PostgresStore s(url, 30s, 0s);
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
   const state::RunClaim claim{{"h1", 10, "alice"}, t, 30s, false};
   REQUIRE_FALSE(
       s.create_run(run_record("r-1", "p", {"Demo/eu"}, t), {stage_record("r-1", "eu")}, &claim));
   CHECK_FALSE(s.check_lease("r-1"));
-  PGconn* admin = PQconnectdb(url.c_str());
-  PQclear(PQexec(admin,
-                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                 "application_name = 'rollout' AND pid <> pg_backend_pid() AND "
-                 "datname = current_database()"));  // not the other suites' on this server
-  PQfinish(admin);
+  end_connections(url);
   const state::ApiCall call = dispatch_call("r-1", "eu", t);
   CHECK_THROWS_WITH_AS(s.record_intent(call), doctest::Contains("lost the connection"),
                        store::StoreError);
@@ -442,7 +472,7 @@ TEST_CASE("PostgreSQL: a connection the server ended stops the run's writes and 
 
 TEST_CASE("PostgreSQL: a server that stops answering is an error within the timeout, not a hang") {
   const std::string url = test::new_postgres_database();
-  store::PostgresStore s(url, 1s);
+  store::PostgresStore s(url, 1s, 0s);
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
   const state::RunClaim claim{{"h1", 10, "alice"}, t, 30s, false};
   REQUIRE_FALSE(
