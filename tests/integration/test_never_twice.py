@@ -438,7 +438,8 @@ def pytest_generate_tests(metafunc):
     sim` or the contract-only fake)."""
     first = Env.options.first_seed
     for name, count in (("mix_seed", Env.options.seeds), ("freeze_seed", Env.options.freezes),
-                        ("sampled_seed", max(1, Env.options.seeds // 2))):
+                        ("sampled_seed", max(1, Env.options.seeds // 2)),
+                        ("failing_seed", max(1, Env.options.seeds // 3))):
         if name in metafunc.fixturenames:
             seeds = list(range(first, first + count))
             metafunc.parametrize(name, seeds, ids=[f"seed{s}" for s in seeds])
@@ -446,6 +447,38 @@ def pytest_generate_tests(metafunc):
 
 def test_fault_mix_sigkill_and_resume_applies_each_stage_once(tmp, mix_seed):
     fault_mix_trial(tmp, mix_seed)
+
+
+def test_fault_mix_with_failing_devices_rolls_back_and_leaves_nothing_unknown(tmp, failing_seed):
+    """The fault mix (429s, 500s, half the answers dropped after applying, idle connections
+    closed) against the contract-only fake whose US devices fail their update, with a SIGKILL
+    at a random moment: the run ends with us failed and rolled back, eu rolled back with it
+    when it was still in flight, nothing sent twice, and no call of the ended run unknown."""
+    rng = random.Random(failing_seed)
+    faults = {"throttle": 0.3, "error_500": 0.1, "drop_after_apply": 0.5, "idle_close": 0.3}
+    with Server(tmp, "fake", faults, seed=failing_seed, fake_args=("--fail-group", "US")) as server:
+        db = f"{tmp}/state.db"
+        proc = start_apply(PLAN, db, server.url)
+        try:
+            out, err = proc.communicate(timeout=rng.uniform(0.05, 2.0))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            out, err = proc.communicate(timeout=30)
+        first = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        run = run_of(out, db, server)
+        if run is None:
+            return
+        p = resume_until_done(run, db, server.url, first)
+        assert p.returncode == EXIT_STOPPED, (failing_seed, p.stdout, p.stderr)
+        assert_state_sound(db)
+        applied = server.applied_per_marker()
+        assert all(n == 1 for n in applied.values()), applied  # never twice
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        stages = {s["name"]: s["status"] for s in shown["stages"]}
+        if "did not go through in 3 attempts" not in p.stdout:
+            assert stages["us"] == "rolled_back", stages
+            assert f"{run}/us/rollback" in applied, applied
+        assert stages["everyone"] == "waiting", stages
 
 
 def test_fault_mix_on_a_sampled_wave_applies_each_device_once(tmp, sampled_seed):
