@@ -16,8 +16,8 @@ import sqlite3
 import subprocess
 import time
 
-from e2e import (connect_state, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Env, Server,
-                 assert_state_sound, rollout, run_id_of, run_of, start_apply, started)
+from e2e import (connect_state, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE,
+                 Env, Server, assert_state_sound, rollout, run_id_of, run_of, start_apply, started)
 from cli_helpers import sampled_wave_targets
 
 ROLLOUT = Env.rollout
@@ -106,6 +106,57 @@ def test_an_answer_lost_while_a_sibling_fails_is_settled_then_rolled_back(tmp):
         # Its devices were read before the run ended: each has its update, none is unread.
         devices = stages["eu"]["device_states"]
         assert len(devices) == 16 and all(d["update_id"] for d in devices), devices
+        assert_state_sound(db)
+
+
+def interrupted_with_eu_unknown(tmp, server):
+    """The lost-answer run, SIGTERMed once us has failed and before eu's settle is due: the
+    run is left interrupted with eu's call unknown. Then marked as an older version ended it:
+    stopped, eu stopped. Returns the state and the run."""
+    db = f"{tmp}/state.db"
+    proc = start_apply(SRC / "tests/plans/lost-answer.yaml", db, server.url, scale="30")
+    run = run_id_of(started(proc))
+    for line in proc.stdout:
+        if re.search(r"\bus +stage_failed:", line):
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, proc.returncode
+    con = connect_state(db)
+    outcomes = con.execute("SELECT outcome FROM api_calls WHERE run_id = ? AND stage = 'eu'", (run,)).fetchall()
+    assert outcomes == [("unknown",)], outcomes
+    con.execute("UPDATE runs SET status = 'stopped' WHERE id = ?", (run,))
+    con.execute("UPDATE stages SET status = 'stopped' WHERE run_id = ? AND name = 'eu'", (run,))
+    con.commit()
+    con.close()
+    return db, run
+
+
+def test_a_terminal_run_left_with_an_unknown_call_is_repaired_by_resume(tmp):
+    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US")) as server:
+        db, run = interrupted_with_eu_unknown(tmp, server)
+        # Nothing else may be done with it first: it is not over.
+        p = rollout("abort", run, "--state", db)
+        assert p.returncode == EXIT_INVALID and "rollout resume" in p.stderr, p.stdout + p.stderr
+        p = rollout("resume", run, "--state", db, "--time-scale", "30", url=server.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        assert "was never settled: reading the devices to settle them" in p.stdout, p.stdout
+        applied = server.applied_per_marker()
+        assert applied[f"{run}/eu"] == 1 and applied[f"{run}/eu/rollback"] == 1, applied
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert {s["name"]: s["status"] for s in shown["stages"]}["eu"] == "rolled_back", shown["stages"]
+        assert_state_sound(db)
+        p = rollout("resume", run, "--state", db, url=server.url)
+        assert p.returncode == EXIT_INVALID and "nothing to resume" in p.stderr, p.stderr
+
+
+def test_a_terminal_run_left_with_an_unknown_call_is_repaired_by_abort_rollback(tmp):
+    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US")) as server:
+        db, run = interrupted_with_eu_unknown(tmp, server)
+        p = rollout("abort", run, "--rollback", "--state", db, "--time-scale", "30", url=server.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        applied = server.applied_per_marker()
+        assert applied[f"{run}/eu"] == 1 and applied[f"{run}/eu/rollback"] == 1, applied
         assert_state_sound(db)
 
 
