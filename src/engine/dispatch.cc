@@ -61,8 +61,8 @@ void Engine::Impl::take_snapshot(StageRun& s) {
                   : "";
           if (ramp) {
             how = fmt::format(
-                ", step {} of {} of ramp {}: {} of {} device(s) in all, {} of them in earlier "
-                "steps{}",
+                ", step {} of {} of ramp {}: {} of {} device(s), {} in all, {} of them in "
+                "earlier steps{}",
                 ramp->index + 1, ramp->steps, ramp->stage, plan::format_percent(ramp->percent),
                 draw.base, draw.devices.size() + ramp_taken.size(), ramp_taken.size(), left_out);
             if (draw.devices.empty()) {

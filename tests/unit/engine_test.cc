@@ -1207,6 +1207,17 @@ TEST_CASE("a ramp: its steps draw their shares in all, no device twice, each app
   }
   CHECK(seen.size() == 40);
   h.check_each_applied_once(40);
+  // Each step's snapshot says what it drew, word for word (every argument in its place).
+  std::map<std::string, std::string> said;
+  for (const auto& e : h.store.load_events("r-test")) {
+    if (e.kind == "snapshot") said[e.stage] = e.message;
+  }
+  CHECK(said["eu@10%"] ==
+        "targets 4 device(s), step 1 of 4 of ramp eu: 10% of 40 device(s), 4 in all, 0 of them "
+        "in earlier steps (5 left out: earlier stages targeted them)");
+  CHECK(said["eu@50%"] ==
+        "targets 10 device(s), step 3 of 4 of ramp eu: 50% of 40 device(s), 20 in all, 10 of "
+        "them in earlier steps (5 left out: earlier stages targeted them)");
   // The steps run one after the other, rest after the last.
   const auto stages = h.store.load_stages("r-test");
   for (std::size_t i = 2; i < stages.size(); ++i) {
