@@ -2,7 +2,8 @@
 // answer was lost is settled (its update looked for on the devices) before the run ends, and
 // a stage it turns out to have reached counts as dispatched. When the run stops with a
 // rollback (a failed stage's on_failure, `abort --rollback`), every stage cut off in flight
-// (dispatched, its gate not passed) is rolled back with the failed one. Where a settle cannot
+// (dispatched, its gate not passed) is rolled back with the failed one, and so is every step
+// of a ramp whose step failed, those that passed too. Where a settle cannot
 // be done (a signal, the API down), the run ends resumable, never terminal.
 #include <algorithm>
 
@@ -63,6 +64,14 @@ void Engine::Impl::wind_down() {
   for (StageRun& s : stages) {
     const StageStatus status = s.record.status;
     if (s.settling || s.rollback_started || !s.snapshot) continue;
+    if (status == StageStatus::passed && spec(s).ramp && s.record.dispatched_at &&
+        failed_ramps.count(spec(s).ramp->stage) && plan.on_failure.rollback) {
+      set_stage(
+          s, StageStatus::rolling_back,
+          fmt::format("{}; rolled back with its ramp: {}", s.record.reason, stopping->reason));
+      rollback(s);
+      continue;
+    }
     // `stopped`: a run that an older version ended with an outcome unknown, resumed to repair.
     if (status != StageStatus::dispatching && status != StageStatus::gating &&
         status != StageStatus::stopped)

@@ -144,8 +144,10 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
     const StageStatus st = s.record.status;
     const bool failed = st == StageStatus::failed || st == StageStatus::rolled_back ||
                         st == StageStatus::rolling_back;
-    if (failed && plan.on_failure.action == plan::FailureAction::rollback)
+    if (failed && plan.on_failure.action == plan::FailureAction::rollback) {
       roll_back_in_flight = true;
+      if (spec(s).ramp) failed_ramps.insert(spec(s).ramp->stage);
+    }
     if (!stopping && failed) {
       stopping = Outcome{Ending::stopped,
                          fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
@@ -278,6 +280,7 @@ void Engine::Impl::stage_failed(StageRun& s, const std::string& reason, bool dis
     // One write: a crash right here resumes into the rollback, never past it.
     set_stage(s, StageStatus::rolling_back, reason);
     roll_back_in_flight = true;
+    if (spec(s).ramp) failed_ramps.insert(spec(s).ramp->stage);
     stopping = Outcome{Ending::stopped,
                        fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
     rollback(s);

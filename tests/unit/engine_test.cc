@@ -1639,3 +1639,63 @@ on_failure:
   CHECK(*rolled_back - *rollback_began <= h.settle_delay + 1min);
   CHECK(h.applied_for("[rollout r-test/wave/rollback]") == static_cast<int>(targets->size()));
 }
+
+// A ramp is one stage to its operator: when its third step fails, its first two steps, which
+// passed their gates, are rolled back with it.
+namespace {
+
+sim::FleetSpec ramp_fleet(const std::string& failing_tag = "") {
+  test::FleetBuilder fleet(5);
+  fleet.flows({"f-new", "f-old"}).group("Canary", 5).group("Rest", 5);
+  for (int i = 0; i < 40; ++i) {
+    fleet.device({.uuid = fmt::format("d-eu-{:02}", i),
+                  .name = fmt::format("eu-{:02}", i),
+                  .group = "EU",
+                  .tags = {fmt::format("u{:02}", i)},
+                  .apps = {{"fw", "v2"}}});
+  }
+  if (!failing_tag.empty()) fleet.behave({.tag = failing_tag, .failure_rate = 1.0});
+  return fleet;
+}
+
+std::string failing_ramp_plan() {
+  return replaced(replaced(kRampPlan, "max_failed: 10%", "max_failed: 0"), "    groups: [Rest]\n",
+                  "    groups: [Rest]\non_failure:\n  action: rollback\n  rollback: {flow_id: "
+                  "f-old, app: {name: fw, version: v2}}\n");
+}
+
+}  // namespace
+
+TEST_CASE("a ramp's failed third step rolls back all of its steps, those that passed too") {
+  // Which devices the third step draws (the draw follows the run id, not the failures).
+  std::string third;
+  {
+    Harness clean(failing_ramp_plan(), ramp_fleet());
+    REQUIRE(clean.run()->ending == engine::Ending::completed);
+    const auto drawn = clean.store.load_snapshot("r-test", "eu@50%");
+    REQUIRE(drawn);
+    REQUIRE_FALSE(drawn->empty());
+    third = drawn->front().uuid;
+  }
+  Harness h(failing_ramp_plan(), ramp_fleet("u" + third.substr(third.size() - 2)));
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  const auto status = h.stage_status();
+  CHECK(status.at("canary") == "passed");  // not of the ramp: it keeps the new version
+  CHECK(status.at("eu@10%") == "rolled_back");
+  CHECK(status.at("eu@25%") == "rolled_back");
+  CHECK(status.at("eu@50%") == "rolled_back");
+  CHECK(status.at("eu@100%") == "waiting");
+  CHECK(status.at("rest") == "waiting");
+  for (const char* step : {"eu@10%", "eu@25%", "eu@50%"}) {
+    CAPTURE(step);
+    const auto targets = h.store.load_snapshot("r-test", std::string(step) + "/rollback");
+    REQUIRE(targets);
+    CHECK(h.applied_for(engine::rollback_marker("r-test", step)) ==
+          static_cast<int>(targets->size()));
+    CHECK(targets->size() == h.store.load_snapshot("r-test", step)->size());
+  }
+  CHECK(stage_record(h, "eu@10%").reason.find("rolled back with its ramp: stage eu@50% failed") !=
+        std::string::npos);
+}
