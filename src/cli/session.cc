@@ -25,6 +25,7 @@
 #include "sim/fleet_file.h"
 #include "sim/journal.h"
 #include "sim/server.h"
+#include "store/postgres_store.h"
 #include "util/asio_clock.h"
 #include "util/safe_text.h"
 #include "util/sha256.h"
@@ -62,6 +63,10 @@ void add_state_retry_option(CLI::App* cmd, StateOptions& state) {
 
 std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create) {
   const std::string path = resolve_state_path(o);
+  // A password in the URL is bad input (exit 2), not a state that failed.
+  if (store::is_postgres_url(path)) {
+    if (auto why = store::postgres_url_refusal(path)) throw CommandError(kExitInvalidInput, *why);
+  }
   try {
     return store::open_state(path, create, std::chrono::duration_cast<Millis>(o.state_retry));
   } catch (const store::StoreError& e) {

@@ -173,12 +173,12 @@ def test_a_password_in_the_state_url_is_refused_and_never_shown(team, tmp):
     plan, state = team
     with_password = state.replace("postgresql://rollout@", "postgresql://rollout:hunter2-secret@")
     p = rollout("apply", plan, "--state", with_password, "--yes", url="http://127.0.0.1:9/v1/")
-    assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+    assert p.returncode == EXIT_INVALID, p.stdout + p.stderr  # bad input, as a plan's error is
     assert "hunter2-secret" not in p.stdout + p.stderr
     assert "PGPASSWORD" in p.stderr
     # Nor through ROLLOUT_STATE.
     q = rollout("runs", url="", env_extra={"ROLLOUT_STATE": with_password})
-    assert q.returncode == EXIT_ERROR and "hunter2-secret" not in q.stdout + q.stderr
+    assert q.returncode == EXIT_INVALID and "hunter2-secret" not in q.stdout + q.stderr
     # A state URL for a database that is not there: said so, with the URL and no password.
     missing = state[: state.rfind("/") + 1] + "no_such_db"
     r = rollout("runs", "--state", missing)
