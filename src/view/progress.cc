@@ -1,6 +1,7 @@
 #include "view/progress.h"
 
 #include <algorithm>
+#include <array>
 
 #include <fmt/format.h>
 
@@ -211,16 +212,43 @@ std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const St
 }
 
 std::string status_bar(const state::Observation& o, int width, bool color) {
-  const std::int64_t total = std::max<std::int64_t>(o.targeted, 1);
-  auto cells = [&](std::int64_t n) { return static_cast<int>(n * width / total); };
-  int success = cells(o.success);
-  int failed = cells(o.failed + o.aborted + o.lost);
-  int updating = cells(o.in_progress);
-  // A single failure (or lost device) always shows.
-  if (o.failed + o.aborted + o.lost > 0 && failed == 0) failed = 1;
-  success = std::min(success, width - failed);
-  updating = std::min(updating, width - failed - success);
-  const int rest = width - success - failed - updating;
+  // Success, failed (aborted and lost with it), updating, the rest (pending, missing): each
+  // its share of the cells, rounded down, and the cells left over to the largest remainders,
+  // so that a part with no device gets no cell and the bar adds up to its width.
+  const std::int64_t failed_like = o.failed + o.aborted + o.lost;
+  const std::int64_t done = o.success + failed_like + o.in_progress;
+  const std::array<std::int64_t, 4> counts = {o.success, failed_like, o.in_progress,
+                                              std::max<std::int64_t>(o.targeted - done, 0)};
+  std::int64_t total = 0;
+  for (const std::int64_t n : counts) total += n;
+  std::array<int, 4> cells{};
+  if (total == 0) {
+    cells[3] = width;
+  } else {
+    int given = 0;
+    for (std::size_t k = 0; k < counts.size(); ++k) {
+      cells[k] = static_cast<int>(counts[k] * width / total);
+      given += cells[k];
+    }
+    for (; given < width; ++given) {
+      std::size_t best = 0;
+      std::int64_t best_left = -1;
+      for (std::size_t k = 0; k < counts.size(); ++k) {
+        const std::int64_t left = counts[k] * width - cells[k] * total;
+        if (counts[k] > 0 && left > best_left) {
+          best = k;
+          best_left = left;
+        }
+      }
+      ++cells[best];
+    }
+    // A single failure (or lost device) always shows, taking a cell from the largest part.
+    if (failed_like > 0 && cells[1] == 0) {
+      ++cells[1];
+      --*std::max_element(cells.begin(), cells.end());
+    }
+  }
+  const int success = cells[0], failed = cells[1], updating = cells[2], rest = cells[3];
   if (!color) {
     return std::string(static_cast<std::size_t>(success), '=') +
            std::string(static_cast<std::size_t>(failed), 'x') +

@@ -110,6 +110,10 @@ TEST_CASE("status bar: shares of success, failed, updating, pending; a single fa
   CHECK(view::status_bar(observation("eu", t0, 5, 0, 3, 2), 10, false) == "=====>>>..");
   CHECK(view::status_bar(observation("eu", t0, 99, 1, 0, 0), 10, false) == "=========x");
   CHECK(view::status_bar(observation("eu", t0, 0, 0, 0, 0), 4, false) == "....");
+  // Nothing pending: no pending cell, whatever the rounding; the cells add up to the width.
+  CHECK(view::status_bar(observation("eu", t0, 2, 0, 1, 0), 10, false) == "=======>>>");
+  CHECK(view::status_bar(observation("eu", t0, 1, 1, 1, 0), 10, false) == "====xxx>>>");
+  CHECK(view::status_bar(observation("eu", t0, 5, 0, 0, 1), 4, false) == "===.");
 }
 
 TEST_CASE("gate condition in numbers once the stage's size is known") {
