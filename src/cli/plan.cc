@@ -16,6 +16,7 @@
 #include "cli/saved_plan.h"
 #include "cli/session.h"
 #include "engine/gate.h"
+#include "engine/markers.h"
 #include "engine/selection.h"
 #include "plan/calendar.h"
 #include "preview/preview.h"
@@ -26,6 +27,19 @@
 namespace rollout::cli {
 
 namespace {
+
+// The body of a stage's deploy_update exactly as a run sends it, the token aside and RUN
+// standing for the run's id: the marker in metadata.comment included. A sampled stage or a
+// ramp's step sends one per drawn device, its uuid where DEVICE_UUID stands.
+std::string sent_body(const plan::Stage& s) {
+  upswift::DeployRequest request = s.deploy_request();
+  if (s.sample) {
+    request.groups.clear();
+    request.filters = {{upswift::FilterType::specific_device, upswift::Operand::is, "DEVICE_UUID"}};
+  }
+  request.comment = engine::with_marker(request.comment, engine::dispatch_marker("RUN", s.name));
+  return upswift::deploy_update_body(request, upswift::kRedactedToken);
+}
 
 struct PlanOptions {
   std::string plan;
@@ -114,8 +128,9 @@ Json plan_json(const CheckedPlan& c) {
                                {"share", plan::format_percent(s.ramp->percent)}}
                         : Json(nullptr)},
         {"gate", gate_json(s.gate)},
-        {"deploy_update",
-         Json::parse(upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken))}});
+        {"selection",
+         Json::parse(upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken))},
+        {"deploy_update", Json::parse(sent_body(s))}});
   }
   Json rollback = nullptr;
   if (p.on_failure.action == plan::FailureAction::rollback && p.on_failure.rollback) {
@@ -152,6 +167,8 @@ void print_text(const CheckedPlan& c) {
   if (p.abort_when) std::cout << fmt::format("  abort_when:   {}\n", plan::describe(*p.abort_when));
   std::cout << fmt::format("  api:          {}, rate limit {}\n", api_url(p),
                            plan::format_rate_limit(p.api.rate_limit));
+  std::cout << "  bodies:       each deploy_update below as a run sends it, the token aside; RUN "
+               "stands for the run's id\n";
   int step = 0;
   for (dag::StageId id : c.graph.order) {
     const plan::Stage& s = p.stages[id];
@@ -181,9 +198,13 @@ void print_text(const CheckedPlan& c) {
                                plan::format_sample(*s.sample)));
     }
     // The exact bytes POSTed to deploy_update, the token aside.
-    std::cout << fmt::format(
-        "   deploy_update: {}\n",
-        upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken));
+    if (s.sample) {
+      std::cout << fmt::format(
+          "   selection: {}\n",
+          upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken));
+    }
+    std::cout << fmt::format("   deploy_update{}: {}\n", s.sample ? " (each drawn device)" : "",
+                             sent_body(s));
   }
 }
 

@@ -174,3 +174,21 @@ def test_webhooks_get_the_run_in_order_and_a_dead_one_holds_nothing_up(tmp):
         assert all("/dead" not in n for n in notes)  # only the host: a path may be a secret
         good.shutdown()
         dead.close()
+
+
+def test_plan_offline_shows_each_body_exactly_as_the_run_sends_it(tmp):
+    """`plan --offline` prints each stage's deploy_update body with its marker; a run of the
+    same plan records the very same bodies (RUN being its id), byte for byte once parsed."""
+    planned = json.loads(rollout("plan", "--offline", str(PLAN), "--output", "json").stdout)
+    with Sim(tmp, STEADY) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+    sent = {c["stage"]: c["body"] for c in shown["api_calls"] if c["kind"] == "dispatch"}
+    for stage in planned["stages"]:
+        expected = json.loads(json.dumps(stage["deploy_update"]).replace("[rollout RUN/", f"[rollout {run}/"))
+        assert sent[stage["name"]] == expected, (stage["name"], sent[stage["name"]], expected)
+    text = rollout("plan", "--offline", str(PLAN)).stdout
+    assert "[rollout RUN/canary]" in text and "RUN stands for the run's id" in text, text
