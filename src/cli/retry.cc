@@ -1,6 +1,6 @@
-// rollout retry RUN STAGE --failed-only: send a stage's update again to the devices whose
-// update failed, one specific_device call each, as a new attempt of the stage; then go on
-// with the run.
+// rollout retry RUN STAGE [--devices UUID,...]: send a stage's update again to the devices
+// whose update failed (or to the chosen few of them), one specific_device call each, as a new
+// attempt of the stage; then go on with the run.
 #include <algorithm>
 #include <iostream>
 #include <memory>
@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "engine/run.h"
 #include "engine/selection.h"
+#include "util/suggest.h"
 
 namespace rollout::cli {
 
@@ -22,7 +23,8 @@ namespace {
 struct RetryOptions {
   std::string run_id;
   std::string stage;
-  bool failed_only = false;
+  bool failed_only = true;           // the only kind of retry; the flag stays accepted
+  std::vector<std::string> devices;  // --devices: only these of the failed devices
   StateOptions state;
   ApiOptions api;
   std::string output = "text";
@@ -31,11 +33,6 @@ struct RetryOptions {
 
 int run_retry(RetryOptions& o) {
   o.api.json = o.output == "json";
-  if (!o.failed_only) {
-    std::cerr << "rollout retry: say --failed-only: a retry sends the update again only to the "
-                 "devices whose update failed\n";
-    return kExitInvalidInput;
-  }
   auto opened = open_run(o.state, o.run_id);
   auto& store = opened.store;
   const state::RunRecord* run = &opened.run;
@@ -103,6 +100,36 @@ int run_retry(RetryOptions& o) {
     for (std::size_t i = 0; i < snapshot->size(); ++i) {
       if ((*reached->value)[i] == engine::Reached::failed) failed.push_back((*snapshot)[i]);
     }
+    if (!o.devices.empty()) {
+      // The chosen few: each must be one of the stage's devices whose update failed; a
+      // device whose update did not fail is never sent it again by a retry.
+      std::vector<state::SnapshotDevice> chosen;
+      for (const std::string& uuid : o.devices) {
+        const auto at = std::find_if(snapshot->begin(), snapshot->end(),
+                                     [&](const auto& d) { return d.uuid == uuid; });
+        if (at == snapshot->end()) {
+          std::vector<std::string_view> known;
+          for (const auto& d : *snapshot) known.push_back(d.uuid);
+          std::cerr << fmt::format(
+              "rollout retry: device {} is not one of stage {}'s {} device(s){}; nothing was "
+              "sent\n",
+              uuid, o.stage, snapshot->size(), did_you_mean(uuid, known));
+          return kExitInvalidInput;
+        }
+        const auto status = (*reached->value)[static_cast<std::size_t>(at - snapshot->begin())];
+        if (status != engine::Reached::failed) {
+          std::cerr << fmt::format(
+              "rollout retry: the update of device {} in stage {} is {}, not failed: a retry "
+              "sends it again only where it failed; nothing was sent\n",
+              uuid, o.stage, state::name(status));
+          return kExitInvalidInput;
+        }
+        if (std::none_of(chosen.begin(), chosen.end(),
+                         [&](const auto& d) { return d.uuid == uuid; }))
+          chosen.push_back(*at);
+      }
+      failed = std::move(chosen);
+    }
   }
   if (failed.empty()) {
     std::cout << fmt::format("stage {} of run {}: no device's update failed; nothing to retry\n",
@@ -132,7 +159,12 @@ void add_retry_command(CLI::App& app, Run& run) {
   cmd->add_option("run", o->run_id, "Run id, or 'last'")->required();
   cmd->add_option("stage", o->stage, "The stage to retry")->required();
   cmd->add_flag("--failed-only", o->failed_only,
-                "Only the devices whose update failed (required: the only kind of retry)");
+                "Only the devices whose update failed: the default, and the only kind of retry "
+                "(accepted for scripts that say it)");
+  cmd->add_option("--devices", o->devices,
+                  "Only these of the stage's devices whose update failed (uuids, comma-separated "
+                  "or repeated)")
+      ->delimiter(',');
   add_run_options(cmd, o->state, o->api, o->output);
   cmd->add_flag("--allow-concurrent", o->allow_concurrent,
                 "Retry even while another live run of the same plan, or of a stage target it "

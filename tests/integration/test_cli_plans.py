@@ -6,6 +6,8 @@ import threading
 import http.server
 from pathlib import Path
 
+import requests
+
 from e2e import EXIT_INVALID, EXIT_OK, EXIT_STOPPED, SCALE, run_id_of
 from cli_helpers import FAILING, PLAN, PREVIEW_FLEET, PREVIEW_PLAN, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout
 
@@ -80,15 +82,16 @@ def test_retry_sends_again_to_the_failed_devices_only(tmp):
                     api=sim.url)
         assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
         run = run_id_of(p.stdout)
-        refused = rollout("retry", run, "canary", "--state", db, api=sim.url)
-        assert refused.returncode == EXIT_INVALID and "--failed-only" in refused.stderr
+        refused = rollout("retry", run, "canary", "--devices", "no-such-device", "--state", db, api=sim.url)
+        assert refused.returncode == EXIT_INVALID and "is not one of stage canary's" in refused.stderr, refused.stderr
         refused = rollout("retry", run, "eu", "--failed-only", "--state", db, api=sim.url)
         assert refused.returncode == EXIT_INVALID and "has not been dispatched" in refused.stderr
         shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
         canary = next(s for s in shown["stages"] if s["name"] == "canary")
         assert canary["last_observation"]["failed"] > 0
         before = len(sim.requests())
-        p = rollout("retry", run, "canary", "--failed-only", "--state", db, "--time-scale", SCALE, api=sim.url)
+        # --failed-only is the default: said or not, the same retry.
+        p = rollout("retry", run, "canary", "--state", db, "--time-scale", SCALE, api=sim.url)
         assert p.returncode in (EXIT_OK, EXIT_STOPPED), p.stdout + p.stderr
         # Devices still updating when the gate failed may have failed since: at least as many.
         m = re.search(r"retry 1 of stage canary: (\d+) device\(s\) whose update failed", p.stdout)
@@ -105,6 +108,43 @@ def test_retry_sends_again_to_the_failed_devices_only(tmp):
         times = [e["time"] for e in shown["events"]]
         assert times == sorted(times), "the retry's records went back in (simulated) time"
         assert_db_clean(db)
+
+
+def test_retry_of_chosen_devices_sends_to_those_only(tmp):
+    """retry --devices: only the chosen of the failed devices get the update again; a device
+    whose update did not fail is refused by name, and nothing is sent."""
+    with Sim(tmp, FAILING) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(SRC / "tests/plans/retry.yaml"), "--state", db, "--yes", "--time-scale", SCALE,
+                    api=sim.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        # What the fleet says now of this run's update on each canary (the gate failed early:
+        # some were still updating then), once every update has finished.
+        marker = f"[rollout {run}/canary]"
+        for _ in range(50):
+            details = requests.get(sim.url + "devices_details", json={
+                "user_token": TOKEN, "project_name": "Demo", "group_name": "Canary", "limit": 50}).json()
+            status = {d["device_uuid"]: next(u["update_status"] for u in d["updates"] if marker in u["comment"])
+                      for d in details["message"] if any(marker in u["comment"] for u in d["updates"])}
+            if all(s in ("success", "failed") for s in status.values()):
+                break
+            time.sleep(0.1)
+        failed = sorted(u for u, s in status.items() if s == "failed")
+        fine = sorted(u for u, s in status.items() if s == "success")
+        assert failed and fine, status
+        before = len(sim.requests())
+        refused = rollout("retry", run, "canary", "--devices", f"{failed[0]},{fine[0]}", "--state", db, api=sim.url)
+        assert refused.returncode == EXIT_INVALID, refused.stdout + refused.stderr
+        assert f"the update of device {fine[0]} in stage canary is success, not failed" in refused.stderr
+        assert not [r for r in sim.requests()[before:] if r["endpoint"] == "deploy_update"]
+        p = rollout("retry", run, "canary", "--devices", failed[0], "--state", db, "--time-scale", SCALE, api=sim.url)
+        assert p.returncode in (EXIT_OK, EXIT_STOPPED), p.stdout + p.stderr
+        assert "retry 1 of stage canary: 1 device(s)" in p.stdout, p.stdout
+        retried = [r["body"]["devices_filter"]["filters"][0]["value"] for r in sim.requests()[before:]
+                   if r["endpoint"] == "deploy_update" and r.get("applied")
+                   and f"[rollout {run}/canary] (retry 1)" in r["body"]["metadata"].get("comment", "")]
+        assert retried == [failed[0]], retried
 
 
 def test_webhooks_get_the_run_in_order_and_a_dead_one_holds_nothing_up(tmp):
