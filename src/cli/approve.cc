@@ -28,14 +28,13 @@ int run_approve(const ApproveOptions& o) {
   const state::RunRecord* run = &opened.run;
   const auto stages = store->load_stages(run->id);
   const state::StageRecord* stage = nullptr;
-  std::string names;
+  std::vector<std::string> names;
   for (const auto& s : stages) {
     if (s.name == o.stage) stage = &s;
-    names += (names.empty() ? "" : ", ") + s.name;
+    names.push_back(s.name);
   }
   if (!stage) {
-    std::cerr << fmt::format("rollout: run {} has no stage '{}' (its stages: {})\n", run->id,
-                             o.stage, names);
+    std::cerr << "rollout: " << no_such_stage(run->id, o.stage, names) << "\n";
     return kExitInvalidInput;
   }
   if (stage->status != state::StageStatus::awaiting_approval &&

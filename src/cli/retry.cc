@@ -39,14 +39,13 @@ int run_retry(RetryOptions& o) {
   if (!opened.plan) return kExitError;
   const plan::Plan& plan = opened.plan->plan;
   const plan::Stage* stage = nullptr;
-  std::string names;
+  std::vector<std::string> names;
   for (const auto& s : plan.stages) {
     if (s.name == o.stage) stage = &s;
-    names += (names.empty() ? "" : ", ") + s.name;
+    names.push_back(s.name);
   }
   if (!stage) {
-    std::cerr << fmt::format("rollout retry: run {} has no stage '{}' (its stages: {})\n", run->id,
-                             o.stage, names);
+    std::cerr << "rollout retry: " << no_such_stage(run->id, o.stage, names) << "\n";
     return kExitInvalidInput;
   }
   std::optional<state::StageRecord> record;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
@@ -29,6 +30,7 @@
 #include "util/asio_clock.h"
 #include "util/safe_text.h"
 #include "util/sha256.h"
+#include "util/suggest.h"
 
 namespace rollout::cli {
 
@@ -109,6 +111,13 @@ state::RunRecord find_run(state::StateStore& store, const std::string& id) {
 bool process_is_gone(const state::LeaseOwner& owner) {
   return owner.host == this_process().host && ::kill(static_cast<pid_t>(owner.pid), 0) != 0 &&
          errno == ESRCH;
+}
+
+std::string no_such_stage(const std::string& run_id, const std::string& stage,
+                          const std::vector<std::string>& names) {
+  const std::vector<std::string_view> candidates(names.begin(), names.end());
+  return fmt::format("run {} has no stage '{}'{}; its stages: {}", run_id, stage,
+                     did_you_mean(stage, candidates), fmt::join(names, ", "));
 }
 
 std::size_t unsettled_calls(state::StateStore& store, const std::string& run_id) {

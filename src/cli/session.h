@@ -71,6 +71,10 @@ OpenedRun open_run(const StateOptions& state, const std::string& run_id);
 // and never answered). A run that an older version ended with some is resumed to settle them.
 std::size_t unsettled_calls(state::StateStore& store, const std::string& run_id);
 
+// "run R has no stage 'uss' (did you mean 'us'?); its stages: canary, eu, us"
+std::string no_such_stage(const std::string& run_id, const std::string& stage,
+                          const std::vector<std::string>& names);
+
 // "last" is the most recent run; otherwise the id as given, which must exist (CommandError
 // otherwise). A run recorded as running whose process is gone comes back as `interrupted`.
 state::RunRecord find_run(state::StateStore& store, const std::string& id);

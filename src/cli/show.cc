@@ -55,7 +55,9 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
                  const std::vector<state::StageRecord>& stages) {
   if (!o.stage.empty() && std::none_of(stages.begin(), stages.end(),
                                        [&](const auto& s) { return s.name == o.stage; })) {
-    std::cerr << fmt::format("rollout show: run {} has no stage '{}'\n", run.id, o.stage);
+    std::vector<std::string> names;
+    for (const auto& s : stages) names.push_back(s.name);
+    std::cerr << "rollout show: " << no_such_stage(run.id, o.stage, names) << "\n";
     return kExitInvalidInput;
   }
   // The words CLI11 checked against kDeviceStatuses, as shown: "unread" is no status at all,

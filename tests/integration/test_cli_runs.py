@@ -191,3 +191,21 @@ def test_an_unknown_crash_point_is_refused_before_anything_is_written(tmp):
     assert p.returncode == EXIT_INVALID, p.stdout + p.stderr
     assert "'after_intnet', which is not a crash point" in p.stderr and "after_intent" in p.stderr
     assert nothing_written(db)
+
+
+def test_a_mistyped_command_option_or_stage_says_what_was_meant(tmp):
+    p = rollout("aply", "plan.yaml")
+    assert p.returncode == EXIT_INVALID and "unknown command 'aply' (did you mean 'apply'?)" in p.stderr, p.stderr
+    p = rollout("show", "last", "--devcies")
+    assert p.returncode == EXIT_INVALID, p.stderr
+    assert "rollout show: unknown option '--devcies' (did you mean '--devices'?)" in p.stderr, p.stderr
+    p = rollout("state", "migrat")
+    assert p.returncode == EXIT_INVALID and "(did you mean 'migrate'?)" in p.stderr, p.stderr
+    with Sim(tmp, STEADY) as sim:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(SRC / "tests/plans/approval-four-stage.yaml"), "--state", db, "--yes",
+                    "--time-scale", SCALE, api=sim.url)
+        assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+        p = rollout("approve", "last", "uss", "--state", db)
+        assert p.returncode == EXIT_INVALID, p.stderr
+        assert "has no stage 'uss' (did you mean 'us'?); its stages: canary, eu, us, everyone" in p.stderr, p.stderr
