@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/engine_impl.h"
 #include "util/time_text.h"
@@ -240,7 +241,21 @@ void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {
   }
   auto reason = abort_criterion_met(*plan.abort_when, targeted, sum);
   if (!reason) return;
+  // Where the devices that tripped it are: the stages with failed or lost devices.
+  std::vector<std::string> where;
+  for (const StageRun& other : stages) {
+    if (!other.record.dispatched_at || !other.counts) continue;
+    const StatusCounts& c = *other.counts;
+    std::vector<std::string> parts;
+    if (c.failed + c.aborted > 0) parts.push_back(fmt::format("{} failed", c.failed + c.aborted));
+    if (c.lost > 0) parts.push_back(fmt::format("{} lost", c.lost));
+    if (!parts.empty())
+      where.push_back(fmt::format("{} {}", other.record.name, fmt::join(parts, ", ")));
+  }
+  if (!where.empty()) *reason += fmt::format(" (in {})", fmt::join(where, "; "));
   abort_when_met = true;
+  // The run stops for the criterion, not for the first stage it fails.
+  if (!stopping) stopping = Outcome{Ending::stopped, *reason};
   event("", "abort_criteria", *reason + "; no new stage starts, the stages in flight fail");
   j = {Verdict::fail, *reason + "; " + j.reason};
   for (StageRun& other : stages) {

@@ -198,8 +198,11 @@ void Engine::Impl::carry_out_abort(const state::AbortRequest& request) {
   if (request.rollback && plan.on_failure.rollback) {
     for (StageRun& s : stages) {
       if (s.record.dispatched_at && s.record.status != StageStatus::rolled_back &&
-          !s.rollback_started)
+          !s.rollback_started) {
+        // Its reason is now the abort, not its gate's old verdict.
+        s.record.reason = abort_reason(request);
         rollback(s);
+      }
     }
   }
   stopping = Outcome{Ending::stopped, abort_reason(request)};
@@ -281,8 +284,10 @@ void Engine::Impl::stage_failed(StageRun& s, const std::string& reason, bool dis
     set_stage(s, StageStatus::rolling_back, reason);
     roll_back_in_flight = true;
     if (spec(s).ramp) failed_ramps.insert(spec(s).ramp->stage);
-    stopping = Outcome{Ending::stopped,
-                       fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
+    // The first cause stands (abort_when, a sibling that failed first).
+    if (!stopping)
+      stopping = Outcome{Ending::stopped,
+                         fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
     rollback(s);
     return;
   }

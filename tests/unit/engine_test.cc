@@ -1122,6 +1122,9 @@ stages:
   REQUIRE(outcome);
   CHECK(outcome->ending == engine::Ending::stopped);
   CHECK(outcome->reason.find("abort_when failed 10% met") != std::string::npos);
+  // The run's reason is the criterion, with where its devices are; not "stage b failed".
+  CHECK(outcome->reason.rfind("abort_when failed 10% met", 0) == 0);
+  CHECK(outcome->reason.find("(in a 1 failed; b 2 failed)") != std::string::npos);
   CHECK(h.stage_status() ==
         std::map<std::string, std::string>{{"a", "passed"}, {"b", "failed"}, {"c", "waiting"}});
   const auto b = h.store.load_stages("r-test")[1];
@@ -1461,6 +1464,12 @@ TEST_CASE("answer lost, an operator's abort before the settle is due: settled, s
     CHECK(eu.dispatched_at.has_value());
     CHECK(word(eu.status) == (rollback ? "rolled_back" : "stopped"));
     CHECK(h.applied_for("[rollout r-test/eu/rollback]") == (rollback ? 1 : 0));
+    if (rollback) {
+      // A stage the abort rolled back says so, not its gate's old verdict.
+      const auto canary = stage_record(h, "canary");
+      CHECK(word(canary.status) == "rolled_back");
+      CHECK(canary.reason.rfind("aborted by carol, who asked for a rollback; rolled back", 0) == 0);
+    }
   }
 }
 
