@@ -1,5 +1,6 @@
 // rollout state migrate: a state database copied into another (a SQLite file into a team's
 // PostgreSQL server, or back), verified by counts and hashes before it commits.
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -23,11 +24,20 @@ int run_migrate(const MigrateOptions& o) {
   if (o.from == o.to)
     throw CommandError(kExitInvalidInput, "--from and --to name the same state database");
   auto from = open_store(StateOptions{o.from});
+  // A SQLite destination made for the copy is removed again when the copy is refused or
+  // fails: a refused migrate leaves nothing behind.
+  std::error_code ignored;
+  const bool made = !store::is_postgres_url(o.to) && !std::filesystem::exists(o.to, ignored);
   auto to = open_store(StateOptions{o.to}, /*create=*/true);
   store::CopyReport report;
   try {
     report = store::copy_state(*from, *to, std::chrono::system_clock::now(), lease_stale_after());
   } catch (const store::StoreError& e) {
+    if (made) {
+      to.reset();
+      for (const char* suffix : {"", "-wal", "-shm"})
+        std::filesystem::remove(o.to + suffix, ignored);
+    }
     throw CommandError(kExitError, e.what());
   }
   std::cout << fmt::format("copied {} run(s) from {} to {}, verified:\n", report.runs.size(),
@@ -52,9 +62,10 @@ void add_state_command(CLI::App& app, Run& run) {
       "migrate",
       "Copy every run of one state database into another (a SQLite file into PostgreSQL, or "
       "back), in one transaction that commits only when every table's row count and sha256 "
-      "match the source's. Refused, with nothing written, while a run of the source is being "
-      "run, or when a run is in the destination already. The password comes from "
-      "PGPASSWORD, ~/.pgpass or a service file, never from the URL.");
+      "match the source's. A destination that holds other runs keeps them: the copied runs join "
+      "them. Refused, with nothing written (a SQLite file made for it is removed), while a run "
+      "of the source is being run, or when one of its run ids is in the destination already. "
+      "The password comes from PGPASSWORD, ~/.pgpass or a service file, never from the URL.");
   migrate->add_option("--from", o->from, "The state to copy: a SQLite path or a PostgreSQL URL")
       ->required();
   migrate

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from e2e import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, nothing_written, run_id_of, started
 from cli_helpers import CANARY_PLAN, FAILING, PLAN, ROLLOUT, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout
 
@@ -209,3 +211,35 @@ def test_a_mistyped_command_option_or_stage_says_what_was_meant(tmp):
         p = rollout("approve", "last", "uss", "--state", db)
         assert p.returncode == EXIT_INVALID, p.stderr
         assert "has no stage 'uss' (did you mean 'us'?); its stages: canary, eu, us, everyone" in p.stderr, p.stderr
+
+
+@pytest.mark.sqlite_file
+def test_state_migrate_merges_refuses_the_same_run_twice_and_leaves_nothing_when_refused(tmp):
+    plan = str(SRC / "plans/canary-then-fleet.yaml")
+    fleet = str(SRC / "examples/fleets/small.yaml")
+    a, b, c = f"{tmp}/a.db", f"{tmp}/b.db", f"{tmp}/c.db"
+    for db in (a, b):
+        p = rollout("apply", plan, "--simulate", fleet, "--state", db, "--yes", "--time-scale", SCALE)
+        assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+    ids = lambda db: sorted(r["id"] for r in json.loads(rollout("runs", "--state", db, "--output", "json").stdout))
+    first, second = ids(a), ids(b)
+    p = rollout("state", "migrate", "--from", a, "--to", b)
+    assert p.returncode == EXIT_OK, p.stdout + p.stderr
+    assert ids(b) == sorted(first + second)  # merged beside the run it held
+    before = Path(b).read_bytes()
+    p = rollout("state", "migrate", "--from", a, "--to", b)
+    assert p.returncode == EXIT_ERROR and "already: nothing was copied" in p.stderr, p.stderr
+    assert ids(b) == sorted(first + second)
+    # A refused migrate into a new file leaves no file: a live run of the source refuses it.
+    live = subprocess.Popen([ROLLOUT, "apply", str(SRC / "tests/plans/four-stage.yaml"), "--simulate", fleet,
+                             "--state", f"{tmp}/live.db", "--yes", "--no-progress"],
+                            env=dict(os.environ, UPSWIFT_USER_TOKEN=TOKEN), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout.readline().startswith("run r-")
+        p = rollout("state", "migrate", "--from", f"{tmp}/live.db", "--to", c)
+        assert p.returncode == EXIT_ERROR and "is being run by" in p.stderr, p.stderr
+        assert not Path(c).exists() and not Path(c + "-wal").exists()
+    finally:
+        live.kill()
+        live.communicate()
