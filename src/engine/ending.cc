@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "engine/engine_impl.h"
 
@@ -39,10 +40,16 @@ std::vector<Engine::Impl::Unsettled> Engine::Impl::unknown_dispatches(StageRun& 
 }
 
 bool Engine::Impl::settle_before_end(StageRun& s) {
-  if (s.settle_failed) return false;
+  if (s.settle_failed || s.dispatches_known) return false;
   const ApiCall* latest = nullptr;
   std::vector<Unsettled> unknown = unknown_dispatches(s, latest);
-  if (unknown.empty()) return false;
+  if (unknown.empty()) {
+    // Known for good only once no answer of the stage's is still to come.
+    const auto calls = ledger(s, CallKind::dispatch).all();
+    s.dispatches_known = std::none_of(calls.begin(), calls.end(),
+                                      [&](const ApiCall* c) { return awaited.count(c->id) > 0; });
+    return false;
+  }
   const std::string what = settle_what(unknown);
   settle(s, *latest, std::move(unknown), what);
   return true;
@@ -142,9 +149,7 @@ std::optional<std::string> Engine::Impl::unsettled_calls() {
     }
   }
   if (found.empty()) return std::nullopt;
-  std::string out;
-  for (const std::string& f : found) out += (out.empty() ? "" : ", ") + f;
-  return out;
+  return fmt::format("{}", fmt::join(found, ", "));
 }
 
 }  // namespace rollout::engine

@@ -85,6 +85,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     bool rollback_started = false;  // in this process: a second start would send it twice
     bool settling = false;          // a settle of its calls is waiting for its delay or its read
     bool settle_failed = false;     // the read to settle them failed while the run was stopping
+    // Once the run is stopping, none of its dispatches is unknown any more (none is sent
+    // then): not looked for again at every turn.
+    bool dispatches_known = false;
     // Dispatched, but cut off before its gate read its devices: read once as the run stops.
     bool looking = false, looked = false;
     // Its calls, read from the store once (when first needed) and kept in step after.
@@ -231,6 +234,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void save_stage(const StageRun& s);
   void stage_error(StageRun& s, const std::string& message);
   void stage_failed(StageRun& s, const std::string& reason, bool dispatched);
+  // A stage failed and its on_failure rolls back: so will the stages cut off in flight, and
+  // every step of its ramp (ending.cc).
+  void failed_with_rollback(const StageRun& s);
 
   // dispatch.cc
   void start_stage(StageRun& s);

@@ -144,10 +144,7 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
     const StageStatus st = s.record.status;
     const bool failed = st == StageStatus::failed || st == StageStatus::rolled_back ||
                         st == StageStatus::rolling_back;
-    if (failed && plan.on_failure.action == plan::FailureAction::rollback) {
-      roll_back_in_flight = true;
-      if (spec(s).ramp) failed_ramps.insert(spec(s).ramp->stage);
-    }
+    if (failed && plan.on_failure.action == plan::FailureAction::rollback) failed_with_rollback(s);
     if (!stopping && failed) {
       stopping = Outcome{Ending::stopped,
                          fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
@@ -277,13 +274,17 @@ void Engine::Impl::stage_error(StageRun& s, const std::string& message) {
                        s.record.name, message, run_id));
 }
 
+void Engine::Impl::failed_with_rollback(const StageRun& s) {
+  roll_back_in_flight = true;
+  if (spec(s).ramp) failed_ramps.insert(spec(s).ramp->stage);
+}
+
 void Engine::Impl::stage_failed(StageRun& s, const std::string& reason, bool dispatched) {
   if (dispatched && plan.on_failure.action == plan::FailureAction::rollback &&
       plan.on_failure.rollback) {
     // One write: a crash right here resumes into the rollback, never past it.
     set_stage(s, StageStatus::rolling_back, reason);
-    roll_back_in_flight = true;
-    if (spec(s).ramp) failed_ramps.insert(spec(s).ramp->stage);
+    failed_with_rollback(s);
     // The first cause stands (abort_when, a sibling that failed first).
     if (!stopping)
       stopping = Outcome{Ending::stopped,

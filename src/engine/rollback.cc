@@ -164,20 +164,18 @@ void Engine::Impl::send_rollback_calls(StageRun& s) {
 
 void Engine::Impl::send_rollback_batch(StageRun& s, const std::vector<std::size_t>& positions) {
   std::vector<ApiCall> intents;
+  std::vector<std::string> whom;  // one device's uuid, or the stage's whole selection
   for (std::size_t k : positions) {
     const Planned& planned = (*s.rollback_plan)[k];
-    const bool one_device = named_devices(planned.request).size() == 1;
+    const auto devices = named_devices(planned.request);
+    const bool one_device = devices.size() == 1;
     intents.push_back(intent(s, CallKind::rollback, planned.body,
                              one_device ? 1 : static_cast<std::int64_t>(s.snapshot->size())));
+    whom.push_back(one_device ? devices.front() : fmt::format("{} device(s)", s.snapshot->size()));
   }
   const std::vector<std::int64_t> ids = write_intents(s, std::move(intents));
-  for (std::size_t i = 0; i < positions.size(); ++i) {
-    const Planned& planned = (*s.rollback_plan)[positions[i]];
-    const auto devices = named_devices(planned.request);
-    s.rollback_queue.push_back(
-        {planned.request, ids[i],
-         devices.size() == 1 ? devices.front() : fmt::format("{} device(s)", s.snapshot->size())});
-  }
+  for (std::size_t i = 0; i < positions.size(); ++i)
+    s.rollback_queue.push_back({(*s.rollback_plan)[positions[i]].request, ids[i], whom[i]});
   send_rollback_queue(s);
 }
 

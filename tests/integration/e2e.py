@@ -217,9 +217,59 @@ def unknown_calls_of_terminal_runs_in_file(path):
         return []
 
 
-def assert_state_sound(db, open_intents_allowed=False):
+def updates_on_devices(url):
+    """Each device of project Demo with the comments of the updates on it, as the server
+    itself says (devices_details, every page; a page the server's faults spoil (429, 500, a
+    closed connection) is asked for again)."""
+    import requests
+    out, offset = {}, None
+    while True:
+        body = {"user_token": TOKEN, "project_name": "Demo", "limit": 50}
+        if offset is not None:
+            body["offset"] = offset
+        for _ in range(100):
+            try:
+                answer = requests.get(url + "devices_details", json=body, timeout=30)
+                if answer.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"devices_details never answered 200 at offset {offset}")
+        page = answer.json()
+        for d in page["message"]:
+            out[d["device_uuid"]] = [u.get("comment", "") for u in d["updates"]]
+        if not page["more"] or not page["message"]:
+            return out
+        offset = page["message"][-1]["device_id"]
+
+
+def assert_devices_known(db, run, url):
+    """The other half of the promise: every device that the server says took an update of
+    `run` is known to the run in that stage: read by its gate (its update recorded) or among
+    the devices its rollback targeted."""
+    con = connect_state(db)
+    gated = set(con.execute("SELECT stage, device_uuid FROM device_states WHERE run_id = ? AND update_id <> 0",
+                            (run,)).fetchall())
+    rolled = {(key[: -len("/rollback")], uuid) for key, uuid in con.execute(
+        "SELECT stage, device_uuid FROM snapshot_devices WHERE run_id = ? AND stage LIKE '%/rollback'", (run,))}
+    con.close()
+    unknown = []
+    for uuid, comments in updates_on_devices(url).items():
+        for comment in comments:
+            m = re.search(r"\[rollout " + re.escape(run) + r"/([^\]/]+)\]", comment)
+            if m and (m.group(1), uuid) not in gated | rolled:
+                unknown.append((m.group(1), uuid))
+    assert not unknown, f"devices that took run {run}'s update but that the run does not know: {unknown}"
+
+
+def assert_state_sound(db, open_intents_allowed=False, run=None, url=None):
     """integrity_check ok, no intent without an outcome (no lost dispatch), no call of a
-    terminal run with an unknown outcome, no token."""
+    terminal run with an unknown outcome, no token; with `run` and the server's `url`, every
+    device the server says took the run's update known to the run (assert_devices_known)."""
+    if run is not None:
+        assert_devices_known(db, run, url)
     con = connect_state(db)
     tables = state_tables(con)
     unknown = con.execute(TERMINAL_UNKNOWN).fetchall()

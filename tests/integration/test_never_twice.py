@@ -68,7 +68,7 @@ def every_answer_dropped(tmp, kind):
         assert "Upswift accepted" not in p.stdout  # no answer came: it was never said
         shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
         assert [c["outcome"] for c in shown["api_calls"]] == ["settled_applied"] * 4, shown["api_calls"]
-        assert_state_sound(db)
+        assert_state_sound(db, run=run, url=server.url)
 
 
 def test_every_deploy_answer_dropped_after_applying_is_applied_once_sim(tmp):
@@ -106,7 +106,7 @@ def test_an_answer_lost_while_a_sibling_fails_is_settled_then_rolled_back(tmp):
         # Its devices were read before the run ended: each has its update, none is unread.
         devices = stages["eu"]["device_states"]
         assert len(devices) == 16 and all(d["update_id"] for d in devices), devices
-        assert_state_sound(db)
+        assert_state_sound(db, run=run, url=server.url)
 
 
 def interrupted_with_eu_unknown(tmp, server):
@@ -145,7 +145,7 @@ def test_a_terminal_run_left_with_an_unknown_call_is_repaired_by_resume(tmp):
         assert applied[f"{run}/eu"] == 1 and applied[f"{run}/eu/rollback"] == 1, applied
         shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
         assert {s["name"]: s["status"] for s in shown["stages"]}["eu"] == "rolled_back", shown["stages"]
-        assert_state_sound(db)
+        assert_state_sound(db, run=run, url=server.url)
         p = rollout("resume", run, "--state", db, url=server.url)
         assert p.returncode == EXIT_INVALID and "nothing to resume" in p.stderr, p.stderr
 
@@ -157,7 +157,7 @@ def test_a_terminal_run_left_with_an_unknown_call_is_repaired_by_abort_rollback(
         assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
         applied = server.applied_per_marker()
         assert applied[f"{run}/eu"] == 1 and applied[f"{run}/eu/rollback"] == 1, applied
-        assert_state_sound(db)
+        assert_state_sound(db, run=run, url=server.url)
 
 
 def foreign_answers(tmp, kind):
@@ -182,6 +182,18 @@ def test_html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_fake
     foreign_answers(tmp, "fake")
 
 
+def apply_killed_at_random(plan, db, server, rng):
+    """An apply SIGKILLed at a random moment of its first 2 s (unless it ended before): the
+    process as it ended, and its run (None when it was killed before it made one)."""
+    proc = start_apply(plan, db, server.url)
+    try:
+        out, err = proc.communicate(timeout=rng.uniform(0.05, 2.0))
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), run_of(out, db, server)
+
+
 def fault_mix_trial(tmp, seed, plan=PLAN):
     """429s, 500s, answers dropped after applying, idle keep-alive connections closed, and a
     SIGKILL at a random moment, then resumes until the run ends: each stage applied once (each
@@ -193,19 +205,11 @@ def fault_mix_trial(tmp, seed, plan=PLAN):
         faults["idle_close"] = 0.3
     with Server(tmp, kind, faults, seed=seed) as server:
         db = f"{tmp}/state.db"
-        proc = start_apply(plan, db, server.url)
-        kill_after = rng.uniform(0.05, 2.0)
-        try:
-            out, err = proc.communicate(timeout=kill_after)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate(timeout=30)
-        first = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        run = run_of(out, db, server)
+        first, run = apply_killed_at_random(plan, db, server, rng)
         if run is None:
             return  # killed before it created the run: nothing was sent (run_of checked)
         p = resume_until_done(run, db, server.url, first)
-        assert_state_sound(db)
+        assert_state_sound(db, run=run, url=server.url)
         applied = server.applied_per_marker()
         if plan == SAMPLED_PLAN:
             wave = sampled_wave_targets(server, run)
@@ -297,7 +301,7 @@ def freeze_trial(tmp, seed):
         assert "terminate called" not in err
         assert server.applied_per_marker() == before
         assert_each_stage_once(server, run)
-        assert_state_sound(db)
+        assert_state_sound(db, run=run, url=server.url)
         shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
         assert shown["status"] == "completed", shown["status"]
 
@@ -509,19 +513,12 @@ def test_fault_mix_with_failing_devices_rolls_back_and_leaves_nothing_unknown(tm
     faults = {"throttle": 0.3, "error_500": 0.1, "drop_after_apply": 0.5, "idle_close": 0.3}
     with Server(tmp, "fake", faults, seed=failing_seed, fake_args=("--fail-group", "US")) as server:
         db = f"{tmp}/state.db"
-        proc = start_apply(PLAN, db, server.url)
-        try:
-            out, err = proc.communicate(timeout=rng.uniform(0.05, 2.0))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate(timeout=30)
-        first = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        run = run_of(out, db, server)
+        first, run = apply_killed_at_random(PLAN, db, server, rng)
         if run is None:
             return
         p = resume_until_done(run, db, server.url, first)
         assert p.returncode == EXIT_STOPPED, (failing_seed, p.stdout, p.stderr)
-        assert_state_sound(db)
+        assert_state_sound(db, run=run, url=server.url)
         applied = server.applied_per_marker()
         assert all(n == 1 for n in applied.values()), applied  # never twice
         shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)

@@ -279,6 +279,17 @@ def own_server(tmp):
         subprocess.run(["bash", str(Env.src / "scripts/pg.sh"), "stop", where], check=False)
 
 
+def apply_until_dispatched(binary, state, env, server, *extra):
+    """The four-stage apply in the background, once the server has seen its first deploy_update."""
+    proc = subprocess.Popen([binary, "apply", str(FOUR_STAGE), "--state", state, "--yes", "--time-scale", "60",
+                             "--no-progress", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(r["endpoint"] == "deploy_update" for r in server.requests()):
+        time.sleep(0.05)
+    return proc
+
+
 def test_a_postgresql_outage_of_seconds_mid_run_is_ridden_out(own_server, tmp):
     """The server stops for 4 s while the run bakes its canary: the run's next write finds the
     connection lost, makes it again with backoff, and the run completes, each stage's
@@ -287,11 +298,7 @@ def test_a_postgresql_outage_of_seconds_mid_run_is_ridden_out(own_server, tmp):
     binary = getattr(Env, "real_rollout", Env.rollout)
     with Server(tmp, "sim") as server:
         env = env_for(server.url, {"PGPASSWORD": password})
-        proc = subprocess.Popen([binary, "apply", str(FOUR_STAGE), "--state", url, "--yes", "--time-scale", "60",
-                                 "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(r["endpoint"] == "deploy_update" for r in server.requests()):
-            time.sleep(0.05)
+        proc = apply_until_dispatched(binary, url, env, server)
         subprocess.run(["bash", str(Env.src / "scripts/pg.sh"), "pause", where, "4"], check=True)
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == EXIT_OK, out + err
@@ -304,12 +311,7 @@ def test_with_state_retry_0s_an_outage_stops_the_run_resumable(own_server, tmp):
     binary = getattr(Env, "real_rollout", Env.rollout)
     with Server(tmp, "sim") as server:
         env = env_for(server.url, {"PGPASSWORD": password})
-        proc = subprocess.Popen([binary, "apply", str(FOUR_STAGE), "--state", url, "--yes", "--time-scale", "60",
-                                 "--no-progress", "--state-retry", "0s"], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(r["endpoint"] == "deploy_update" for r in server.requests()):
-            time.sleep(0.05)
+        proc = apply_until_dispatched(binary, url, env, server, "--state-retry", "0s")
         subprocess.run(["bash", str(Env.src / "scripts/pg.sh"), "pause", where, "2"], check=True)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == EXIT_ERROR, out + err
@@ -333,11 +335,7 @@ def test_a_state_database_dropped_mid_run_is_not_said_to_be_resumable(own_server
     state = base + "doomed"
     with Server(tmp, "sim") as server:
         env = env_for(server.url, {"PGPASSWORD": password})
-        proc = subprocess.Popen([binary, "apply", str(FOUR_STAGE), "--state", state, "--yes", "--time-scale", "60",
-                                 "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(r["endpoint"] == "deploy_update" for r in server.requests()):
-            time.sleep(0.05)
+        proc = apply_until_dispatched(binary, state, env, server)
         with admin.cursor() as c:
             c.execute("DROP DATABASE doomed WITH (FORCE)")
         out, err = proc.communicate(timeout=120)

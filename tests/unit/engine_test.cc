@@ -1396,10 +1396,15 @@ state::StageRecord stage_record(Harness& h, const std::string& name) {
   return {};
 }
 
-void check_eu_settled_and_rolled_back(Harness& h) {
+// eu's one dispatch call's outcome ("none" before it has one).
+std::string eu_outcome(Harness& h) {
   const auto calls = h.store.load_stage_calls(h.run_id, "eu", state::CallKind::dispatch);
   REQUIRE(calls.size() == 1);
-  CHECK(word(calls[0].outcome) == "settled_applied");
+  return calls[0].outcome ? word(calls[0].outcome) : "none";
+}
+
+void check_eu_settled_and_rolled_back(Harness& h) {
+  CHECK(eu_outcome(h) == "settled_applied");
   CHECK(h.applied_for("[rollout r-test/eu]") == 1);  // never sent again
   CHECK(h.applied_for("[rollout r-test/eu/rollback]") >= 1);
   const auto eu = stage_record(h, "eu");
@@ -1409,6 +1414,17 @@ void check_eu_settled_and_rolled_back(Harness& h) {
   const auto devices = h.store.load_stage_device_states(h.run_id, "eu");
   CHECK(devices.size() == 20);
   for (const auto& d : devices) CHECK(d.update_id != 0);
+}
+
+// The run left resumable with eu's call unknown; the next process settles it, ends stopped,
+// and rolls eu back.
+void check_resume_settles_eu(Harness& h) {
+  CHECK(eu_outcome(h) == "unknown");
+  h.observer.hook = {};
+  auto resumed = h.run();
+  REQUIRE(resumed);
+  CHECK(resumed->ending == engine::Ending::stopped);
+  check_eu_settled_and_rolled_back(h);
 }
 
 }  // namespace
@@ -1457,9 +1473,7 @@ TEST_CASE("answer lost, an operator's abort before the settle is due: settled, s
     REQUIRE(outcome);
     CHECK(outcome->ending == engine::Ending::stopped);
     CHECK(word(h.store.load_run(h.run_id)->status) == "aborted");
-    const auto calls = h.store.load_stage_calls(h.run_id, "eu", state::CallKind::dispatch);
-    REQUIRE(calls.size() == 1);
-    CHECK(word(calls[0].outcome) == "settled_applied");
+    CHECK(eu_outcome(h) == "settled_applied");
     const auto eu = stage_record(h, "eu");
     CHECK(eu.dispatched_at.has_value());
     CHECK(word(eu.status) == (rollback ? "rolled_back" : "stopped"));
@@ -1491,14 +1505,7 @@ TEST_CASE(
   CHECK(outcome->reason.find("continue with rollout resume r-test") != std::string::npos);
   // The signal ended the wait at once, not at the settle's due time.
   CHECK(h.now - signalled < 1min);
-  const auto calls = h.store.load_stage_calls(h.run_id, "eu", state::CallKind::dispatch);
-  REQUIRE(calls.size() == 1);
-  CHECK(word(calls[0].outcome) == "unknown");
-  h.observer.hook = {};
-  auto resumed = h.run();
-  REQUIRE(resumed);
-  CHECK(resumed->ending == engine::Ending::stopped);
-  check_eu_settled_and_rolled_back(h);
+  check_resume_settles_eu(h);
   CHECK(word(stage_record(h, "us").status) == "rolled_back");
 }
 
@@ -1515,14 +1522,7 @@ TEST_CASE("answer lost, a sibling fails, the API unreadable: never terminal; res
   });
   REQUIRE(outcome);
   CHECK_FALSE(state::is_final(h.store.load_run(h.run_id)->status));
-  const auto calls = h.store.load_stage_calls(h.run_id, "eu", state::CallKind::dispatch);
-  REQUIRE(calls.size() == 1);
-  CHECK(word(calls[0].outcome) == "unknown");
-  h.observer.hook = {};
-  auto resumed = h.run();
-  REQUIRE(resumed);
-  CHECK(resumed->ending == engine::Ending::stopped);
-  check_eu_settled_and_rolled_back(h);
+  check_resume_settles_eu(h);
 }
 
 TEST_CASE("a terminal run an older version left with an unknown outcome: resume settles it") {
