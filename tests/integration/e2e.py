@@ -253,7 +253,7 @@ def assert_devices_known(db, run, url):
     gated = set(con.execute("SELECT stage, device_uuid FROM device_states WHERE run_id = ? AND update_id <> 0",
                             (run,)).fetchall())
     rolled = {(key[: -len("/rollback")], uuid) for key, uuid in con.execute(
-        "SELECT stage, device_uuid FROM snapshot_devices WHERE run_id = ? AND stage LIKE '%/rollback'", (run,))}
+        "SELECT stage, device_uuid FROM snapshot_devices WHERE run_id = ? AND stage LIKE ?", (run, "%/rollback"))}
     con.close()
     unknown = []
     for uuid, comments in updates_on_devices(url).items():

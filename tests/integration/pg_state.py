@@ -77,6 +77,9 @@ class Connection:
         cur.execute(sql.replace("?", "%s"), tuple(params))
         return cur
 
+    def commit(self):
+        pass  # autocommit: each statement is committed as it runs
+
     def close(self):
         self.con.close()
 
