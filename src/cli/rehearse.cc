@@ -117,7 +117,8 @@ void print_spread(const std::vector<rehearsal::Result>& results) {
       using state::StageStatus;
       if (s.status == StageStatus::passed)
         ++passed;
-      else if (s.status == StageStatus::failed || s.status == StageStatus::rolled_back)
+      else if (s.status == StageStatus::failed || s.status == StageStatus::rolled_back ||
+               s.status == StageStatus::rollback_failed)
         ++failed;
       else if (s.status == StageStatus::paused)
         ++paused;

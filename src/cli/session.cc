@@ -626,9 +626,11 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
   if (!api_options.json) {
     std::cout << fmt::format("\nrun {} {}: {}\n", run.id, engine::name(outcome->ending),
                              outcome->reason);
-    if (outcome->ending == engine::Ending::paused ||
-        outcome->ending == engine::Ending::interrupted ||
-        outcome->ending == engine::Ending::failed) {
+    if (!outcome->next.empty()) {
+      std::cout << fmt::format("see `rollout show {}`; then `{}`\n", run.id, outcome->next);
+    } else if (outcome->ending == engine::Ending::paused ||
+               outcome->ending == engine::Ending::interrupted ||
+               outcome->ending == engine::Ending::failed) {
       std::cout << fmt::format("see `rollout show {}`; continue with `rollout resume {}`\n", run.id,
                                run.id);
     }

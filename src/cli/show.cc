@@ -47,7 +47,14 @@ Json device_json(const state::DeviceState& d) {
           {"online", d.online.empty() ? Json(nullptr) : Json(d.online)},
           {"online_read", optional_time(d.online_at)},
           {"online_last", optional_time(d.online_last)},
-          {"lost_since", optional_time(d.lost_at)}};
+          {"lost_since", optional_time(d.lost_at)},
+          // Where the stage was rolled back: how far its rollback's update got on the device.
+          {"rollback", !d.rollback_status
+                           ? Json(nullptr)
+                           : Json{{"update_id", d.rollback_update_id ? Json(d.rollback_update_id)
+                                                                     : Json(nullptr)},
+                                  {"status", *d.rollback_status},
+                                  {"since", iso_time(d.rollback_since)}}}};
 }
 
 // rollout show RUN --devices: one line per targeted device.
@@ -83,16 +90,31 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
               << "\n";
     return kExitOk;
   }
+  // The ROLLBACK column only where a rollback was checked: the status of its update.
+  const bool rollbacks = std::any_of(shown.begin(), shown.end(),
+                                     [](const auto& d) { return d.rollback_status.has_value(); });
+  const auto last_columns = [rollbacks](const std::string& online, const std::string& rollback) {
+    return rollbacks ? fmt::format("{:<19} {}", online, rollback) : online;
+  };
   std::cout << fmt::format("{:<14} {:<14} {:<20} {:<12} {:>9} {:<12} {:<19} {}\n", "STAGE",
-                           "DEVICE", "NAME", "GROUP", "UPDATE", "STATUS", "SINCE", "ONLINE");
+                           "DEVICE", "NAME", "GROUP", "UPDATE", "STATUS", "SINCE",
+                           last_columns("ONLINE", "ROLLBACK"));
   for (const auto& d : shown) {
+    std::string rollback;
+    if (rollbacks) {
+      rollback = !d.rollback_status ? "-"
+                                    : fmt::format("{} since {}", state::name(*d.rollback_status),
+                                                  local_time(d.rollback_since).substr(11));
+    }
     std::cout << fmt::format(
         "{:<14} {:<14} {:<20} {:<12} {:>9} {:<12} {:<19} {}\n", d.stage, d.uuid, d.name, d.group,
         d.update_id ? std::to_string(d.update_id) : "-",
         d.lost_at ? fmt::format("lost ({})", state::name(*d.status)) : shown_device_status(d),
         !d.status ? "-" : local_time(d.since),
-        d.online.empty() ? "-"
-                         : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)));
+        last_columns(d.online.empty() ? "-"
+                                      : fmt::format("{} at {}", d.online,
+                                                    local_time(*d.online_at).substr(11)),
+                     rollback));
   }
   std::string none;
   if (shown.empty() && o.statuses.empty()) {
@@ -274,7 +296,8 @@ void add_show_command(CLI::App& app, Run& run) {
   cmd->add_flag("--devices", o->devices,
                 "List each targeted device instead: uuid, name, group, the update id of this run's "
                 "update, its update_status as the gate last saw it and since when, and whether it "
-                "was online at the gate's decision");
+                "was online at the gate's decision; where the stage was rolled back, also how far "
+                "the rollback's update got on it (ROLLBACK)");
   cmd->add_option("--stage", o->stage, "With --devices: this stage's devices only");
   cmd->add_option("--status", o->statuses,
                   "With --devices: devices in this status only (repeatable): pending, in_progress, "

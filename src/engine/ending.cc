@@ -75,7 +75,7 @@ void Engine::Impl::wind_down() {
         failed_ramps.count(spec(s).ramp->stage) && plan.on_failure.rollback) {
       set_stage(
           s, StageStatus::rolling_back,
-          fmt::format("{}; rolled back with its ramp: {}", s.record.reason, stopping->reason));
+          fmt::format("{}; rolling back with its ramp: {}", s.record.reason, stopping->reason));
       rollback(s);
       continue;
     }

@@ -35,6 +35,8 @@ std::string_view name(Ending e);
 struct Outcome {
   Ending ending = Ending::completed;
   std::string reason;
+  // What a person does next, when it is not `rollout resume` (a failed rollback: its retry).
+  std::string next{};
 };
 
 class Observer {

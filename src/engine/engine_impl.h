@@ -5,6 +5,7 @@
 //   dispatch.cc   the snapshot and the write-ahead protocol: intents, answers, settling
 //   gating.cc     polling a stage's devices, recording what changed, the verdict
 //   rollback.cc   the rollback flow's targets and requests (pure) and sending them
+//   rollback_check.cc  reading the rollback's update on its devices: rolled back or not
 //   ending.cc     how a stopping run ends: unknown outcomes settled, stages cut off in
 //                 flight rolled back, never a terminal run with an unknown outcome
 // The pure parts they use: frontier.h, ledger.h, gate.h, rollback.h, markers.h.
@@ -24,6 +25,7 @@
 #include "engine/frontier.h"
 #include "engine/gate.h"
 #include "engine/ledger.h"
+#include "engine/rollback.h"
 #include "engine/selection.h"
 
 namespace rollout::engine {
@@ -96,11 +98,19 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // `last_through`; a step goes on from there.
     std::size_t next_device = 0;
     std::optional<WallTime> last_through;
-    // The rollback's requests, built once from its recorded targets, and how many of them
-    // (in order) went through.
+    // The rollback's requests, built once from its recorded targets (and those of each
+    // `retry --rollback`, the latest `rollback_retry`), and how many of them (in order)
+    // went through.
     std::optional<std::vector<Planned>> rollback_plan;
-    std::size_t rollback_targets = 0;
+    std::optional<std::vector<SnapshotDevice>> rollback_devices;  // its targets
+    int rollback_retry = 0;
     std::size_t rollback_next = 0;  // the calls before it went through
+    // Its check: what it last read of each target (target order), since when, and when the
+    // rollback's last call went through (its timeout counts from there).
+    bool rollback_checking = false;
+    std::optional<std::vector<Reading>> rollback_seen;
+    std::vector<WallTime> rollback_since;
+    WallTime rollback_sent_at{};
     // Its calls written ahead and not sent yet, those sent whose answers have not come, and
     // whether it stopped for a person (a refusal, an unreadable fleet).
     std::deque<Queued> rollback_queue;
@@ -142,6 +152,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     std::vector<state::WriteBatch::Snapshot> snapshots;
     std::vector<state::CallResult> outcomes;
     std::vector<PendingObservation> observations;
+    // A rollback check's devices that changed: the stage, target positions.
+    std::vector<std::pair<dag::StageId, std::vector<std::size_t>>> rollback_rows;
     std::vector<dag::StageId> stages;  // whose records changed, each once
     std::vector<state::Event> events;
     std::optional<state::RunStatusChange> run_status;
@@ -287,6 +299,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // lists them (`status` for its --status).
   std::string name_devices(const StageRun& s, const std::vector<std::size_t>& at,
                            std::string_view status) const;
+  // The same of any of the stage's lists of devices; past ten, `more` says where the rest are.
+  std::string name_devices(const std::vector<SnapshotDevice>& devices,
+                           const std::vector<std::size_t>& at, const std::string& more) const;
   void hold_for_offline(const StageRun& s, const PollRead& read, const StatusCounts& counts,
                         Judgement& j);
   // Run-wide: abort_when over every dispatched stage's latest counts; when met, the stages
@@ -344,6 +359,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // here, the run ends for a person (failed, resumable).
   void rollback_halted(StageRun& s, const std::string& why);
   bool rollback_under_way() const;
+
+  // rollback_check.cc: once every rollback call went through, the rollback's update is read
+  // on each of its devices until it finished on all of them or rollback.timeout passed.
+  void check_rollback(StageRun& s);
+  void poll_rollback(StageRun& s);
+  void note_rollback(StageRun& s, const std::vector<Reading>& readings, WallTime now);
+  void conclude_rollback(StageRun& s, const RollbackCheck& check, Seconds timeout);
+  Seconds rollback_timeout(const StageRun& s) const;
+  state::DeviceChanges rollback_device_rows(const StageRun& s,
+                                            const std::vector<std::size_t>& changed) const;
 };
 
 }  // namespace rollout::engine

@@ -172,13 +172,19 @@ std::string Engine::Impl::lost_devices(const StageRun& s,
 
 std::string Engine::Impl::name_devices(const StageRun& s, const std::vector<std::size_t>& at,
                                        std::string_view status) const {
+  return name_devices(*s.snapshot, at,
+                      fmt::format("rollout show {} --devices --stage {} --status {}", run_id,
+                                  s.record.name, status));
+}
+
+std::string Engine::Impl::name_devices(const std::vector<SnapshotDevice>& devices,
+                                       const std::vector<std::size_t>& at,
+                                       const std::string& more) const {
   constexpr std::size_t kNamed = 10;
   std::string out;
   for (std::size_t k = 0; k < at.size() && k < kNamed; ++k)
-    out += fmt::format("{}{}", k ? ", " : "", describe_device((*s.snapshot)[at[k]]));
-  if (at.size() > kNamed)
-    out += fmt::format(" and {} more (rollout show {} --devices --stage {} --status {})",
-                       at.size() - kNamed, run_id, s.record.name, status);
+    out += fmt::format("{}{}", k ? ", " : "", describe_device(devices[at[k]]));
+  if (at.size() > kNamed) out += fmt::format(" and {} more ({})", at.size() - kNamed, more);
   return out;
 }
 

@@ -55,6 +55,9 @@ std::vector<std::int64_t> Engine::Impl::flush(const std::vector<ApiCall>& intent
   batch.outcomes = std::move(p.outcomes);
   for (const PendingObservation& o : p.observations)
     batch.observations.emplace_back(o.o, device_rows(stages[o.stage], o.changed));
+  for (const auto& [id, changed] : p.rollback_rows)
+    batch.device_states.emplace_back(state::rollback_key(stages[id].record.name),
+                                     rollback_device_rows(stages[id], changed));
   for (dag::StageId id : p.stages) batch.stages.push_back(stages[id].record);
   batch.events = std::move(p.events);
   batch.run_status = std::move(p.run_status);
@@ -143,8 +146,16 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
   for (StageRun& s : stages) {
     const StageStatus st = s.record.status;
     const bool failed = st == StageStatus::failed || st == StageStatus::rolled_back ||
-                        st == StageStatus::rolling_back;
+                        st == StageStatus::rolling_back || st == StageStatus::rollback_failed;
     if (failed && plan.on_failure.action == plan::FailureAction::rollback) failed_with_rollback(s);
+    // Its rollback failed on some devices: the run ends failed until it is sent again there.
+    if (st == StageStatus::rollback_failed && (!stopping || stopping->ending != Ending::failed)) {
+      stopping = Outcome{Ending::failed,
+                         fmt::format("stage {}: {}; send the rollback again where it did not "
+                                     "succeed with rollout retry {} {} --rollback",
+                                     s.record.name, s.record.reason, run_id, s.record.name),
+                         fmt::format("rollout retry {} {} --rollback", run_id, s.record.name)};
+    }
     if (!stopping && failed) {
       stopping = Outcome{Ending::stopped,
                          fmt::format("stage {} failed: {}", s.record.name, s.record.reason)};
@@ -195,7 +206,7 @@ void Engine::Impl::carry_out_abort(const state::AbortRequest& request) {
   if (request.rollback && plan.on_failure.rollback) {
     for (StageRun& s : stages) {
       if (s.record.dispatched_at && s.record.status != StageStatus::rolled_back &&
-          !s.rollback_started) {
+          s.record.status != StageStatus::rollback_failed && !s.rollback_started) {
         // Its reason is now the abort, not its gate's old verdict.
         s.record.reason = abort_reason(request);
         rollback(s);
@@ -288,7 +299,7 @@ void Engine::Impl::stage_failed(StageRun& s, const std::string& reason, bool dis
     // The first cause stands (abort_when, a sibling that failed first).
     if (!stopping)
       stopping = Outcome{Ending::stopped,
-                         fmt::format("stage {} failed: {}; rolled back", s.record.name, reason)};
+                         fmt::format("stage {} failed: {}", s.record.name, reason)};
     rollback(s);
     return;
   }

@@ -33,7 +33,7 @@ std::vector<state::SnapshotDevice> rollback_targets(
 
 std::vector<upswift::DeployRequest> rollback_requests(
     const plan::Plan& plan, const plan::Stage& stage, const std::string& run_id,
-    std::size_t snapshot_size, const std::vector<state::SnapshotDevice>& targets) {
+    std::size_t snapshot_size, const std::vector<state::SnapshotDevice>& targets, int retry) {
   const plan::Rollback& rb = *plan.on_failure.rollback;
   upswift::DeployRequest base;
   base.flow_id = rb.flow_id;
@@ -42,11 +42,11 @@ std::vector<upswift::DeployRequest> rollback_requests(
   base.comment =
       with_marker(rb.comment ? rb.comment
                              : std::optional<std::string>(fmt::format("rollback of {}", plan.name)),
-                  rollback_marker(run_id, stage.name));
+                  rollback_marker(run_id, stage.name, retry));
   std::vector<upswift::DeployRequest> out;
   const upswift::DeployRequest stage_request = stage.deploy_request();
-  if (!targets.empty() && targets.size() == snapshot_size && !selects_by_state(stage_request) &&
-      !stage.sample) {
+  if (retry == 0 && !targets.empty() && targets.size() == snapshot_size &&
+      !selects_by_state(stage_request) && !stage.sample) {
     upswift::DeployRequest whole = base;
     whole.groups = stage_request.groups;
     whole.filters = stage_request.filters;
@@ -59,6 +59,30 @@ std::vector<upswift::DeployRequest> rollback_requests(
     out.push_back(std::move(one));
   }
   return out;
+}
+
+RollbackCheck judge_rollback(const std::vector<Reading>& readings, bool timed_out) {
+  RollbackCheck c;
+  for (std::size_t i = 0; i < readings.size(); ++i) {
+    switch (readings[i].reached) {
+      case state::DeviceStatus::success:
+        c.back.push_back(i);
+        break;
+      case state::DeviceStatus::failed:
+      case state::DeviceStatus::aborted:
+        c.failed.push_back(i);
+        break;
+      default:
+        c.unfinished.push_back(i);
+    }
+  }
+  c.over = c.unfinished.empty() || timed_out;
+  return c;
+}
+
+std::string rollback_target(const plan::Rollback& rollback) {
+  return rollback.app ? fmt::format("{} {}", rollback.app->name, rollback.app->version)
+                      : fmt::format("rollback flow {}", rollback.flow_id);
 }
 
 std::vector<std::string> named_devices(const upswift::DeployRequest& request) {
@@ -78,7 +102,6 @@ void Engine::Impl::rollback(StageRun& s) {
     set_status(s, StageStatus::rolling_back);
     save_stage(s);
   }
-  event(s.record.name, "rollback", "rolling back every device the stage's update reached");
   if (auto targets = store.load_snapshot(run_id, rollback_key(s.record.name))) {
     plan_rollback(s, *targets);
     return send_rollback_calls(s);
@@ -102,14 +125,34 @@ void Engine::Impl::rollback(StageRun& s) {
       }));
 }
 
+// The requests of the rollback and of each `retry --rollback` since (recorded under its own
+// key), in order: the calls that went through are not sent again.
 void Engine::Impl::plan_rollback(StageRun& s, const std::vector<SnapshotDevice>& targets) {
   s.rollback_plan.emplace();
-  for (auto& request : rollback_requests(plan, spec(s), run_id, s.snapshot->size(), targets)) {
-    std::string body = upswift::deploy_update_body(request, upswift::kRedactedToken);
-    s.rollback_plan->push_back({std::move(request), std::move(body)});
+  const auto add = [&](const std::vector<SnapshotDevice>& devices, int retry) {
+    for (auto& request :
+         rollback_requests(plan, spec(s), run_id, s.snapshot->size(), devices, retry)) {
+      std::string body = upswift::deploy_update_body(request, upswift::kRedactedToken);
+      s.rollback_plan->push_back({std::move(request), std::move(body)});
+    }
+  };
+  add(targets, 0);
+  s.rollback_retry = 0;
+  std::size_t again_to = 0;
+  while (auto again = store.load_snapshot(run_id, rollback_retry_key(s.record.name,
+                                                                     s.rollback_retry + 1))) {
+    add(*again, ++s.rollback_retry);
+    again_to = again->size();
   }
-  s.rollback_targets = targets.size();
+  s.rollback_devices = targets;
   s.rollback_next = 0;
+  event(s.record.name, "rollback",
+        s.rollback_retry == 0
+            ? fmt::format("rolling back the {} device(s) the stage's update reached",
+                          targets.size())
+            : fmt::format("rollback retry {}: sending the rollback again to the {} device(s) "
+                          "where it did not succeed",
+                          s.rollback_retry, again_to));
 }
 
 // The rollback's calls go out in batches whose intents are written together, a few at a time
@@ -153,13 +196,7 @@ void Engine::Impl::send_rollback_calls(StageRun& s) {
                                  : fmt::format("{} rollback deploy_update calls", unknown.size());
     return settle(s, *latest, std::move(unknown), what);
   }
-  set_status(s, StageStatus::rolled_back);
-  s.record.reason = fmt::format("{}{}rolled back {} device(s)", s.record.reason,
-                                s.record.reason.empty() ? "" : "; ", s.rollback_targets);
-  s.record.finished_at = clock.now();
-  save_stage(s);
-  event(s.record.name, "rolled_back", s.record.reason);
-  post_step();
+  check_rollback(s);  // every call went through: whether the devices are back is read next
 }
 
 void Engine::Impl::send_rollback_batch(StageRun& s, const std::vector<std::size_t>& positions) {

@@ -98,4 +98,31 @@ int prepare_retry(state::StateStore& store, const std::string& run_id, const std
   return attempt;
 }
 
+int prepare_rollback_retry(state::StateStore& store, const std::string& run_id,
+                           const std::string& stage,
+                           const std::vector<state::SnapshotDevice>& devices, WallTime now) {
+  int attempt = 1;
+  while (store.load_snapshot(run_id, rollback_retry_key(stage, attempt))) ++attempt;
+  store.save_snapshot(run_id, rollback_retry_key(stage, attempt), devices);
+  store.add_event({0, run_id, now, stage, "retry",
+                   fmt::format("rollback retry {}: sending the rollback again to the {} "
+                               "device(s) where it did not succeed",
+                               attempt, devices.size())});
+  store.set_run_status(run_id, state::RunStatus::interrupted,
+                       fmt::format("rollback retry {} of stage {}: continue with rollout resume {}",
+                                   attempt, stage, run_id),
+                       now, false);
+  for (state::StageRecord r : store.load_stages(run_id)) {
+    if (r.name != stage) continue;
+    // Its failure stays its reason; the earlier check's verdict gives way to this one's.
+    const auto check = r.reason.find("; rollback: ");
+    if (check != std::string::npos) r.reason.resize(check);
+    r.reason += fmt::format("; rollback retry {} to {} device(s)", attempt, devices.size());
+    r.status = state::StageStatus::rolling_back;
+    r.finished_at.reset();
+    store.update_stage(r);
+  }
+  return attempt;
+}
+
 }  // namespace rollout::engine

@@ -45,4 +45,12 @@ bool approval_counts(const state::Approval& a, const state::StageRecord& stage);
 int prepare_retry(state::StateStore& store, const std::string& run_id, const std::string& stage,
                   const std::vector<state::SnapshotDevice>& devices, WallTime now);
 
+// Reopens a run whose stage's rollback failed on some devices, to send it again to `devices`
+// (those where it failed): the targets first, then the stage rolling back again and the run
+// resumable; the engine sends one specific_device rollback call per device, written ahead,
+// and checks the rollback on every device it was sent to. Returns the retry's number.
+int prepare_rollback_retry(state::StateStore& store, const std::string& run_id,
+                           const std::string& stage,
+                           const std::vector<state::SnapshotDevice>& devices, WallTime now);
+
 }  // namespace rollout::engine

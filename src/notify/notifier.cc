@@ -48,6 +48,10 @@ std::optional<std::string> stage_milestone(state::StageStatus status) {
     case StageStatus::failed:
     case StageStatus::rolling_back:
       return "stage_failed";
+    case StageStatus::rolled_back:
+      return "rolled_back";
+    case StageStatus::rollback_failed:
+      return "rollback_failed";
     case StageStatus::awaiting_approval:
     case StageStatus::paused:
       return "approval_needed";

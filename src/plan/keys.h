@@ -12,9 +12,10 @@ inline constexpr std::array<std::string_view, 15> kPlan = {
     "stages",  "on_failure", "api",     "windows", "freeze", "notify",  "abort_when"};
 inline constexpr std::array<std::string_view, 3> kAbortWhen = {"failed", "lost", "min_finished"};
 inline constexpr std::array<std::string_view, 3> kNotify = {"url", "events", "format"};
-inline constexpr std::array<std::string_view, 10> kNotifyEvents = {
-    "run_started",  "run_paused",   "run_completed",   "run_failed",  "stage_dispatched",
-    "stage_passed", "stage_failed", "approval_needed", "device_lost", "abort_criteria"};
+inline constexpr std::array<std::string_view, 12> kNotifyEvents = {
+    "run_started",     "run_paused",      "run_completed",  "run_failed",
+    "stage_dispatched", "stage_passed",   "stage_failed",   "approval_needed",
+    "device_lost",     "abort_criteria",  "rolled_back",    "rollback_failed"};
 inline constexpr std::array<std::string_view, 2> kNotifyFormats = {"json", "slack"};
 inline constexpr std::array<std::string_view, 1> kDefaults = {"gate"};
 inline constexpr std::array<std::string_view, 9> kGate = {
@@ -32,7 +33,8 @@ inline constexpr std::array<std::string_view, 2> kSample = {"percent", "count"};
 inline constexpr std::array<std::string_view, 3> kFilter = {"type", "operand", "value"};
 inline constexpr std::array<std::string_view, 2> kApp = {"name", "version"};
 inline constexpr std::array<std::string_view, 2> kOnFailure = {"action", "rollback"};
-inline constexpr std::array<std::string_view, 3> kRollback = {"flow_id", "app", "comment"};
+inline constexpr std::array<std::string_view, 4> kRollback = {"flow_id", "app", "comment",
+                                                              "timeout"};
 inline constexpr std::array<std::string_view, 2> kApi = {"url", "rate_limit"};
 
 inline constexpr std::array<std::string_view, 3> kOnTimeoutValues = {"pause", "fail", "pass"};

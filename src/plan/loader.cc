@@ -427,6 +427,15 @@ OnFailure read_on_failure(Reader& r, const Node& n) {
     }
     if (const Node* app = rollback->find("app")) rb.app = read_app(r, *app, "rollback app");
     rb.comment = r.optional_string(*rollback, "comment", "rollback comment", kMaxComment);
+    if (const Node* v = rollback->find("timeout")) {
+      rb.timeout = r.duration(*v, "rollback timeout");
+      if (rb.timeout && rb.timeout->count() <= 0) {
+        r.diagnostics().error(v->mark,
+                              "rollback timeout must be above 0 (how long its check waits for "
+                              "the rollback's update to finish on every device)");
+        rb.timeout.reset();
+      }
+    }
     f.rollback = rb;
     if (f.action == FailureAction::stop) {
       r.diagnostics().warning(rollback->mark,

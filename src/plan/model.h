@@ -137,6 +137,9 @@ struct Rollback {
   std::string flow_id;
   std::optional<upswift::AppVersion> app;
   std::optional<std::string> comment;
+  // How long its check waits for the rollback's update to finish on every device it was
+  // sent to, after its last call went through; unset: the stage's gate timeout.
+  std::optional<Seconds> timeout;
 };
 
 struct OnFailure {

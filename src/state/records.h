@@ -108,7 +108,19 @@ struct DeviceState {
   std::optional<WallTime> online_last;
   std::optional<WallTime> lost_at;  // lost since then: its update under way, the device dark
   bool started = false;             // its update was seen in progress
+  // Where the stage was rolled back: how far the rollback's update got on it (empty: no
+  // rollback check read it), its update id, since when (load_device_states only).
+  std::optional<DeviceStatus> rollback_status;
+  std::int64_t rollback_update_id = 0;
+  WallTime rollback_since{};
 };
+
+// A stage's rollback keeps its records beside the stage's own, under the stage's name and
+// this: its targets (a snapshot) and what its check last read of each (device states).
+inline constexpr std::string_view kRollbackSuffix = "/rollback";
+inline std::string rollback_key(const std::string& stage) {
+  return stage + std::string(kRollbackSuffix);
+}
 
 // The devices whose state one gate observation changed: `count` of them, each made as the
 // store writes it, so that a first poll of a large stage (which changes every device) holds

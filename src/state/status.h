@@ -26,7 +26,9 @@ enum class RunStatus : std::uint8_t {
   interrupted
 };
 
-// paused: an inconclusive gate; stopped: the run stopped before the stage finished.
+// paused: an inconclusive gate; stopped: the run stopped before the stage finished;
+// rolled_back: its rollback's update succeeded on every device it was sent to;
+// rollback_failed: it failed (or did not finish in rollback.timeout) on some of them.
 enum class StageStatus : std::uint8_t {
   waiting,
   awaiting_approval,
@@ -37,7 +39,8 @@ enum class StageStatus : std::uint8_t {
   paused,
   stopped,
   rolling_back,
-  rolled_back
+  rolled_back,
+  rollback_failed
 };
 
 enum class CallKind : std::uint8_t { dispatch, rollback };
@@ -79,9 +82,9 @@ struct Words<RunStatus> {
 };
 template <>
 struct Words<StageStatus> {
-  static constexpr std::array<std::string_view, 10> names = {
-      "waiting", "awaiting_approval", "dispatching",  "gating",     "passed", "failed",
-      "paused",  "stopped",           "rolling_back", "rolled_back"};
+  static constexpr std::array<std::string_view, 11> names = {
+      "waiting", "awaiting_approval", "dispatching",  "gating",      "passed",         "failed",
+      "paused",  "stopped",           "rolling_back", "rolled_back", "rollback_failed"};
 };
 template <>
 struct Words<CallKind> {
@@ -135,10 +138,11 @@ constexpr bool is_final(RunStatus s) {
   return s == RunStatus::completed || s == RunStatus::stopped || s == RunStatus::aborted;
 }
 
-// The stage is over: passed, failed, rolled back, or stopped with its run.
+// The stage is over: passed, failed, rolled back (or its rollback failed), or stopped with
+// its run.
 constexpr bool is_terminal(StageStatus s) {
   return s == StageStatus::passed || s == StageStatus::failed || s == StageStatus::rolled_back ||
-         s == StageStatus::stopped;
+         s == StageStatus::rollback_failed || s == StageStatus::stopped;
 }
 
 // The stage holds one of the run's max_parallel places.

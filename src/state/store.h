@@ -69,6 +69,8 @@ struct WriteBatch {
   std::vector<ApiCall> intents;  // ids assigned by the store, returned by write()
   std::vector<CallResult> outcomes;
   std::vector<std::pair<Observation, DeviceChanges>> observations;
+  // Device rows without an observation: a rollback's check, under rollback_key(stage).
+  std::vector<std::pair<std::string, DeviceChanges>> device_states;
   std::vector<StageRecord> stages;
   std::vector<Event> events;
   std::optional<RunStatusChange> run_status;
@@ -76,7 +78,7 @@ struct WriteBatch {
 
   bool empty() const {
     return snapshots.empty() && intents.empty() && outcomes.empty() && observations.empty() &&
-           stages.empty() && events.empty() && !run_status && !heartbeat;
+           device_states.empty() && stages.empty() && events.empty() && !run_status && !heartbeat;
   }
 };
 

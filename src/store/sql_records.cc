@@ -299,33 +299,38 @@ void SqlStore::add_observation(const Observation& o, const DeviceChanges& change
   t.commit();
 }
 
-void SqlStore::put_observation(const Observation& o, const DeviceChanges& changed) {
-  if (changed.count > 0) {
-    Statement put(*this,
-                  "INSERT INTO device_states (run_id, stage, device_uuid, update_id, status, "
-                  "since, online, online_at, online_last, lost_at, started) VALUES "
-                  "(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, stage, device_uuid) DO UPDATE SET "
-                  "update_id = excluded.update_id, status = excluded.status, since = "
-                  "excluded.since, online = excluded.online, online_at = excluded.online_at, "
-                  "online_last = excluded.online_last, lost_at = excluded.lost_at, started = "
-                  "excluded.started");
-    for (std::size_t i = 0; i < changed.count; ++i) {
-      const DeviceState d = changed.at(i);
-      put.bind(1, o.run_id)
-          .bind(2, o.stage)
-          .bind(3, d.uuid)
-          .bind(4, d.update_id)
-          .bind(5, d.status)
-          .bind(6, d.since)
-          .bind(7, d.online)
-          .bind(8, d.online_at)
-          .bind(9, d.online_last)
-          .bind(10, d.lost_at)
-          .bind(11, std::int64_t{d.started})
-          .run();
-      put.reset();
-    }
+// The rows of the devices that changed, under `key`: a stage's gate, or its rollback's check.
+void SqlStore::put_device_states(const std::string& run_id, const std::string& key,
+                                 const DeviceChanges& changed) {
+  if (changed.count == 0) return;
+  Statement put(*this,
+                "INSERT INTO device_states (run_id, stage, device_uuid, update_id, status, "
+                "since, online, online_at, online_last, lost_at, started) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, stage, device_uuid) DO UPDATE SET "
+                "update_id = excluded.update_id, status = excluded.status, since = "
+                "excluded.since, online = excluded.online, online_at = excluded.online_at, "
+                "online_last = excluded.online_last, lost_at = excluded.lost_at, started = "
+                "excluded.started");
+  for (std::size_t i = 0; i < changed.count; ++i) {
+    const DeviceState d = changed.at(i);
+    put.bind(1, run_id)
+        .bind(2, key)
+        .bind(3, d.uuid)
+        .bind(4, d.update_id)
+        .bind(5, d.status)
+        .bind(6, d.since)
+        .bind(7, d.online)
+        .bind(8, d.online_at)
+        .bind(9, d.online_last)
+        .bind(10, d.lost_at)
+        .bind(11, std::int64_t{d.started})
+        .run();
+    put.reset();
   }
+}
+
+void SqlStore::put_observation(const Observation& o, const DeviceChanges& changed) {
+  put_device_states(o.run_id, o.stage, changed);
   Statement(
       *this,
       "INSERT INTO observations (run_id, stage, at, elapsed_ms, targeted, pending, in_progress, "
@@ -365,19 +370,34 @@ std::vector<Observation> SqlStore::load_observations(const std::string& run_id) 
 
 std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id) {
   Statement s(*this,
+              fmt::format(
               "SELECT d.stage, d.device_uuid, d.device_name, d.grp, s.update_id, s.status, "
-              "s.since, s.online, s.online_at, s.online_last, s.lost_at FROM snapshot_devices d "
+              "s.since, s.online, s.online_at, s.online_last, s.lost_at, r.update_id, r.status, "
+              "r.since FROM snapshot_devices d "
               "JOIN stages g ON g.run_id = d.run_id AND g.name = d.stage "
               "LEFT JOIN device_states s ON s.run_id = d.run_id AND s.stage = d.stage "
               "AND s.device_uuid = d.device_uuid "
-              "WHERE d.run_id = ? ORDER BY g.position, d.device_id");
+              "LEFT JOIN device_states r ON r.run_id = d.run_id AND r.stage = d.stage || "
+              "'{}' AND r.device_uuid = d.device_uuid "
+              "WHERE d.run_id = ? ORDER BY g.position, d.device_id", kRollbackSuffix));
   s.bind(1, run_id);
   std::vector<DeviceState> out;
   while (s.step()) {
-    DeviceState d{s.text(0),          s.text(1),          s.text(2),
-                  s.text(3),          s.integer(4),       s.optional_word<DeviceStatus>(5),
-                  s.time(6),          s.text(7),          s.optional_time(8),
-                  s.optional_time(9), s.optional_time(10)};
+    DeviceState d;
+    d.stage = s.text(0);
+    d.uuid = s.text(1);
+    d.name = s.text(2);
+    d.group = s.text(3);
+    d.update_id = s.integer(4);
+    d.status = s.optional_word<DeviceStatus>(5);
+    d.since = s.time(6);
+    d.online = s.text(7);
+    d.online_at = s.optional_time(8);
+    d.online_last = s.optional_time(9);
+    d.lost_at = s.optional_time(10);
+    d.rollback_update_id = s.integer(11);
+    d.rollback_status = s.optional_word<DeviceStatus>(12);
+    if (d.rollback_status) d.rollback_since = s.time(13);
     out.push_back(std::move(d));
   }
   return out;
@@ -391,9 +411,18 @@ std::vector<DeviceState> SqlStore::load_stage_device_states(const std::string& r
   s.bind(1, run_id).bind(2, stage);
   std::vector<DeviceState> out;
   while (s.step()) {
-    out.push_back({stage, s.text(0), "", "", s.integer(1), s.optional_word<DeviceStatus>(2),
-                   s.time(3), s.text(4), s.optional_time(5), s.optional_time(6), s.optional_time(7),
-                   s.integer(8) != 0});
+    DeviceState d;
+    d.stage = stage;
+    d.uuid = s.text(0);
+    d.update_id = s.integer(1);
+    d.status = s.optional_word<DeviceStatus>(2);
+    d.since = s.time(3);
+    d.online = s.text(4);
+    d.online_at = s.optional_time(5);
+    d.online_last = s.optional_time(6);
+    d.lost_at = s.optional_time(7);
+    d.started = s.integer(8) != 0;
+    out.push_back(std::move(d));
   }
   return out;
 }
@@ -463,6 +492,7 @@ std::vector<std::int64_t> SqlStore::write(const WriteBatch& b) {
   for (const ApiCall& c : b.intents) ids.push_back(put_intent(c));
   for (const CallResult& r : b.outcomes) put_outcome(r);
   for (const auto& [o, changed] : b.observations) put_observation(o, changed);
+  for (const auto& [key, changed] : b.device_states) put_device_states(b.run_id, key, changed);
   for (const StageRecord& st : b.stages) put_stage(st);
   for (const Event& e : b.events) put_event(e);
   if (b.run_status) put_run_status(b.run_id, *b.run_status);

@@ -90,6 +90,8 @@ class SqlStore : public state::StateStore {
   std::int64_t put_intent(const state::ApiCall& call);
   void put_outcome(const state::CallResult& result);
   void put_observation(const state::Observation& o, const state::DeviceChanges& changed);
+  void put_device_states(const std::string& run_id, const std::string& key,
+                         const state::DeviceChanges& changed);
   void put_event(const state::Event& e);
   void put_heartbeat(const std::string& run_id, const state::LeaseOwner& owner, WallTime now);
   // The lease row as it is, released or not; with `lock`, it stays as read until the

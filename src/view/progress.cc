@@ -57,6 +57,7 @@ const char* status_color(StageStatus status) {
     case StageStatus::failed:
     case StageStatus::rolled_back:
     case StageStatus::rolling_back:
+    case StageStatus::rollback_failed:
       return kRed;
     case StageStatus::waiting:
     case StageStatus::stopped:

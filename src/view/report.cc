@@ -64,7 +64,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea;padding-bottom:4px}
 h3{font-size:15px;margin:18px 0 4px}
 .meta{color:#5a6475}.status{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;color:#fff}
-.s-completed,.s-passed{background:#2e8540}.s-stopped,.s-failed,.s-aborted,.s-rolled_back{background:#c62828}
+.s-completed,.s-passed{background:#2e8540}.s-stopped,.s-failed,.s-aborted,.s-rolled_back,.s-rollback_failed{background:#c62828}
 .s-paused,.s-awaiting_approval,.s-interrupted,.s-running,.s-gating,.s-dispatching{background:#b26a00}
 .s-waiting{background:#8a93a3}
 .device{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff}.s-missing,.s-unlisted,.s-other{background:#6a1b9a}.s-lost{background:#263238}.s-pending,.s-in_progress{background:#b26a00}

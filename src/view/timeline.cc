@@ -42,7 +42,11 @@ std::vector<Segment> timeline_segments(const ReportInput& in, WallTime end) {
       } else if (e.kind == "stage_paused") {
         add(name, "paused", e.at, first_event(in, name, "approved", e.at).value_or(end));
       } else if (e.kind == "rollback") {
-        add(name, "rollback", e.at, first_event(in, name, "rolled_back", e.at).value_or(end));
+        // Until its check concluded, either way.
+        const auto back = first_event(in, name, "rolled_back", e.at);
+        const auto failed = first_event(in, name, "rollback_failed", e.at);
+        const auto to = back && failed ? std::min(*back, *failed) : back ? back : failed;
+        add(name, "rollback", e.at, to.value_or(end));
       }
     }
     if (!st.started_at) continue;

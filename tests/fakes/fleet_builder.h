@@ -47,9 +47,11 @@ class FleetBuilder {
     spec_.projects.back().devices.push_back(std::move(d));
     return *this;
   }
-  // Every update to `group` fails with this probability.
-  FleetBuilder& failing(std::string group, double rate) {
-    spec_.overrides.push_back({.group = std::move(group), .failure_rate = rate});
+  // Every update of the new build (flow f-new, the tests' plans') to `group` fails with this
+  // probability; the rollback flow's updates succeed unless a test says otherwise.
+  FleetBuilder& failing(std::string group, double rate, std::string flow = "f-new") {
+    spec_.overrides.push_back(
+        {.group = std::move(group), .flow = std::move(flow), .failure_rate = rate});
     return *this;
   }
   // This share of the updates to `group` go dark mid-update (the device drops offline while

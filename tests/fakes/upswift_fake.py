@@ -30,6 +30,9 @@ Targeted faults, for cases that must hit one call and no other:
                          stage's marker, "[rollout RUN/eu]"): applied, then its connection
                          closed without an answer, as a proxy losing that one answer would
   --fail-group GROUP     updates on GROUP's devices end failed instead of success
+  --fail-once TEXT=N     the first N devices to take an update whose metadata.comment
+                         contains TEXT ("/eu/rollback]") have that update end failed; their
+                         later updates (a retry) end as any other
 Each request line of the log is JSON: endpoint, fault, applied, body (token redacted).
 """
 import argparse
@@ -54,7 +57,12 @@ parser.add_argument("--seed", type=int, default=1)
 parser.add_argument("--mode", action="append", default=[], help="MODE=SHARE")
 parser.add_argument("--drop-answer-to", action="append", default=[], help="TEXT in a comment")
 parser.add_argument("--fail-group", action="append", default=[], help="GROUP")
+parser.add_argument("--fail-once", action="append", default=[], help="TEXT=N")
 args = parser.parse_args()
+fail_once = {}  # TEXT -> [devices left to fail, uuids failed so]
+for f in args.fail_once:
+    text, _, n = f.rpartition("=")
+    fail_once[text] = [int(n), set()]
 drop_answer_to = list(args.drop_answer_to)  # each drops one answer, then is spent
 modes = {}
 for m in args.mode:
@@ -79,17 +87,17 @@ class Device:
         self.group = group
         self.tags = tags
         self.apps = {"default_app": "v2.3"}
-        self.updates = []  # [update dict, completes at (monotonic)]
+        self.updates = []  # [update dict, completes at (monotonic), ends failed]
         self.dark = False  # went offline mid-update, never back
 
     def last_status(self):
         if not self.updates:
             return None
-        update, done_at = self.updates[-1]
-        return update["update_status"] if time.monotonic() < done_at else self.finished_status()
+        update, done_at, fails = self.updates[-1]
+        return update["update_status"] if time.monotonic() < done_at else self.finished_status(fails)
 
-    def finished_status(self):
-        return "failed" if self.group in args.fail_group else "success"
+    def finished_status(self, fails):
+        return "failed" if fails or self.group in args.fail_group else "success"
 
     def state(self):
         return "offline" if self.dark else "online"
@@ -97,10 +105,10 @@ class Device:
     def as_json(self):
         now = time.monotonic()
         updates = []
-        for update, done_at in self.updates:
+        for update, done_at, fails in self.updates:
             u = dict(update)
             if now >= done_at and u["update_status"] == "in_progress":
-                u["update_status"] = self.finished_status()
+                u["update_status"] = self.finished_status(fails)
             updates.append(u)
         return {"device_id": self.device_id, "device_uuid": self.uuid, "device_name": self.name,
                 "project": "Demo", "group": self.group, "tags": self.tags,
@@ -178,11 +186,18 @@ def deploy(body):
             status, done_at = "in_progress", float("inf")
         else:
             status, done_at = ("pending", float("inf")) if d.dark else ("in_progress", time.monotonic() + UPDATE_SECONDS)
+        comment = metadata.get("comment", "")
+        fails = False
+        for text, (left, failed) in fail_once.items():
+            if text in comment and left > 0 and d.uuid not in failed:
+                fail_once[text][0] -= 1
+                failed.add(d.uuid)
+                fails = True
         d.updates.append(({"update_id": next_update_id[0], "update_status": status,
                            "update_version": app["version"] if app else "",
-                           "comment": metadata.get("comment", ""),
+                           "comment": comment,
                            "deployment_schedule_time": time.strftime("%Y-%m-%d %H:%M:%S")},
-                          done_at))
+                          done_at, fails))
         if app and not d.dark:
             d.apps[app["name"]] = app["version"]
     return len(selected)

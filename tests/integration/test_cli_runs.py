@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, nothing_written, run_id_of, started
+from e2e import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Server,
+                 nothing_written, run_id_of, started)
 from cli_helpers import CANARY_PLAN, FAILING, PLAN, ROLLOUT, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout
 
 
@@ -47,6 +48,73 @@ def test_failing_canary_rolls_back_and_exits_3(tmp):
         assert shown["status"] == "stopped"
         assert shown["stages"][0]["status"] == "rolled_back"
         assert any(d["verdict"] == "fail" for d in shown["stages"][0]["gate_decisions"])
+        # Rolled back once Upswift's statuses said so: every device read back on v2.3.
+        assert shown["stages"][0]["reason"].endswith("rollback: 6 of 6 back on default_app v2.3"), shown["stages"][0]
+        assert "rollback: 6 of 6 back on default_app v2.3" in shown["reason"]
+        devices = json.loads(rollout("show", run, "--state", db, "--devices", "--output", "json").stdout)["devices"]
+        canary = [d for d in devices if d["stage"] == "canary"]
+        assert len(canary) == 6 and all(d["rollback"]["status"] == "success" for d in canary), canary
+        assert {d["update_status"] for d in canary} <= {"success", "failed", "in_progress", "pending"}
+        assert all(d["rollback"] is None for d in devices if d["stage"] != "canary")
+        kinds = [e["kind"] for e in shown["events"]]
+        assert kinds.index("rollback_check") < kinds.index("rolled_back") and "rollback_failed" not in kinds
+
+
+def rollback_log(server, run, stage):
+    """The deploy_update calls of a stage's rollback the server applied, in order."""
+    return [r["body"] for r in server.requests() if r["endpoint"] == "deploy_update" and r.get("applied")
+            and f"[rollout {run}/{stage}/rollback]" in r["body"]["metadata"]["comment"]]
+
+
+def test_a_rollback_that_fails_on_some_devices_is_reported_failed_and_retried_there(tmp):
+    # The fake fails the canary's update on two devices (the gate fails, the plan rolls back),
+    # then the rollback's on two: the rollback is not "rolled back" until every device is.
+    with Server(tmp, "fake", fake_args=["--fail-once", "/canary]=2", "--fail-once", "/canary/rollback]=2"]) as srv:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, api=srv.url)
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert re.search(r"rollback: 4 of 6 back on default_app v2\.3, 2 failed \(d-\S+ \(canary-\d+\), d-\S+ "
+                         r"\(canary-\d+\)\)", p.stdout), p.stdout
+        assert f"then `rollout retry {run} canary --rollback`" in p.stdout, p.stdout
+        assert "rolled_back" not in p.stdout and "rolled back" not in p.stdout, p.stdout
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "failed" and shown["stages"][0]["status"] == "rollback_failed", shown
+        assert f"rollout retry {run} canary --rollback" in shown["reason"]
+        assert "rollback_failed" in [e["kind"] for e in shown["events"]]
+        devices = json.loads(rollout("show", run, "--state", db, "--devices", "--stage", "canary",
+                                     "--output", "json").stdout)["devices"]
+        failed = sorted(d["uuid"] for d in devices if d["rollback"]["status"] == "failed")
+        assert len(failed) == 2 and sum(d["rollback"]["status"] == "success" for d in devices) == 4, devices
+        assert sum(d["update_status"] == "failed" for d in devices) == 2, devices
+        text = rollout("show", run, "--state", db, "--devices", "--stage", "canary").stdout
+        assert "ROLLBACK" in text.splitlines()[0] and text.count("failed since") == 2, text
+        st = rollout("status", run, "--state", db)
+        assert "rollback_failed" in st.stdout, st.stdout
+        # One call per device: the canary selects by online state, which may have changed.
+        assert len(rollback_log(srv, run, "canary")) == 6
+
+        # A forward retry of a stage whose rollback failed is refused, and names the way on.
+        f = rollout("retry", run, "canary", "--state", db, api=srv.url)
+        assert f.returncode == EXIT_INVALID and f"rollout retry {run} canary --rollback" in f.stderr, f.stderr
+        # Sent again to the two devices where it failed, one call each, then checked again.
+        r = rollout("retry", run, "canary", "--rollback", "--state", db, "--time-scale", SCALE, api=srv.url)
+        assert r.returncode == EXIT_STOPPED, r.stdout + r.stderr
+        assert "rollback retry 1 of stage canary: 2 device(s)" in r.stdout, r.stdout
+        again = rollback_log(srv, run, "canary")[6:]
+        assert sorted(b["devices_filter"]["filters"][0]["value"] for b in again) == failed, again
+        assert all("(retry 1)" in b["metadata"]["comment"] for b in again)
+        assert "rollback: 6 of 6 back on default_app v2.3" in r.stdout, r.stdout
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "stopped" and shown["stages"][0]["status"] == "rolled_back", shown
+        devices = json.loads(rollout("show", run, "--state", db, "--devices", "--stage", "canary",
+                                     "--output", "json").stdout)["devices"]
+        assert all(d["rollback"]["status"] == "success" for d in devices), devices
+        # Nothing is left to send again: refused, nothing sent.
+        n = len(srv.requests())
+        again = rollout("retry", run, "canary", "--rollback", "--state", db, api=srv.url)
+        assert again.returncode == EXIT_INVALID and "nothing to send again" in again.stderr, again.stderr
+        assert len(srv.requests()) == n
 
 
 def test_approval_pauses_then_approve_and_resume_complete(tmp):

@@ -206,6 +206,50 @@ TEST_CASE("rollback requests: the stage's own selection when it reaches exactly 
   CHECK(rollback_requests(p, p.stages[5], "r-1", snapshot.size(), snapshot).size() == 4);
   // Nothing reached: nothing sent.
   CHECK(rollback_requests(p, p.stages[1], "r-1", snapshot.size(), {}).empty());
+  // A `retry --rollback` names each device, even every one of them, and carries its number:
+  // its bodies differ from the first rollback's, so the ledger sends them.
+  const auto again = rollback_requests(p, p.stages[1], "r-1", snapshot.size(), snapshot, 2);
+  REQUIRE(again.size() == 4);
+  CHECK(named_devices(again[3]) == std::vector<std::string>{"d4"});
+  CHECK(again[0].comment == "back [rollout r-1/eu/rollback] (retry 2)");
+}
+
+TEST_CASE("a rollback's check: back, failed, unfinished; over when nothing is unfinished or late") {
+  using S = state::DeviceStatus;
+  struct Case {
+    std::vector<S> read;
+    bool timed_out;
+    bool over;
+    std::vector<std::size_t> back, failed, unfinished;
+  };
+  const std::vector<Case> cases = {
+      {{S::success, S::success}, false, true, {0, 1}, {}, {}},
+      {{S::success, S::failed, S::aborted}, false, true, {0}, {1, 2}, {}},
+      {{S::success, S::in_progress}, false, false, {0}, {}, {1}},
+      {{S::success, S::in_progress}, true, true, {0}, {}, {1}},
+      // Not on the device yet, gone from the listing, a word this version does not know:
+      // none of them is back.
+      {{S::missing, S::unlisted, S::other, S::pending}, false, false, {}, {}, {0, 1, 2, 3}},
+      {{S::missing, S::failed}, true, true, {}, {1}, {0}},
+      {{}, false, true, {}, {}, {}},
+  };
+  for (std::size_t k = 0; k < cases.size(); ++k) {
+    CAPTURE(k);
+    std::vector<Reading> readings;
+    for (S st : cases[k].read) readings.push_back({st, 7, false});
+    const RollbackCheck c = judge_rollback(readings, cases[k].timed_out);
+    CHECK(c.over == cases[k].over);
+    CHECK(c.back == cases[k].back);
+    CHECK(c.failed == cases[k].failed);
+    CHECK(c.unfinished == cases[k].unfinished);
+  }
+}
+
+TEST_CASE("what a rollback brings devices back to, as its summary says it") {
+  plan::Rollback rb{"old", upswift::AppVersion{"fw", "2.3"}, std::nullopt, std::nullopt};
+  CHECK(rollback_target(rb) == "fw 2.3");
+  rb.app.reset();
+  CHECK(rollback_target(rb) == "rollback flow old");
 }
 
 TEST_CASE("markers and keys: what finds a run's calls and records") {
@@ -219,6 +263,12 @@ TEST_CASE("markers and keys: what finds a run's calls and records") {
   CHECK(with_marker("fw 2.4", "[m]") == "fw 2.4 [m]");
   CHECK(rollback_key("eu") == "eu/rollback");
   CHECK(retry_key("eu", 3) == "eu/retry-3");
+  CHECK(rollback_retry_key("eu", 1) == "eu/rollback-retry-1");
+  CHECK(rollback_marker("r-1", "eu", 1) == "[rollout r-1/eu/rollback] (retry 1)");
+  // A rollback retry's marker contains the rollback's: its check finds the retry's update.
+  CHECK(rollback_marker("r-1", "eu", 1).find(rollback_marker("r-1", "eu")) == 0);
+  // ... and never the dispatch's, nor the dispatch's the rollback's.
+  CHECK(rollback_marker("r-1", "eu").find(dispatch_marker("r-1", "eu")) == std::string::npos);
   CHECK(is_crash_point("after_intent"));
   CHECK_FALSE(is_crash_point("after_intnet"));
 }

@@ -210,6 +210,14 @@ struct Harness {
 
 }  // namespace
 
+state::StageRecord stage_record(Harness& h, const std::string& name) {
+  for (const auto& s : h.store.load_stages(h.run_id)) {
+    if (s.name == name) return s;
+  }
+  FAIL("no stage " << name);
+  return {};
+}
+
 TEST_CASE("a four-stage plan with hour-long bakes completes on a driven clock") {
   Harness h;
   const WallTime started = h.now;
@@ -274,6 +282,62 @@ TEST_CASE("a failing canary rolls back its devices and stops the run") {
     if (word(call.kind) == "rollback")
       CHECK(call.body.find("\"flow_id\":\"f-old\"") != std::string::npos);
   }
+}
+
+TEST_CASE("a rollback that fails on the devices is a failed rollback, never rolled back") {
+  sim::FleetSpec spec = fleet_spec(/*canary_failure=*/0.5);
+  spec.overrides.push_back({.group = "Canary", .flow = "f-old", .failure_rate = 1.0});
+  Harness h(kPlan, spec);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::failed);
+  CHECK(outcome->next == "rollout retry r-test canary --rollback");
+  CHECK(outcome->reason.find("stage canary's rollback: 0 of 5 back on fw v2, 5 failed (") !=
+        std::string::npos);
+  CHECK(word(h.store.load_run("r-test")->status) == "failed");
+  const auto canary = stage_record(h, "canary");
+  CHECK(word(canary.status) == "rollback_failed");
+  CHECK(canary.reason.find("; rollback: 0 of 5 back on fw v2, 5 failed (") != std::string::npos);
+  const auto& kinds = h.observer.kinds;
+  CHECK(std::count(kinds.begin(), kinds.end(), "canary:rollback_failed") == 1);
+  CHECK(std::count(kinds.begin(), kinds.end(), "canary:rolled_back") == 0);
+  // Each device's rollback recorded beside its forward update.
+  std::vector<state::SnapshotDevice> failed;
+  for (const auto& d : h.store.load_device_states("r-test")) {
+    if (d.stage != "canary") {
+      CHECK_FALSE(d.rollback_status);
+      continue;
+    }
+    CHECK(word(d.rollback_status) == "failed");
+    CHECK(d.rollback_update_id != 0);
+    CHECK(d.rollback_update_id != d.update_id);
+    if (failed.size() < 2) failed.push_back({d.uuid, 0, d.name, d.group});
+  }
+  REQUIRE(failed.size() == 2);
+  const int sent = h.deploys_sent;
+
+  // Resumed as is: it ends failed again, sending nothing.
+  auto resumed = h.run();
+  REQUIRE(resumed);
+  CHECK(resumed->ending == engine::Ending::failed);
+  CHECK(h.deploys_sent == sent);
+
+  // Sent again to two of them: one call each, then checked again (it fails there again).
+  for (auto& d : failed) {
+    const auto snapshot = *h.store.load_snapshot("r-test", "canary");
+    d = *std::find_if(snapshot.begin(), snapshot.end(),
+                      [&](const auto& s) { return s.uuid == d.uuid; });
+  }
+  CHECK(engine::prepare_rollback_retry(h.store, "r-test", "canary", failed, h.now) == 1);
+  auto retried = h.run();
+  REQUIRE(retried);
+  CHECK(retried->ending == engine::Ending::failed);
+  CHECK(h.deploys_sent == sent + 2);
+  CHECK(h.applied_for("[rollout r-test/canary/rollback] (retry 1)") == 2);
+  const auto again = stage_record(h, "canary");
+  CHECK(word(again.status) == "rollback_failed");
+  CHECK(again.reason.find("; rollback retry 1 to 2 device(s); rollback: 0 of 5 back") !=
+        std::string::npos);
 }
 
 TEST_CASE("which devices: each one's update, status, since when, and online at a failed gate") {
@@ -775,7 +839,7 @@ TEST_CASE("a sampled wave's unknown outcomes are settled per device, never sent 
 
 TEST_CASE("a failed sampled wave rolls back its drawn devices one by one, not its groups") {
   sim::FleetSpec spec = fleet_spec();
-  spec.overrides.push_back({.group = "US", .failure_rate = 1.0});
+  spec.overrides.push_back({.group = "US", .flow = "f-new", .failure_rate = 1.0});
   Harness h(kSampledPlan, spec);
   auto outcome = h.run();
   REQUIRE(outcome);
@@ -986,7 +1050,7 @@ test::FleetBuilder& with_bad_devices(test::FleetBuilder& fleet,
                   .tags = {"bad"},
                   .apps = {{"fw", "v2"}}});
   }
-  return fleet.behave({.tag = "bad", .failure_rate = 1.0});
+  return fleet.behave({.tag = "bad", .flow = "f-new", .failure_rate = 1.0});
 }
 
 std::vector<state::DeviceState> lost_devices(store::SqlStore& store) {
@@ -998,21 +1062,43 @@ std::vector<state::DeviceState> lost_devices(store::SqlStore& store) {
 
 }  // namespace
 
+
+// When the stage's first `kind` event was recorded.
+WallTime event_at(Harness& h, const std::string& stage, const std::string& kind) {
+  for (const auto& e : h.store.load_events(h.run_id)) {
+    if (e.stage == stage && e.kind == kind) return e.at;
+  }
+  FAIL("no event " << kind << " of stage " << stage);
+  return {};
+}
+
+// A device gone dark for good cannot take its rollback either: the rollback is not finished
+// on it by its timeout, and the stage's rollback failed, naming it.
+void check_dark_rollback_failed(Harness& h, const engine::Outcome& outcome,
+                                const state::StageRecord& eu) {
+  CHECK(outcome.ending == engine::Ending::failed);
+  CHECK(outcome.next == "rollout retry r-test eu --rollback");
+  CHECK(word(eu.status) == "rollback_failed");
+  for (const auto& d : lost_devices(h.store)) {
+    const auto listed = eu.reason.find("not finished within");
+    REQUIRE(listed != std::string::npos);
+    CHECK(eu.reason.find(d.uuid, listed) != std::string::npos);
+  }
+}
+
 TEST_CASE("devices that go dark mid-update fail a max_lost 0 stage at once, and it rolls back") {
   test::FleetBuilder fleet(5);
   fleet.flows({"f-new", "f-old"}).group("EU", 20).group("US", 10).dark("EU", 0.3);
   Harness h(lost_plan("0"), fleet);
   auto outcome = h.run();
   REQUIRE(outcome);
-  CHECK(outcome->ending == engine::Ending::stopped);
   const auto stages = h.store.load_stages("r-test");
   const auto& eu = stages[0];
-  CHECK(word(eu.status) == "rolled_back");
+  check_dark_rollback_failed(h, *outcome, eu);
   CHECK(eu.reason.find("lost, more than max_lost 0 allows (0)") != std::string::npos);
   // Failed well before its 6-hour timeout: 15 minutes after a device was last seen online.
   REQUIRE(eu.dispatched_at);
-  REQUIRE(eu.finished_at);
-  CHECK(*eu.finished_at - *eu.dispatched_at < 1h);
+  CHECK(event_at(h, "eu", "stage_failed") - *eu.dispatched_at < 1h);
   // Every lost device is named in the reason and recorded as lost, its update in progress.
   const auto lost = lost_devices(h.store);
   REQUIRE_FALSE(lost.empty());
@@ -1084,7 +1170,7 @@ TEST_CASE("a lost device stays lost across a resume, its time offline counted fr
     if (kill_at_poll > 0) CHECK_FALSE(h.run({}, "after_observation", kill_at_poll));
     auto outcome = h.run();
     REQUIRE(outcome);
-    CHECK(outcome->ending == engine::Ending::stopped);
+    check_dark_rollback_failed(h, *outcome, stage_record(h, "eu"));
     const auto lost = lost_devices(h.store);
     REQUIRE(lost.size() == 1);
     return *lost[0].lost_at;
@@ -1315,15 +1401,17 @@ TEST_CASE("a device is lost lost_after past the last poll that read it online") 
       .group("US", 3);
   fleet.dark("EU", 1.0);
   Harness h(replaced(lost_plan("0"), "bake: 30m", "bake: 1h"), fleet);
-  REQUIRE(h.run()->ending == engine::Ending::stopped);
+  const auto outcome = h.run();
+  REQUIRE(outcome);
   const auto eu = h.store.load_stages("r-test")[0];
+  check_dark_rollback_failed(h, *outcome, eu);
   const auto lost = lost_devices(h.store);
   REQUIRE(lost.size() == 3);
   for (const auto& d : lost) {
     CHECK(*d.lost_at - *eu.dispatched_at == 22min);
     CHECK(*d.online_last - *eu.dispatched_at == 6min);
   }
-  CHECK(*eu.finished_at - *eu.dispatched_at >= 22min);
+  CHECK(event_at(h, "eu", "stage_failed") - *eu.dispatched_at >= 22min);
 }
 
 TEST_CASE("a poll reads the online states of the groups with updates under way, a decision all") {
@@ -1388,13 +1476,6 @@ std::ptrdiff_t position(const std::vector<std::string>& kinds, const std::string
   return std::find(kinds.begin(), kinds.end(), kind) - kinds.begin();
 }
 
-state::StageRecord stage_record(Harness& h, const std::string& name) {
-  for (const auto& s : h.store.load_stages(h.run_id)) {
-    if (s.name == name) return s;
-  }
-  FAIL("no stage " << name);
-  return {};
-}
 
 // eu's one dispatch call's outcome ("none" before it has one).
 std::string eu_outcome(Harness& h) {
@@ -1482,7 +1563,9 @@ TEST_CASE("answer lost, an operator's abort before the settle is due: settled, s
       // A stage the abort rolled back says so, not its gate's old verdict.
       const auto canary = stage_record(h, "canary");
       CHECK(word(canary.status) == "rolled_back");
-      CHECK(canary.reason.rfind("aborted by carol, who asked for a rollback; rolled back", 0) == 0);
+      CHECK(canary.reason.rfind("aborted by carol, who asked for a rollback; rollback: 5 of 5 back "
+                                "on fw v2",
+                                0) == 0);
     }
   }
 }
@@ -1557,9 +1640,8 @@ TEST_CASE("a gate does not pass over devices that went dark mid-update before lo
   Harness h(replaced(plan, "MAX_LOST", "0"), fleet_with_brick());
   auto outcome = h.run();
   REQUIRE(outcome);
-  CHECK(outcome->ending == engine::Ending::stopped);
   const auto eu = stage_record(h, "eu");
-  CHECK(word(eu.status) == "rolled_back");
+  check_dark_rollback_failed(h, *outcome, eu);
   CHECK(eu.reason.find("1 lost, more than max_lost 0 allows (0)") != std::string::npos);
   CHECK(eu.reason.find("d-brick (brick)") != std::string::npos);
   // It waited, saying why, rather than pass at the end of its bake.
@@ -1618,10 +1700,10 @@ on_failure:
   fleet.flows({"f-new", "f-old"}).group("EU", 120).failing("EU", 0.3);
   Harness h(plan, fleet);
   h.settle_delay = 2min;
-  std::optional<WallTime> rollback_began, rolled_back;
+  std::optional<WallTime> rollback_began, rollback_through;
   h.observer.hook = [&](const state::Event& e) {
     if (is(e, "wave", "rollback") && !rollback_began) rollback_began = e.at;
-    if (is(e, "wave", "rolled_back")) rolled_back = e.at;
+    if (is(e, "wave", "rollback_check")) rollback_through = e.at;  // every call went through
   };
   int rollback_calls = 0;
   auto outcome = h.run([&](FakeFleet& api) {
@@ -1643,9 +1725,9 @@ on_failure:
   for (const auto& c : calls) settled += word(c.outcome) == "settled_applied";
   CHECK(settled == targets->size() / 3);
   REQUIRE(rollback_began);
-  REQUIRE(rolled_back);
+  REQUIRE(rollback_through);
   // Sending takes no time on the driven clock: what it took is the settle delay, once.
-  CHECK(*rolled_back - *rollback_began <= h.settle_delay + 1min);
+  CHECK(*rollback_through - *rollback_began <= h.settle_delay + 1min);
   CHECK(h.applied_for("[rollout r-test/wave/rollback]") == static_cast<int>(targets->size()));
 }
 
@@ -1663,7 +1745,8 @@ sim::FleetSpec ramp_fleet(const std::string& failing_tag = "") {
                   .tags = {fmt::format("u{:02}", i)},
                   .apps = {{"fw", "v2"}}});
   }
-  if (!failing_tag.empty()) fleet.behave({.tag = failing_tag, .failure_rate = 1.0});
+  if (!failing_tag.empty())
+    fleet.behave({.tag = failing_tag, .flow = "f-new", .failure_rate = 1.0});
   return fleet;
 }
 
@@ -1705,6 +1788,9 @@ TEST_CASE("a ramp's failed third step rolls back all of its steps, those that pa
           static_cast<int>(targets->size()));
     CHECK(targets->size() == h.store.load_snapshot("r-test", step)->size());
   }
-  CHECK(stage_record(h, "eu@10%").reason.find("rolled back with its ramp: stage eu@50% failed") !=
+  CHECK(stage_record(h, "eu@10%").reason.find("rolling back with its ramp: stage eu@50% failed") !=
+        std::string::npos);
+  // Rolled back once the rollback's check read every device back on fw v2.
+  CHECK(stage_record(h, "eu@10%").reason.find("; rollback: 4 of 4 back on fw v2") !=
         std::string::npos);
 }

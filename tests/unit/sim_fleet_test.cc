@@ -32,7 +32,7 @@ sim::FleetSpec spec() {
               .apps = {{"app1", "v1"}}})
       .group({.name = "B", .devices = 10, .online = 0.3})
       .device({.uuid = "d-0000-0001", .group = "Lab", .tags = {"lab"}})
-      .failing("B", 1.0);
+      .failing("B", 1.0, "f");
   fleet.behavior().offline_return = sim::Range{30min, 30min};
   return fleet;
 }
