@@ -159,6 +159,9 @@ int run_apply(ApplyOptions& o) {
       }
     }
   }
+  // What the API can tell before anything is written or sent: a mistyped group in a later
+  // stage is found now, not after the canary was sent and baked.
+  preflight(checked->plan, url, o.api, "Fix the plan, then apply it again.");
   auto store = open_store(o.state, /*create=*/true);
   std::mt19937_64 rng(std::random_device{}());
   const WallTime now = std::chrono::system_clock::now();
@@ -242,6 +245,8 @@ void add_apply_command(CLI::App& app, Run& run) {
       std::string(
           "The Upswift token comes from UPSWIFT_USER_TOKEN; the API URL from the plan's api.url,\n"
           "else UPSWIFT_API_URL, else https://api.upswift.io/v1/.\n"
+          "Before anything is written or sent, every project and group the stages name is read\n"
+          "from the API: one that lists no device is refused (exit 2), naming the stage.\n"
           "Example: rollout apply plans/parallel-regions.yaml --simulate "
           "examples/fleets/small.yaml --time-scale 600\n\n") +
       kExitCodesHelp);

@@ -62,10 +62,10 @@ Json result_json(const rehearsal::Result& r) {
 }
 
 void print_one(const rehearsal::Result& r) {
-  std::cout << fmt::format("{:<16} {:<12} {:>8} {:>10} {:>12} {:>10} {:>14}\n", "STAGE", "RESULT",
+  std::cout << fmt::format("{:<16} {:<15} {:>8} {:>10} {:>12} {:>10} {:>14}\n", "STAGE", "RESULT",
                            "DEVICES", "STARTS", "DISPATCHED", "ENDS", "DEPLOY_UPDATE");
   for (const auto& s : r.stages) {
-    std::cout << fmt::format("{:<16} {:<12} {:>8} {:>10} {:>12} {:>10} {:>14}\n", s.name,
+    std::cout << fmt::format("{:<16} {:<15} {:>8} {:>10} {:>12} {:>10} {:>14}\n", s.name,
                              state::name(s.status), s.devices, at(s.started), at(s.dispatched),
                              at(s.finished), s.deploy_calls);
     if (s.status != state::StageStatus::passed && s.status != state::StageStatus::waiting &&

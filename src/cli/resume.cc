@@ -1,4 +1,5 @@
 // rollout resume RUN: continue a run from the state database alone.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -48,6 +49,16 @@ int run_resume(ResumeOptions& o) {
         "rollout: note: {} has changed since run {} started; resuming the plan as it was "
         "applied (sha256 {}), not the file\n",
         run->plan_path, run->id, run->plan_hash.substr(0, 12));
+  }
+  // A run that never started checks its plan against the API first, as apply does. Its plan
+  // is stored with it and cannot change: a plan that cannot work needs a new run.
+  const auto stages = store->load_stages(run->id);
+  if (std::none_of(stages.begin(), stages.end(),
+                   [](const state::StageRecord& s) { return s.started_at.has_value(); })) {
+    preflight(opened.plan->plan, run->api_url, run_api_options(*store, o.state, *run, o.api),
+              fmt::format("Run {} never started: start a new run with the fixed plan (rollout "
+                          "apply {}), not this one (rollout abort {} closes it).",
+                          run->id, run->plan_path, run->id));
   }
   if (!take_lease(*store, run->id)) return kExitError;
   if (!alone_or_allowed(*store, *run, o.allow_concurrent)) return kExitError;

@@ -53,22 +53,23 @@ Chosen choose(const RetryOptions& o, const std::vector<state::SnapshotDevice>& d
   // sent it again by a retry.
   std::vector<state::SnapshotDevice> chosen;
   for (const std::string& uuid : o.devices) {
-    const auto at = std::find_if(devices.begin(), devices.end(),
-                                 [&](const auto& d) { return d.uuid == uuid; });
+    const auto at =
+        std::find_if(devices.begin(), devices.end(), [&](const auto& d) { return d.uuid == uuid; });
     if (at == devices.end()) {
       std::vector<std::string_view> known;
       for (const auto& d : devices) known.push_back(d.uuid);
-      out.refused = fmt::format("device {} is not one of stage {}'s {} {}device(s){}", uuid,
-                                o.stage, devices.size(), o.rollback ? "rolled-back " : "",
-                                did_you_mean(uuid, known));
+      out.refused =
+          fmt::format("device {} is not one of stage {}'s {} {}device(s){}", uuid, o.stage,
+                      devices.size(), o.rollback ? "rolled-back " : "", did_you_mean(uuid, known));
       return out;
     }
     const auto status = reached[static_cast<std::size_t>(at - devices.begin())];
     if (!again(status)) {
+      const char* where = o.rollback ? "failed or never arrived" : "failed";
       out.refused = fmt::format(
-          "the {} of device {} in stage {} is {}: a retry sends it again only where it {}", what,
-          uuid, o.stage, state::name(status),
-          o.rollback ? "failed or never arrived" : "failed");
+          "the {} of device {} in stage {} is {}, not {}: a retry sends it again only where it "
+          "{}",
+          what, uuid, o.stage, state::name(status), where, where);
       return out;
     }
     if (std::none_of(chosen.begin(), chosen.end(), [&](const auto& d) { return d.uuid == uuid; }))
@@ -165,8 +166,8 @@ int run_retry(RetryOptions& o) {
     return kExitInvalidInput;
   }
   // A rollback is sent again to the devices it targeted, found by its own marker.
-  const auto targets = o.rollback ? store->load_snapshot(run->id, state::rollback_key(o.stage))
-                                  : snapshot;
+  const auto targets =
+      o.rollback ? store->load_snapshot(run->id, state::rollback_key(o.stage)) : snapshot;
   if (!targets) {
     std::cerr << fmt::format(
         "rollout retry: stage {} of run {} has no recorded rollback targets: nothing to send "
@@ -197,8 +198,8 @@ int run_retry(RetryOptions& o) {
           reached ? reached->error.message : "no answer");
       return kExitError;
     }
-    chosen = choose(o, *targets, *reached->value, o.rollback ? rollback_not_back : update_failed,
-                    what);
+    chosen =
+        choose(o, *targets, *reached->value, o.rollback ? rollback_not_back : update_failed, what);
   }
   if (!chosen.refused.empty()) {
     std::cerr << "rollout retry: " << chosen.refused << "; nothing was sent\n";

@@ -192,8 +192,6 @@ class InProcessSim {
 
 namespace {
 
-constexpr std::string_view kSimulated = "simulated:";
-
 sim::SimTime to_sim(WallTime t) {
   return std::chrono::duration_cast<sim::Millis>(t.time_since_epoch());
 }

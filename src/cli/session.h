@@ -114,6 +114,9 @@ std::optional<std::string> api_refusal(const std::string& url, const ApiOptions&
 
 class InProcessSim;
 
+// A run's API URL for an in-process simulator: this, then the fleet file's path.
+inline constexpr std::string_view kSimulated = "simulated:";
+
 // What a run talks to: Upswift or a simulator over HTTP, or, for a "simulated:" URL, an
 // in-process simulator started from --simulate FLEET; either way through the libcurl client.
 class ApiConnection {
@@ -152,6 +155,12 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
               const CheckedPlan& plan, const ApiOptions& api);
 
 int exit_code(engine::Ending ending);
+
+// Before a run's first deploy_update: reads from the API whether every stage's project and
+// groups have devices; throws CommandError naming the stage and field (exit 2, ending with
+// `what_now`), or exit 1 when the API cannot be read. Writes nothing.
+void preflight(const plan::Plan& plan, const std::string& url, const ApiOptions& api,
+               const std::string& what_now);
 
 // Checks the test hooks in the environment (ROLLOUT_TEST_CRASH_AT must name a crash point)
 // before a command writes anything; throws CommandError otherwise.

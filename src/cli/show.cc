@@ -111,9 +111,9 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
         d.update_id ? std::to_string(d.update_id) : "-",
         d.lost_at ? fmt::format("lost ({})", state::name(*d.status)) : shown_device_status(d),
         !d.status ? "-" : local_time(d.since),
-        last_columns(d.online.empty() ? "-"
-                                      : fmt::format("{} at {}", d.online,
-                                                    local_time(*d.online_at).substr(11)),
+        last_columns(d.online.empty()
+                         ? "-"
+                         : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)),
                      rollback));
   }
   std::string none;

@@ -298,8 +298,8 @@ void Engine::Impl::stage_failed(StageRun& s, const std::string& reason, bool dis
     failed_with_rollback(s);
     // The first cause stands (abort_when, a sibling that failed first).
     if (!stopping)
-      stopping = Outcome{Ending::stopped,
-                         fmt::format("stage {} failed: {}", s.record.name, reason)};
+      stopping =
+          Outcome{Ending::stopped, fmt::format("stage {} failed: {}", s.record.name, reason)};
     rollback(s);
     return;
   }

@@ -139,20 +139,20 @@ void Engine::Impl::plan_rollback(StageRun& s, const std::vector<SnapshotDevice>&
   add(targets, 0);
   s.rollback_retry = 0;
   std::size_t again_to = 0;
-  while (auto again = store.load_snapshot(run_id, rollback_retry_key(s.record.name,
-                                                                     s.rollback_retry + 1))) {
+  while (auto again =
+             store.load_snapshot(run_id, rollback_retry_key(s.record.name, s.rollback_retry + 1))) {
     add(*again, ++s.rollback_retry);
     again_to = again->size();
   }
   s.rollback_devices = targets;
   s.rollback_next = 0;
-  event(s.record.name, "rollback",
-        s.rollback_retry == 0
-            ? fmt::format("rolling back the {} device(s) the stage's update reached",
-                          targets.size())
-            : fmt::format("rollback retry {}: sending the rollback again to the {} device(s) "
-                          "where it did not succeed",
-                          s.rollback_retry, again_to));
+  event(
+      s.record.name, "rollback",
+      s.rollback_retry == 0
+          ? fmt::format("rolling back the {} device(s) the stage's update reached", targets.size())
+          : fmt::format("rollback retry {}: sending the rollback again to the {} device(s) "
+                        "where it did not succeed",
+                        s.rollback_retry, again_to));
 }
 
 // The rollback's calls go out in batches whose intents are written together, a few at a time

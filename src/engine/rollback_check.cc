@@ -68,15 +68,13 @@ void Engine::Impl::poll_rollback(StageRun& s) {
         const RollbackCheck check =
             judge_rollback(st.rollback_seen ? *st.rollback_seen : unread, timed_out);
         if (check.over) return conclude_rollback(st, check, timeout);
-        st.timer = clock.schedule(std::chrono::duration_cast<Millis>(spec(st).gate.poll),
-                                  [self = shared_from_this(), id] {
-                                    self->poll_rollback(self->stages[id]);
-                                  });
+        st.timer = clock.schedule(
+            std::chrono::duration_cast<Millis>(spec(st).gate.poll),
+            [self = shared_from_this(), id] { self->poll_rollback(self->stages[id]); });
       }));
 }
 
-void Engine::Impl::note_rollback(StageRun& s, const std::vector<Reading>& readings,
-                                 WallTime now) {
+void Engine::Impl::note_rollback(StageRun& s, const std::vector<Reading>& readings, WallTime now) {
   const bool first = !s.rollback_seen;  // in this process: every row is written once
   if (first) {
     s.rollback_seen.emplace(readings.size());
@@ -109,13 +107,12 @@ state::DeviceChanges Engine::Impl::rollback_device_rows(
 
 void Engine::Impl::conclude_rollback(StageRun& s, const RollbackCheck& check, Seconds timeout) {
   const std::vector<SnapshotDevice>& devices = *s.rollback_devices;
-  const std::string more = fmt::format("rollout show {} --devices --stage {}", run_id,
-                                       s.record.name);
+  const std::string more =
+      fmt::format("rollout show {} --devices --stage {}", run_id, s.record.name);
   std::string summary =
-      devices.empty()
-          ? std::string("rollback: no device had taken the update, nothing was sent")
-          : fmt::format("rollback: {} of {} back on {}", check.back.size(), devices.size(),
-                        rollback_target(*plan.on_failure.rollback));
+      devices.empty() ? std::string("rollback: no device had taken the update, nothing was sent")
+                      : fmt::format("rollback: {} of {} back on {}", check.back.size(),
+                                    devices.size(), rollback_target(*plan.on_failure.rollback));
   if (!check.failed.empty()) {
     summary += fmt::format(", {} failed ({})", check.failed.size(),
                            name_devices(devices, check.failed, more));

@@ -13,9 +13,9 @@ inline constexpr std::array<std::string_view, 15> kPlan = {
 inline constexpr std::array<std::string_view, 3> kAbortWhen = {"failed", "lost", "min_finished"};
 inline constexpr std::array<std::string_view, 3> kNotify = {"url", "events", "format"};
 inline constexpr std::array<std::string_view, 12> kNotifyEvents = {
-    "run_started",     "run_paused",      "run_completed",  "run_failed",
-    "stage_dispatched", "stage_passed",   "stage_failed",   "approval_needed",
-    "device_lost",     "abort_criteria",  "rolled_back",    "rollback_failed"};
+    "run_started",      "run_paused",     "run_completed", "run_failed",
+    "stage_dispatched", "stage_passed",   "stage_failed",  "approval_needed",
+    "device_lost",      "abort_criteria", "rolled_back",   "rollback_failed"};
 inline constexpr std::array<std::string_view, 2> kNotifyFormats = {"json", "slack"};
 inline constexpr std::array<std::string_view, 1> kDefaults = {"gate"};
 inline constexpr std::array<std::string_view, 9> kGate = {

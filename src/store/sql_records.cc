@@ -369,17 +369,18 @@ std::vector<Observation> SqlStore::load_observations(const std::string& run_id) 
 }
 
 std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id) {
-  Statement s(*this,
-              fmt::format(
-              "SELECT d.stage, d.device_uuid, d.device_name, d.grp, s.update_id, s.status, "
-              "s.since, s.online, s.online_at, s.online_last, s.lost_at, r.update_id, r.status, "
-              "r.since FROM snapshot_devices d "
-              "JOIN stages g ON g.run_id = d.run_id AND g.name = d.stage "
-              "LEFT JOIN device_states s ON s.run_id = d.run_id AND s.stage = d.stage "
-              "AND s.device_uuid = d.device_uuid "
-              "LEFT JOIN device_states r ON r.run_id = d.run_id AND r.stage = d.stage || "
-              "'{}' AND r.device_uuid = d.device_uuid "
-              "WHERE d.run_id = ? ORDER BY g.position, d.device_id", kRollbackSuffix));
+  Statement s(
+      *this, fmt::format(
+                 "SELECT d.stage, d.device_uuid, d.device_name, d.grp, s.update_id, s.status, "
+                 "s.since, s.online, s.online_at, s.online_last, s.lost_at, r.update_id, r.status, "
+                 "r.since FROM snapshot_devices d "
+                 "JOIN stages g ON g.run_id = d.run_id AND g.name = d.stage "
+                 "LEFT JOIN device_states s ON s.run_id = d.run_id AND s.stage = d.stage "
+                 "AND s.device_uuid = d.device_uuid "
+                 "LEFT JOIN device_states r ON r.run_id = d.run_id AND r.stage = d.stage || "
+                 "'{}' AND r.device_uuid = d.device_uuid "
+                 "WHERE d.run_id = ? ORDER BY g.position, d.device_id",
+                 kRollbackSuffix));
   s.bind(1, run_id);
   std::vector<DeviceState> out;
   while (s.step()) {

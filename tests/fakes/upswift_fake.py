@@ -29,7 +29,8 @@ Targeted faults, for cases that must hit one call and no other:
   --drop-answer-to TEXT  the first deploy_update whose metadata.comment contains TEXT (a
                          stage's marker, "[rollout RUN/eu]"): applied, then its connection
                          closed without an answer, as a proxy losing that one answer would
-  --fail-group GROUP     updates on GROUP's devices end failed instead of success
+  --fail-group GROUP[:FLOW]  updates on GROUP's devices (of FLOW only, when given: the
+                         new build fails, its rollback flow works) end failed, not success
   --fail-once TEXT=N     the first N devices to take an update whose metadata.comment
                          contains TEXT ("/eu/rollback]") have that update end failed; their
                          later updates (a retry) end as any other
@@ -56,9 +57,10 @@ parser.add_argument("--log", required=True)
 parser.add_argument("--seed", type=int, default=1)
 parser.add_argument("--mode", action="append", default=[], help="MODE=SHARE")
 parser.add_argument("--drop-answer-to", action="append", default=[], help="TEXT in a comment")
-parser.add_argument("--fail-group", action="append", default=[], help="GROUP")
+parser.add_argument("--fail-group", action="append", default=[], help="GROUP[:FLOW]")
 parser.add_argument("--fail-once", action="append", default=[], help="TEXT=N")
 args = parser.parse_args()
+fail_groups = [tuple(g.split(":", 1)) if ":" in g else (g, None) for g in args.fail_group]
 fail_once = {}  # TEXT -> [devices left to fail, uuids failed so]
 for f in args.fail_once:
     text, _, n = f.rpartition("=")
@@ -97,7 +99,7 @@ class Device:
         return update["update_status"] if time.monotonic() < done_at else self.finished_status(fails)
 
     def finished_status(self, fails):
-        return "failed" if fails or self.group in args.fail_group else "success"
+        return "failed" if fails else "success"
 
     def state(self):
         return "offline" if self.dark else "online"
@@ -187,7 +189,7 @@ def deploy(body):
         else:
             status, done_at = ("pending", float("inf")) if d.dark else ("in_progress", time.monotonic() + UPDATE_SECONDS)
         comment = metadata.get("comment", "")
-        fails = False
+        fails = any(d.group == g and flow in (None, body["flow_id"]) for g, flow in fail_groups)
         for text, (left, failed) in fail_once.items():
             if text in comment and left > 0 and d.uuid not in failed:
                 fail_once[text][0] -= 1

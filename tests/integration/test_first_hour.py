@@ -47,7 +47,9 @@ def test_a_failed_gate_says_which_devices_on_which_update_since_when(tmp):
             assert r[1].startswith("d-") and r[3] == "Canary", r
             if r[5] != "missing":
                 assert r[4].isdigit() and int(r[4]) > 0, r  # the update id
-            assert r[-3] in ("online", "offline"), r  # read at the gate's decision
+            assert r[8] in ("online", "offline"), r  # read at the gate's decision
+            # Rolled back: its rollback's update read back as a success on each device.
+            assert r[11:13] == ["success", "since"], r
         only_failed = rollout("show", run, "--state", db, "--devices", "--status", "failed")
         assert {l.split()[1] for l in only_failed.stdout.splitlines()[1:-1]} == {r[1] for r in failed}
         # The same in JSON, under each stage; and in status and the report.
@@ -324,3 +326,44 @@ stages:
         assert shown["approvals"][0]["comment"] == "the dark one is on a shelf"
         events = shown["events"]
         assert [e["time"] for e in events] == sorted(e["time"] for e in events)  # in the order they happened
+
+
+def test_a_mistyped_group_in_a_later_stage_is_refused_before_the_first_call(tmp):
+    # eu names "EU-Nrth": found before the canary is sent and baked, on both servers (the
+    # simulator says Upswift does not know the group; the fake lists no device for it).
+    plan = Path(tmp) / "typo.yaml"
+    plan.write_text(FOUR_STAGE.read_text().replace("groups: [EU-North, EU-South]", "groups: [EU-Nrth, EU-South]"))
+    for kind in ("sim", "fake"):
+        with Server(tmp, kind, fleet="tests/fleets/steady.yaml") as srv:
+            db = f"{tmp}/{kind}.db"
+            p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, url=srv.url)
+            assert p.returncode == EXIT_INVALID, (kind, p.stdout, p.stderr)
+            assert "stage eu, groups: group EU-Nrth of project Demo" in p.stderr, (kind, p.stderr)
+            assert "Nothing was sent. Fix the plan, then apply it again." in p.stderr, p.stderr
+            if kind == "fake":
+                assert "lists no device (mistyped, or empty) (did you mean 'EU-North'?)" in p.stderr, p.stderr
+            assert "stage canary" not in p.stderr and "stage us" not in p.stderr, p.stderr
+            assert not [r for r in srv.requests() if r["endpoint"] == "deploy_update"], "nothing sent"
+            assert not Path(db).exists() or not json.loads(
+                rollout("runs", "--state", db, "--output", "json").stdout), "no run written"
+
+
+def test_resume_of_a_run_that_never_started_checks_its_plan_and_says_to_start_anew(tmp):
+    # Paused for an approval of its first stage; meanwhile the US group is gone from the fleet.
+    plan = Path(tmp) / "approve-first.yaml"
+    plan.write_text(FOUR_STAGE.read_text().replace("  - name: canary\n", "  - name: canary\n    approval: required\n"))
+    fleet = Path(tmp) / "no-us.yaml"
+    fleet.write_text("\n".join(l for l in STEADY_FLEET.read_text().splitlines() if "name: US," not in l) + "\n")
+    db = f"{tmp}/state.db"
+    with Server(tmp, "sim", fleet="tests/fleets/steady.yaml") as srv:
+        port = srv.url.split(":")[2].split("/")[0]
+        p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, url=srv.url)
+        assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+    with Server(tmp, "sim", fleet=str(fleet), port=int(port)) as srv:
+        assert rollout("approve", run, "canary", "--state", db).returncode == EXIT_OK
+        r = rollout("resume", run, "--state", db, "--time-scale", SCALE, url=srv.url)
+        assert r.returncode == EXIT_INVALID, r.stdout + r.stderr
+        assert "stage us, groups: group US of project Demo: " in r.stderr, r.stderr
+        assert f"Run {run} never started: start a new run with the fixed plan (rollout apply {plan})" in r.stderr
+        assert not [q for q in srv.requests() if q["endpoint"] == "deploy_update"], "nothing sent"

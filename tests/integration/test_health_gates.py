@@ -1,6 +1,7 @@
 """Health gates end to end: devices lost mid-update (against `rollout sim` and the contract-only
 fake), run-wide abort_when, and ramps killed and resumed, through the real binary."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from e2e import EXIT_OK, EXIT_STOPPED, SCALE, Server, connect_state, run_id_of
+from e2e import EXIT_ERROR, EXIT_OK, EXIT_STOPPED, SCALE, Server, connect_state, run_id_of
 from cli_helpers import EVENT_SCHEMA, ROLLOUT, SRC, TOKEN, Sim, assert_db_clean, rollout
 
 DARK = SRC / "tests/fleets/dark.yaml"
@@ -55,8 +56,11 @@ def test_devices_dark_mid_update_fail_the_stage_long_before_its_timeout_and_roll
         started = time.monotonic()
         p = rollout("apply", str(LOST_PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json",
                     api=srv.url)
-        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
-        # The 3-hour timeout is 18 s at this time scale: the stage failed on its lost devices first.
+        # The dark devices cannot take the rollback either: it is not finished on them within
+        # its 30-minute timeout, and the run fails for a person, naming them.
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        # The 3-hour timeout is 18 s at this time scale: the stage failed on its lost devices
+        # first, and its rollback's 30 minutes are 3 s.
         assert time.monotonic() - started < 15
         lines = [json.loads(line) for line in p.stdout.splitlines()]
         for obj in lines:
@@ -69,14 +73,18 @@ def test_devices_dark_mid_update_fail_the_stage_long_before_its_timeout_and_roll
 
         doc = shown(run, db)
         eu = next(s for s in doc["stages"] if s["name"] == "eu")
-        assert eu["status"] == "rolled_back", eu
-        assert seconds(eu["finished"]) - seconds(eu["dispatched"]) < 3600, eu  # virtual time
+        assert eu["status"] == "rollback_failed", eu
+        failed_at = next(o["time"] for o in lines if o["type"] == "event" and o["kind"] == "stage_failed")
+        assert seconds(failed_at) - seconds(eu["dispatched"]) < 3600, eu  # virtual time
         lost = [d for d in eu["device_states"] if d["status"] == "lost"]
         assert len(lost) == fail[-1]["lost"]
+        unfinished = eu["reason"].split("not finished within 30m")[1]
         for d in lost:
             assert d["update_status"] in ("in_progress", "pending") and d["online"] == "offline"
             assert d["uuid"] in eu["reason"], "the reason names each lost device"
             assert d["lost_since"]
+            assert d["uuid"] in unfinished, "... and each is named as not rolled back"
+            assert d["rollback"]["status"] in ("pending", "in_progress", "missing"), d
         assert next(s for s in doc["stages"] if s["name"] == "us")["status"] == "waiting"
         assert len(deploys(srv, run, "eu")) == 1 and not deploys(srv, run, "us")
         assert len(deploys(srv, run, "eu/rollback")) >= 1
@@ -164,8 +172,10 @@ def test_a_ramp_killed_mid_step_resumes_with_the_same_draw_each_device_once(tmp,
 def test_rehearsal_and_the_live_plan_know_lost_devices_abort_when_and_ramps(tmp):
     steady = SRC / "tests/fleets/steady.yaml"
     p = rollout("rehearse", str(LOST_PLAN), "--fleet", str(DARK))
-    assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+    # As apply would: the lost devices fail the stage, and cannot take its rollback either.
+    assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
     assert "more than max_lost 0 allows" in p.stdout and "lost: d-" in p.stdout, p.stdout
+    assert re.search(r"^eu\s+rollback_failed\s", p.stdout, re.M) and "not finished within 30m" in p.stdout, p.stdout
     assert "get_devices_state" in p.stdout
     p = rollout("rehearse", str(ABORT_PLAN), "--fleet", str(DARK))
     assert p.returncode == EXIT_STOPPED and "abort_when failed 15% met" in p.stdout, p.stdout

@@ -85,7 +85,7 @@ def test_an_answer_lost_while_a_sibling_fails_is_settled_then_rolled_back(tmp):
     at this time scale). The run ends only once eu's outcome is read from its devices: eu is
     dispatched, rolled back with us, and sent its update once."""
     lost = SRC / "tests/plans/lost-answer.yaml"
-    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US")) as server:
+    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US:73a7-1ft8")) as server:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(lost), "--state", db, "--yes", "--time-scale", "30", url=server.url)
         assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
@@ -133,7 +133,7 @@ def interrupted_with_eu_unknown(tmp, server):
 
 
 def test_a_terminal_run_left_with_an_unknown_call_is_repaired_by_resume(tmp):
-    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US")) as server:
+    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US:73a7-1ft8")) as server:
         db, run = interrupted_with_eu_unknown(tmp, server)
         # Nothing else may be done with it first: it is not over.
         p = rollout("abort", run, "--state", db)
@@ -151,7 +151,7 @@ def test_a_terminal_run_left_with_an_unknown_call_is_repaired_by_resume(tmp):
 
 
 def test_a_terminal_run_left_with_an_unknown_call_is_repaired_by_abort_rollback(tmp):
-    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US")) as server:
+    with Server(tmp, "fake", fake_args=("--drop-answer-to", "/eu]", "--fail-group", "US:73a7-1ft8")) as server:
         db, run = interrupted_with_eu_unknown(tmp, server)
         p = rollout("abort", run, "--rollback", "--state", db, "--time-scale", "30", url=server.url)
         assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
@@ -511,7 +511,7 @@ def test_fault_mix_with_failing_devices_rolls_back_and_leaves_nothing_unknown(tm
     when it was still in flight, nothing sent twice, and no call of the ended run unknown."""
     rng = random.Random(failing_seed)
     faults = {"throttle": 0.3, "error_500": 0.1, "drop_after_apply": 0.5, "idle_close": 0.3}
-    with Server(tmp, "fake", faults, seed=failing_seed, fake_args=("--fail-group", "US")) as server:
+    with Server(tmp, "fake", faults, seed=failing_seed, fake_args=("--fail-group", "US:73a7-1ft8")) as server:
         db = f"{tmp}/state.db"
         first, run = apply_killed_at_random(PLAN, db, server, rng)
         if run is None:

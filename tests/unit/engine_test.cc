@@ -1062,7 +1062,6 @@ std::vector<state::DeviceState> lost_devices(store::SqlStore& store) {
 
 }  // namespace
 
-
 // When the stage's first `kind` event was recorded.
 WallTime event_at(Harness& h, const std::string& stage, const std::string& kind) {
   for (const auto& e : h.store.load_events(h.run_id)) {
@@ -1475,7 +1474,6 @@ bool is(const state::Event& e, std::string_view stage, std::string_view kind) {
 std::ptrdiff_t position(const std::vector<std::string>& kinds, const std::string& kind) {
   return std::find(kinds.begin(), kinds.end(), kind) - kinds.begin();
 }
-
 
 // eu's one dispatch call's outcome ("none" before it has one).
 std::string eu_outcome(Harness& h) {

@@ -5,6 +5,7 @@
 #include "check_plan.h"
 #include "fake_fleet.h"
 #include "fleet_builder.h"
+#include "preview/preflight.h"
 #include "preview/preview.h"
 #include "util/asio_clock.h"
 
@@ -186,4 +187,78 @@ TEST_CASE("a saved preview is stale when a fixed selection changed, not a dynami
         "(sleeper, US)");
   CHECK(changes[2].rfind("stage late ", 0) == 0);
   CHECK(preview::stale_stages(before.preview, before.preview).empty());
+}
+
+namespace {
+
+struct Preflighted {
+  std::vector<preview::Finding> findings;
+  int reads = 0;
+  int deploys = 0;
+};
+
+Preflighted run_preflight(const std::string& plan_text, const sim::FleetSpec& spec,
+                          bool fail_reads = false) {
+  const auto checked = test::check_plan(plan_text);
+  REQUIRE(checked.loaded.plan);
+  asio::io_context io;
+  ManualClock clock(io, WallTime(std::chrono::hours(24 * 365 * 56)));
+  sim::Fleet f(spec, std::chrono::duration_cast<sim::Millis>(clock.now().time_since_epoch()));
+  test::FakeFleet api(io, f, clock);
+  api.fail_reads(fail_reads);
+  std::optional<upswift::Result<std::vector<preview::Finding>>> result;
+  preview::preflight(
+      api, *checked.loaded.plan,
+      [&](upswift::Result<std::vector<preview::Finding>> r) { result = std::move(r); });
+  io.run();
+  REQUIRE(result);
+  if (fail_reads) {
+    CHECK_FALSE(result->ok());
+    return {{}, api.reads, api.deploys_sent};
+  }
+  REQUIRE(result->ok());
+  return {std::move(*result->value), api.reads, api.deploys_sent};
+}
+
+}  // namespace
+
+TEST_CASE("preflight: one read of each project and group the stages name, nothing sent") {
+  const auto ok = run_preflight(kPlan, fleet());
+  CHECK(ok.findings.empty());
+  // Canary, EU, US (named by two stages, read once), and the project for stragglers.
+  CHECK(ok.reads == 4);
+  CHECK(ok.deploys == 0);
+}
+
+TEST_CASE("preflight: a mistyped group and an unknown project, each with its stages and field") {
+  std::string plan = kPlan;
+  plan.replace(plan.find("groups: [US]"), 12, "groups: [UZ]");  // us only; late keeps US
+  plan.replace(plan.find("    filters:"), 0, "    project: Demo2\n");
+  const auto found = run_preflight(plan, fleet());
+  REQUIRE(found.findings.size() == 2);
+  CHECK(found.findings[0].stage == "us");
+  CHECK(found.findings[0].field == "groups");
+  // The simulator refuses an unknown group, as the API may; the project's groups are listed
+  // for a suggestion.
+  CHECK(found.findings[0].message.find("group UZ of project Demo: ") == 0);
+  CHECK(found.findings[0].message.find("(did you mean 'US'?)") != std::string::npos);
+  CHECK(found.findings[1].stage == "stragglers");
+  CHECK(found.findings[1].field == "project");
+  CHECK(found.findings[1].message.find("project Demo2") == 0);
+  CHECK(found.deploys == 0);
+  CHECK(preview::describe(found.findings).find("  stage us, groups: group UZ") == 0);
+}
+
+TEST_CASE("preflight: a group that lists no device is found, and an unreadable API is an error") {
+  // A group the fleet has, without devices: Upswift cannot tell it from a typo.
+  auto spec = fleet();
+  spec.projects.back().groups.push_back({.name = "Empty", .devices = 0});
+  std::string plan = kPlan;
+  plan.replace(plan.find("groups: [EU]"), 12, "groups: [EU, Empty]");
+  const auto found = run_preflight(plan, spec);
+  REQUIRE(found.findings.size() == 1);
+  CHECK(found.findings[0].stage == "eu");
+  CHECK(found.findings[0].message ==
+        "group Empty of project Demo lists no device (mistyped, or empty)");
+  CHECK(run_preflight(kPlan, fleet(), /*fail_reads=*/true).deploys == 0);
 }

@@ -1,0 +1,33 @@
+// Before a run's first deploy_update: what the API can tell about the plan. Every stage's
+// project, and each group it names, must have devices (Upswift has no call that lists
+// projects or groups: a group that lists no device is mistyped, or empty), so that a
+// mistyped group in stage 2 is found before the canary is sent and baked. Reads only.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "plan/model.h"
+#include "upswift/fleet_api.h"
+
+namespace rollout::preview {
+
+// One thing in the plan that cannot work: the stage, the field, and why.
+struct Finding {
+  std::string stage;
+  std::string field;  // "groups", "project"
+  std::string message;
+};
+
+// Reads one device of each (project, group) the plan's stages name (of the project, for a
+// stage with no groups), each once; when one has none, the project's group names (of its
+// first pages) for a did-you-mean. `done` gets the findings (empty: nothing found wrong),
+// or the error of a read that could not be made (the API unreachable).
+void preflight(upswift::FleetApi& api, const plan::Plan& plan,
+               std::function<void(upswift::Result<std::vector<Finding>>)> done);
+
+// "stage eu, groups: ..." one per line, indented.
+std::string describe(const std::vector<Finding>& findings);
+
+}  // namespace rollout::preview
