@@ -15,9 +15,10 @@ enum ExitCode : int {
 inline constexpr const char* kExitCodesHelp =
     "Exit codes:\n"
     "  0    completed\n"
-    "  1    error (API unreachable, state database unusable, ...)\n"
-    "  2    invalid input (plan, fleet file or arguments)\n"
-    "  3    stopped by a gate or an abort (rolled back or not)\n"
+    "  1    error (API unreachable, state database unusable, ...), or a rollback that\n"
+    "       failed on some devices (rollout retry RUN STAGE --rollback)\n"
+    "  2    invalid input (plan, fleet file or arguments; a group that lists no device)\n"
+    "  3    stopped by a gate or an abort (rolled back, or not rolled back)\n"
     "  4    paused: waiting for approval or an inconclusive gate (resumable)\n"
     "  130  interrupted by a signal (resumable)\n";
 

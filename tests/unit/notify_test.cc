@@ -51,6 +51,9 @@ TEST_CASE("stage changes and run endings map to the milestones webhooks can ask 
   CHECK(notify::stage_milestone(StageStatus::passed) == "stage_passed");
   CHECK(notify::stage_milestone(StageStatus::failed) == "stage_failed");
   CHECK(notify::stage_milestone(StageStatus::rolling_back) == "stage_failed");
+  // A rollback's check concluded: back on every device, or an alarm of its own.
+  CHECK(notify::stage_milestone(StageStatus::rolled_back) == "rolled_back");
+  CHECK(notify::stage_milestone(StageStatus::rollback_failed) == "rollback_failed");
   CHECK(notify::stage_milestone(StageStatus::awaiting_approval) == "approval_needed");
   CHECK(notify::stage_milestone(StageStatus::paused) == "approval_needed");
   CHECK_FALSE(notify::stage_milestone(StageStatus::dispatching));
