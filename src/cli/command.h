@@ -30,6 +30,7 @@ void add_report_command(CLI::App& app, Run& run);
 void add_rehearse_command(CLI::App& app, Run& run);
 void add_approve_command(CLI::App& app, Run& run);
 void add_abort_command(CLI::App& app, Run& run);
+void add_pause_command(CLI::App& app, Run& run);
 void add_state_command(CLI::App& app, Run& run);
 
 // A plan read from a file and checked through the DAG.

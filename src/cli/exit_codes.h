@@ -19,7 +19,8 @@ inline constexpr const char* kExitCodesHelp =
     "       failed on some devices (rollout retry RUN STAGE --rollback)\n"
     "  2    invalid input (plan, fleet file or arguments; a group that lists no device)\n"
     "  3    stopped by a gate or an abort (rolled back, or not rolled back)\n"
-    "  4    paused: waiting for approval or an inconclusive gate (resumable)\n"
+    "  4    paused: waiting for approval, an inconclusive gate or a person's pause\n"
+    "       (resumable)\n"
     "  130  interrupted by a signal (resumable)\n";
 
 }  // namespace rollout::cli

@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   add_rehearse_command(app, run);
   add_approve_command(app, run);
   add_abort_command(app, run);
+  add_pause_command(app, run);
   add_state_command(app, run);
   add_sim_command(app, run);
   try {

@@ -50,6 +50,25 @@ int run_resume(ResumeOptions& o) {
         "applied (sha256 {}), not the file\n",
         run->plan_path, run->id, run->plan_hash.substr(0, 12));
   }
+  // A person's pause is lifted by resume: of a live run, its process goes on at once (at its
+  // next heartbeat); otherwise this process does.
+  if (auto paused = store->pause_request(run->id)) {
+    const std::string who = current_user();
+    const WallTime now = std::max(std::chrono::system_clock::now(), run->updated_at);
+    store->lift_pause(run->id, who, now);
+    store->add_event({0, run->id, now, "", "pause_lifted",
+                      fmt::format("pause by {} lifted by {}", paused->by, who)});
+    if (auto held = try_lease(*store, run->id)) {
+      std::cout << fmt::format(
+          "pause of run {} lifted; the process running it ({}@{}, pid {}) starts stages "
+          "again\n",
+          run->id, held->owner.user, held->owner.host, held->owner.pid);
+      return kExitOk;
+    }
+    store->release_lease(run->id, this_process());
+    if (!o.api.json)
+      std::cout << fmt::format("pause of run {} by {} lifted\n", run->id, paused->by);
+  }
   // A run that never started checks its plan against the API first, as apply does. Its plan
   // is stored with it and cannot change: a plan that cannot work needs a new run.
   const auto stages = store->load_stages(run->id);

@@ -1,6 +1,6 @@
 // The facade and the main loop: which stages may start now (their needs passed, approved,
-// inside their windows, a place free under max_parallel), and when the run is over for
-// now. The jobs a stage goes through live beside it (engine_impl.h says where).
+// inside their windows, a place free under max_parallel, no person's pause), and when the
+// run is over for now. The jobs a stage goes through live beside it (engine_impl.h says where).
 #include "engine/engine.h"
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include "engine/engine_impl.h"
 #include "engine/run.h"
 #include "plan/calendar.h"
+#include "util/time_text.h"
 
 namespace rollout::engine {
 
@@ -93,6 +94,7 @@ void Engine::Impl::step() {
       waiting_on_people = true;
       return;
     }
+    if (pause) return;  // a person's pause: nothing new starts
     if (active >= max_parallel() || s.window_wait) return;
     if (!plan::may_dispatch(spec(s), clock.now())) {
       wait_for_window(s);
@@ -106,8 +108,15 @@ void Engine::Impl::step() {
     return;
   }
   const bool work_left = in_flight > 0 || frontier->any_of([&](dag::StageId id) {
-    return is_active(stages[id].record.status) || stages[id].window_wait;
+    return is_active(stages[id].record.status) || (stages[id].window_wait && !pause);
   });
+  if (!work_left && pause) {
+    finish(
+        {Ending::paused, fmt::format("paused by {} at {}{}; rollout resume {} lets it go on",
+                                     pause->by, local_time(pause->at),
+                                     pause->comment.empty() ? "" : ": " + pause->comment, run_id)});
+    return;
+  }
   if (!work_left) {
     if (!waiting_on_people) {
       finish({Ending::failed, "no stage can make progress"});
@@ -178,7 +187,10 @@ void Engine::interrupt() {
 }
 void Engine::wake() {
   if (impl_->finished) return;
-  if (!impl_->stopping) impl_->check_abort();
+  if (!impl_->stopping) {
+    impl_->check_abort();
+    impl_->check_pause();
+  }
   impl_->post_step();
 }
 bool Engine::finished() const {

@@ -192,7 +192,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool step_posted = false;
   bool finished = false;
   bool aborted = false;
-  bool abort_handled = false;       // an abort request is carried out once per process
+  bool abort_handled = false;  // an abort request is carried out once per process
+  // A person's pause (rollout pause): while it holds, no stage starts; gates go on.
+  std::optional<state::PauseRequest> pause;
   std::optional<Outcome> stopping;  // set once the run must end; waits for calls in flight
   // What it was stopping for when a signal came: the end, if nothing is left unknown.
   std::optional<Outcome> before_signal;
@@ -235,6 +237,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void start(std::function<void(Outcome)> on_done);
   void beat();
   void check_abort();
+  // Reads whether a pause holds now; says so when that changed.
+  void check_pause();
   void carry_out_abort(const state::AbortRequest& request);
   void finish(Outcome outcome);
   void interrupt();

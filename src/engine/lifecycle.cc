@@ -178,14 +178,31 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
 
 void Engine::Impl::beat() {
   flush({}, /*heartbeat=*/true);
-  // Abort requests come from another process through the store: read on the heartbeat, not
-  // on every step, so a busy run does not query for them between every two calls.
-  if (!stopping) check_abort();
+  // Abort requests and pauses come from another process through the store: read on the
+  // heartbeat, not on every step, so a busy run does not query for them between every two
+  // calls.
+  if (!stopping) {
+    check_abort();
+    check_pause();
+  }
   heartbeat_timer = clock.schedule(options.heartbeat, [self = shared_from_this()] {
     if (self->finished) return;
     self->beat();
     self->post_step();  // picks up abort requests
   });
+}
+
+void Engine::Impl::check_pause() {
+  auto now = store.pause_request(run_id);
+  if (now && !pause) {
+    event("", "pause",
+          fmt::format("paused by {}{}: no new stage starts, the gates under way go on; rollout "
+                      "resume {} lets it go on",
+                      now->by, now->comment.empty() ? "" : " (" + now->comment + ")", run_id));
+  } else if (!now && pause) {
+    event("", "pause_lifted", "the pause was lifted: stages start again");
+  }
+  pause = std::move(now);
 }
 
 void Engine::Impl::check_abort() {

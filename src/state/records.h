@@ -147,6 +147,13 @@ struct Event {
   std::string message;
 };
 
+// A person's pause of a run: no new stage starts while it holds (until `rollout resume`).
+struct PauseRequest {
+  std::string by;
+  WallTime at{};
+  std::string comment;
+};
+
 struct AbortRequest {
   bool rollback = false;
   std::string by;

@@ -147,6 +147,11 @@ class StateStore {
   virtual std::vector<Event> load_events(const std::string& run_id) = 0;
 
   virtual void request_abort(const std::string& run_id, const AbortRequest& request) = 0;
+  // A pause replaces the run's earlier one; lifting it records who and when. pause_request
+  // is the pause that holds now, if any.
+  virtual void request_pause(const std::string& run_id, const PauseRequest& request) = 0;
+  virtual void lift_pause(const std::string& run_id, const std::string& by, WallTime at) = 0;
+  virtual std::optional<PauseRequest> pause_request(const std::string& run_id) = 0;
   virtual std::optional<AbortRequest> abort_request(const std::string& run_id) = 0;
 
   // Takes the run's lease unless someone else holds a fresh one (heartbeat within

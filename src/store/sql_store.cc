@@ -159,6 +159,43 @@ std::optional<AbortRequest> SqlStore::abort_request(const std::string& run_id) {
   return AbortRequest{s.integer(0) != 0, s.text(1), s.time(2)};
 }
 
+// Told to the run's process at once on PostgreSQL, as an abort is.
+void SqlStore::request_pause(const std::string& run_id, const PauseRequest& r) {
+  Transaction t(*this);
+  Statement(*this,
+            "INSERT INTO pauses (run_id, by_user, at, comment) VALUES (?,?,?,?) ON CONFLICT "
+            "(run_id) DO UPDATE SET by_user = excluded.by_user, at = excluded.at, comment = "
+            "excluded.comment, lifted_by = NULL, lifted_at = NULL")
+      .bind(1, run_id)
+      .bind(2, r.by)
+      .bind(3, r.at)
+      .bind(4, r.comment)
+      .run();
+  db_->notify(run_id);
+  t.commit();
+}
+
+void SqlStore::lift_pause(const std::string& run_id, const std::string& by, WallTime at) {
+  Transaction t(*this);
+  Statement(*this,
+            "UPDATE pauses SET lifted_by = ?, lifted_at = ? WHERE run_id = ? AND lifted_at IS "
+            "NULL")
+      .bind(1, by)
+      .bind(2, at)
+      .bind(3, run_id)
+      .run();
+  db_->notify(run_id);
+  t.commit();
+}
+
+std::optional<PauseRequest> SqlStore::pause_request(const std::string& run_id) {
+  Statement s(*this,
+              "SELECT by_user, at, comment FROM pauses WHERE run_id = ? AND lifted_at IS NULL");
+  s.bind(1, run_id);
+  if (!s.step()) return std::nullopt;
+  return PauseRequest{s.text(0), s.time(1), s.text(2)};
+}
+
 std::optional<Lease> SqlStore::lease(const std::string& run_id) {
   auto row = lease_row(run_id);
   if (!row || row->second) return std::nullopt;

@@ -62,6 +62,9 @@ class SqlStore : public state::StateStore {
   std::vector<state::Event> load_events(const std::string& run_id) override;
   void request_abort(const std::string& run_id, const state::AbortRequest& request) override;
   std::optional<state::AbortRequest> abort_request(const std::string& run_id) override;
+  void request_pause(const std::string& run_id, const state::PauseRequest& request) override;
+  void lift_pause(const std::string& run_id, const std::string& by, WallTime at) override;
+  std::optional<state::PauseRequest> pause_request(const std::string& run_id) override;
   std::optional<state::Lease> acquire_lease(const std::string& run_id,
                                             const state::LeaseOwner& owner, WallTime now,
                                             Millis stale_after, bool take_over = false) override;

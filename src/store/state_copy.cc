@@ -40,6 +40,7 @@ constexpr TableSpec kTables[] = {
     {"approvals", "run_id, stage, by_user, at, comment", true},
     {"events", "run_id, at, stage, kind, message", true},
     {"abort_requests", "run_id, rollback, by_user, at", false},
+    {"pauses", "run_id, by_user, at, comment, lifted_by, lifted_at", false},
     {"leases",
      "run_id, owner_host, owner_pid, owner_user, acquired_at, heartbeat_at, generation, "
      "released_at",

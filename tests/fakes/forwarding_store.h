@@ -98,6 +98,15 @@ class ForwardingStore : public state::StateStore {
   void request_abort(const std::string& run, const state::AbortRequest& r) override {
     inner_.request_abort(run, r);
   }
+  void request_pause(const std::string& run, const state::PauseRequest& r) override {
+    inner_.request_pause(run, r);
+  }
+  void lift_pause(const std::string& run, const std::string& by, WallTime at) override {
+    inner_.lift_pause(run, by, at);
+  }
+  std::optional<state::PauseRequest> pause_request(const std::string& run) override {
+    return inner_.pause_request(run);
+  }
   std::optional<state::AbortRequest> abort_request(const std::string& run) override {
     return inner_.abort_request(run);
   }

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from e2e import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PAUSED, EXIT_STOPPED, SCALE, Server,
-                 nothing_written, run_id_of, started)
+                 nothing_written, run_id_of, start_apply, started)
 from cli_helpers import CANARY_PLAN, FAILING, PLAN, ROLLOUT, SRC, STEADY, Sim, TOKEN, assert_db_clean, rollout
 
 
@@ -311,3 +311,43 @@ def test_state_migrate_merges_refuses_the_same_run_twice_and_leaves_nothing_when
     finally:
         live.kill()
         live.communicate()
+
+
+def test_pause_holds_new_stages_of_a_live_run_while_its_gate_decides_and_resume_goes_on(tmp):
+    # A minute is a second here: the canary's 5-minute bake is under way when the pause comes.
+    with Sim(tmp, STEADY, scale="60") as sim:
+        db = f"{tmp}/state.db"
+        proc = start_apply(PLAN, db, sim.url, scale="60")
+        lines = [started(proc)]
+        run = run_id_of(lines[0])
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r"\scanary\s+dispatched:", line):
+                break
+        p = rollout("pause", run, "--comment", "dashboards look odd", "--state", db)
+        assert p.returncode == EXIT_OK, p.stdout + p.stderr
+        assert f"pause of run {run} recorded" in p.stdout, p.stdout
+        out, err = proc.communicate(timeout=120)
+        out = "".join(lines) + out
+        assert proc.returncode == EXIT_PAUSED, out + err
+        assert "dashboards look odd" in out and f"rollout resume {run} lets it go on" in out, out
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "paused" and shown["reason"].startswith("paused by "), shown["reason"]
+        statuses = {s["name"]: s["status"] for s in shown["stages"]}
+        # The canary's gate went on deciding; nothing started after the pause.
+        assert statuses == {"canary": "passed", "eu": "waiting", "us": "waiting", "everyone": "waiting"}, statuses
+        kinds = [e["kind"] for e in shown["events"]]
+        assert "pause" in kinds and "stage_started" not in kinds[kinds.index("pause"):], kinds
+        assert sim.applied_per_marker() == {f"{run}/canary": 1}
+        # Not running any more: a second pause is refused, nothing recorded.
+        again = rollout("pause", run, "--state", db)
+        assert again.returncode == EXIT_INVALID and "not running" in again.stderr, again.stderr
+        # resume lifts it, saying whose it was, and the run goes on to the end.
+        r = rollout("resume", run, "--state", db, "--time-scale", "60", api=sim.url)
+        assert r.returncode == EXIT_OK, r.stdout + r.stderr
+        assert f"pause of run {run} by " in r.stdout and " lifted" in r.stdout, r.stdout
+        assert sim.applied_per_marker() == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "completed"
+        lifted = [e for e in shown["events"] if e["kind"] == "pause_lifted"]
+        assert lifted and "lifted by" in lifted[0]["message"], shown["events"]

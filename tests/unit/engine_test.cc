@@ -1792,3 +1792,39 @@ TEST_CASE("a ramp's failed third step rolls back all of its steps, those that pa
   CHECK(stage_record(h, "eu@10%").reason.find("; rollback: 4 of 4 back on fw v2") !=
         std::string::npos);
 }
+
+TEST_CASE("a pause holds new stages while the gate under way decides; lifted, the run goes on") {
+  Harness h;
+  h.observer.hook = [&](const state::Event& e) {
+    if (!is(e, "canary", "dispatched")) return;
+    h.store.request_pause(h.run_id, {"carol", e.at, "dashboards look odd"});
+    h.current->wake();  // as the store's news, or the next heartbeat, would
+  };
+  auto paused = h.run();
+  REQUIRE(paused);
+  CHECK(paused->ending == engine::Ending::paused);
+  CHECK(paused->reason.rfind("paused by carol at ", 0) == 0);
+  CHECK(paused->reason.find(": dashboards look odd; rollout resume r-test lets it go on") !=
+        std::string::npos);
+  auto status = h.stage_status();
+  CHECK(status["canary"] == "passed");  // its gate went on deciding
+  CHECK(status["eu"] == "waiting");
+  CHECK(status["us"] == "waiting");
+  CHECK(h.applied_for("[rollout r-test/eu]") == 0);
+  const auto& kinds = h.observer.kinds;
+  CHECK(std::count(kinds.begin(), kinds.end(), ":pause") == 1);
+
+  // Still paused: a new process starts nothing either.
+  h.observer.hook = {};
+  auto still = h.run();
+  REQUIRE(still);
+  CHECK(still->ending == engine::Ending::paused);
+  CHECK(h.applied_for("[rollout r-test/eu]") == 0);
+
+  h.store.lift_pause(h.run_id, "dave", h.now);
+  CHECK_FALSE(h.store.pause_request(h.run_id));
+  auto done = h.run();
+  REQUIRE(done);
+  CHECK(done->ending == engine::Ending::completed);
+  CHECK(h.applied_for("[rollout r-test/eu]") == 1);
+}

@@ -181,6 +181,26 @@ state::StageRecord stage_record(const std::string& run, const std::string& name)
 // Two processes on one state file: the first is frozen past its lease, the second takes
 // the run over. Every write of the first then fails, in its own transaction, and leaves
 // nothing behind; the second's work goes on.
+TEST_CASE("a pause holds until it is lifted; a new pause replaces the old one") {
+  auto owned = test::fresh_store();
+  store::SqlStore& s = *owned;
+  const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'123));
+  CHECK_FALSE(s.pause_request("r-1"));
+  s.request_pause("r-1", {"carol", t, "dashboards look odd"});
+  const auto held = s.pause_request("r-1");
+  REQUIRE(held);
+  CHECK(held->by == "carol");
+  CHECK(held->at == t);
+  CHECK(held->comment == "dashboards look odd");
+  CHECK_FALSE(s.pause_request("r-2"));
+  s.lift_pause("r-1", "dave", t + std::chrono::seconds(1));
+  CHECK_FALSE(s.pause_request("r-1"));
+  s.lift_pause("r-1", "erin", t + std::chrono::seconds(2));  // nothing to lift: no error
+  s.request_pause("r-1", {"frank", t + std::chrono::seconds(3), ""});
+  REQUIRE(s.pause_request("r-1"));
+  CHECK(s.pause_request("r-1")->by == "frank");
+}
+
 TEST_CASE("a process whose lease was taken over writes nothing more") {
   const std::string where = test::fresh_state_location("fencing");
   const WallTime t = WallTime(std::chrono::milliseconds(1'700'000'000'000));
@@ -398,7 +418,7 @@ TEST_CASE("PostgreSQL: a database from a newer rollout is refused and left alone
         store::SqliteStore::latest_schema_version());
 }
 
-TEST_CASE("PostgreSQL: an approval or an abort request wakes a waiting process at once") {
+TEST_CASE("PostgreSQL: an approval, an abort request or a pause wakes a waiting process at once") {
   const std::string url = test::new_postgres_database();
   store::PostgresStore running(url), elsewhere(url);
   const int fd = running.news_fd();
@@ -416,6 +436,9 @@ TEST_CASE("PostgreSQL: an approval or an abort request wakes a waiting process a
   REQUIRE(wait_readable());
   CHECK_FALSE(running.news_for("r-1"));
   CHECK(running.news_for("r-2"));
+  elsewhere.request_pause("r-3", {"dave", t, ""});
+  REQUIRE(wait_readable());
+  CHECK(running.news_for("r-3"));
 }
 
 namespace {
