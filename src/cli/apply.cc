@@ -161,6 +161,7 @@ int run_apply(ApplyOptions& o) {
   }
   // What the API can tell before anything is written or sent: a mistyped group in a later
   // stage is found now, not after the canary was sent and baked.
+  check_state_url(o.state);
   preflight(checked->plan, url, o.api, "Fix the plan, then apply it again.");
   auto store = open_store(o.state, /*create=*/true);
   std::mt19937_64 rng(std::random_device{}());

@@ -1,6 +1,8 @@
 // Before a run's first deploy_update (apply, and resume of a run that never started): the
 // plan's projects and groups read from the API (preview/preflight.h). What cannot work is
 // refused with exit 2, naming the stage and field, before anything is written or sent.
+#include <csignal>
+
 #include <fmt/format.h>
 
 #include "cli/error.h"
@@ -15,10 +17,25 @@ void preflight(const plan::Plan& plan, const std::string& url, const ApiOptions&
   asio::io_context io;
   auto connection = ApiConnection::open(io, plan, url, api);
   std::optional<upswift::Result<std::vector<preview::Finding>>> checked;
-  preview::preflight(
-      connection->api(), plan,
-      [&](upswift::Result<std::vector<preview::Finding>> r) { checked = std::move(r); });
+  // Ctrl-C ends its reads (a slow server, an unreachable one being retried) at once.
+  bool interrupted = false;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    interrupted = true;
+    connection->api().cancel_reads();
+  });
+  preview::preflight(connection->api(), plan,
+                     [&](upswift::Result<std::vector<preview::Finding>> r) {
+                       checked = std::move(r);
+                       signals.cancel();
+                     });
   io.run();
+  if (interrupted) {
+    throw CommandError(kExitInterrupted,
+                       "interrupted while reading the plan's projects and groups from the API, "
+                       "before the first deploy_update: no run was started, nothing was sent");
+  }
   if (!checked || !checked->ok()) {
     throw CommandError(
         kExitError,

@@ -63,12 +63,17 @@ void add_state_retry_option(CLI::App* cmd, StateOptions& state) {
       ->type_name("DURATION");
 }
 
-std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create) {
+void check_state_url(const StateOptions& o) {
   const std::string path = resolve_state_path(o);
   // A password in the URL is bad input (exit 2), not a state that failed.
   if (store::is_postgres_url(path)) {
     if (auto why = store::postgres_url_refusal(path)) throw CommandError(kExitInvalidInput, *why);
   }
+}
+
+std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create) {
+  check_state_url(o);
+  const std::string path = resolve_state_path(o);
   try {
     return store::open_state(path, create, std::chrono::duration_cast<Millis>(o.state_retry));
   } catch (const store::StoreError& e) {

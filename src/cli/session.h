@@ -31,6 +31,8 @@ void add_state_option(CLI::App* cmd, std::string& state_path);
 // Opens the state database; throws CommandError saying why not. Only a new run creates one
 // (`create`): a mistyped path elsewhere is an error, not an empty database that says "no
 // runs".
+// Refuses (CommandError, exit 2) a state URL that carries a password, opening nothing.
+void check_state_url(const StateOptions& o);
 std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create = false);
 
 struct ApiOptions {

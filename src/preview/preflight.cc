@@ -1,5 +1,6 @@
 #include "preview/preflight.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,36 +15,74 @@ namespace rollout::preview {
 
 namespace {
 
-// A project's groups seen in this many pages of its listing, at most, for a did-you-mean.
-constexpr int kGroupPages = 20;
-
 struct Probe {
   std::string project;
   std::optional<std::string> group;  // none: the project itself
   std::vector<std::string> stages;   // that name it, in plan order
 };
 
+// What a probe found: devices (nothing to say), none, or a refusal (Upswift's words).
+struct Seen {
+  std::size_t probe = 0;
+  bool refused = false;
+  std::string why;
+};
+
+// A listing, page by page, of what a finding is checked against: the groups of a project
+// ("" lists every project's devices, for their projects).
+struct Listing {
+  std::set<std::string> names;
+  bool ok = true;
+  upswift::CallError error;
+};
+
 struct Preflight {
   upswift::FleetApi* api = nullptr;
   std::vector<Probe> probes;
   std::size_t next = 0;
-  std::vector<std::pair<std::size_t, std::string>> empty;  // probe, why
-  std::map<std::string, std::set<std::string>> groups;     // of projects with an empty group
-  std::set<std::string> to_list;                           // ... whose groups are listed
+  std::vector<Seen> seen;                   // the probes that found no device
+  std::map<std::string, Listing> listings;  // by project; "" for the projects
   std::function<void(upswift::Result<std::vector<Finding>>)> done;
 };
 
 void finish(const std::shared_ptr<Preflight>& p);
-void list_groups(const std::shared_ptr<Preflight>& p, std::set<std::string>::iterator it,
-                 std::optional<std::int64_t> offset, int pages);
+
+void fail(const std::shared_ptr<Preflight>& p, const upswift::CallError& error) {
+  upswift::Result<std::vector<Finding>> failed;
+  failed.error = error;
+  p->done(std::move(failed));
+}
+
+// Lists `it` and the listings after it, all of their pages; then finishes.
+void list_from(const std::shared_ptr<Preflight>& p, std::map<std::string, Listing>::iterator it,
+               std::optional<std::int64_t> offset = {}) {
+  if (it == p->listings.end()) return finish(p);
+  upswift::DevicesQuery q;
+  q.project_name = it->first;
+  q.offset = offset;
+  p->api->devices_details(q, [p, it](upswift::Result<upswift::DevicesPage> r) {
+    Listing& l = it->second;
+    if (!r.ok()) {
+      l.ok = false;
+      l.error = r.error;
+      return list_from(p, std::next(it));
+    }
+    for (const auto& d : r.value->devices) l.names.insert(it->first.empty() ? d.project : d.group);
+    if (r.value->more && !r.value->devices.empty())
+      return list_from(p, it, r.value->devices.back().device_id);
+    list_from(p, std::next(it));
+  });
+}
 
 void probe_next(const std::shared_ptr<Preflight>& p) {
   if (p->next == p->probes.size()) {
-    // The projects whose groups a did-you-mean needs, each listed once.
-    for (const auto& [at, why] : p->empty) {
-      if (p->probes[at].group) p->to_list.insert(p->probes[at].project);
+    // What each finding is checked against, each listed once: a refusal may be a passing
+    // fault of the server, and a suggestion needs the names there are.
+    for (const Seen& s : p->seen) {
+      const Probe& probe = p->probes[s.probe];
+      p->listings.try_emplace(probe.group ? probe.project : std::string());
     }
-    return list_groups(p, p->to_list.begin(), std::nullopt, 0);
+    return list_from(p, p->listings.begin());
   }
   const Probe& probe = p->probes[p->next];
   upswift::DevicesQuery q;
@@ -53,56 +92,41 @@ void probe_next(const std::shared_ptr<Preflight>& p) {
   p->api->devices_details(q, [p](upswift::Result<upswift::DevicesPage> r) {
     const std::size_t at = p->next++;
     if (!r.ok()) {
-      if (r.error.status != upswift::CallStatus::refused) {
-        upswift::Result<std::vector<Finding>> failed;
-        failed.error = r.error;
-        return p->done(std::move(failed));
-      }
-      // Upswift said what is wrong: a project or group it does not know.
-      p->empty.emplace_back(at, r.error.message);
+      if (r.error.status != upswift::CallStatus::refused) return fail(p, r.error);
+      p->seen.push_back({at, true, r.error.message});
     } else if (r.value->devices.empty()) {
-      p->empty.emplace_back(at, "");
+      p->seen.push_back({at, false, ""});
     }
     probe_next(p);
-  });
-}
-
-void list_groups(const std::shared_ptr<Preflight>& p, std::set<std::string>::iterator it,
-                 std::optional<std::int64_t> offset, int pages) {
-  if (it == p->to_list.end()) return finish(p);
-  upswift::DevicesQuery q;
-  q.project_name = *it;
-  q.offset = offset;
-  p->api->devices_details(q, [p, it, pages](upswift::Result<upswift::DevicesPage> r) {
-    // The suggestion is a courtesy: a listing that fails leaves it out.
-    if (!r.ok()) return list_groups(p, std::next(it), std::nullopt, 0);
-    auto& seen = p->groups[*it];
-    for (const auto& d : r.value->devices) seen.insert(d.group);
-    if (r.value->more && !r.value->devices.empty() && pages + 1 < kGroupPages)
-      return list_groups(p, it, r.value->devices.back().device_id, pages + 1);
-    list_groups(p, std::next(it), std::nullopt, 0);
   });
 }
 
 void finish(const std::shared_ptr<Preflight>& p) {
   upswift::Result<std::vector<Finding>> out;
   out.value.emplace();
-  for (const auto& [at, why] : p->empty) {
-    const Probe& probe = p->probes[at];
+  for (const Seen& s : p->seen) {
+    const Probe& probe = p->probes[s.probe];
+    const Listing& l = p->listings[probe.group ? probe.project : std::string()];
+    const std::string& name = probe.group ? *probe.group : probe.project;
+    if (s.refused) {
+      // Refused: a finding only once the listing shows the name is not there.
+      if (!l.ok) return fail(p, l.error);
+      if (l.names.count(name)) continue;
+    }
+    std::vector<std::string_view> names(l.names.begin(), l.names.end());
+    const std::string suggestion = did_you_mean(name, names);
     std::string message;
     if (!probe.group) {
-      message = why.empty() ? fmt::format("project {} has no devices (is it spelt as in Upswift?)",
-                                          probe.project)
-                            : fmt::format("project {}: {}", probe.project, why);
+      message = s.refused ? fmt::format("project {}: {}{}", probe.project, s.why, suggestion)
+                          : fmt::format("project {} lists no device (mistyped, or empty){}",
+                                        probe.project, suggestion);
     } else {
-      const auto& known = p->groups[probe.project];
-      std::vector<std::string_view> names(known.begin(), known.end());
-      message = why.empty() ? fmt::format(
-                                  "group {} of project {} lists no device (mistyped, or "
-                                  "empty){}",
-                                  *probe.group, probe.project, did_you_mean(*probe.group, names))
-                            : fmt::format("group {} of project {}: {}{}", *probe.group,
-                                          probe.project, why, did_you_mean(*probe.group, names));
+      message = s.refused ? fmt::format("group {} of project {}: {}{}", name, probe.project, s.why,
+                                        suggestion)
+                          : fmt::format(
+                                "group {} of project {} lists no device (mistyped, or "
+                                "empty){}",
+                                name, probe.project, suggestion);
     }
     for (const std::string& stage : probe.stages)
       out.value->push_back({stage, probe.group ? "groups" : "project", message});

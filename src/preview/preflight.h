@@ -21,9 +21,11 @@ struct Finding {
 };
 
 // Reads one device of each (project, group) the plan's stages name (of the project, for a
-// stage with no groups), each once; when one has none, the project's group names (of its
-// first pages) for a did-you-mean. `done` gets the findings (empty: nothing found wrong),
-// or the error of a read that could not be made (the API unreachable).
+// stage with no groups), each once. One that lists none is a finding; one Upswift refuses is
+// one once a listing of the project's groups (of every project, for a project) shows it is
+// not there: a refusal may be a passing fault. Those listings also give a did-you-mean.
+// `done` gets the findings (empty: nothing found wrong), or the error of a read that could
+// not be made (the API unreachable, or refusing every read).
 void preflight(upswift::FleetApi& api, const plan::Plan& plan,
                std::function<void(upswift::Result<std::vector<Finding>>)> done);
 

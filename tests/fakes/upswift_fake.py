@@ -31,6 +31,8 @@ Targeted faults, for cases that must hit one call and no other:
                          closed without an answer, as a proxy losing that one answer would
   --fail-group GROUP[:FLOW]  updates on GROUP's devices (of FLOW only, when given: the
                          new build fails, its rollback flow works) end failed, not success
+  --faults-after N       the first N requests get none of the modes' faults (a run's
+                         preflight reads, say, before the faults a test means for the run)
   --fail-once TEXT=N     the first N devices to take an update whose metadata.comment
                          contains TEXT ("/eu/rollback]") have that update end failed; their
                          later updates (a retry) end as any other
@@ -59,6 +61,7 @@ parser.add_argument("--mode", action="append", default=[], help="MODE=SHARE")
 parser.add_argument("--drop-answer-to", action="append", default=[], help="TEXT in a comment")
 parser.add_argument("--fail-group", action="append", default=[], help="GROUP[:FLOW]")
 parser.add_argument("--fail-once", action="append", default=[], help="TEXT=N")
+parser.add_argument("--faults-after", type=int, default=0, help="N: the first N requests get no fault")
 args = parser.parse_args()
 fail_groups = [tuple(g.split(":", 1)) if ":" in g else (g, None) for g in args.fail_group]
 fail_once = {}  # TEXT -> [devices left to fail, uuids failed so]
@@ -76,8 +79,13 @@ rng = random.Random(args.seed)
 log = open(args.log, "a", buffering=1)
 
 
+requests_seen = [0]
+
+
 def hit(mode):
     with lock:
+        if requests_seen[0] <= args.faults_after:
+            return False
         return modes.get(mode, 0) > 0 and rng.random() < modes[mode]
 
 
@@ -262,6 +270,8 @@ class Handler(BaseHTTPRequestHandler):
                               "body": redacted}) + "\n")
 
     def handle_any(self):
+        with lock:
+            requests_seen[0] += 1
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         endpoint = self.path.rsplit("/", 1)[-1]

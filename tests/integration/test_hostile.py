@@ -25,6 +25,9 @@ SRC = Env.src
 PLAN = SRC / "tests/plans/four-stage.yaml"
 APPROVAL_PLAN = SRC / "tests/plans/approval-four-stage.yaml"
 STAGES = ["canary", "eu", "us", "everyone"]
+# The preflight's reads of PLAN's groups and projects (Canary, EU-North, EU-South, US, and the
+# project for `everyone`): a fault meant for the run starts after them.
+AFTER_PREFLIGHT = ("--faults-after", "5")
 
 
 
@@ -69,7 +72,7 @@ def test_a_server_echoing_the_request_never_puts_the_token_anywhere(tmp):
   - {{url: "http://127.0.0.1:{hooks.server_port}/slack", format: slack}}
 """)
     try:
-        with Server(tmp, "fake", {"echo_400": 1.0}) as server:
+        with Server(tmp, "fake", {"echo_400": 1.0}, fake_args=AFTER_PREFLIGHT) as server:
             db = f"{tmp}/state.db"
             p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
             assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
@@ -98,8 +101,22 @@ def test_a_run_stops_when_its_database_file_is_removed(tmp):
         assert "was removed while this run was using it" in err, err
 
 
+@pytest.mark.parametrize("mode", ["echo_400", "bad_utf8_400"])
+def test_a_server_refusing_every_read_stops_the_preflight_with_nothing_written(tmp, mode):
+    # From the first read: the preflight cannot tell a mistyped group from a server that
+    # refuses everything (the project's listing is refused too), so it says it could not read.
+    with Server(tmp, "fake", {mode: 1.0}) as server:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, url=server.url)
+        assert p.returncode == EXIT_ERROR, p.stdout + p.stderr
+        assert "could not read the plan's projects and groups from the API" in p.stderr, p.stderr
+        assert "nothing was sent" in p.stderr and no_raw_controls(p.stdout + p.stderr)
+        assert not Path(db).exists(), "no run written"
+        assert not any(r["endpoint"] == "deploy_update" for r in server.requests())
+
+
 def test_invalid_utf8_and_terminal_sequences_from_the_server_are_made_harmless(tmp):
-    with Server(tmp, "fake", {"bad_utf8_400": 1.0}) as server:
+    with Server(tmp, "fake", {"bad_utf8_400": 1.0}, fake_args=AFTER_PREFLIGHT) as server:
         db = f"{tmp}/state.db"
         p = rollout("apply", str(PLAN), "--state", db, "--yes", "--time-scale", SCALE, "--output", "json",
                     url=server.url)
@@ -128,9 +145,12 @@ def test_paging_that_never_moves_on_stops_with_an_error(tmp):
         assert sum(1 for r in server.requests()) < 20
 
 
-def test_sigint_cancels_a_slow_read_at_once(tmp):
-    # Every answer of a read drips a byte every 2 s: a read would take minutes.
-    with Server(tmp, "fake", {"slow_loris": 1.0}) as server:
+@pytest.mark.parametrize("when", ["preflight", "run"])
+def test_sigint_cancels_a_slow_read_at_once(tmp, when):
+    # Every answer of a read drips a byte every 2 s: a read would take minutes. In the
+    # preflight's reads, or in the run's (after them).
+    extra = AFTER_PREFLIGHT if when == "run" else ()
+    with Server(tmp, "fake", {"slow_loris": 1.0}, fake_args=extra) as server:
         db = f"{tmp}/state.db"
         proc = start_apply(PLAN, db, server.url)
         time.sleep(1.5)
@@ -139,8 +159,12 @@ def test_sigint_cancels_a_slow_read_at_once(tmp):
         out, err = proc.communicate(timeout=30)
         assert time.monotonic() - start < 3, f"took {time.monotonic() - start:.1f}s after SIGINT"
         assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
-        assert "continue with `rollout resume" in out, out
-        assert_state_sound(db)
+        if when == "run":
+            assert "continue with `rollout resume" in out, out
+            assert_state_sound(db)
+        else:
+            assert "no run was started, nothing was sent" in err, err
+            assert not Path(db).exists()
 
 
 def test_sigint_against_an_unreachable_api_stops_at_once(tmp):
@@ -152,6 +176,8 @@ def test_sigint_against_an_unreachable_api_stops_at_once(tmp):
     out, err = proc.communicate(timeout=30)
     assert time.monotonic() - start < 3
     assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
+    # Still retrying the preflight's first read: nothing was started.
+    assert "no run was started, nothing was sent" in err and not Path(db).exists(), err
 
 
 def test_sigterm_ends_a_deploy_update_waiting_to_be_retried_at_once(tmp):
