@@ -1,4 +1,5 @@
 // rollout abort RUN [--rollback]: stop a run; optionally roll back what it dispatched.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -27,7 +28,14 @@ int run_abort(AbortOptions& o) {
   // A run ended with an outcome unknown (by an older version) is not over: an abort with a
   // rollback settles it and rolls back what the settle finds applied.
   const std::size_t unknown = unsettled_calls(*store, run->id);
-  if (state::is_final(run->status) && !(o.rollback && unknown > 0)) {
+  // A run stopped after a rollback of only what it had not proven still has stages on the new
+  // version (those that passed): an abort with a rollback rolls them back too.
+  const auto records = store->load_stages(run->id);
+  const bool kept = std::any_of(records.begin(), records.end(), [](const state::StageRecord& s) {
+    return s.status == state::StageStatus::passed && s.dispatched_at;
+  });
+  const bool roll_back_kept = o.rollback && kept && run->status != state::RunStatus::completed;
+  if (state::is_final(run->status) && !(o.rollback && unknown > 0) && !roll_back_kept) {
     std::cerr << fmt::format("rollout: run {} is already {}{}\n", run->id, state::name(run->status),
                              unknown > 0 ? fmt::format("; the outcome of {} of its call(s) is not "
                                                        "settled: rollout resume {} settles it",

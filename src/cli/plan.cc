@@ -106,7 +106,18 @@ std::string on_failure_text(const plan::OnFailure& f) {
   std::string out = fmt::format("rollback with flow {}", f.rollback->flow_id);
   if (f.rollback->app)
     out += fmt::format(" to {} {}", f.rollback->app->name, f.rollback->app->version);
+  if (f.scope == plan::RollbackScope::run) out += " of every stage the run updated";
   return out + ", then stop";
+}
+
+Json on_failure_json(const plan::OnFailure& f) {
+  Json rollback = nullptr;
+  if (f.action == plan::FailureAction::rollback && f.rollback) {
+    rollback = Json{{"flow_id", f.rollback->flow_id}};
+    if (f.rollback->app)
+      rollback["app"] = {{"name", f.rollback->app->name}, {"version", f.rollback->app->version}};
+  }
+  return {{"action", plan::name(f.action)}, {"rollback", rollback}, {"scope", plan::name(f.scope)}};
 }
 
 Json plan_json(const CheckedPlan& c) {
@@ -128,17 +139,10 @@ Json plan_json(const CheckedPlan& c) {
                                {"share", plan::format_percent(s.ramp->percent)}}
                         : Json(nullptr)},
         {"gate", gate_json(s.gate)},
+        {"on_failure", s.own_on_failure ? on_failure_json(s.on_failure) : Json(nullptr)},
         {"selection",
          Json::parse(upswift::deploy_update_body(s.deploy_request(), upswift::kRedactedToken))},
         {"deploy_update", Json::parse(sent_body(s))}});
-  }
-  Json rollback = nullptr;
-  if (p.on_failure.action == plan::FailureAction::rollback && p.on_failure.rollback) {
-    rollback = Json{{"flow_id", p.on_failure.rollback->flow_id}};
-    if (p.on_failure.rollback->app) {
-      rollback["app"] = {{"name", p.on_failure.rollback->app->name},
-                         {"version", p.on_failure.rollback->app->version}};
-    }
   }
   return Json{
       {"plan", p.name},
@@ -147,7 +151,7 @@ Json plan_json(const CheckedPlan& c) {
       {"api",
        {{"url", p.api.url ? Json(*p.api.url) : Json(nullptr)},
         {"rate_limit", plan::format_rate_limit(p.api.rate_limit)}}},
-      {"on_failure", {{"action", plan::name(p.on_failure.action)}, {"rollback", rollback}}},
+      {"on_failure", on_failure_json(p.on_failure)},
       {"abort_when",
        p.abort_when ? Json{{"failed", p.abort_when->failed ? threshold_json(*p.abort_when->failed)
                                                            : Json(nullptr)},
@@ -177,6 +181,9 @@ void print_text(const CheckedPlan& c) {
     std::cout << fmt::format("   approval: {}\n",
                              s.approval_required ? "required before dispatch" : "none");
     std::cout << fmt::format("   gate:     {}\n", gate_text(s.gate));
+    if (s.own_on_failure)
+      std::cout << fmt::format("   on failure: {} (the stage's own)\n",
+                               on_failure_text(s.on_failure));
     if (auto note = share_note(s.gate)) std::cout << fmt::format("             {}\n", *note);
     if (!s.windows.empty()) {
       std::vector<std::string> windows;
@@ -352,6 +359,7 @@ std::string plan_summary(const CheckedPlan& c, const std::string& url, const Sav
                         : fmt::format("flow {}", s.flow_id));
     parts.push_back("gate: " + engine::describe_thresholds(s.gate, std::nullopt, false) +
                     ", bake " + format_duration(s.gate.bake));
+    if (s.own_on_failure) parts.push_back("on failure: " + on_failure_text(s.on_failure));
     out += fmt::format("  {:<14} {}\n", s.name, fmt::join(parts, "; "));
   }
   out += fmt::format("  on failure: {}\n", on_failure_text(p.on_failure));

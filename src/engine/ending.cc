@@ -71,13 +71,17 @@ void Engine::Impl::wind_down() {
   for (StageRun& s : stages) {
     const StageStatus status = s.record.status;
     if (s.settling || s.rollback_started || !s.snapshot) continue;
-    if (status == StageStatus::passed && spec(s).ramp && s.record.dispatched_at &&
-        failed_ramps.count(spec(s).ramp->stage) && plan.on_failure.rollback) {
-      set_stage(
-          s, StageStatus::rolling_back,
-          fmt::format("{}; rolling back with its ramp: {}", s.record.reason, stopping->reason));
-      rollback(s);
-      continue;
+    // A passed stage rolls back with a ramp of its that failed, and with a failure whose
+    // scope is the run.
+    if (status == StageStatus::passed && s.record.dispatched_at && spec(s).on_failure.rollback) {
+      const bool ramp = spec(s).ramp && failed_ramps.count(spec(s).ramp->stage);
+      if (ramp || roll_back_run) {
+        set_stage(s, StageStatus::rolling_back,
+                  fmt::format("{}; rolling back with {}: {}", s.record.reason,
+                              ramp ? "its ramp" : "the run", stopping->reason));
+        rollback(s);
+        continue;
+      }
     }
     // `stopped`: a run that an older version ended with an outcome unknown, resumed to repair.
     if (status != StageStatus::dispatching && status != StageStatus::gating &&
@@ -97,7 +101,7 @@ void Engine::Impl::wind_down() {
         continue;
       }
     }
-    if (!roll_back_in_flight || !plan.on_failure.rollback) continue;
+    if (!roll_back_in_flight || !spec(s).on_failure.rollback) continue;
     s.timer.cancel();  // its gate's next poll
     set_stage(s, StageStatus::rolling_back,
               fmt::format("cut off before its gate passed: {}", stopping->reason));

@@ -201,6 +201,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // The run stops with a rollback (a failed stage's on_failure, abort --rollback): the
   // stages cut off in flight (dispatched, their gates not passed) are rolled back too.
   bool roll_back_in_flight = false;
+  // ... and, a failure whose on_failure scope is `run`: every stage the run dispatched, the
+  // ones that passed too.
+  bool roll_back_run = false;
   // Ramps (by the stage as written) one of whose steps failed with a rollback: all their
   // steps are rolled back, those that passed too; a ramp is one stage to its operator.
   std::set<std::string> failed_ramps;

@@ -147,7 +147,8 @@ void Engine::Impl::start(std::function<void(Outcome)> on_done) {
     const StageStatus st = s.record.status;
     const bool failed = st == StageStatus::failed || st == StageStatus::rolled_back ||
                         st == StageStatus::rolling_back || st == StageStatus::rollback_failed;
-    if (failed && plan.on_failure.action == plan::FailureAction::rollback) failed_with_rollback(s);
+    if (failed && spec(s).on_failure.action == plan::FailureAction::rollback)
+      failed_with_rollback(s);
     // Its rollback failed on some devices: the run ends failed until it is sent again there.
     if (st == StageStatus::rollback_failed && (!stopping || stopping->ending != Ending::failed)) {
       stopping = Outcome{Ending::failed,
@@ -217,12 +218,15 @@ void Engine::Impl::carry_out_abort(const state::AbortRequest& request) {
   event("", "abort",
         fmt::format("abort requested by {}{}", request.by,
                     request.rollback ? ", with rollback" : ""));
-  if (request.rollback && !plan.on_failure.rollback) {
+  if (request.rollback && std::none_of(stages.begin(), stages.end(), [this](const StageRun& s) {
+        return spec(s).on_failure.rollback.has_value();
+      })) {
     event("", "abort", "the plan has no on_failure.rollback flow: nothing is rolled back");
   }
-  if (request.rollback && plan.on_failure.rollback) {
+  if (request.rollback) {
     for (StageRun& s : stages) {
-      if (s.record.dispatched_at && s.record.status != StageStatus::rolled_back &&
+      if (spec(s).on_failure.rollback && s.record.dispatched_at &&
+          s.record.status != StageStatus::rolled_back &&
           s.record.status != StageStatus::rollback_failed && !s.rollback_started) {
         // Its reason is now the abort, not its gate's old verdict.
         s.record.reason = abort_reason(request);
@@ -258,6 +262,27 @@ void Engine::Impl::finish(Outcome outcome) {
     for (StageRun& s : stages) {
       if (!is_terminal(s.record.status) && s.record.status != StageStatus::waiting)
         set_stage(s, StageStatus::stopped, "the run stopped");
+    }
+  }
+  // A rollback of what the run did not prove leaves the stages that passed on the new version:
+  // said, with the command that rolls them back too.
+  if (status != state::RunStatus::interrupted && status != state::RunStatus::paused &&
+      std::any_of(stages.begin(), stages.end(), [](const StageRun& s) {
+        return s.record.status == StageStatus::rolled_back ||
+               s.record.status == StageStatus::rollback_failed;
+      })) {
+    std::vector<std::string> kept;
+    for (const StageRun& s : stages) {
+      if (s.record.status == StageStatus::passed && s.record.dispatched_at)
+        kept.push_back(s.record.name);
+    }
+    if (!kept.empty()) {
+      std::string names;
+      for (std::size_t i = 0; i < kept.size(); ++i)
+        names += (i == 0 ? "" : i + 1 == kept.size() ? " and " : ", ") + kept[i];
+      outcome.reason += fmt::format(
+          "; {} {} the new version (rollout abort {} --rollback rolls {} back too)", names,
+          kept.size() == 1 ? "keeps" : "keep", run_id, kept.size() == 1 ? "it" : "them");
     }
   }
   outcome.reason = printable(outcome.reason);
@@ -304,12 +329,13 @@ void Engine::Impl::stage_error(StageRun& s, const std::string& message) {
 
 void Engine::Impl::failed_with_rollback(const StageRun& s) {
   roll_back_in_flight = true;
+  if (spec(s).on_failure.scope == plan::RollbackScope::run) roll_back_run = true;
   if (spec(s).ramp) failed_ramps.insert(spec(s).ramp->stage);
 }
 
 void Engine::Impl::stage_failed(StageRun& s, const std::string& reason, bool dispatched) {
-  if (dispatched && plan.on_failure.action == plan::FailureAction::rollback &&
-      plan.on_failure.rollback) {
+  if (dispatched && spec(s).on_failure.action == plan::FailureAction::rollback &&
+      spec(s).on_failure.rollback) {
     // One write: a crash right here resumes into the rollback, never past it.
     set_stage(s, StageStatus::rolling_back, reason);
     failed_with_rollback(s);

@@ -34,7 +34,7 @@ std::vector<state::SnapshotDevice> rollback_targets(
 std::vector<upswift::DeployRequest> rollback_requests(
     const plan::Plan& plan, const plan::Stage& stage, const std::string& run_id,
     std::size_t snapshot_size, const std::vector<state::SnapshotDevice>& targets, int retry) {
-  const plan::Rollback& rb = *plan.on_failure.rollback;
+  const plan::Rollback& rb = *stage.on_failure.rollback;
   upswift::DeployRequest base;
   base.flow_id = rb.flow_id;
   base.project = stage.project;
@@ -96,7 +96,7 @@ std::vector<std::string> named_devices(const upswift::DeployRequest& request) {
 // Sends the rollback flow to the stage's devices that got the new version or failed. The
 // targets are recorded first, so a resumed rollback sends exactly the calls still missing.
 void Engine::Impl::rollback(StageRun& s) {
-  if (!plan.on_failure.rollback || s.rollback_started) return;
+  if (!spec(s).on_failure.rollback || s.rollback_started) return;
   s.rollback_started = true;
   if (s.record.status != StageStatus::rolling_back) {
     set_status(s, StageStatus::rolling_back);

@@ -22,7 +22,7 @@ std::vector<state::SnapshotDevice> rollback_targets(
 // The plan's rollback flow for `targets`: one request for the stage's own selection when
 // it reaches exactly them (every device affected, not sampled, not selected by update or
 // online state), otherwise one specific_device request per target. Each carries the
-// rollback's comment and marker. The plan must have an on_failure.rollback flow.
+// rollback's comment and marker. The stage's on_failure must have a rollback flow.
 // A `retry --rollback` (retry > 0) sends one specific_device request per target, each marked
 // with the retry's number.
 std::vector<upswift::DeployRequest> rollback_requests(

@@ -16,7 +16,7 @@
 namespace rollout::engine {
 
 Seconds Engine::Impl::rollback_timeout(const StageRun& s) const {
-  const auto& own = plan.on_failure.rollback->timeout;
+  const auto& own = spec(s).on_failure.rollback->timeout;
   return own ? *own : spec(s).gate.timeout;
 }
 
@@ -112,7 +112,7 @@ void Engine::Impl::conclude_rollback(StageRun& s, const RollbackCheck& check, Se
   std::string summary =
       devices.empty() ? std::string("rollback: no device had taken the update, nothing was sent")
                       : fmt::format("rollback: {} of {} back on {}", check.back.size(),
-                                    devices.size(), rollback_target(*plan.on_failure.rollback));
+                                    devices.size(), rollback_target(*spec(s).on_failure.rollback));
   if (!check.failed.empty()) {
     summary += fmt::format(", {} failed ({})", check.failed.size(),
                            name_devices(devices, check.failed, more));

@@ -21,9 +21,9 @@ inline constexpr std::array<std::string_view, 1> kDefaults = {"gate"};
 inline constexpr std::array<std::string_view, 9> kGate = {
     "bake",        "timeout",    "poll",     "min_success", "max_failed",
     "min_devices", "on_timeout", "max_lost", "lost_after"};
-inline constexpr std::array<std::string_view, 14> kStage = {
-    "name",    "needs", "groups",  "filters", "gate",    "approval", "flow_id",
-    "project", "app",   "comment", "sample",  "windows", "freeze",   "ramp"};
+inline constexpr std::array<std::string_view, 15> kStage = {
+    "name", "needs",   "groups", "filters", "gate",   "approval", "flow_id",   "project",
+    "app",  "comment", "sample", "windows", "freeze", "ramp",     "on_failure"};
 inline constexpr std::array<std::string_view, 3> kRamp = {"steps", "from", "factor"};
 inline constexpr std::array<std::string_view, 4> kWindow = {"days", "from", "to", "tz"};
 inline constexpr std::array<std::string_view, 4> kFreeze = {"from", "to", "tz", "reason"};
@@ -32,13 +32,14 @@ inline constexpr std::array<std::string_view, 7> kDays = {"mon", "tue", "wed", "
 inline constexpr std::array<std::string_view, 2> kSample = {"percent", "count"};
 inline constexpr std::array<std::string_view, 3> kFilter = {"type", "operand", "value"};
 inline constexpr std::array<std::string_view, 2> kApp = {"name", "version"};
-inline constexpr std::array<std::string_view, 2> kOnFailure = {"action", "rollback"};
+inline constexpr std::array<std::string_view, 3> kOnFailure = {"action", "rollback", "scope"};
 inline constexpr std::array<std::string_view, 4> kRollback = {"flow_id", "app", "comment",
                                                               "timeout"};
 inline constexpr std::array<std::string_view, 2> kApi = {"url", "rate_limit"};
 
 inline constexpr std::array<std::string_view, 3> kOnTimeoutValues = {"pause", "fail", "pass"};
 inline constexpr std::array<std::string_view, 2> kFailureActions = {"stop", "rollback"};
+inline constexpr std::array<std::string_view, 2> kScopeValues = {"stage", "run"};
 inline constexpr std::array<std::string_view, 2> kApprovalValues = {"required", "none"};
 
 }  // namespace rollout::plan::keys

@@ -318,9 +318,13 @@ std::optional<Sample> read_sample(Reader& r, const Node& n, const std::string& l
   return s;
 }
 
+OnFailure read_on_failure(Reader& r, const Node& n, const std::string& where,
+                          const OnFailure* inherited = nullptr);
+
 Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index,
                  std::vector<double>& ramp_shares) {
   Stage s;
+  s.on_failure = plan.on_failure;
   s.mark = n.mark;
   const std::string what = fmt::format("stage #{}", index + 1);
   if (!r.map(n, keys::kStage, what)) return s;
@@ -357,6 +361,10 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index,
     if (auto c = r.choice(*approval, "approval", keys::kApprovalValues)) {
       s.approval_required = *c == "required";
     }
+  }
+  if (const Node* f = n.find("on_failure")) {
+    s.on_failure = read_on_failure(r, *f, fmt::format("{} on_failure", label), &plan.on_failure);
+    s.own_on_failure = true;
   }
   if (const Node* sample = n.find("sample")) s.sample = read_sample(r, *sample, label);
   if (const Node* ramp = n.find("ramp")) {
@@ -411,13 +419,23 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index,
   return s;
 }
 
-OnFailure read_on_failure(Reader& r, const Node& n) {
+// The plan's on_failure, or a stage's (`inherited`: the plan's, whose rollback flow a stage's
+// rollback without one of its own takes).
+OnFailure read_on_failure(Reader& r, const Node& n, const std::string& where,
+                          const OnFailure* inherited) {
   OnFailure f;
-  if (!r.map(n, keys::kOnFailure, "on_failure")) return f;
-  if (const Node* action = r.required(n, "action", "on_failure")) {
-    if (auto c = r.choice(*action, "on_failure action", keys::kFailureActions)) {
+  if (!r.map(n, keys::kOnFailure, where)) return inherited ? *inherited : f;
+  if (const Node* action = r.required(n, "action", where)) {
+    if (auto c = r.choice(*action, where + " action", keys::kFailureActions)) {
       f.action = *c == "stop" ? FailureAction::stop : FailureAction::rollback;
     }
+  }
+  if (const Node* scope = n.find("scope")) {
+    if (auto c = r.choice(*scope, where + " scope", keys::kScopeValues))
+      f.scope = *c == "stage" ? RollbackScope::stage : RollbackScope::run;
+    if (f.action == FailureAction::stop)
+      r.diagnostics().warning(scope->mark,
+                              fmt::format("{} action is 'stop': its scope is not used", where));
   }
   const Node* rollback = n.find("rollback");
   if (rollback && r.map(*rollback, keys::kRollback, "rollback")) {
@@ -436,16 +454,17 @@ OnFailure read_on_failure(Reader& r, const Node& n) {
         rb.timeout.reset();
       }
     }
+    // With action stop, the flow is still what `abort --rollback` sends (and a stage's own
+    // rollback without a flow of its own takes the plan's).
     f.rollback = rb;
-    if (f.action == FailureAction::stop) {
-      r.diagnostics().warning(rollback->mark,
-                              "on_failure action is 'stop': the rollback block is not used");
-    }
   }
-  if (f.action == FailureAction::rollback && !rollback) {
-    r.diagnostics().error(n.mark,
-                          "on_failure action 'rollback' needs a rollback block with the "
-                          "rollback flow_id (and usually the previous app version)");
+  // A stage's rollback without a flow of its own takes the plan's.
+  if (!rollback && inherited) f.rollback = inherited->rollback;
+  if (f.action == FailureAction::rollback && !f.rollback) {
+    r.diagnostics().error(
+        n.mark, fmt::format("{} action 'rollback' needs a rollback block with the "
+                            "rollback flow_id (and usually the previous app version){}",
+                            where, inherited ? ", here or in the plan's on_failure" : ""));
   }
   return f;
 }
@@ -671,7 +690,8 @@ LoadResult load_plan(std::string_view yaml_text) {
   if (const Node* freeze = root->find("freeze"))
     plan.freezes = read_freezes(r, *freeze, "the plan");
   if (const Node* notify = root->find("notify")) plan.notify = read_notify(r, *notify);
-  if (const Node* f = root->find("on_failure")) plan.on_failure = read_on_failure(r, *f);
+  if (const Node* f = root->find("on_failure"))
+    plan.on_failure = read_on_failure(r, *f, "on_failure");
   if (const Node* a = root->find("abort_when")) plan.abort_when = read_abort_when(r, *a);
   std::vector<std::vector<double>> ramps;  // each stage's ramp shares, empty: no ramp
 

@@ -52,6 +52,10 @@ std::string_view name(FailureAction v) {
   return v == FailureAction::stop ? "stop" : "rollback";
 }
 
+std::string_view name(RollbackScope v) {
+  return v == RollbackScope::stage ? "stage" : "run";
+}
+
 std::string format_rate_limit(const RateLimit& r) {
   return fmt::format("{}/{}", r.calls, format_duration(r.per));
 }

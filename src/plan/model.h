@@ -109,6 +109,30 @@ struct Freeze {
   bool operator==(const Freeze&) const = default;
 };
 
+enum class FailureAction { stop, rollback };
+std::string_view name(FailureAction v);
+
+struct Rollback {
+  std::string flow_id;
+  std::optional<upswift::AppVersion> app;
+  std::optional<std::string> comment;
+  // How long its check waits for the rollback's update to finish on every device it was
+  // sent to, after its last call went through; unset: the stage's gate timeout.
+  std::optional<Seconds> timeout;
+};
+
+// What a failed rollback rolls back: `stage`, what the run has not proven (the failed stage,
+// every step of its ramp, the stages cut off in flight); `run`, every device the run updated,
+// the stages that passed too.
+enum class RollbackScope { stage, run };
+std::string_view name(RollbackScope v);
+
+struct OnFailure {
+  FailureAction action = FailureAction::stop;
+  std::optional<Rollback> rollback;
+  RollbackScope scope = RollbackScope::stage;
+};
+
 struct Stage {
   std::string name;
   Mark mark;  // where the stage's `name` is
@@ -126,25 +150,12 @@ struct Stage {
   std::optional<upswift::AppVersion> app;
   std::optional<std::string> comment;
   Gate gate;
+  // Resolved: the stage's own on_failure (own_on_failure), else the plan's; its rollback
+  // flow, when it names none, is the plan's.
+  OnFailure on_failure;
+  bool own_on_failure = false;
 
   upswift::DeployRequest deploy_request() const;
-};
-
-enum class FailureAction { stop, rollback };
-std::string_view name(FailureAction v);
-
-struct Rollback {
-  std::string flow_id;
-  std::optional<upswift::AppVersion> app;
-  std::optional<std::string> comment;
-  // How long its check waits for the rollback's update to finish on every device it was
-  // sent to, after its last call went through; unset: the stage's gate timeout.
-  std::optional<Seconds> timeout;
-};
-
-struct OnFailure {
-  FailureAction action = FailureAction::stop;
-  std::optional<Rollback> rollback;
 };
 
 struct RateLimit {

@@ -351,3 +351,30 @@ def test_pause_holds_new_stages_of_a_live_run_while_its_gate_decides_and_resume_
         assert shown["status"] == "completed"
         lifted = [e for e in shown["events"] if e["kind"] == "pause_lifted"]
         assert lifted and "lifted by" in lifted[0]["message"], shown["events"]
+
+
+def test_a_stage_scope_rollback_names_the_stages_that_keep_the_new_version_and_abort_rolls_them_back(tmp):
+    # canary, then eu, then us (which fails on the fake): us rolls back, canary and eu passed.
+    plan = Path(tmp) / "sequential.yaml"
+    plan.write_text(PLAN.read_text().replace("  - name: us\n    needs: [canary]", "  - name: us\n    needs: [eu]"))
+    with Server(tmp, "fake", fake_args=["--fail-group", "US:73a7-1ft8"]) as srv:
+        db = f"{tmp}/state.db"
+        p = rollout("apply", str(plan), "--state", db, "--yes", "--time-scale", SCALE, api=srv.url)
+        assert p.returncode == EXIT_STOPPED, p.stdout + p.stderr
+        run = run_id_of(p.stdout)
+        assert (f"; canary and eu keep the new version (rollout abort {run} --rollback rolls them back too)"
+                in p.stdout), p.stdout
+        assert not rollback_log(srv, run, "eu") and not rollback_log(srv, run, "canary")
+        # Typed as the run says: the stopped run's passed stages roll back, each device once.
+        a = rollout("abort", run, "--rollback", "--state", db, "--time-scale", SCALE, api=srv.url)
+        assert a.returncode == EXIT_STOPPED, a.stdout + a.stderr
+        shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+        assert shown["status"] == "aborted", shown["status"]
+        assert {s["name"]: s["status"] for s in shown["stages"]} == {
+            "canary": "rolled_back", "eu": "rolled_back", "us": "rolled_back", "everyone": "waiting"}, shown["stages"]
+        assert len(rollback_log(srv, run, "eu")) == 1  # eu's whole selection, once
+        assert len(rollback_log(srv, run, "canary")) == 6  # the canary selects by online state: each device
+        assert len(rollback_log(srv, run, "us")) == 1  # not again
+        # Nothing is left on the new version: a second abort is refused.
+        again = rollout("abort", run, "--rollback", "--state", db, api=srv.url)
+        assert again.returncode == EXIT_INVALID and "already aborted" in again.stderr, again.stderr

@@ -1828,3 +1828,68 @@ TEST_CASE("a pause holds new stages while the gate under way decides; lifted, th
   CHECK(done->ending == engine::Ending::completed);
   CHECK(h.applied_for("[rollout r-test/eu]") == 1);
 }
+
+namespace {
+
+// canary, then eu, then us (one after another), us failing half its new-build updates.
+std::string sequential_plan(const std::string& on_failure_extra = "",
+                            const std::string& us_extra = "") {
+  std::string plan = replaced(kPlan, "  - name: us\n    needs: [canary]",
+                              "  - name: us\n    needs: [eu]" + us_extra);
+  return replaced(plan, "  rollback: {flow_id: f-old, app: {name: fw, version: v2}}",
+                  "  rollback: {flow_id: f-old, app: {name: fw, version: v2}}" + on_failure_extra);
+}
+
+}  // namespace
+
+TEST_CASE("rollback scope stage: the failed stage rolls back, the passed ones are named") {
+  Harness h(sequential_plan(), failing_us_spec());
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  auto status = h.stage_status();
+  CHECK(status["us"] == "rolled_back");
+  CHECK(status["canary"] == "passed");
+  CHECK(status["eu"] == "passed");
+  CHECK(h.applied_for("[rollout r-test/eu/rollback]") == 0);
+  CHECK(outcome->reason.find("; canary and eu keep the new version (rollout abort r-test "
+                             "--rollback rolls them back too)") != std::string::npos);
+  CHECK(h.store.load_run("r-test")->reason == outcome->reason);
+}
+
+TEST_CASE("rollback scope run: every stage the run updated rolls back, those that passed too") {
+  Harness h(sequential_plan("\n  scope: run"), failing_us_spec());
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::stopped);
+  auto status = h.stage_status();
+  CHECK(status["us"] == "rolled_back");
+  CHECK(status["canary"] == "rolled_back");
+  CHECK(status["eu"] == "rolled_back");
+  CHECK(status["everyone"] == "waiting");
+  CHECK(h.applied_for("[rollout r-test/canary/rollback]") >= 1);
+  CHECK(h.applied_for("[rollout r-test/eu/rollback]") >= 1);
+  CHECK(stage_record(h, "eu").reason.find("; rolling back with the run: stage us failed") !=
+        std::string::npos);
+  CHECK(outcome->reason.find("keep the new version") == std::string::npos);
+}
+
+TEST_CASE("a stage's own on_failure overrides the plan's, either way") {
+  // The plan rolls back; us only stops.
+  Harness stop(sequential_plan("", "\n    on_failure: {action: stop}"), failing_us_spec());
+  auto stopped = stop.run();
+  REQUIRE(stopped);
+  CHECK(stopped->ending == engine::Ending::stopped);
+  CHECK(stop.stage_status()["us"] == "failed");
+  CHECK(stop.applied_for("/rollback]") == 0);
+  // The plan stops; us rolls back, with the plan's flow.
+  std::string plan = replaced(sequential_plan("", "\n    on_failure: {action: rollback}"),
+                              "  action: rollback\n", "  action: stop\n");
+  Harness roll(plan, failing_us_spec());
+  auto rolled = roll.run();
+  REQUIRE(rolled);
+  CHECK(roll.stage_status()["us"] == "rolled_back");
+  CHECK(roll.applied_for("[rollout r-test/us/rollback]") >= 1);
+  for (const auto& call : roll.store.load_stage_calls("r-test", "us", state::CallKind::rollback))
+    CHECK(call.body.find("\"flow_id\":\"f-old\"") != std::string::npos);
+}

@@ -357,9 +357,54 @@ TEST_CASE("rollback needs its flow") {
   auto w = check_plan(kHead +
                       "stages:\n  - {name: a, groups: [G]}\non_failure:\n  action: stop\n  "
                       "rollback: {flow_id: x}\n");
-  CHECK(w.report ==
-        "p.yaml:9:13: warning: on_failure action is 'stop': the rollback block is not used\n");
-  CHECK_FALSE(w.loaded.diagnostics.has_errors());
+  // Used by `abort --rollback` (and by a stage's own rollback): no warning.
+  CHECK(w.report == "");
+  CHECK(w.loaded.plan->on_failure.rollback->flow_id == "x");
+}
+
+TEST_CASE("on_failure's scope, and a stage's own on_failure over the plan's") {
+  auto c = check_plan(kHead +
+                      "stages:\n"
+                      "  - {name: a, groups: [G]}\n"
+                      "  - name: b\n"
+                      "    groups: [H]\n"
+                      "    on_failure: {action: stop}\n"
+                      "  - name: c\n"
+                      "    groups: [I]\n"
+                      "    on_failure: {action: rollback, scope: run}\n"
+                      "on_failure:\n"
+                      "  action: rollback\n"
+                      "  rollback: {flow_id: old, timeout: 20m}\n");
+  REQUIRE(c.report == "");
+  const auto& p = *c.loaded.plan;
+  CHECK(p.on_failure.scope == rollout::plan::RollbackScope::stage);  // the default
+  CHECK_FALSE(p.stages[0].own_on_failure);
+  CHECK(p.stages[0].on_failure.action == rollout::plan::FailureAction::rollback);
+  CHECK(p.stages[1].own_on_failure);
+  CHECK(p.stages[1].on_failure.action == rollout::plan::FailureAction::stop);
+  // A stage that stops keeps the plan's flow: an abort --rollback still rolls it back.
+  CHECK(p.stages[1].on_failure.rollback->flow_id == "old");
+  CHECK(p.stages[2].on_failure.scope == rollout::plan::RollbackScope::run);
+  CHECK(p.stages[2].on_failure.rollback->flow_id == "old");  // the plan's, inherited
+  CHECK(p.stages[2].on_failure.rollback->timeout == std::chrono::minutes(20));
+
+  auto bad = check_plan(kHead +
+                        "stages:\n"
+                        "  - name: a\n"                                        // 6
+                        "    groups: [G]\n"                                    // 7
+                        "    on_failure: {action: rollback, scope: stages}\n"  // 8
+                        "  - name: b\n"                                        // 9
+                        "    groups: [H]\n"                                    // 10
+                        "    on_failure: {action: rollback}\n");               // 11
+  CHECK(bad.report ==
+        "p.yaml:8:17: error: stage 'a' on_failure action 'rollback' needs a rollback block with "
+        "the rollback flow_id (and usually the previous app version), here or in the plan's "
+        "on_failure\n"
+        "p.yaml:8:43: error: stage 'a' on_failure scope must be one of 'stage', 'run', not "
+        "'stages' (did you mean 'stage'?)\n"
+        "p.yaml:11:17: error: stage 'b' on_failure action 'rollback' needs a rollback block "
+        "with the rollback flow_id (and usually the previous app version), here or in the plan's "
+        "on_failure\n");
 }
 
 TEST_CASE("shapes: lists, maps, names") {
