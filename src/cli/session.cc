@@ -430,6 +430,17 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
     bool failed = false;
     auto journal = load_journal(options.sim_journal, failed);
     if (failed) throw CommandError(kExitInvalidInput, "");  // said why
+    // Rebuilt from its file alone, a fleet the run already updated would take the updates
+    // again: refused, as a changed fleet file is.
+    if (!journal && options.sim_journal_required) {
+      throw CommandError(
+          kExitInvalidInput,
+          fmt::format("the simulated fleet's record {} of this run is missing: its fleet, which "
+                      "the run already sent updates to, cannot be rebuilt without it (it would "
+                      "take them again). Put the file back (rollout state migrate copies it "
+                      "with the run), or start a new run",
+                      options.sim_journal));
+    }
     std::string why;
     const std::string fleet_hash = sha256_hex(read_file(fleet_path, &why).value_or(""));
     sim::SimTime created = to_sim(c->start_);
@@ -492,7 +503,10 @@ ApiOptions run_api_options(state::StateStore& store, const StateOptions& state,
   const WallTime recorded =
       std::max(run.updated_at, store.latest_record(run.id).value_or(run.updated_at));
   options.sim_start = options.time_scale > 1.0 ? std::max(wall_now, recorded) : wall_now;
-  if (run.api_url.rfind(kSimulated, 0) == 0) options.sim_journal = sim_journal_path(state, run.id);
+  if (run.api_url.rfind(kSimulated, 0) == 0) {
+    options.sim_journal = sim_journal_path(state, run.id);
+    options.sim_journal_required = !store.load_calls(run.id).empty();
+  }
   return options;
 }
 
@@ -545,7 +559,14 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
   const ApiOptions api_options = run_api_options(store, state, run, given_api_options);
 
   asio::io_context io;
-  auto connection = ApiConnection::open(io, plan, run.api_url, api_options);
+  std::unique_ptr<ApiConnection> connection;
+  try {
+    connection = ApiConnection::open(io, plan, run.api_url, api_options);
+  } catch (const CommandError&) {
+    // Nothing was sent: the run is left as it was, for the next process at once.
+    store.release_lease(run.id, this_process());
+    throw;
+  }
   AsioClock clock(io, api_options.time_scale, connection->start());
   // The last word before a deploy_update leaves, after any wait for the rate limit: does
   // this process still hold the run? A process frozen past its lease (SIGSTOP, a laptop

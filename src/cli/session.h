@@ -42,6 +42,8 @@ struct ApiOptions {
   // run can go on in another process (resume, approve, retry, abort --rollback); set by
   // drive_run. Empty: the fleet lives only as long as the process (rollout plan).
   std::string sim_journal;
+  // The run has sent calls: its fleet changed, and a missing record cannot be rebuilt.
+  bool sim_journal_required = false;
   WallTime sim_start{};  // where the simulated fleet's clock starts (the run's clock too)
   bool json = false;     // --output json: events as JSON lines on stdout
   bool quiet = false;

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -40,11 +42,38 @@ int run_migrate(const MigrateOptions& o) {
     }
     throw CommandError(kExitError, e.what());
   }
+  // A run against an in-process simulator goes on only with its fleet's record: it goes
+  // where the run goes (beside a SQLite file; this user's state folder for a server).
+  int journals = 0;
+  std::vector<std::string> not_copied;
+  for (const std::string& id : report.runs) {
+    const std::string src = sim_journal_path(StateOptions{o.from}, id);
+    const std::string dst = sim_journal_path(StateOptions{o.to}, id);
+    if (src == dst || !std::filesystem::exists(src, ignored)) continue;
+    std::filesystem::create_directories(std::filesystem::path(dst).parent_path(), ignored);
+    std::error_code ec;
+    std::filesystem::copy_file(src, dst, std::filesystem::copy_options::skip_existing, ec);
+    if (ec) {
+      not_copied.push_back(fmt::format("cp {} {} ({})", src, dst, ec.message()));
+    } else {
+      ++journals;
+    }
+  }
   std::cout << fmt::format("copied {} run(s) from {} to {}, verified:\n", report.runs.size(),
                            from->name(), to->name());
   for (const auto& t : report.tables) {
     std::cout << fmt::format("  {:<17} {:>8} rows  sha256 {}  (the same in both)\n", t.name, t.rows,
                              t.sha256.substr(0, 16));
+  }
+  if (journals > 0)
+    std::cout << fmt::format("  and the simulated fleets' records of {} run(s)\n", journals);
+  if (!not_copied.empty()) {
+    std::string lines;
+    for (const auto& l : not_copied) lines += "\n  " + l;
+    throw CommandError(kExitError,
+                       fmt::format("the runs were copied, but not the simulated fleets' records "
+                                   "of {} of them: copy each by hand before resuming it:{}",
+                                   not_copied.size(), lines));
   }
   // o.to carries no password: a URL with one was refused on opening.
   std::cout << fmt::format("the runs are in both now; point --state (or ROLLOUT_STATE) at {}\n",

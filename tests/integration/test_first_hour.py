@@ -367,3 +367,32 @@ def test_resume_of_a_run_that_never_started_checks_its_plan_and_says_to_start_an
         assert "stage us, groups: group US of project Demo: " in r.stderr, r.stderr
         assert f"Run {run} never started: start a new run with the fixed plan (rollout apply {plan})" in r.stderr
         assert not [q for q in srv.requests() if q["endpoint"] == "deploy_update"], "nothing sent"
+
+
+def test_a_simulated_run_whose_fleet_record_is_missing_is_refused_and_migrate_carries_it(tmp):
+    db = f"{tmp}/state.db"
+    p = rollout("apply", str(CANARY_PLAN), "--simulate", str(SMALL_FLEET), "--state", db, "--yes",
+                "--time-scale", SCALE)
+    assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+    run = run_id_of(p.stdout)
+    assert rollout("approve", run, "us", "--state", db).returncode == EXIT_OK
+    record = Path(f"{db}.sim/{run}.jsonl")
+    kept = record.read_text()
+    record.unlink()
+    # Rebuilt from its file alone, the fleet would take canary's and eu's updates again.
+    r = rollout("resume", run, "--state", db, "--time-scale", SCALE)
+    assert r.returncode == EXIT_INVALID, r.stdout + r.stderr
+    assert f"the simulated fleet's record {record} of this run is missing" in r.stderr, r.stderr
+    assert not record.exists(), "no fresh fleet was started in its place"
+    record.write_text("")
+    emptied = rollout("resume", run, "--state", db, "--time-scale", SCALE)
+    assert emptied.returncode == EXIT_INVALID and "cannot be read" in emptied.stderr, emptied.stderr
+    record.write_text(kept)
+    # state migrate copies the record with the run: resumed from the copy, nothing is sent twice.
+    db2 = f"{tmp}/moved.db"
+    m = rollout("state", "migrate", "--from", db, "--to", db2)
+    assert m.returncode == EXIT_OK and "simulated fleets' records of 1 run(s)" in m.stdout, m.stdout + m.stderr
+    assert Path(f"{db2}.sim/{run}.jsonl").read_text() == kept
+    r = rollout("resume", run, "--state", db2, "--time-scale", SCALE)
+    assert r.returncode == EXIT_OK, r.stdout + r.stderr
+    assert journal_applied(db2, run) == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
