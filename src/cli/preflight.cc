@@ -2,6 +2,7 @@
 // plan's projects and groups read from the API (preview/preflight.h). What cannot work is
 // refused with exit 2, naming the stage and field, before anything is written or sent.
 #include <csignal>
+#include <iostream>
 
 #include <fmt/format.h>
 
@@ -17,6 +18,9 @@ void preflight(const plan::Plan& plan, const std::string& url, const ApiOptions&
   asio::io_context io;
   auto connection = ApiConnection::open(io, plan, url, api);
   std::optional<upswift::Result<std::vector<preview::Finding>>> checked;
+  connection->client().set_retry_notice([](const client::UpswiftClient::RetryNotice& n) {
+    std::cerr << "rollout: " << describe_retry(n) << "\n";
+  });
   // Ctrl-C ends its reads (a slow server, an unreachable one being retried) at once.
   bool interrupted = false;
   asio::signal_set signals(io, SIGINT, SIGTERM);

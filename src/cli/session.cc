@@ -403,6 +403,12 @@ std::string run_api_url(const plan::Plan& plan, const ApiOptions& api) {
 
 ApiConnection::~ApiConnection() = default;
 
+std::string describe_retry(const client::UpswiftClient::RetryNotice& n) {
+  return fmt::format("API not answering as it should: {}: {}; try {} of {} in {:.1f} s", n.endpoint,
+                     n.why, n.next_attempt, n.max_attempts,
+                     static_cast<double>(n.delay.count()) / 1000.0);
+}
+
 std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const plan::Plan& plan,
                                                    const std::string& run_url,
                                                    const ApiOptions& options) {
@@ -576,6 +582,10 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
   const bool resumed = !progress.recent.empty();  // a new run has no events yet
   Console console(io, clock, plan, std::move(progress),
                   console_mode(api_options.json, api_options.quiet, api_options.no_progress));
+  // Said on the terminal (not recorded: a storm of 429s would fill the state with them).
+  connection->client().set_retry_notice([&](const client::UpswiftClient::RetryNotice& n) {
+    console.on_event({0, run.id, clock.now(), "", "api_retry", describe_retry(n)});
+  });
   engine::EngineOptions options;
   options.owner = this_process();
   // Several heartbeats within a lease, whatever the clock's scale (a faster clock only beats

@@ -143,6 +143,9 @@ class ApiConnection {
   WallTime start_{};
 };
 
+// "API not answering as it should: devices_details: ...; try 3 of 8 in 4.0 s".
+std::string describe_retry(const client::UpswiftClient::RetryNotice& n);
+
 // Where a run against an in-process simulator keeps its fleet: beside a SQLite state file;
 // for a PostgreSQL state, in $XDG_STATE_HOME (else ~/.local/state)/rollout/sim/ of the machine
 // that ran it.

@@ -265,6 +265,9 @@ void UpswiftClient::retry_later(std::shared_ptr<Call> call, Millis floor, std::s
   }
   call->waited += delay;
   ++stats_.retries;
+  if (retry_notice_)
+    retry_notice_(
+        {call->endpoint, safe(why), call->attempts + 1, config_.retry.max_attempts, delay});
   after(delay, std::move(call), &UpswiftClient::start);
 }
 

@@ -56,6 +56,19 @@ class UpswiftClient : public upswift::FleetApi {
     send_guard_ = std::move(guard);
   }
 
+  // Told before each retry's wait, so that a person sees an API that does not answer as such
+  // rather than silence: which call, why, which try comes next of how many, after how long.
+  struct RetryNotice {
+    std::string endpoint;
+    std::string why;  // token-free
+    int next_attempt = 0;
+    int max_attempts = 0;
+    Millis delay{0};
+  };
+  void set_retry_notice(std::function<void(const RetryNotice&)> notice) {
+    retry_notice_ = std::move(notice);
+  }
+
   struct Stats {
     std::int64_t requests = 0;   // HTTP requests sent, retries included
     std::int64_t throttled = 0;  // 429 answers
@@ -83,6 +96,7 @@ class UpswiftClient : public upswift::FleetApi {
   std::mt19937_64 rng_;
   Stats stats_;
   std::function<std::optional<std::string>()> send_guard_;
+  std::function<void(const RetryNotice&)> retry_notice_;
   bool reads_cancelled_ = false;
   std::set<std::shared_ptr<asio::steady_timer>> timers_;  // rate-limit and retry waits
   // Timers and HTTP completions may outlive the client; they check this first.

@@ -6,6 +6,7 @@ Run: python3 -m pytest tests/integration/test_hostile.py --rollout BIN (conftest
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -176,8 +177,28 @@ def test_sigint_against_an_unreachable_api_stops_at_once(tmp):
     out, err = proc.communicate(timeout=30)
     assert time.monotonic() - start < 3
     assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
-    # Still retrying the preflight's first read: nothing was started.
+    # Still retrying the preflight's first read: nothing was started. The retries were said.
     assert "no run was started, nothing was sent" in err and not Path(db).exists(), err
+    assert "API not answering as it should: devices_details: could not reach" in err, err
+    assert "try 2 of 8 in " in err, err
+
+
+def test_a_run_whose_reads_are_retried_says_so_on_the_terminal(tmp):
+    # Every read after the preflight answers 500: each retry is a line, never silence.
+    with Server(tmp, "fake", {"error_500": 1.0}, fake_args=AFTER_PREFLIGHT) as server:
+        db = f"{tmp}/state.db"
+        proc = start_apply(PLAN, db, server.url)
+        said = []
+        deadline = time.monotonic() + 20
+        for line in proc.stdout:
+            said.append(line)
+            if "api_retry: API not answering as it should: " in line or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert any(re.search(r"api_retry: API not answering as it should: (devices_details|get_devices_state): "
+                             r".*500.*; try \d of 8 in \d+\.\d s", l) for l in said), "".join(said) + out + err
+        assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
 
 
 def test_sigterm_ends_a_deploy_update_waiting_to_be_retried_at_once(tmp):
