@@ -44,7 +44,7 @@ int run_abort(AbortOptions& o) {
     return kExitInvalidInput;
   }
   const std::string who = current_user();
-  const WallTime now = std::chrono::system_clock::now();
+  const WallTime now = record_time(*store, *run);
   store->request_abort(run->id, {o.rollback, who, now});
   store->add_event(
       {0, run->id, now, "", "abort_requested",

@@ -215,8 +215,10 @@ void add_run_options(CLI::App* cmd, StateOptions& state, ApiOptions& api, std::s
       "name the same file)");
   cmd->add_option(
          "--time-scale", api.time_scale,
-         "With a simulated fleet: run time this many times faster (600: 10 minutes a second)")
-      ->check(CLI::Range(0.001, 1e6));
+         "With a simulated fleet: run time this many times faster (600: 10 minutes a second); "
+         "a later process of a --simulate run goes on at the run's own unless given")
+      ->check(CLI::Range(0.001, 1e6))
+      ->each([&api](const std::string&) { api.time_scale_given = true; });
   cmd->add_option("--output", output,
                   "text, or json: the event stream, one JSON object per line on stdout (README: "
                   "\"The event stream\")")

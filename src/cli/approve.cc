@@ -75,7 +75,7 @@ int run_approve(const ApproveOptions& o) {
   const std::string who = current_user();
   // Never stamped before the run's own records: a time-scaled run's clock runs ahead of the
   // wall clock, and an approval that looked older than the pause it answers would not take.
-  WallTime at = std::max(std::chrono::system_clock::now(), run->updated_at);
+  WallTime at = record_time(*store, *run);
   if (stage->finished_at) at = std::max(at, *stage->finished_at);
   store->add_approval({run->id, o.stage, who, at, o.comment});
   store->add_event(

@@ -52,7 +52,7 @@ int run_pause(const PauseOptions& o) {
     return kExitInvalidInput;
   }
   const std::string who = current_user();
-  store->request_pause(run.id, {who, std::chrono::system_clock::now(), printable(o.comment)});
+  store->request_pause(run.id, {who, record_time(*store, run), printable(o.comment)});
   std::cout << fmt::format(
       "pause of run {} recorded; the process running it ({}@{}, pid {}) starts no new stage "
       "from its next heartbeat (at once on PostgreSQL); the gates under way go on, then the "

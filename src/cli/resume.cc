@@ -54,7 +54,7 @@ int run_resume(ResumeOptions& o) {
   // next heartbeat); otherwise this process does.
   if (auto paused = store->pause_request(run->id)) {
     const std::string who = current_user();
-    const WallTime now = std::max(std::chrono::system_clock::now(), run->updated_at);
+    const WallTime now = record_time(*store, *run);
     store->lift_pause(run->id, who, now);
     store->add_event({0, run->id, now, "", "pause_lifted",
                       fmt::format("pause by {} lifted by {}", paused->by, who)});

@@ -215,7 +215,7 @@ int run_retry(RetryOptions& o) {
   }
   // A time-scaled simulated run's records are in simulated time, ahead of the wall clock:
   // the retry's records must not go back before them.
-  const WallTime now = std::max(std::chrono::system_clock::now(), run->updated_at);
+  const WallTime now = record_time(*store, *run);
   const int attempt =
       o.rollback ? engine::prepare_rollback_retry(*store, run->id, o.stage, chosen.devices, now)
                  : engine::prepare_retry(*store, run->id, o.stage, chosen.devices, now);

@@ -63,6 +63,11 @@ void add_state_retry_option(CLI::App* cmd, StateOptions& state) {
       ->type_name("DURATION");
 }
 
+WallTime record_time(state::StateStore& store, const state::RunRecord& run) {
+  return std::max({std::chrono::system_clock::now(), run.updated_at,
+                   store.latest_record(run.id).value_or(run.updated_at)});
+}
+
 void check_state_url(const StateOptions& o) {
   const std::string path = resolve_state_path(o);
   // A password in the URL is bad input (exit 2), not a state that failed.
@@ -464,8 +469,8 @@ std::unique_ptr<ApiConnection> ApiConnection::open(asio::io_context& io, const p
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(options.sim_journal).parent_path(),
                                           ec);
-      if (!write_file(options.sim_journal,
-                      sim::journal_header_line({recorded, fleet_hash, created}))) {
+      if (!write_file(options.sim_journal, sim::journal_header_line({recorded, fleet_hash, created,
+                                                                     options.time_scale}))) {
         throw CommandError(
             kExitInvalidInput,
             fmt::format("cannot write the simulated fleet's record {}", options.sim_journal));
@@ -503,16 +508,27 @@ ApiOptions run_api_options(state::StateStore& store, const StateOptions& state,
   // where its own time had got to (its records; and what its simulated fleet last did,
   // which ApiConnection::open reads from the fleet's journal), so its timeline stays in order.
   ApiOptions options = given;
+  if (run.api_url.rfind(kSimulated, 0) == 0) {
+    options.sim_journal = sim_journal_path(state, run.id);
+    options.sim_journal_required = !store.load_calls(run.id).empty();
+    // The run's own time scale, unless the command line says another: an `abort --rollback`
+    // typed without it neither waits an hour of wall time for a 600-times-faster fleet nor
+    // records times before the run's.
+    // (A record that cannot be read is said when the fleet is opened.)
+    std::string why;
+    if (!options.time_scale_given) {
+      if (const auto text = read_file(options.sim_journal, &why)) {
+        if (const auto journal = sim::read_journal(*text, &why))
+          options.time_scale = journal->header.time_scale;
+      }
+    }
+  }
   const WallTime wall_now = std::chrono::system_clock::now();
   // Its origin is the latest time the run's records carry: a process killed mid-run left its
   // status's time at its start, hours of simulated time before its last record.
   const WallTime recorded =
       std::max(run.updated_at, store.latest_record(run.id).value_or(run.updated_at));
   options.sim_start = options.time_scale > 1.0 ? std::max(wall_now, recorded) : wall_now;
-  if (run.api_url.rfind(kSimulated, 0) == 0) {
-    options.sim_journal = sim_journal_path(state, run.id);
-    options.sim_journal_required = !store.load_calls(run.id).empty();
-  }
   return options;
 }
 

@@ -31,13 +31,18 @@ void add_state_option(CLI::App* cmd, std::string& state_path);
 // Opens the state database; throws CommandError saying why not. Only a new run creates one
 // (`create`): a mistyped path elsewhere is an error, not an empty database that says "no
 // runs".
+// Now, for a record another process adds to `run` (a request, an approval, a retry): never
+// before the run's own latest record, since a time-scaled run's clock runs ahead of the wall's.
+WallTime record_time(state::StateStore& store, const state::RunRecord& run);
+
 // Refuses (CommandError, exit 2) a state URL that carries a password, opening nothing.
 void check_state_url(const StateOptions& o);
 std::unique_ptr<store::SqlStore> open_store(const StateOptions& o, bool create = false);
 
 struct ApiOptions {
-  std::string simulate_fleet;  // --simulate FLEET: an in-process simulator
-  double time_scale = 1.0;     // --time-scale: simulated fleets only
+  std::string simulate_fleet;     // --simulate FLEET: an in-process simulator
+  double time_scale = 1.0;        // --time-scale: simulated fleets only
+  bool time_scale_given = false;  // ... said on the command line (else the run's own)
   // A run against an in-process simulator keeps what its fleet applied here, so that the
   // run can go on in another process (resume, approve, retry, abort --rollback); set by
   // drive_run. Empty: the fleet lives only as long as the process (rollout plan).

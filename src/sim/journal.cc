@@ -13,7 +13,8 @@ std::string journal_header_line(const JournalHeader& h) {
   return Json{{"rollout_simulated_fleet", 1},
               {"fleet", h.fleet_path},
               {"fleet_sha256", h.fleet_sha256},
-              {"created_ms", h.created.count()}}
+              {"created_ms", h.created.count()},
+              {"time_scale", h.time_scale}}
              .dump() +
          "\n";
 }
@@ -42,7 +43,9 @@ std::optional<Journal> read_journal(std::string_view text, std::string* why) {
         return std::nullopt;
       }
       out.header = {j["fleet"].get<std::string>(), j.value("fleet_sha256", ""),
-                    SimTime(j["created_ms"].get<std::int64_t>())};
+                    SimTime(j["created_ms"].get<std::int64_t>()), 1.0};
+      if (const auto scale = j.value("time_scale", Json()); scale.is_number() && scale > 0)
+        out.header.time_scale = scale.get<double>();
       out.last = out.header.created;
       header = true;
       continue;

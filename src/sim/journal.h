@@ -19,6 +19,9 @@ struct JournalHeader {
   std::string fleet_path;
   std::string fleet_sha256;
   SimTime created{0};  // the fleet's start: offline devices come back counted from here
+  // How many times faster than the wall clock the run's time went when it started: a later
+  // process of the run goes on at it unless told otherwise (1 in records written before).
+  double time_scale = 1.0;
 };
 
 // One JSON line; the server's request log goes on after it.

@@ -396,3 +396,21 @@ def test_a_simulated_run_whose_fleet_record_is_missing_is_refused_and_migrate_ca
     r = rollout("resume", run, "--state", db2, "--time-scale", SCALE)
     assert r.returncode == EXIT_OK, r.stdout + r.stderr
     assert journal_applied(db2, run) == {f"{run}/{s}": 1 for s in ["canary", "eu", "us", "everyone"]}
+
+
+def test_abort_rollback_of_a_time_scaled_simulated_run_typed_as_the_readme_shows_takes_its_scale(tmp):
+    db = f"{tmp}/state.db"
+    p = rollout("apply", str(CANARY_PLAN), "--simulate", str(SMALL_FLEET), "--state", db, "--yes",
+                "--time-scale", SCALE)
+    assert p.returncode == EXIT_PAUSED, p.stdout + p.stderr
+    run = run_id_of(p.stdout)
+    # No --time-scale: the run's own (600) is taken, so its rollback's check is over in seconds
+    # of wall time, and no record goes back before the run's.
+    a = rollout("abort", "last", "--rollback", "--state", db, timeout=60)
+    assert a.returncode == EXIT_STOPPED, a.stdout + a.stderr
+    shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
+    assert shown["status"] == "aborted"
+    assert all(s["status"] in ("rolled_back", "waiting", "stopped") for s in shown["stages"]), shown["stages"]
+    times = [e["time"] for e in shown["events"]]
+    assert times == sorted(times), "a record went back in time"
+    assert "+-" not in rollout("show", run, "--state", db).stdout
