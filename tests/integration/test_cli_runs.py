@@ -82,6 +82,9 @@ def test_a_rollback_that_fails_on_some_devices_is_reported_failed_and_retried_th
         assert shown["status"] == "failed" and shown["stages"][0]["status"] == "rollback_failed", shown
         assert f"rollout retry {run} canary --rollback" in shown["reason"]
         assert "rollback_failed" in [e["kind"] for e in shown["events"]]
+        # A failed run ended, resumably: `runs` says when.
+        listed = json.loads(rollout("runs", "--state", db, "--output", "json").stdout)[0]
+        assert listed["finished"] and listed["resumable"] is True, listed
         devices = json.loads(rollout("show", run, "--state", db, "--devices", "--stage", "canary",
                                      "--output", "json").stdout)["devices"]
         failed = sorted(d["uuid"] for d in devices if d["rollback"]["status"] == "failed")
