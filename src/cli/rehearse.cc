@@ -105,31 +105,34 @@ void print_spread(const std::vector<rehearsal::Result>& results) {
       "  duration: median {}, 90th percentile {}\n\n",
       format_duration(std::chrono::duration_cast<Seconds>(quantile(durations, 0.5))),
       format_duration(std::chrono::duration_cast<Seconds>(quantile(durations, 0.9))));
-  std::cout << fmt::format("{:<16} {:>7} {:>7} {:>7} {:>11} {:>10} {:>10}\n", "STAGE", "PASSED",
-                           "FAILED", "PAUSED", "NOT_REACHED", "ENDS_P50", "ENDS_P90");
+  std::cout << fmt::format("{:<16} {:>7} {:>7} {:>7} {:>8} {:>11} {:>10} {:>10}\n", "STAGE",
+                           "PASSED", "FAILED", "PAUSED", "STOPPED", "NOT_REACHED", "ENDS_P50",
+                           "ENDS_P90");
   std::vector<std::string> findings;
   for (std::size_t i = 0; i < results.front().stages.size(); ++i) {
     const std::string& name = results.front().stages[i].name;
-    int passed = 0, failed = 0, paused = 0, other = 0;
+    // STOPPED: started, then cut off by the run's stop; NOT_REACHED: never started.
+    int passed = 0, failed = 0, paused = 0, stopped = 0, not_reached = 0;
     std::vector<Millis> ends;
     for (const auto& r : results) {
       const auto& s = r.stages[i];
       using state::StageStatus;
       if (s.status == StageStatus::passed)
         ++passed;
-      else if (s.status == StageStatus::failed || s.status == StageStatus::rolled_back ||
-               s.status == StageStatus::rollback_failed)
+      else if (s.status == StageStatus::failed || s.failed_itself)
         ++failed;
       else if (s.status == StageStatus::paused)
         ++paused;
+      else if (s.started)
+        ++stopped;
       else
-        ++other;
+        ++not_reached;
       if (s.finished && s.status == StageStatus::passed) ends.push_back(*s.finished);
     }
-    std::cout << fmt::format("{:<16} {:>7} {:>7} {:>7} {:>11} {:>10} {:>10}\n", name,
-                             percent(passed, n), percent(failed, n), percent(paused, n),
-                             percent(other, n), ends.empty() ? "-" : at(quantile(ends, 0.5)),
-                             ends.empty() ? "-" : at(quantile(ends, 0.9)));
+    std::cout << fmt::format(
+        "{:<16} {:>7} {:>7} {:>7} {:>8} {:>11} {:>10} {:>10}\n", name, percent(passed, n),
+        percent(failed, n), percent(paused, n), percent(stopped, n), percent(not_reached, n),
+        ends.empty() ? "-" : at(quantile(ends, 0.5)), ends.empty() ? "-" : at(quantile(ends, 0.9)));
     if (failed > 0)
       findings.push_back(
           fmt::format("the {} gate fails in {} of rehearsals", name, percent(failed, n)));

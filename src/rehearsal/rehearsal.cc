@@ -96,6 +96,7 @@ Result rehearse(const plan::Plan& plan, const dag::Graph& graph, sim::FleetSpec 
   r.details_calls = api.details_calls;
   r.state_calls = api.state_calls;
   const auto calls = store.load_calls(run_id);
+  const auto events = store.load_events(run_id);
   for (const auto& s : store.load_stages(run_id)) {
     StageResult sr;
     sr.name = s.name;
@@ -107,6 +108,9 @@ Result rehearse(const plan::Plan& plan, const dag::Graph& graph, sim::FleetSpec 
     if (auto snapshot = store.load_snapshot(run_id, s.name))
       sr.devices = static_cast<std::int64_t>(snapshot->size());
     for (const auto& c : calls) sr.deploy_calls += c.stage == s.name ? 1 : 0;
+    sr.failed_itself = std::any_of(events.begin(), events.end(), [&](const state::Event& e) {
+      return e.stage == s.name && e.kind == "stage_failed";
+    });
     r.stages.push_back(std::move(sr));
   }
   return r;

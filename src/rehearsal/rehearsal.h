@@ -25,6 +25,9 @@ struct StageResult {
   std::optional<Millis> started, dispatched, finished;  // since the run's start
   std::int64_t devices = 0;
   int deploy_calls = 0;  // deploy_update (dispatch and rollback)
+  // Its own gate (or dispatch) failed it; otherwise a rolled-back stage was rolled back with
+  // another's failure (cut off in flight, a step of a failed ramp, a run-scope rollback).
+  bool failed_itself = false;
 };
 
 struct Result {

@@ -127,3 +127,9 @@ def test_rehearsal_predicts_the_real_run(tmp):
     assert "20 rehearsals, seeds 21..40" in p.stdout
     m = re.search(r"the eu gate fails in (\d+)% of rehearsals", p.stdout)
     assert m and 0 < int(m.group(1)) < 100, p.stdout
+    # us runs beside eu: where eu fails, us is cut off and rolled back with it, which is not a
+    # failure of its own gate; everyone then never starts.
+    rows = {l.split()[0]: l.split()[1:6] for l in p.stdout.splitlines() if l.split()[:1] in (["us"], ["everyone"])}
+    assert rows["us"][1] == "0%" and rows["us"][3] == f"{m.group(1)}%", rows
+    assert rows["everyone"][4] == f"{m.group(1)}%", rows
+    assert "the us gate fails" not in p.stdout
