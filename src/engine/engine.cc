@@ -45,9 +45,14 @@ int Engine::Impl::max_parallel() const {
 }
 
 bool Engine::Impl::approved(const StageRecord& stage) {
-  const auto approvals = store.load_approvals(run_id);
-  return std::any_of(approvals.begin(), approvals.end(),
-                     [&](const state::Approval& a) { return approval_counts(a, stage); });
+  return approval_of(stage).has_value();
+}
+
+std::optional<state::Approval> Engine::Impl::approval_of(const StageRecord& stage) {
+  for (const state::Approval& a : store.load_approvals(run_id)) {
+    if (approval_counts(a, stage)) return a;
+  }
+  return std::nullopt;
 }
 
 void Engine::Impl::step() {
@@ -85,7 +90,20 @@ void Engine::Impl::step() {
     }
     if (status != StageStatus::waiting && status != StageStatus::awaiting_approval) return;
     if (!frontier->needs_met(id)) return;
-    if (spec(s).approval_required && !approved(s.record)) {
+    const auto approval =
+        spec(s).approval_required ? approval_of(s.record) : std::optional<state::Approval>();
+    if (approval && status == StageStatus::awaiting_approval && !s.approval_told) {
+      // Approved from another process: said in this one's log (the approving process
+      // recorded the event), before the stage goes on.
+      s.approval_told = true;
+      notify([this, e = state::Event{
+                        0, run_id, clock.now(), s.record.name, "approved",
+                        fmt::format("approved by {}{}", approval->by,
+                                    approval->comment.empty() ? "" : ": " + approval->comment)}] {
+        observer.on_event(e);
+      });
+    }
+    if (spec(s).approval_required && !approval) {
       if (status != StageStatus::awaiting_approval) {
         set_stage(s, StageStatus::awaiting_approval);
         event(s.record.name, "approval_needed",

@@ -83,7 +83,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     int retry = 0;  // the latest `rollout retry` of the stage, and the devices it targets
     std::optional<std::vector<SnapshotDevice>> retry_targets;
     TimerHandle timer;
-    bool window_wait = false;  // ready, but outside its windows or in a freeze: a timer wakes it
+    bool window_wait = false;    // ready, but outside its windows or in a freeze: a timer wakes it
+    bool approval_told = false;  // its approval from another process was said in this log
     bool rollback_started = false;  // in this process: a second start would send it twice
     bool settling = false;          // a settle of its calls is waiting for its delay or its read
     bool settle_failed = false;     // the read to settle them failed while the run was stopping
@@ -232,6 +233,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void wait_for_window(StageRun& s);
   int max_parallel() const;
   bool approved(const StageRecord& stage);
+  std::optional<state::Approval> approval_of(const StageRecord& stage);
 
   // lifecycle.cc
   // Commits `pending`, and `intents` with it; returns the intents' ids, in order.

@@ -381,3 +381,23 @@ def test_a_stage_scope_rollback_names_the_stages_that_keep_the_new_version_and_a
         # Nothing is left on the new version: a second abort is refused.
         again = rollout("abort", run, "--rollback", "--state", db, api=srv.url)
         assert again.returncode == EXIT_INVALID and "already aborted" in again.stderr, again.stderr
+
+
+def test_an_approval_given_from_another_terminal_shows_in_the_live_apply_log(tmp):
+    plan = SRC / "tests/plans/approval-four-stage.yaml"
+    with Sim(tmp, STEADY, scale="60") as sim:
+        db = f"{tmp}/state.db"
+        proc = start_apply(plan, db, sim.url, scale="60")
+        lines = [started(proc)]
+        run = run_id_of(lines[0])
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r"\sus\s+approval_needed:", line):
+                break
+        a = rollout("approve", run, "us", "--comment", "EU looks healthy", "--state", db)
+        assert a.returncode == EXIT_OK, a.stdout + a.stderr
+        out, err = proc.communicate(timeout=120)
+        out = "".join(lines) + out
+        assert proc.returncode == EXIT_OK, out + err
+        assert re.search(r"\sus\s+approved: approved by \S+: EU looks healthy", out), out
+        assert out.index("approved by") < out.index(" us           dispatch"), out
