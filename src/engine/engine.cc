@@ -106,8 +106,15 @@ void Engine::Impl::step() {
     if (spec(s).approval_required && !approval) {
       if (status != StageStatus::awaiting_approval) {
         set_stage(s, StageStatus::awaiting_approval);
+        // Outside its windows (or in a freeze) now: once approved, it waits for them too.
+        const WallTime now = clock.now();
+        std::string then;
+        if (!plan::may_dispatch(spec(s), now))
+          then =
+              fmt::format("; once approved, it still waits ({})", plan::why_waiting(spec(s), now));
         event(s.record.name, "approval_needed",
-              fmt::format("waiting for approval: rollout approve {} {}", run_id, s.record.name));
+              fmt::format("waiting for approval: rollout approve {} {}{}", run_id, s.record.name,
+                          then));
       }
       waiting_on_people = true;
       return;

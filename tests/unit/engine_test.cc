@@ -1893,3 +1893,27 @@ TEST_CASE("a stage's own on_failure overrides the plan's, either way") {
   for (const auto& call : roll.store.load_stage_calls("r-test", "us", state::CallKind::rollback))
     CHECK(call.body.find("\"flow_id\":\"f-old\"") != std::string::npos);
 }
+
+TEST_CASE("a stage that waits for an approval says it will then wait for its window") {
+  // Every day 22:00-23:00 UTC; the harness starts at midnight.
+  const std::string plan = replaced(
+      replaced(kPlan, "  - name: canary\n    groups: [Canary]\n",
+               "  - name: canary\n    groups: [Canary]\n    approval: required\n    windows:\n"
+               "      - {days: [mon, tue, wed, thu, fri, sat, sun], from: \"22:00\", to: "
+               "\"23:00\", tz: UTC}\n"),
+      "stages:", "stages:");
+  Harness h(plan);
+  auto outcome = h.run();
+  REQUIRE(outcome);
+  CHECK(outcome->ending == engine::Ending::paused);
+  bool said = false;
+  for (const auto& e : h.store.load_events(h.run_id)) {
+    if (e.kind != "approval_needed") continue;
+    INFO(e.message);
+    CHECK(e.message.rfind("waiting for approval: rollout approve r-test canary; once approved, it "
+                          "still waits (outside its maintenance windows until ",
+                          0) == 0);
+    said = true;
+  }
+  CHECK(said);
+}
