@@ -244,20 +244,34 @@ std::vector<upswift::Filter> read_filters(Reader& r, const Node& n) {
   return out;
 }
 
-void check_gate(Diagnostics& d, const Gate& g, Mark where, std::string_view stage) {
+// Where a stage's gate field was written: in the stage's own gate, else in the plan's
+// defaults; the gate itself, or the stage, when neither names it.
+struct GateMarks {
+  const Node* own = nullptr;
+  const Node* defaults = nullptr;
+  Mark stage;
+  Mark of(std::string_view key) const {
+    for (const Node* g : {own, defaults}) {
+      if (const Node* f = g ? g->find(key) : nullptr) return f->mark;
+    }
+    return own ? own->mark : stage;
+  }
+};
+
+void check_gate(Diagnostics& d, const Gate& g, const GateMarks& at, std::string_view label) {
   if (g.timeout.count() == 0)
-    d.error(where, fmt::format("stage '{}': gate timeout must be above 0s", stage));
+    d.error(at.of("timeout"), fmt::format("{}: gate timeout must be above 0s", label));
   if (g.poll.count() == 0)
-    d.error(where, fmt::format("stage '{}': gate poll must be above 0s", stage));
+    d.error(at.of("poll"), fmt::format("{}: gate poll must be above 0s", label));
   if (g.timeout.count() > 0 && g.bake >= g.timeout) {
-    d.error(where,
-            fmt::format("stage '{}': bake ({}) must be shorter than timeout ({}), or the gate "
-                        "can never judge",
-                        stage, format_duration(g.bake), format_duration(g.timeout)));
+    d.error(at.of("bake"),
+            fmt::format("{}: bake ({}) must be shorter than timeout ({}), or the gate can never "
+                        "judge",
+                        label, format_duration(g.bake), format_duration(g.timeout)));
   }
   if (g.poll > g.timeout) {
-    d.warning(where, fmt::format("stage '{}': poll ({}) is longer than timeout ({})", stage,
-                                 format_duration(g.poll), format_duration(g.timeout)));
+    d.warning(at.of("poll"), fmt::format("{}: poll ({}) is longer than timeout ({})", label,
+                                         format_duration(g.poll), format_duration(g.timeout)));
   }
 }
 
@@ -322,7 +336,7 @@ OnFailure read_on_failure(Reader& r, const Node& n, const std::string& where,
                           const OnFailure* inherited = nullptr);
 
 Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index,
-                 std::vector<double>& ramp_shares) {
+                 std::vector<double>& ramp_shares, const Node* defaults_gate) {
   Stage s;
   s.on_failure = plan.on_failure;
   s.mark = n.mark;
@@ -415,7 +429,7 @@ Stage read_stage(Reader& r, const Node& n, const Plan& plan, std::size_t index,
                                               "every device of the project",
                                               label));
   }
-  check_gate(r.diagnostics(), s.gate, s.mark, s.name.empty() ? what : s.name);
+  check_gate(r.diagnostics(), s.gate, {n.find("gate"), defaults_gate, s.mark}, label);
   return s;
 }
 
@@ -702,7 +716,9 @@ LoadResult load_plan(std::string_view yaml_text) {
       d.error(stages->mark, "stages is empty: a plan needs at least one stage");
     } else {
       for (std::size_t i = 0; i < stages->items.size(); ++i) {
-        plan.stages.push_back(read_stage(r, stages->items[i], plan, i, ramps.emplace_back()));
+        const Node* defaults = root->find("defaults");
+        plan.stages.push_back(read_stage(r, stages->items[i], plan, i, ramps.emplace_back(),
+                                         defaults ? defaults->find("gate") : nullptr));
       }
     }
   }

@@ -328,8 +328,8 @@ TEST_CASE("a gate whose bake outlasts its timeout can never judge") {
   auto c = check_plan(kHead +
                       "stages:\n  - name: a\n    groups: [G]\n    gate: {bake: 2h, timeout: 1h}\n");
   CHECK(c.report ==
-        "p.yaml:6:11: error: stage 'a': bake (2h) must be shorter than timeout (1h), or the gate "
-        "can never judge\n");
+        "p.yaml:8:18: error: stage 'a': bake (2h) must be shorter than timeout (1h), or the gate "
+        "can never judge\n");  // at the bake, not at the stage's name
 }
 
 TEST_CASE("enumerated values: on_timeout, approval, on_failure action") {
