@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A second, small Upswift v1 fake, written from ../shared/reference/upswift-api.md alone
+"""A second, small Upswift v1 fake, written from the API contract alone (src/upswift/README.md)
 (not from `rollout sim`'s code), so that the end-to-end tests do not only meet the
 assumptions of our own simulator. It also plays the hostile server.
 
