@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""The JSON Schema agrees with the loader on the example and malformed plans.
+"""The JSON Schemas agree with the loaders on the example and malformed plans and fleets.
 
 Every plan in plans/ must be valid under schema/plan.schema.json; every malformed plan
 in tests/plans/invalid/ marked "# schema: rejects" must be rejected by it (or be
 unreadable YAML), and those marked "accepts" hold errors beyond what a schema can say.
+Every fleet in examples/fleets/ and tests/fleets/ must be valid under
+schema/fleet.schema.json, and a fleet with a key the loader does not know is rejected.
 """
 import json
 import pathlib
@@ -41,6 +43,22 @@ for path in sorted((root / "tests/plans/invalid").glob("*.yaml")):
     if rejected != expect_reject:
         failures.append(f"{path}: schema {'accepted' if not rejected else 'rejected'} it, "
                         f"the file says {marker[0]!r}")
+
+fleet_schema = json.loads((root / "schema/fleet.schema.json").read_text())
+jsonschema.Draft7Validator.check_schema(fleet_schema)
+fleets = jsonschema.Draft7Validator(fleet_schema)
+for path in sorted([*(root / "examples/fleets").glob("*.yaml"), *(root / "tests/fleets").glob("*.yaml")]):
+    errors = list(fleets.iter_errors(yaml.safe_load(path.read_text())))
+    checked += 1
+    if errors:
+        failures.append(f"{path}: valid fleet rejected by the schema: {errors[0].message} at "
+                        f"{'/'.join(str(p) for p in errors[0].absolute_path)}")
+for bad in ({"projects": [{"name": "Demo", "groups": [{"name": "G", "devices": 2, "tagz": []}]}]},
+            {"projects": [{"name": "Demo"}], "updates": {"failure_rate": 0.5}},
+            {"projects": [{"name": "Demo", "devices": [{"name": "no group"}]}]}):
+    checked += 1
+    if not list(fleets.iter_errors(bad)):
+        failures.append(f"fleet schema accepted a malformed fleet: {bad}")
 
 for failure in failures:
     print(failure)
