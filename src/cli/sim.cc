@@ -113,7 +113,7 @@ void add_sim_command(CLI::App& app, Run& run) {
       "Devices that go dark mid-update (for lost-device gates): offline_mid_update: 30% in the "
       "fleet\n"
       "file's updates, or in an override for a group or tag; with dark_for: {min: 20m, max: 40m}\n"
-      "they come back after that long, else never (tests/fleets/dark.yaml has both).");
+      "they come back after that long, else never (examples/fleets/dark-devices.yaml has both).");
   cmd->callback([o, &run] { run = [o] { return run_sim(*o); }; });
 }
 

@@ -12,7 +12,7 @@ import pytest
 from e2e import EXIT_ERROR, EXIT_OK, EXIT_STOPPED, SCALE, Server, connect_state, run_id_of
 from cli_helpers import EVENT_SCHEMA, ROLLOUT, SRC, TOKEN, Sim, assert_db_clean, rollout
 
-DARK = SRC / "tests/fleets/dark.yaml"
+DARK = SRC / "examples/fleets/dark-devices.yaml"
 LOST_PLAN = SRC / "tests/plans/lost-devices.yaml"
 ABORT_PLAN = SRC / "tests/plans/abort-when.yaml"
 RAMP_PLAN = SRC / "tests/plans/ramp.yaml"
