@@ -77,7 +77,12 @@ std::optional<std::string> typo_hint(const CLI::App& app, int argc, char** argv)
 int main(int argc, char** argv) {
   using namespace rollout::cli;
   CLI::App app{"rollout: staged, gated, resumable update rollouts for Upswift fleets", "rollout"};
-  app.set_version_flag("--version", std::string("rollout ") + ROLLOUT_VERSION);
+  app.set_version_flag(
+      "--version",
+      std::string("rollout ") + ROLLOUT_VERSION +
+          (ROLLOUT_WITH_POSTGRESQL ? " (state databases: SQLite files and PostgreSQL)"
+                                   : " (state databases: SQLite files only; built without "
+                                     "PostgreSQL)"));
   app.require_subcommand(1);
   app.footer(kExitCodesHelp);
   Run run;

@@ -30,19 +30,6 @@ constexpr std::int64_t kClaimsLock = 0x726f6c6c6f7574;
 constexpr std::int64_t kMigrationLock = kClaimsLock + 1;
 constexpr const char* kNewsChannel = "rollout_news";
 
-bool has_password_parameter(const std::string& url) {
-  const std::size_t query = url.find('?');
-  if (query == std::string::npos) return false;
-  std::size_t at = query + 1;
-  while (at < url.size()) {
-    const std::size_t end = std::min(url.find('&', at), url.size());
-    if (url.compare(at, 9, "password=") == 0 || url.compare(at, 12, "sslpassword=") == 0)
-      return true;
-    at = end + 1;
-  }
-  return false;
-}
-
 class PgCursor;
 
 class PgDatabase : public Database {
@@ -461,35 +448,6 @@ Cursor& PgDatabase::prepared(const std::string& sql) {
 }
 
 }  // namespace
-
-std::optional<std::string> postgres_url_refusal(const std::string& url) {
-  const auto info = url_user_info(url);
-  if ((info &&
-       url.substr(info->first, info->second - info->first).find(':') != std::string::npos) ||
-      has_password_parameter(url)) {
-    return fmt::format(
-        "the state URL {} carries a password: give it in PGPASSWORD, ~/.pgpass or a "
-        "service file instead (a password in a URL ends up in shell histories, process lists "
-        "and logs); nothing was changed",
-        redact_postgres_url(url));
-  }
-  return std::nullopt;
-}
-
-std::string redact_postgres_url(const std::string& url) {
-  std::string out = url;
-  if (const auto info = url_user_info(out)) {
-    const std::size_t colon = out.find(':', info->first);
-    if (colon != std::string::npos && colon < info->second)
-      out.replace(colon + 1, info->second - colon - 1, "***");
-  }
-  for (std::size_t at = out.find("password="); at != std::string::npos;
-       at = out.find("password=", at + 1)) {
-    const std::size_t end = std::min(out.find('&', at), out.size());
-    out.replace(at + 9, end - at - 9, "***");
-  }
-  return out;
-}
 
 PostgresStore::PostgresStore(const std::string& url, Millis answer_timeout, Millis reconnect_for)
     : SqlStore(std::make_unique<PgDatabase>(url, answer_timeout, reconnect_for)) {}

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "store/postgres_url.h"
 #include "store/sql_store.h"
 #include "util/clock.h"
 
@@ -26,11 +27,5 @@ class PostgresStore : public SqlStore {
 
   static int latest_schema_version();
 };
-
-// Why `url` cannot name a state database (it carries a password, it is no URL), or nullopt.
-std::optional<std::string> postgres_url_refusal(const std::string& url);
-
-// `url` as messages may show it: any password replaced by "***".
-std::string redact_postgres_url(const std::string& url);
 
 }  // namespace rollout::store

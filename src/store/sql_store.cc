@@ -264,8 +264,18 @@ bool is_postgres_url(const std::string& location) {
 
 std::unique_ptr<SqlStore> open_state(const std::string& location, bool create,
                                      Millis reconnect_for) {
-  if (is_postgres_url(location))
+  if (is_postgres_url(location)) {
+#if ROLLOUT_WITH_POSTGRESQL
     return std::make_unique<PostgresStore>(location, std::chrono::seconds(30), reconnect_for);
+#else
+    (void)reconnect_for;
+    throw StoreError(fmt::format(
+        "{}: this rollout was built without PostgreSQL support (ROLLOUT_POSTGRESQL=OFF), so "
+        "it keeps its state in SQLite files only: give --state a file path, or use a build "
+        "with PostgreSQL",
+        redact_postgres_url(location)));
+#endif
+  }
   return std::make_unique<SqliteStore>(location, create);
 }
 

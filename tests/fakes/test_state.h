@@ -4,7 +4,9 @@
 // call. The same tests then run on both backends: parameterised, not copied.
 #pragma once
 
+#if ROLLOUT_WITH_POSTGRESQL
 #include <libpq-fe.h>
+#endif
 
 #include <atomic>
 #include <cstdlib>
@@ -51,6 +53,9 @@ inline std::string postgres_server() {
 
 // A new, empty PostgreSQL database on the test server; its URL.
 inline std::string new_postgres_database() {
+#if !ROLLOUT_WITH_POSTGRESQL
+  throw std::runtime_error("ROLLOUT_TEST_STATE=postgresql in a build without PostgreSQL");
+#else
   static std::atomic<int> counter{0};
   const std::string server = postgres_server();
   const std::string name = fmt::format("t_{}_{}", getpid(), ++counter);
@@ -67,6 +72,7 @@ inline std::string new_postgres_database() {
   PQfinish(admin);
   if (!made) throw std::runtime_error("CREATE DATABASE: " + why);
   return server + name;
+#endif
 }
 
 // Where a test's state lives: a fresh SQLite file named after `name`, or a fresh PostgreSQL

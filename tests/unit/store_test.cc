@@ -380,7 +380,7 @@ TEST_CASE("a PostgreSQL URL with a password is refused, and no message shows it"
     CHECK(why->find("PGPASSWORD") != std::string::npos);
     CHECK(store::redact_postgres_url(url).find("s3cret") == std::string::npos);
     try {
-      store::PostgresStore s(url);
+      auto s = store::open_state(url, false, std::chrono::seconds(0));
       FAIL("a URL with a password was used");
     } catch (const store::StoreError& e) {
       CHECK(std::string(e.what()).find("s3cret") == std::string::npos);
@@ -395,6 +395,7 @@ TEST_CASE("a PostgreSQL URL with a password is refused, and no message shows it"
   CHECK_FALSE(store::is_postgres_url("./postgresql://x"));
 }
 
+#if ROLLOUT_WITH_POSTGRESQL
 TEST_SUITE_BEGIN("postgresql");
 
 TEST_CASE("PostgreSQL: a database from a newer rollout is refused and left alone") {
@@ -534,3 +535,14 @@ TEST_CASE("PostgreSQL: text PostgreSQL cannot hold (NUL) is kept readable, not r
 }
 
 TEST_SUITE_END();
+#else
+TEST_CASE("a build without PostgreSQL refuses a postgresql:// state by name") {
+  try {
+    auto s =
+        store::open_state("postgresql://ops@db.example/rollout", false, std::chrono::seconds(0));
+    FAIL("opened");
+  } catch (const store::StoreError& e) {
+    CHECK(std::string(e.what()).find("built without PostgreSQL support") != std::string::npos);
+  }
+}
+#endif
