@@ -81,9 +81,8 @@ nlohmann::ordered_json to_json(const state::RunRecord& run,
       {"started", iso_time(run.created_at)},
       // When it ended: for good (finished_at), or, paused, failed or interrupted, when its
       // last process stopped it; null only while it runs.
-      {"finished", run.status == state::RunStatus::running
-                       ? nlohmann::ordered_json(nullptr)
-                       : nlohmann::ordered_json(iso_time(end))},
+      {"finished", run.status == state::RunStatus::running ? nlohmann::ordered_json(nullptr)
+                                                           : nlohmann::ordered_json(iso_time(end))},
       {"resumable", run.status != state::RunStatus::running && !state::is_final(run.status)},
       {"duration_s",
        std::chrono::duration_cast<std::chrono::seconds>(end - run.created_at).count()},
