@@ -16,8 +16,10 @@ parts=()
 mark=$SECONDS
 part() { parts+=("$(printf '%-34s %4d s' "$1" $((SECONDS - mark)))"); mark=$SECONDS; }
 report() {
+  local rc=$?
   echo "== time per part (total $SECONDS s)"
   for p in "${parts[@]}"; do echo "  $p"; done
+  if [ "$rc" -ne 0 ]; then echo "  the part after these failed after $((SECONDS - mark)) s"; fi
 }
 trap report EXIT
 
