@@ -65,21 +65,35 @@ bool approval_counts(const state::Approval& a, const state::StageRecord& stage) 
   return !paused_at || a.at >= *paused_at;
 }
 
+namespace {
+
+// A retry's (or a rollback retry's) targets under the next attempt of `key`, written first: a
+// crash after this leaves a run that a resume or another retry takes on from its records.
+// Then the event that says so ("`label` N: `sending` the K device(s) `which`"), and the run
+// left resumable. Returns N.
+int open_attempt(state::StateStore& store, const std::string& run_id, const std::string& stage,
+                 const std::vector<state::SnapshotDevice>& devices, WallTime now,
+                 std::string (*key)(const std::string&, int), std::string_view label,
+                 std::string_view sending, std::string_view which) {
+  int attempt = 1;
+  while (store.load_snapshot(run_id, key(stage, attempt))) ++attempt;
+  store.save_snapshot(run_id, key(stage, attempt), devices);
+  store.add_event({0, run_id, now, stage, "retry",
+                   fmt::format("{} {}: {} the {} device(s) {}", label, attempt, sending,
+                               devices.size(), which)});
+  store.set_run_status(run_id, state::RunStatus::interrupted,
+                       fmt::format("{} {} of stage {}: continue with rollout resume {}", label,
+                                   attempt, stage, run_id),
+                       now, false);
+  return attempt;
+}
+
+}  // namespace
+
 int prepare_retry(state::StateStore& store, const std::string& run_id, const std::string& stage,
                   const std::vector<state::SnapshotDevice>& devices, WallTime now) {
-  int attempt = 1;
-  while (store.load_snapshot(run_id, retry_key(stage, attempt))) ++attempt;
-  // The targets first: a crash after this leaves a run that a resume or another retry
-  // takes on from its records.
-  store.save_snapshot(run_id, retry_key(stage, attempt), devices);
-  store.add_event({0, run_id, now, stage, "retry",
-                   fmt::format("retry {}: dispatching again to the {} device(s) whose update "
-                               "failed",
-                               attempt, devices.size())});
-  store.set_run_status(
-      run_id, state::RunStatus::interrupted,
-      fmt::format("retry {} of stage {}: continue with rollout resume {}", attempt, stage, run_id),
-      now, false);
+  const int attempt = open_attempt(store, run_id, stage, devices, now, retry_key, "retry",
+                                   "dispatching again to", "whose update failed");
   for (state::StageRecord r : store.load_stages(run_id)) {
     if (r.name == stage) {
       r.status = state::StageStatus::dispatching;
@@ -101,17 +115,9 @@ int prepare_retry(state::StateStore& store, const std::string& run_id, const std
 int prepare_rollback_retry(state::StateStore& store, const std::string& run_id,
                            const std::string& stage,
                            const std::vector<state::SnapshotDevice>& devices, WallTime now) {
-  int attempt = 1;
-  while (store.load_snapshot(run_id, rollback_retry_key(stage, attempt))) ++attempt;
-  store.save_snapshot(run_id, rollback_retry_key(stage, attempt), devices);
-  store.add_event({0, run_id, now, stage, "retry",
-                   fmt::format("rollback retry {}: sending the rollback again to the {} "
-                               "device(s) where it did not succeed",
-                               attempt, devices.size())});
-  store.set_run_status(run_id, state::RunStatus::interrupted,
-                       fmt::format("rollback retry {} of stage {}: continue with rollout resume {}",
-                                   attempt, stage, run_id),
-                       now, false);
+  const int attempt =
+      open_attempt(store, run_id, stage, devices, now, rollback_retry_key, "rollback retry",
+                   "sending the rollback again to", "where it did not succeed");
   for (state::StageRecord r : store.load_stages(run_id)) {
     if (r.name != stage) continue;
     // Its failure stays its reason; the earlier check's verdict gives way to this one's.
