@@ -368,6 +368,22 @@ std::vector<Observation> SqlStore::load_observations(const std::string& run_id) 
   return out;
 }
 
+namespace {
+
+// A device_states row's gate columns, `update_id, status, since, online, online_at,
+// online_last, lost_at`, from column `at` on.
+void read_gate_columns(const SqlStore::Statement& s, int at, DeviceState& d) {
+  d.update_id = s.integer(at);
+  d.status = s.optional_word<DeviceStatus>(at + 1);
+  d.since = s.time(at + 2);
+  d.online = s.text(at + 3);
+  d.online_at = s.optional_time(at + 4);
+  d.online_last = s.optional_time(at + 5);
+  d.lost_at = s.optional_time(at + 6);
+}
+
+}  // namespace
+
 std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id) {
   Statement s(
       *this, fmt::format(
@@ -389,13 +405,7 @@ std::vector<DeviceState> SqlStore::load_device_states(const std::string& run_id)
     d.uuid = s.text(1);
     d.name = s.text(2);
     d.group = s.text(3);
-    d.update_id = s.integer(4);
-    d.status = s.optional_word<DeviceStatus>(5);
-    d.since = s.time(6);
-    d.online = s.text(7);
-    d.online_at = s.optional_time(8);
-    d.online_last = s.optional_time(9);
-    d.lost_at = s.optional_time(10);
+    read_gate_columns(s, 4, d);
     d.rollback_update_id = s.integer(11);
     d.rollback_status = s.optional_word<DeviceStatus>(12);
     if (d.rollback_status) d.rollback_since = s.time(13);
@@ -415,13 +425,7 @@ std::vector<DeviceState> SqlStore::load_stage_device_states(const std::string& r
     DeviceState d;
     d.stage = stage;
     d.uuid = s.text(0);
-    d.update_id = s.integer(1);
-    d.status = s.optional_word<DeviceStatus>(2);
-    d.since = s.time(3);
-    d.online = s.text(4);
-    d.online_at = s.optional_time(5);
-    d.online_last = s.optional_time(6);
-    d.lost_at = s.optional_time(7);
+    read_gate_columns(s, 1, d);
     d.started = s.integer(8) != 0;
     out.push_back(std::move(d));
   }
