@@ -50,6 +50,16 @@ int run_resume(ResumeOptions& o) {
         "applied (sha256 {}), not the file\n",
         run->plan_path, run->id, run->plan_hash.substr(0, 12));
   }
+  // A run that never started checks its plan against the API first, as apply does. Its plan
+  // is stored with it and cannot change: a plan that cannot work needs a new run.
+  const auto stages = store->load_stages(run->id);
+  if (std::none_of(stages.begin(), stages.end(),
+                   [](const state::StageRecord& s) { return s.started_at.has_value(); })) {
+    preflight(opened.plan->plan, run->api_url, run_api_options(*store, o.state, *run, o.api),
+              fmt::format("Run {} never started: start a new run with the fixed plan (rollout "
+                          "apply {}), not this one (rollout abort {} closes it).",
+                          run->id, run->plan_path, run->id));
+  }
   // A person's pause is lifted by resume: of a live run, its process goes on at once (at its
   // next heartbeat); otherwise this process does.
   if (auto paused = store->pause_request(run->id)) {
@@ -68,16 +78,6 @@ int run_resume(ResumeOptions& o) {
     store->release_lease(run->id, this_process());
     if (!o.api.json)
       std::cout << fmt::format("pause of run {} by {} lifted\n", run->id, paused->by);
-  }
-  // A run that never started checks its plan against the API first, as apply does. Its plan
-  // is stored with it and cannot change: a plan that cannot work needs a new run.
-  const auto stages = store->load_stages(run->id);
-  if (std::none_of(stages.begin(), stages.end(),
-                   [](const state::StageRecord& s) { return s.started_at.has_value(); })) {
-    preflight(opened.plan->plan, run->api_url, run_api_options(*store, o.state, *run, o.api),
-              fmt::format("Run {} never started: start a new run with the fixed plan (rollout "
-                          "apply {}), not this one (rollout abort {} closes it).",
-                          run->id, run->plan_path, run->id));
   }
   if (!take_lease(*store, run->id)) return kExitError;
   if (!alone_or_allowed(*store, *run, o.allow_concurrent)) return kExitError;
