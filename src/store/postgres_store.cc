@@ -87,6 +87,16 @@ class PgDatabase : public Database {
   // was not lost. Throws when it cannot be, saying why: a database that no longer exists
   // takes its records with it, and no resume can go on from them.
   bool reconnect();
+  // Once a connection was lost: whether its database is gone, asked of the server by a new
+  // connection with the same parameters; the server's words when it says so.
+  std::optional<std::string> database_gone();
+  StoreError no_longer_exists(const std::string& why) const {
+    return StoreError(fmt::format(
+        "the {} no longer exists ({}): the run's records went with it, so no resume can go on "
+        "from them; restore the database from a backup, or start the rollout anew with rollout "
+        "apply",
+        name_, why));
+  }
   bool lost() const { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
 
   void commit() override {
@@ -167,6 +177,8 @@ class PgDatabase : public Database {
     if (why.empty()) why = trimmed(PQerrorMessage(conn_));
     PQclear(r);
     if (PQstatus(conn_) != CONNECTION_OK) {
+      // Dropped with its sessions (DROP DATABASE ... WITH (FORCE)): no resume would find it.
+      if (auto gone = database_gone()) throw no_longer_exists(*gone);
       throw StoreError(fmt::format(
           "lost the connection to the {} ({}): nothing more is sent that no record keeps; "
           "`rollout resume` goes on once the server is back",
@@ -416,13 +428,7 @@ bool PgDatabase::reconnect() {
       return true;
     }
     const std::string why = trimmed(PQerrorMessage(conn_));
-    if (why.find("does not exist") != std::string::npos) {
-      throw StoreError(fmt::format(
-          "the {} no longer exists ({}): the run's records went with it, so no resume can go "
-          "on from them; restore the database from a backup, or start the rollout anew with "
-          "rollout apply",
-          name_, why));
-    }
+    if (why.find("does not exist") != std::string::npos) throw no_longer_exists(why);
     if (std::chrono::steady_clock::now() + wait > deadline) {
       throw StoreError(fmt::format(
           "lost the connection to the {} and could not make it again in {} attempt(s) over {} "
@@ -433,6 +439,28 @@ bool PgDatabase::reconnect() {
     std::this_thread::sleep_for(wait);
     wait = std::min(wait * 2, Millis{5000});
   }
+}
+
+std::optional<std::string> PgDatabase::database_gone() {
+  PQconninfoOption* options = PQconninfo(conn_);
+  if (!options) return std::nullopt;
+  std::vector<const char*> keys, values;
+  for (const PQconninfoOption* o = options; o->keyword; ++o) {
+    if (!o->val) continue;
+    keys.push_back(o->keyword);
+    values.push_back(o->val);
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* probe = PQconnectdbParams(keys.data(), values.data(), 0);
+  PQconninfoFree(options);
+  std::optional<std::string> gone;
+  if (PQstatus(probe) != CONNECTION_OK) {
+    const std::string why = trimmed(PQerrorMessage(probe));
+    if (why.find("does not exist") != std::string::npos) gone = why;
+  }
+  PQfinish(probe);
+  return gone;
 }
 
 PgDatabase::~PgDatabase() {
