@@ -9,6 +9,7 @@ Run: python3 -m pytest tests/integration/test_never_twice.py --rollout BIN [--se
 a random moment and resumes); --freezes: SIGSTOP-past-the-lease, takeover, SIGCONT trials.
 """
 import json
+import os
 import random
 import re
 import signal
@@ -184,14 +185,28 @@ def test_html_empty_or_other_200_is_an_unknown_outcome_settled_from_devices_fake
 
 def apply_killed_at_random(plan, db, server, rng):
     """An apply SIGKILLed at a random moment of its first 2 s (unless it ended before): the
-    process as it ended, and its run (None when it was killed before it made one)."""
+    process as it ended, and its run. A kill that came before the run was made (nothing may
+    have been sent then: run_of checks) is drawn again, within 2 s of the run's first line
+    this time (a loaded machine, or a new PostgreSQL database's migrations, can take longer
+    than 2 s to get there), so that every trial goes on to its resumes."""
     proc = start_apply(plan, db, server.url)
+    first = ""
     try:
         out, err = proc.communicate(timeout=rng.uniform(0.05, 2.0))
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), run_of(out, db, server)
+    run = run_of(out, db, server)
+    if run is None:
+        proc = start_apply(plan, db, server.url)
+        first = started(proc)
+        try:
+            out, err = proc.communicate(timeout=rng.uniform(0.0, 2.0))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            out, err = proc.communicate(timeout=30)
+        run = run_of(first + out, db, server)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, first + out, err), run
 
 
 def fault_mix_trial(tmp, seed, plan=PLAN):
@@ -206,8 +221,6 @@ def fault_mix_trial(tmp, seed, plan=PLAN):
     with Server(tmp, kind, faults, seed=seed) as server:
         db = f"{tmp}/state.db"
         first, run = apply_killed_at_random(plan, db, server, rng)
-        if run is None:
-            return  # killed before it created the run: nothing was sent (run_of checked)
         p = resume_until_done(run, db, server.url, first)
         assert_state_sound(db, run=run, url=server.url)
         applied = server.applied_per_marker()
@@ -271,19 +284,29 @@ def freeze_outside_a_write(proc, db):
 def freeze_trial(tmp, seed):
     """SIGSTOP at a random moment, for longer than the lease; another process takes the run
     over and completes it; SIGCONT: the thawed process sends nothing and exits 1, saying who
-    took the run over."""
+    took the run over. A run that ended before its freeze is tried again, the moment drawn
+    from a window half as long each time; one that always ends first fails the trial."""
     rng = random.Random(seed)
+    for attempt in range(4):
+        if freeze_attempt(f"{tmp}/try{attempt}", seed, rng.uniform(0.05, 1.0) / 2 ** attempt):
+            return
+    raise AssertionError("the run ended before its freeze four times: the trial tested nothing")
+
+
+def freeze_attempt(tmp, seed, delay):
+    """One freeze trial, frozen `delay` s after the run started; False when it ended first."""
+    os.makedirs(tmp, exist_ok=True)
     kind = "fake" if seed % 2 else "sim"
     with Server(tmp, kind, {"throttle": 0.2}, seed=seed) as server:
         db = f"{tmp}/state.db"
         lease = {"ROLLOUT_TEST_LEASE_MS": LEASE_MS}
         proc = start_apply(PLAN, db, server.url, env_extra=lease)
         first = started(proc)
-        time.sleep(rng.uniform(0.05, 1.0))
+        time.sleep(delay)
         if proc.poll() is not None:
             out, err = proc.communicate()
             assert proc.returncode == EXIT_OK, first + out + err  # finished before the freeze
-            return
+            return False
         freeze_outside_a_write(proc, db)
         # Seen as a live run until the lease is stale: refused, naming the frozen process.
         early = rollout("resume", "last", "--state", db, "--time-scale", SCALE, url=server.url, env_extra=lease)
@@ -304,7 +327,7 @@ def freeze_trial(tmp, seed):
         assert_state_sound(db, run=run, url=server.url)
         shown = json.loads(rollout("show", run, "--state", db, "--output", "json").stdout)
         assert shown["status"] == "completed", shown["status"]
-
+        return True
 
 
 def test_two_applies_at_once_of_one_plan_one_is_refused(tmp):
@@ -514,8 +537,6 @@ def test_fault_mix_with_failing_devices_rolls_back_and_leaves_nothing_unknown(tm
     with Server(tmp, "fake", faults, seed=failing_seed, fake_args=("--fail-group", "US:73a7-1ft8")) as server:
         db = f"{tmp}/state.db"
         first, run = apply_killed_at_random(PLAN, db, server, rng)
-        if run is None:
-            return
         p = resume_until_done(run, db, server.url, first)
         assert p.returncode == EXIT_STOPPED, (failing_seed, p.stdout, p.stderr)
         assert_state_sound(db, run=run, url=server.url)

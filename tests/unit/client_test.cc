@@ -12,14 +12,28 @@ TEST_CASE("backoff grows exponentially under a cap, with jitter below the ceilin
   p.base_delay = 100ms;
   p.max_delay = 1000ms;
   std::mt19937_64 rng(1);
+  // Full jitter: uniform below a ceiling of 100, 200, 400, 800 ms, then 1000 ms (the cap).
+  // Over many draws the largest comes near the ceiling and the mean near half of it: a
+  // delay that did not grow, or grew past the cap, fails here.
   for (int attempt = 1; attempt <= 10; ++attempt) {
+    CAPTURE(attempt);
     const auto ceiling = std::min<std::int64_t>(1000, 100LL << (attempt - 1));
-    for (int i = 0; i < 50; ++i) {
-      auto d = backoff_delay(p, attempt, rng);
-      CHECK(d.count() >= 0);
-      CHECK(d.count() <= ceiling);
+    std::int64_t largest = 0, sum = 0;
+    constexpr int kDraws = 2000;
+    for (int i = 0; i < kDraws; ++i) {
+      const auto d = backoff_delay(p, attempt, rng).count();
+      CHECK(d >= 0);
+      CHECK(d <= ceiling);
+      largest = std::max(largest, d);
+      sum += d;
     }
+    CHECK(largest >= ceiling * 95 / 100);
+    const double mean = static_cast<double>(sum) / kDraws;
+    CHECK(mean >= static_cast<double>(ceiling) * 0.45);
+    CHECK(mean <= static_cast<double>(ceiling) * 0.55);
   }
+  // Attempts past 31 do not overflow the shift: the cap holds.
+  CHECK(backoff_delay(p, 1000, rng) <= 1000ms);
 }
 
 TEST_CASE("Retry-After in seconds") {
