@@ -10,6 +10,7 @@
 #include "cli/review.h"
 #include "cli/session.h"
 #include "engine/run.h"
+#include "engine/start_planner.h"
 
 namespace rollout::cli {
 

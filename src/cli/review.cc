@@ -40,12 +40,16 @@ state::RunHistory load_history(state::StateStore& store, const std::string& run_
   h.approvals = store.load_approvals(run_id);
   h.events = store.load_events(run_id);
   h.device_states = store.load_device_states(run_id);
+  h.pause = store.pause_request(run_id);
   return h;
 }
 
 view::RunProgress progress_of(const state::RunRecord& run, const state::RunHistory& h) {
-  return view::build_progress(run, h.stages, h.devices, h.observations, h.events,
-                              kRecentEventLines);
+  view::RunProgress p =
+      view::build_progress(run, h.stages, h.devices, h.observations, h.events, kRecentEventLines);
+  p.paused = h.pause.has_value();
+  p.approvals = h.approvals;
+  return p;
 }
 
 view::RunProgress read_progress(state::StateStore& store, const state::RunRecord& run) {
@@ -54,6 +58,8 @@ view::RunProgress read_progress(state::StateStore& store, const state::RunRecord
   h.devices = snapshot_sizes(store, run.id, h.stages);
   h.observations = store.load_observations(run.id);
   h.events = store.load_events(run.id);
+  h.approvals = store.load_approvals(run.id);
+  h.pause = store.pause_request(run.id);
   return progress_of(run, h);
 }
 

@@ -79,7 +79,9 @@ std::string lease_line(state::StateStore& store, const state::RunRecord& run) {
 Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime now,
                    const std::vector<state::DeviceState>& devices) {
   Json stages = Json::array();
-  for (const auto& s : p.stages) {
+  const auto waiting = view::waiting_for(plan, p, now);
+  for (std::size_t i = 0; i < p.stages.size(); ++i) {
+    const view::StageProgress& s = p.stages[i];
     Json not_succeeded = Json::array();
     for (const auto& d : devices) {
       if (d.stage == s.record.name && d.status &&
@@ -94,7 +96,7 @@ Json progress_json(const view::RunProgress& p, const plan::Plan& plan, WallTime 
            {"started", optional_time(s.record.started_at)},
            {"dispatched", optional_time(s.record.dispatched_at)},
            {"finished", optional_time(s.record.finished_at)},
-           {"waiting_for", view::waiting_for(plan, p, s, now)},
+           {"waiting_for", waiting[i]},
            {"not_succeeded", not_succeeded}};
     if (s.last) {
       j["counts"] = {{"pending", s.last->pending}, {"in_progress", s.last->in_progress},

@@ -1,6 +1,6 @@
-// The facade and the main loop: which stages may start now (their needs passed, approved,
-// inside their windows, a place free under max_parallel, no person's pause), and when the
-// run is over for now. The jobs a stage goes through live beside it (engine_impl.h says where).
+// The facade and the main loop: it carries out what the start planner (start_planner.h)
+// decides may start now, and sees when the run is over for now. The jobs a stage goes through live
+// beside it (engine_impl.h says where).
 #include "engine/engine.h"
 
 #include <algorithm>
@@ -44,17 +44,6 @@ int Engine::Impl::max_parallel() const {
   return plan.max_parallel ? *plan.max_parallel : static_cast<int>(plan.stages.size());
 }
 
-bool Engine::Impl::approved(const StageRecord& stage) {
-  return approval_of(stage).has_value();
-}
-
-std::optional<state::Approval> Engine::Impl::approval_of(const StageRecord& stage) {
-  for (const state::Approval& a : store.load_approvals(run_id)) {
-    if (approval_counts(a, stage)) return a;
-  }
-  return std::nullopt;
-}
-
 void Engine::Impl::step() {
   if (finished) return;
   if (stopping) {
@@ -69,65 +58,27 @@ void Engine::Impl::step() {
     if (in_flight == 0 && !winding) finish(*stopping);
     return;
   }
-  frontier->prune();
-  int active = 0;
-  frontier->visit([&](dag::StageId id) { active += is_active(stages[id].record.status) ? 1 : 0; });
-  bool waiting_on_people = false;
-  // In graph order; a stage that passes on the way lets the stages after it in.
-  frontier->visit([&](dag::StageId id) {
-    StageRun& s = stages[id];
-    const StageStatus status = s.record.status;
-    if (status == StageStatus::paused) {
-      // An inconclusive gate: a person's approval lets it pass.
-      if (approved(s.record)) {
-        event(s.record.name, "approved",
+  // The start planner decides; this carries out what it says. Approved inconclusive gates
+  // pass first, and it is asked again: their dependents may start in this same turn, as may
+  // those of a stage that passed as it started (nothing left to update).
+  StartPlan starts;
+  for (;;) {
+    frontier->prune();
+    const std::size_t passed_before = frontier->passed_count();
+    std::vector<state::Approval> approvals;
+    starts = plan_starts(start_input(approvals));
+    if (starts.passes()) {
+      for (const StartDecision& d : starts.decisions) {
+        if (d.step != StartStep::pass) continue;
+        event(stages[d.id].record.name, "approved",
               "inconclusive gate approved by a person: the stage passes");
-        set_stage(s, StageStatus::passed, "approved after an inconclusive gate");
-      } else {
-        waiting_on_people = true;
+        set_stage(stages[d.id], StageStatus::passed, "approved after an inconclusive gate");
       }
-      return;
+      continue;
     }
-    if (status != StageStatus::waiting && status != StageStatus::awaiting_approval) return;
-    if (!frontier->needs_met(id)) return;
-    const auto approval =
-        spec(s).approval_required ? approval_of(s.record) : std::optional<state::Approval>();
-    if (approval && status == StageStatus::awaiting_approval && !s.approval_told) {
-      // Approved from another process: said in this one's log (the approving process
-      // recorded the event), before the stage goes on.
-      s.approval_told = true;
-      notify([this, e = state::Event{
-                        0, run_id, clock.now(), s.record.name, "approved",
-                        fmt::format("approved by {}{}", approval->by,
-                                    approval->comment.empty() ? "" : ": " + approval->comment)}] {
-        observer.on_event(e);
-      });
-    }
-    if (spec(s).approval_required && !approval) {
-      if (status != StageStatus::awaiting_approval) {
-        set_stage(s, StageStatus::awaiting_approval);
-        // Outside its windows (or in a freeze) now: once approved, it waits for them too.
-        const WallTime now = clock.now();
-        std::string then;
-        if (!plan::may_dispatch(spec(s), now))
-          then =
-              fmt::format("; once approved, it still waits ({})", plan::why_waiting(spec(s), now));
-        event(s.record.name, "approval_needed",
-              fmt::format("waiting for approval: rollout approve {} {}{}", run_id, s.record.name,
-                          then));
-      }
-      waiting_on_people = true;
-      return;
-    }
-    if (pause) return;  // a person's pause: nothing new starts
-    if (active >= max_parallel() || s.window_wait) return;
-    if (!plan::may_dispatch(spec(s), clock.now())) {
-      wait_for_window(s);
-      return;
-    }
-    ++active;
-    start_stage(s);
-  });
+    for (const StartDecision& d : starts.decisions) carry_out(d);
+    if (frontier->passed_count() == passed_before) break;
+  }
   if (frontier->all_passed()) {
     finish({Ending::completed, "every stage passed"});
     return;
@@ -143,22 +94,21 @@ void Engine::Impl::step() {
     return;
   }
   if (!work_left) {
-    if (!waiting_on_people) {
+    if (!starts.waiting_on_people) {
       finish({Ending::failed, "no stage can make progress"});
       return;
     }
     std::string list;
-    frontier->visit([&](dag::StageId id) {
-      const StageRun& s = stages[id];
-      const char* why = s.record.status == StageStatus::awaiting_approval ? " (approval)"
-                        : s.record.status == StageStatus::paused          ? " (inconclusive gate)"
-                                                                          : nullptr;
-      if (why) list += (list.empty() ? "" : ", ") + s.record.name + why;
-    });
+    for (const StartDecision& d : starts.decisions) {
+      const char* why = d.hold == Hold::approval            ? " (approval)"
+                        : d.hold == Hold::inconclusive_gate ? " (inconclusive gate)"
+                                                            : nullptr;
+      if (why) list += (list.empty() ? "" : ", ") + stages[d.id].record.name + why;
+    }
     finish({Ending::paused, fmt::format("waiting for {}", list)});
     return;
   }
-  if (waiting_on_people) {
+  if (starts.waiting_on_people) {
     // Others are still working: look for approvals given from another terminal.
     approval_timer.cancel();
     approval_timer =
@@ -166,16 +116,69 @@ void Engine::Impl::step() {
   }
 }
 
+StartInput Engine::Impl::start_input(std::vector<state::Approval>& approvals) {
+  StartInput in;
+  in.now = clock.now();
+  in.max_parallel = max_parallel();
+  in.run_paused = pause.has_value();
+  bool approvals_needed = false;
+  frontier->visit([&](dag::StageId id) {
+    const StageRun& s = stages[id];
+    const StageStatus status = s.record.status;
+    const bool needs_met = frontier->needs_met(id);
+    // The run's approvals are read once per turn, and only when a stage could use one.
+    approvals_needed =
+        approvals_needed || status == StageStatus::paused ||
+        (needs_met && spec(s).approval_required &&
+         (status == StageStatus::waiting || status == StageStatus::awaiting_approval));
+    in.in_play.push_back({id, &spec(s), &s.record, needs_met, s.window_wait});
+  });
+  if (approvals_needed) approvals = store.load_approvals(run_id);
+  in.approvals = approvals;
+  return in;
+}
+
+void Engine::Impl::carry_out(const StartDecision& d) {
+  StageRun& s = stages[d.id];
+  if (d.approval && s.record.status == StageStatus::awaiting_approval && !s.approval_told) {
+    // Approved from another process: said in this one's log (the approving process
+    // recorded the event), before the stage goes on.
+    s.approval_told = true;
+    notify([this, e = state::Event{
+                      0, run_id, clock.now(), s.record.name, "approved",
+                      fmt::format("approved by {}{}", d.approval->by,
+                                  d.approval->comment.empty() ? "" : ": " + d.approval->comment)}] {
+      observer.on_event(e);
+    });
+  }
+  switch (d.step) {
+    case StartStep::none:
+    case StartStep::pass:  // carried out before the others (step)
+      return;
+    case StartStep::start:
+      start_stage(s);
+      return;
+    case StartStep::ask_approval:
+      set_stage(s, StageStatus::awaiting_approval);
+      // Outside its windows (or in a freeze) now: once approved, it waits for them too.
+      event(s.record.name, "approval_needed",
+            fmt::format("waiting for approval: rollout approve {} {}{}", run_id, s.record.name,
+                        d.then.empty() ? "" : "; once approved, it still waits (" + d.then + ")"));
+      return;
+    case StartStep::no_window:
+      stage_error(s, "no maintenance window opens within a year outside the freezes");
+      return;
+    case StartStep::wait_window:
+      wait_for_window(s, *d.until);
+      return;
+  }
+}
+
 // Ready, but outside its maintenance windows or in a freeze: the stage stays waiting, says
 // why (once per change), and a timer wakes the run when it may dispatch. A stage already
 // dispatched is never cut off by a window closing: only dispatch waits.
-void Engine::Impl::wait_for_window(StageRun& s) {
+void Engine::Impl::wait_for_window(StageRun& s, WallTime until) {
   const WallTime now = clock.now();
-  const auto next = plan::next_dispatch_time(spec(s), now);
-  if (!next) {
-    stage_error(s, "no maintenance window opens within a year outside the freezes");
-    return;
-  }
   const std::string why = "waiting: " + plan::why_waiting(spec(s), now);
   if (s.record.reason != why) {
     s.record.reason = why;
@@ -184,7 +187,7 @@ void Engine::Impl::wait_for_window(StageRun& s) {
   }
   s.window_wait = true;
   const dag::StageId id = s.id;
-  s.timer = clock.schedule(std::max(std::chrono::duration_cast<Millis>(*next - now), Millis{1}),
+  s.timer = clock.schedule(std::max(std::chrono::duration_cast<Millis>(until - now), Millis{1}),
                            [self = shared_from_this(), id] {
                              self->stages[id].window_wait = false;
                              self->post_step();

@@ -1,6 +1,6 @@
 // Private to engine/: the state of one run in one process, and its jobs, each in its own
 // file:
-//   engine.cc     the facade and the main loop (what may start now, windows, the end)
+//   engine.cc     the facade and the main loop (carrying out the start planner, the end)
 //   lifecycle.cc  start and resume, heartbeat and lease, abort, interrupt, finish
 //   dispatch.cc   the snapshot and the write-ahead protocol: intents, answers, settling
 //   gating.cc     polling a stage's devices, recording what changed, the verdict
@@ -8,7 +8,8 @@
 //   rollback_check.cc  reading the rollback's update on its devices: rolled back or not
 //   ending.cc     how a stopping run ends: unknown outcomes settled, stages cut off in
 //                 flight rolled back, never a terminal run with an unknown outcome
-// The pure parts they use: frontier.h, ledger.h, gate.h, rollback.h, markers.h.
+// The pure parts they use: frontier.h, start_planner.h (which stage may start now, and why
+// the others wait), ledger.h, gate.h, rollback.h, markers.h.
 #pragma once
 
 #include <deque>
@@ -27,6 +28,7 @@
 #include "engine/ledger.h"
 #include "engine/rollback.h"
 #include "engine/selection.h"
+#include "engine/start_planner.h"
 
 namespace rollout::engine {
 
@@ -230,10 +232,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // engine.cc: the main loop.
   void post_step();
   void step();
-  void wait_for_window(StageRun& s);
+  // What the start planner sees this turn; `approvals` holds the run's approvals it points to.
+  StartInput start_input(std::vector<state::Approval>& approvals);
+  void carry_out(const StartDecision& d);
+  void wait_for_window(StageRun& s, WallTime until);
   int max_parallel() const;
-  bool approved(const StageRecord& stage);
-  std::optional<state::Approval> approval_of(const StageRecord& stage);
 
   // lifecycle.cc
   // Commits `pending`, and `intents` with it; returns the intents' ids, in order.

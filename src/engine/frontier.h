@@ -28,6 +28,7 @@ class Frontier {
   bool passed(dag::StageId id) const { return passed_[id]; }
   bool needs_met(dag::StageId id) const { return unmet_[id] == 0; }
   bool all_passed() const { return passed_count_ == passed_.size(); }
+  std::size_t passed_count() const { return passed_count_; }
 
   // Drops the stages that passed since the last call. Not during visit().
   void prune();

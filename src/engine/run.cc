@@ -58,13 +58,6 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
   return run;
 }
 
-bool approval_counts(const state::Approval& a, const state::StageRecord& stage) {
-  if (a.stage != stage.name) return false;
-  if (stage.status != state::StageStatus::paused) return true;
-  const auto paused_at = stage.finished_at ? stage.finished_at : stage.dispatched_at;
-  return !paused_at || a.at >= *paused_at;
-}
-
 namespace {
 
 // A retry's (or a rollback retry's) targets under the next attempt of `key`, written first: a

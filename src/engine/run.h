@@ -34,10 +34,6 @@ state::RunRecord create_run(state::StateStore& store, const plan::Plan& plan,
                             const state::RunClaim* claim = nullptr,
                             std::optional<state::RunConflict>* conflict = nullptr);
 
-// Whether approval `a` lets `stage` go on: any approval of it, except that a gate paused
-// as inconclusive needs one given since it paused.
-bool approval_counts(const state::Approval& a, const state::StageRecord& stage);
-
 // Reopens a run for a retry of `stage` to `devices` (whose update failed), before anything
 // is sent: the targets are written first, then the run and its stages are set to go on
 // from the retry (stages the stop cut off resume; the stage dispatches again). Returns the

@@ -186,6 +186,7 @@ struct RunHistory {
   std::vector<Approval> approvals;
   std::vector<Event> events;
   std::vector<DeviceState> device_states;
+  std::optional<PauseRequest> pause;  // a person's pause that holds now
 };
 
 // A new run and the lease its process takes on it, in one transaction with the check that

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "engine/gate.h"
+#include "engine/start_planner.h"
 #include "plan/calendar.h"
 #include "view/text.h"
 
@@ -126,6 +127,8 @@ void apply(RunProgress& p, const state::Observation& o) {
 }
 
 void apply(RunProgress& p, const state::Event& e, std::size_t recent_events) {
+  if (e.kind == "pause") p.paused = true;
+  if (e.kind == "pause_lifted") p.paused = false;
   p.recent.push_back(e);
   if (p.recent.size() > recent_events) p.recent.erase(p.recent.begin());
 }
@@ -158,28 +161,35 @@ std::vector<std::string> open_needs(const plan::Stage& spec, const RunProgress& 
   return open;
 }
 
-// A stage that is ready but outside its maintenance windows (or in a freeze) is shown
-// among the active ones: the run is waiting for it.
-bool waits_for_window(const plan::Plan& plan, const RunProgress& run, const StageProgress& s,
-                      WallTime now) {
-  const plan::Stage* spec = find_stage(plan, s.record.name);
-  return spec && s.record.status == StageStatus::waiting && run.status == RunStatus::running &&
-         open_needs(*spec, run).empty() && !plan::may_dispatch(*spec, now);
+// What the start planner says of each stage (run.stages order; nullptr where it says
+// nothing), asked as the engine asks it, from what the records say.
+std::vector<std::optional<engine::StartDecision>> start_decisions(const plan::Plan& plan,
+                                                                  const RunProgress& run,
+                                                                  WallTime now) {
+  engine::StartInput in;
+  in.now = now;
+  in.max_parallel = plan.max_parallel.value_or(static_cast<int>(plan.stages.size()));
+  in.run_paused = run.paused;
+  in.approvals = run.approvals;
+  std::vector<std::size_t> position;  // in.in_play[k] is run.stages[position[k]]
+  for (std::size_t i = 0; i < run.stages.size(); ++i) {
+    const StageProgress& s = run.stages[i];
+    const plan::Stage* spec = find_stage(plan, s.record.name);
+    if (!spec || s.record.status == StageStatus::passed) continue;
+    in.in_play.push_back({i, spec, &s.record, open_needs(*spec, run).empty(), false});
+    position.push_back(i);
+  }
+  std::vector<std::optional<engine::StartDecision>> out(run.stages.size());
+  const engine::StartPlan starts = engine::plan_starts(in);
+  for (std::size_t k = 0; k < starts.decisions.size(); ++k) out[position[k]] = starts.decisions[k];
+  return out;
 }
 
-}  // namespace
-
 std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const StageProgress& s,
-                        WallTime now) {
+                        const std::optional<engine::StartDecision>& d, WallTime now) {
   const StageStatus status = s.record.status;
-  const std::string& name = s.record.name;
-  const plan::Stage* spec = find_stage(plan, name);
+  const plan::Stage* spec = find_stage(plan, s.record.name);
   if (!spec || terminal(status)) return {};
-  if (status == StageStatus::awaiting_approval)
-    return fmt::format("approval: rollout approve {} {}", run.run_id, name);
-  if (status == StageStatus::paused)
-    return fmt::format("a person: gate inconclusive, rollout approve {} {} lets it pass",
-                       run.run_id, name);
   if (status == StageStatus::rolling_back) return "rollback deploy_update";
   if (status == StageStatus::dispatching) return s.devices ? "deploy_update answer" : "device list";
   if (status == StageStatus::gating) {
@@ -202,14 +212,32 @@ std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const St
                           format_duration(std::chrono::duration_cast<Seconds>(left)));
     return text;
   }
-  if (status == StageStatus::waiting) {
-    if (run.status != RunStatus::running) return {};
-    const auto open = open_needs(*spec, run);
-    if (!open.empty()) return "needs " + join(open, ", ");
-    if (auto why = plan::why_waiting(*spec, now); !why.empty()) return why;
-    return "a free slot (max_parallel)";
+  if (!d) return {};
+  // A stage that waits to start, in a run that is not running, waits for its resume: said
+  // in the run's reason; unless a person's pause holds, which is what it waits for then.
+  // People are waited for whatever the run's status.
+  if (status == StageStatus::waiting && run.status != RunStatus::running && !run.paused) return {};
+  if (d->hold == engine::Hold::needs) {
+    // Asked for approval, then a need rolled back: it waits for both.
+    const std::string needs = "needs " + join(open_needs(*spec, run), ", ");
+    if (status != StageStatus::awaiting_approval) return needs;
+    return fmt::format("approval: rollout approve {} {}; {}", run.run_id, s.record.name, needs);
   }
-  return {};
+  if (d->hold == engine::Hold::none)
+    return d->step == engine::StartStep::start ? "its start, at the run's next turn" : "";
+  return engine::describe_hold(
+      *d, *spec, run.run_id, plan.max_parallel.value_or(static_cast<int>(plan.stages.size())), now);
+}
+
+}  // namespace
+
+std::vector<std::string> waiting_for(const plan::Plan& plan, const RunProgress& run, WallTime now) {
+  const auto decisions = start_decisions(plan, run, now);
+  std::vector<std::string> out;
+  out.reserve(run.stages.size());
+  for (std::size_t i = 0; i < run.stages.size(); ++i)
+    out.push_back(waiting_for(plan, run, run.stages[i], decisions[i], now));
+  return out;
 }
 
 std::string status_bar(const state::Observation& o, int width, bool color) {
@@ -283,17 +311,27 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
   const int bar_width = style.width >= 120 ? 20 : 10;
   std::size_t name_width = 6;
   std::size_t status_width = 7;
-  const auto shown = [&](const StageProgress& s) {
-    return style.all_stages || active(s.record.status) || waits_for_window(plan, run, s, now);
+  // A stage that is ready but outside its maintenance windows (or in a freeze) is shown
+  // among the active ones: the run is waiting for it.
+  const auto decisions = start_decisions(plan, run, now);
+  const auto waits_for_window = [&](std::size_t i) {
+    return run.status == RunStatus::running &&
+           run.stages[i].record.status == StageStatus::waiting && decisions[i] &&
+           (decisions[i]->hold == engine::Hold::window ||
+            decisions[i]->hold == engine::Hold::no_window);
   };
-  for (const auto& s : run.stages) {
-    if (!shown(s)) continue;
-    name_width = std::max(name_width, s.record.name.size());
-    status_width = std::max(status_width, shown_status(s.record).size());
+  const auto shown = [&](std::size_t i) {
+    return style.all_stages || active(run.stages[i].record.status) || waits_for_window(i);
+  };
+  for (std::size_t i = 0; i < run.stages.size(); ++i) {
+    if (!shown(i)) continue;
+    name_width = std::max(name_width, run.stages[i].record.name.size());
+    status_width = std::max(status_width, shown_status(run.stages[i].record).size());
   }
-  for (const auto& s : run.stages) {
+  for (std::size_t i = 0; i < run.stages.size(); ++i) {
+    const StageProgress& s = run.stages[i];
     const StageStatus status = s.record.status;
-    if (!shown(s)) continue;
+    if (!shown(i)) continue;
     const plan::Stage* spec = find_stage(plan, s.record.name);
     std::string line =
         fmt::format("  {:<{}} {} ", s.record.name, name_width,
@@ -319,7 +357,8 @@ std::vector<std::string> render(const plan::Plan& plan, const RunProgress& run, 
     std::vector<std::string> tail;
     if (spec && (state::is_active(status) || status == StageStatus::paused))
       tail.push_back("gate: " + gate_condition(spec->gate, s.devices));
-    if (std::string w = waiting_for(plan, run, s, now); !w.empty()) tail.push_back("waiting: " + w);
+    if (std::string w = waiting_for(plan, run, s, decisions[i], now); !w.empty())
+      tail.push_back("waiting: " + w);
     if (style.all_stages && terminal(status) &&
         (status != StageStatus::passed || skipped(s.record)) && !s.record.reason.empty())
       tail.push_back(s.record.reason);

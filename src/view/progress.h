@@ -26,8 +26,10 @@ struct RunProgress {
   std::string reason;
   WallTime started{};
   std::optional<WallTime> finished;
-  std::vector<StageProgress> stages;  // in the plan's order
-  std::vector<state::Event> recent;   // the latest few events, oldest first
+  std::vector<StageProgress> stages;       // in the plan's order
+  std::vector<state::Event> recent;        // the latest few events, oldest first
+  bool paused = false;                     // a person's pause holds: no new stage starts
+  std::vector<state::Approval> approvals;  // the run's (status reads them; a live view not)
 };
 
 // Builds the view of a run from what the state database holds.
@@ -53,9 +55,9 @@ bool skipped(const state::StageRecord& stage);
 // "min_success 90% of 20 = 18 devices, max_failed 1 device, bake 10m".
 std::string gate_condition(const plan::Gate& gate, std::optional<std::int64_t> targeted);
 
-// What the stage is waiting for now, or empty when it waits for nothing.
-std::string waiting_for(const plan::Plan& plan, const RunProgress& run, const StageProgress& s,
-                        WallTime now);
+// What each stage (run.stages order) is waiting for now, empty when it waits for nothing:
+// for a stage yet to start, what the engine's start planner says holds it.
+std::vector<std::string> waiting_for(const plan::Plan& plan, const RunProgress& run, WallTime now);
 
 struct Style {
   int width = 80;

@@ -342,6 +342,12 @@ def test_pause_holds_new_stages_of_a_live_run_while_its_gate_decides_and_resume_
         kinds = [e["kind"] for e in shown["events"]]
         assert "pause" in kinds and "stage_started" not in kinds[kinds.index("pause"):], kinds
         assert sim.applied_per_marker() == {f"{run}/canary": 1}
+        # What each stage waits for, as the start planner says: the pause, or their needs.
+        status = json.loads(rollout("status", run, "--state", db, "--output", "json").stdout)
+        waiting = {s["stage"]: s["waiting_for"] for s in status["stages"]}
+        assert waiting == {"canary": "", "eu": f"the run's pause: rollout resume {run} lifts it",
+                           "us": f"the run's pause: rollout resume {run} lifts it",
+                           "everyone": "needs eu, us"}, waiting
         # Not running any more: a second pause is refused, nothing recorded.
         again = rollout("pause", run, "--state", db)
         assert again.returncode == EXIT_INVALID and "not running" in again.stderr, again.stderr

@@ -269,14 +269,13 @@ TEST_CASE("a failing canary rolls back its devices and stops the run") {
   CHECK(status["eu"] == "waiting");
   CHECK(status["everyone"] == "waiting");
   CHECK(word(h.store.load_run("r-test")->status) == "stopped");
-  // One dispatch, then one rollback call per affected device (the canary group is static,
-  // but not every device had finished when the gate failed early).
+  // One dispatch, then one rollback call: every device of the canary (a static group) had
+  // taken the update when its gate failed, so the rollback is sent to the group itself.
   CHECK(h.applied_for("[rollout r-test/canary]") == 1);
-  const int rollbacks = h.applied_for("[rollout r-test/canary/rollback]");
-  CHECK(rollbacks >= 1);
   auto targets = h.store.load_snapshot("r-test", "canary/rollback");
   REQUIRE(targets);
-  CHECK((rollbacks == 1 || rollbacks == static_cast<int>(targets->size())));
+  CHECK(targets->size() == h.store.load_snapshot("r-test", "canary")->size());
+  CHECK(h.applied_for("[rollout r-test/canary/rollback]") == 1);
   for (const auto& call : h.store.load_calls("r-test")) {
     CHECK(word(call.outcome) == "accepted");
     if (word(call.kind) == "rollback")
@@ -957,6 +956,7 @@ TEST_CASE("a stage waits for its maintenance window, dispatches inside it, and i
 // whatever the write: the state stays consistent, and the next process completes the run
 // with every stage applied exactly once.
 TEST_CASE("a failed store write of any kind leaves a run that resumes exactly once") {
+  int failed_cases = 0;
   for (const char* kind : test::FailingStore::kWriteKinds) {
     for (int nth : {1, 2, 5}) {
       CAPTURE(std::string(kind));
@@ -966,10 +966,14 @@ TEST_CASE("a failed store write of any kind leaves a run that resumes exactly on
       h.engine_store = &failing;
       auto outcome = h.run();
       CHECK(h.store_failed == failing.failed());
+      // Every kind of write happens in a run: its first one fails, so no kind's case passes
+      // without having tested anything. A later one may not come (fewer writes than nth).
+      if (nth == 1) REQUIRE(h.store_failed);
       if (!h.store_failed) {
-        CHECK(outcome);  // fewer such writes than nth in the whole run
+        CHECK(outcome);
         continue;
       }
+      ++failed_cases;
       h.engine_store = nullptr;
       outcome = h.run();
       REQUIRE(outcome);
@@ -980,23 +984,9 @@ TEST_CASE("a failed store write of any kind leaves a run that resumes exactly on
       CHECK(test::integrity_ok(h.store));
     }
   }
-}
-
-TEST_CASE("an approval counts for its stage; for a paused gate, only one given since it paused") {
-  const WallTime t = WallTime(std::chrono::hours(24 * 365 * 50));
-  state::StageRecord waiting;
-  waiting.name = "us";
-  waiting.status = state::StageStatus::awaiting_approval;
-  state::StageRecord paused = waiting;
-  paused.status = state::StageStatus::paused;
-  paused.finished_at = t;
-  const state::Approval early{"r", "us", "alice", t - 1min, ""};
-  const state::Approval late{"r", "us", "alice", t, ""};
-  const state::Approval other{"r", "eu", "alice", t + 1min, ""};
-  CHECK(engine::approval_counts(early, waiting));
-  CHECK_FALSE(engine::approval_counts(other, waiting));
-  CHECK_FALSE(engine::approval_counts(early, paused));
-  CHECK(engine::approval_counts(late, paused));
+  // Most kinds are written at least five times in a run (the one-shot ones, such as a
+  // stage's snapshot per stage, too): most cases are failures resumed, not runs untouched.
+  CHECK(failed_cases >= 2 * static_cast<int>(std::size(test::FailingStore::kWriteKinds)));
 }
 
 // Health gates: lost devices, run-wide abort criteria, ramps.

@@ -89,16 +89,15 @@ stages:
   const std::string expected =
       fmt::format("outside its maintenance windows until {} UTC",
                   iso_time(std::chrono::floor<std::chrono::days>(t0) + 24h + 2h).substr(0, 16));
-  CHECK(view::waiting_for(*c.loaded.plan, p, p.stages[1], noon) == expected);
+  CHECK(view::waiting_for(*c.loaded.plan, p, noon)[1] == expected);
   view::Style style;
   style.width = 200;
   const auto lines = view::render(*c.loaded.plan, p, noon, style);
   REQUIRE(lines.size() == 2);  // the header and eu: the run is waiting for it
   CHECK(lines[1].find("eu") != std::string::npos);
   CHECK(lines[1].find("waiting: " + expected) != std::string::npos);
-  // Inside the window it is no longer waiting for one.
-  CHECK(view::waiting_for(*c.loaded.plan, p, p.stages[1], noon + 15h) ==
-        "a free slot (max_parallel)");
+  // Inside the window it is no longer waiting for one: nothing holds it.
+  CHECK(view::waiting_for(*c.loaded.plan, p, noon + 15h)[1] == "its start, at the run's next turn");
 }
 
 TEST_CASE("a block redrawn in place first erases the lines it drew") {
@@ -133,11 +132,14 @@ TEST_CASE("what each stage waits for") {
       {stage("canary", "gating"), stage("eu", "waiting"), stage("us", "awaiting_approval")},
       {{"canary", 5}}, {observation("canary", t0 + 10min, 3, 0, 2, 0)}, {}, 5);
   p.stages[0].record.dispatched_at = t0;
-  CHECK(view::waiting_for(f.plan(), p, p.stages[0], t0 + 30min) == "bake, 1h30m left");
-  CHECK(view::waiting_for(f.plan(), p, p.stages[0], t0 + 3h) ==
-        "gate: 2 more success, times out in 3h");
-  CHECK(view::waiting_for(f.plan(), p, p.stages[1], t0) == "needs canary");
-  CHECK(view::waiting_for(f.plan(), p, p.stages[2], t0) == "approval: rollout approve r-1 us");
+  CHECK(view::waiting_for(f.plan(), p, t0 + 30min)[0] == "bake, 1h30m left");
+  CHECK(view::waiting_for(f.plan(), p, t0 + 3h)[0] == "gate: 2 more success, times out in 3h");
+  CHECK(view::waiting_for(f.plan(), p, t0)[1] == "needs canary");
+  // Awaiting approval, and canary (which it needs) not passed: both.
+  CHECK(view::waiting_for(f.plan(), p, t0)[2] == "approval: rollout approve r-1 us; needs canary");
+  p.stages[0].record.status = state::StageStatus::passed;
+  CHECK(view::waiting_for(f.plan(), p, t0)[2] == "approval: rollout approve r-1 us");
+  p.stages[0].record.status = state::StageStatus::gating;
 
   view::Style style;
   style.width = 200;
