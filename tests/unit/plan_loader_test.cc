@@ -465,3 +465,56 @@ TEST_CASE("all diagnostics of a file come at once, in file order") {
         "p.yaml:5:54: error: bake: bad duration 'x': expected a number followed by a unit: s, m, h "
         "or d (e.g. 90s, 10m, 2h)\n");
 }
+
+TEST_CASE("ramp expansion, case by case: the steps a ramp becomes, or why it cannot be") {
+  struct Row {
+    const char* ramp;
+    std::vector<std::string> steps;  // empty: refused, saying `error`
+    const char* error = "";
+  };
+  const std::vector<Row> rows = {
+      {"{steps: [1%, 5%, 25%, 100%]}", {"eu@1%", "eu@5%", "eu@25%", "eu@100%"}},
+      {"{steps: [50%]}", {"eu@50%"}},
+      {"{steps: [10%, 40%]}", {"eu@10%", "eu@40%"}},  // no 100% added: the ramp ends there
+      {"{from: 10%, factor: 2}", {"eu@10%", "eu@20%", "eu@40%", "eu@80%", "eu@100%"}},
+      {"{from: 1.5%, factor: 3}", {"eu@1.5%", "eu@4.5%", "eu@13.5%", "eu@40.5%", "eu@100%"}},
+      {"{from: 60%, factor: 2}", {"eu@60%", "eu@100%"}},
+      {"{from: 100%, factor: 2}", {"eu@100%"}},
+      {"{steps: [5%, 5%]}", {}, "step 5% is not above the step before it (5%)"},
+      {"{steps: [25%, 10%]}", {}, "step 10% is not above the step before it (25%)"},
+      {"{steps: []}", {}, "steps must be a list of shares"},
+      {"{steps: [1%], from: 1%}", {}, "needs exactly one of steps"},
+      {"{}", {}, "needs exactly one of steps"},
+      {"{steps: [1%], factor: 2}", {}, "factor goes with from, not with steps"},
+      {"{from: 1%}", {}, "from needs a factor"},
+      {"{from: 1%, factor: 1}", {}, "factor must be a number above 1 and at most 100, got '1'"},
+      {"{from: 1%, factor: \"2\"}", {}, "factor must be a number above 1"},
+      {"{steps: [0%, 5%]}", {}, "each step of a ramp"},
+  };
+  for (const Row& row : rows) {
+    const std::string ramp = row.ramp;
+    CAPTURE(ramp);
+    auto c = check_plan(kHead + "stages:\n  - name: eu\n    groups: [EU]\n    ramp: " + ramp +
+                        "\n  - name: late\n    needs: [eu]\n    groups: [US]\n");
+    if (row.steps.empty()) {
+      CHECK(c.report.find(row.error) != std::string::npos);
+      CHECK(c.loaded.diagnostics.error_count() > 0);
+      continue;
+    }
+    REQUIRE(c.report == "");
+    std::vector<std::string> names;
+    for (const auto& s : c.loaded.plan->stages) names.push_back(s.name);
+    std::vector<std::string> expected = row.steps;
+    expected.push_back("late");
+    CHECK(names == expected);
+    // One after the other; the stage that needed the ramp needs its last step.
+    const auto& stages = c.loaded.plan->stages;
+    for (std::size_t k = 1; k < stages.size(); ++k) {
+      REQUIRE(stages[k].needs.size() == 1);
+      CHECK(stages[k].needs[0].name == stages[k - 1].name);
+    }
+    // Each step's sample is its share in all, growing.
+    for (std::size_t k = 0; k + 1 < row.steps.size(); ++k)
+      CHECK(stages[k].sample->percent < stages[k + 1].sample->percent);
+  }
+}
