@@ -47,7 +47,7 @@ int run_abort(AbortOptions& o) {
   const WallTime now = record_time(*store, *run);
   store->request_abort(run->id, {o.rollback, who, now});
   store->add_event(
-      {0, run->id, now, "", "abort_requested",
+      {0, run->id, now, "", state::EventKind::abort_requested,
        fmt::format("abort requested by {}{}", who, o.rollback ? ", with rollback" : "")});
   // A live run picks the request up at its next heartbeat; otherwise this process carries it out.
   if (auto held = try_lease(*store, run->id)) {

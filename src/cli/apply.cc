@@ -189,7 +189,7 @@ int run_apply(ApplyOptions& o) {
       if (s.dynamic || s.sample_size) continue;  // drawn or read at the stage's start
       store->save_snapshot(run_id, s.name, s.devices);
       store->add_event(
-          {0, run_id, now, s.name, "snapshot",
+          {0, run_id, now, s.name, state::EventKind::snapshot,
            fmt::format("targets {} device(s), as saved in {}", s.devices.size(), o.plan_file)});
     }
   }

@@ -80,7 +80,7 @@ int run_approve(const ApproveOptions& o) {
   if (stage->finished_at) at = std::max(at, *stage->finished_at);
   store->add_approval({run->id, o.stage, who, at, o.comment});
   store->add_event(
-      {0, run->id, at, o.stage, "approved",
+      {0, run->id, at, o.stage, state::EventKind::approved,
        fmt::format("approved by {}{}", who, o.comment.empty() ? "" : ": " + o.comment)});
   std::cout << fmt::format("approved stage {} of run {} as {}.\n", o.stage, run->id, who);
   auto lease = store->lease(run->id);

@@ -66,7 +66,7 @@ int run_resume(ResumeOptions& o) {
     const std::string who = current_user();
     const WallTime now = record_time(*store, *run);
     store->lift_pause(run->id, who, now);
-    store->add_event({0, run->id, now, "", "pause_lifted",
+    store->add_event({0, run->id, now, "", state::EventKind::pause_lifted,
                       fmt::format("pause by {} lifted by {}", paused->by, who)});
     if (auto held = try_lease(*store, run->id)) {
       std::cout << fmt::format(

@@ -600,7 +600,7 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
                   console_mode(api_options.json, api_options.quiet, api_options.no_progress));
   // Said on the terminal (not recorded: a storm of 429s would fill the state with them).
   connection->client().set_retry_notice([&](const client::UpswiftClient::RetryNotice& n) {
-    console.on_event({0, run.id, clock.now(), "", "api_retry", describe_retry(n)});
+    console.on_event({0, run.id, clock.now(), "", state::EventKind::api_retry, describe_retry(n)});
   });
   engine::EngineOptions options;
   options.owner = this_process();
@@ -655,7 +655,7 @@ int drive_run(state::StateStore& store, const StateOptions& state, const state::
     try {
       const std::string reason = fmt::format(
           "stopped by an error: {}; continue with rollout resume {}", printable(e.what()), run.id);
-      store.add_event({0, run.id, clock.now(), "", "error", reason});
+      store.add_event({0, run.id, clock.now(), "", state::EventKind::error, reason});
       store.set_run_status(run.id, state::RunStatus::failed, reason, clock.now(), false);
       store.release_lease(run.id, options.owner);
     } catch (const std::exception&) {

@@ -44,7 +44,7 @@ Json device_json(const state::DeviceState& d) {
           {"status", shown_device_status(d)},
           {"update_status", d.status ? Json(*d.status) : Json(nullptr)},
           {"since", !d.status ? Json(nullptr) : Json(iso_time(d.since))},
-          {"online", d.online.empty() ? Json(nullptr) : Json(d.online)},
+          {"online", d.online ? Json(*d.online) : Json(nullptr)},
           {"online_read", optional_time(d.online_at)},
           {"online_last", optional_time(d.online_last)},
           {"lost_since", optional_time(d.lost_at)},
@@ -111,9 +111,9 @@ int show_devices(const ShowOptions& o, state::StateStore& store, const state::Ru
         d.update_id ? std::to_string(d.update_id) : "-",
         d.lost_at ? fmt::format("lost ({})", state::name(*d.status)) : shown_device_status(d),
         !d.status ? "-" : local_time(d.since),
-        last_columns(d.online.empty()
+        last_columns(!d.online
                          ? "-"
-                         : fmt::format("{} at {}", d.online, local_time(*d.online_at).substr(11)),
+                         : fmt::format("{} at {}", *d.online, local_time(*d.online_at).substr(11)),
                      rollback));
   }
   std::string none;

@@ -17,7 +17,7 @@ namespace rollout::engine {
 
 void Engine::Impl::start_stage(StageRun& s) {
   set_stage(s, StageStatus::dispatching);
-  event(s.record.name, "stage_started",
+  event(s.record.name, EventKind::stage_started,
         s.snapshot ? fmt::format("its {} device(s) were fixed beforehand", s.snapshot->size())
                    : "listing the stage's devices");
   resume_dispatch(s);
@@ -29,7 +29,7 @@ void Engine::Impl::take_snapshot(StageRun& s) {
       api, spec(s).deploy_request(), guarded([this, id](upswift::Result<Selection> chosen) {
         StageRun& stage = stages[id];
         if (!chosen.ok()) {
-          event(stage.record.name, "error",
+          event(stage.record.name, EventKind::error,
                 "could not list the stage's devices: " + chosen.error.message);
           fail_run(fmt::format("stage {}: could not list its devices: {}", stage.record.name,
                                chosen.error.message));
@@ -67,7 +67,7 @@ void Engine::Impl::take_snapshot(StageRun& s) {
                 draw.base, draw.devices.size() + ramp_taken.size(), ramp_taken.size(), left_out);
             if (draw.devices.empty()) {
               const std::string why = fmt::format("no device to add at this step{}", how);
-              event(stage.record.name, "stage_passed", why);
+              event(stage.record.name, EventKind::stage_passed, why);
               return set_stage(stage, StageStatus::passed, why);
             }
           } else {
@@ -78,7 +78,7 @@ void Engine::Impl::take_snapshot(StageRun& s) {
         }
         stage.snapshot = std::move(devices);
         pending.snapshots.push_back({stage.record.name, &*stage.snapshot});
-        event(stage.record.name, "snapshot",
+        event(stage.record.name, EventKind::snapshot,
               fmt::format("targets {} device(s){}", stage.snapshot->size(), how));
         notify([this, name = stage.record.name, size = stage.snapshot->size()] {
           observer.on_snapshot(name, size);
@@ -93,7 +93,7 @@ void Engine::Impl::take_snapshot(StageRun& s) {
 void Engine::Impl::skip_nothing_left(StageRun& s, std::int64_t candidates) {
   const std::string why = fmt::format("{} (its filters leave none of its {} candidate(s))",
                                       state::kSkippedReason, candidates);
-  event(s.record.name, "stage_passed", why);
+  event(s.record.name, EventKind::stage_passed, why);
   set_stage(s, StageStatus::passed, why);
 }
 
@@ -118,12 +118,12 @@ void Engine::Impl::resume_dispatch(StageRun& s) {
     return;
   }
   if (auto why = check_feasible(spec(s).gate, static_cast<std::int64_t>(s.snapshot->size()))) {
-    event(s.record.name, "stage_failed", "not dispatched: " + *why);
+    event(s.record.name, EventKind::stage_failed, "not dispatched: " + *why);
     stage_failed(s, "not dispatched: " + *why, /*dispatched=*/false);
     return;
   }
   if (s.snapshot->empty()) {
-    event(s.record.name, "stage_passed", "no devices to update: nothing sent");
+    event(s.record.name, EventKind::stage_passed, "no devices to update: nothing sent");
     set_stage(s, StageStatus::passed, "no devices to update");
     return;
   }
@@ -253,7 +253,7 @@ void Engine::Impl::send_queued(StageRun& s) {
   while (!s.queued.empty() && s.sends_in_flight < kSendsAtOnce) {
     Queued q = std::move(s.queued.front());
     s.queued.pop_front();
-    event(s.record.name, "dispatch", "deploy_update to device " + q.device);
+    event(s.record.name, EventKind::dispatch, "deploy_update to device " + q.device);
     ++s.sends_in_flight;
     awaited.insert(q.call_id);
     api.deploy_update(
@@ -309,7 +309,7 @@ void Engine::Impl::write_outcome(StageRun& s, CallKind kind, std::int64_t call_i
 void Engine::Impl::send_dispatch(StageRun& s, const upswift::DeployRequest& request) {
   crash_point("before_intent");
   // The event commits with the intent: both say the call is about to leave.
-  event(s.record.name, "dispatch",
+  event(s.record.name, EventKind::dispatch,
         fmt::format("deploy_update to {} device(s)", s.snapshot->size()));
   const std::int64_t call_id =
       write_intents(s, {intent(s, CallKind::dispatch,
@@ -325,7 +325,8 @@ void Engine::Impl::send_dispatch(StageRun& s, const upswift::DeployRequest& requ
                       record_answer(st, call_id, r);
                       switch (r.error.status) {
                         case upswift::CallStatus::ok:
-                          event(st.record.name, "dispatched", "Upswift accepted the deploy_update");
+                          event(st.record.name, EventKind::dispatched,
+                                "Upswift accepted the deploy_update");
                           break;
                         case upswift::CallStatus::refused:
                           return stage_error(st, r.error.message);
@@ -351,7 +352,7 @@ void Engine::Impl::record_answer(StageRun& s, std::int64_t call_id,
     case upswift::CallStatus::failed:
       write_outcome(s, CallKind::dispatch, call_id, CallOutcome::failed, r.error.http_status,
                     r.error.message);
-      event(s.record.name, "error", r.error.message);
+      event(s.record.name, EventKind::error, r.error.message);
       return fail_run(fmt::format(
           "stage {}: deploy_update could not be sent ({}); nothing was applied; continue with "
           "rollout resume {}",
@@ -359,7 +360,7 @@ void Engine::Impl::record_answer(StageRun& s, std::int64_t call_id,
     case upswift::CallStatus::unknown_outcome:
       write_outcome(s, CallKind::dispatch, call_id, CallOutcome::unknown, r.error.http_status,
                     r.error.message);
-      return event(s.record.name, "dispatch_unknown", r.error.message);
+      return event(s.record.name, EventKind::dispatch_unknown, r.error.message);
   }
 }
 
@@ -371,7 +372,7 @@ void Engine::Impl::settle(StageRun& s, const ApiCall& latest, std::vector<Unsett
                           const std::string& what) {
   const Millis wait =
       std::max(Millis{0}, options.settle_delay - since(clock.now(), latest.intent_at));
-  event(s.record.name, "settle",
+  event(s.record.name, EventKind::settle,
         fmt::format("outcome of the {} unknown: reading the devices in {}s", what,
                     wait.count() / 1000));
   const dag::StageId id = s.id;
@@ -393,7 +394,7 @@ void Engine::Impl::settle(StageRun& s, const ApiCall& latest, std::vector<Unsett
                 "stage {}: could not read its devices to settle the {}: {}; "
                 "continue with rollout resume {}",
                 stage.record.name, what, r.error.message, self->run_id);
-            self->event(stage.record.name, "error", why);
+            self->event(stage.record.name, EventKind::error, why);
             // Stopping already: the run ends resumable, the outcome unknown (finish).
             if (self->stopping) stage.settle_failed = true;
             if (kind == CallKind::dispatch) return self->fail_run(why);
@@ -422,11 +423,12 @@ void Engine::Impl::settle(StageRun& s, const ApiCall& latest, std::vector<Unsett
           const bool applied = found > 0;
           if (calls.size() == 1) {
             self->event(
-                stage.record.name, applied && kind == CallKind::dispatch ? "dispatched" : "settle",
+                stage.record.name,
+                applied && kind == CallKind::dispatch ? EventKind::dispatched : EventKind::settle,
                 applied ? fmt::format("the {} had gone through (found on the devices)", what)
                         : fmt::format("the {} had not gone through: sending it again", what));
           } else {
-            self->event(stage.record.name, "settle",
+            self->event(stage.record.name, EventKind::settle,
                         fmt::format("of the {}, {} had gone through (found on the devices) and "
                                     "{} had not: those are sent again",
                                     what, found, calls.size() - found));

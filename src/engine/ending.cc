@@ -118,7 +118,7 @@ void Engine::Impl::last_look(StageRun& s) {
         StageRun& st = stages[id];
         st.looked = true;
         if (!r.ok()) {
-          event(st.record.name, "error",
+          event(st.record.name, EventKind::error,
                 "could not read the devices of the stage as the run stopped: " + r.error.message);
           return;
         }

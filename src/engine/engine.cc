@@ -70,7 +70,7 @@ void Engine::Impl::step() {
     if (starts.passes()) {
       for (const StartDecision& d : starts.decisions) {
         if (d.step != StartStep::pass) continue;
-        event(stages[d.id].record.name, "approved",
+        event(stages[d.id].record.name, EventKind::approved,
               "inconclusive gate approved by a person: the stage passes");
         set_stage(stages[d.id], StageStatus::passed, "approved after an inconclusive gate");
       }
@@ -145,7 +145,7 @@ void Engine::Impl::carry_out(const StartDecision& d) {
     // recorded the event), before the stage goes on.
     s.approval_told = true;
     notify([this, e = state::Event{
-                      0, run_id, clock.now(), s.record.name, "approved",
+                      0, run_id, clock.now(), s.record.name, EventKind::approved,
                       fmt::format("approved by {}{}", d.approval->by,
                                   d.approval->comment.empty() ? "" : ": " + d.approval->comment)}] {
       observer.on_event(e);
@@ -161,7 +161,7 @@ void Engine::Impl::carry_out(const StartDecision& d) {
     case StartStep::ask_approval:
       set_stage(s, StageStatus::awaiting_approval);
       // Outside its windows (or in a freeze) now: once approved, it waits for them too.
-      event(s.record.name, "approval_needed",
+      event(s.record.name, EventKind::approval_needed,
             fmt::format("waiting for approval: rollout approve {} {}{}", run_id, s.record.name,
                         d.then.empty() ? "" : "; once approved, it still waits (" + d.then + ")"));
       return;
@@ -183,7 +183,7 @@ void Engine::Impl::wait_for_window(StageRun& s, WallTime until) {
   if (s.record.reason != why) {
     s.record.reason = why;
     save_stage(s);
-    event(s.record.name, "window_wait", why);
+    event(s.record.name, EventKind::window_wait, why);
   }
   s.window_wait = true;
   const dag::StageId id = s.id;

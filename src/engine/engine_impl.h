@@ -35,6 +35,7 @@ namespace rollout::engine {
 using state::ApiCall;
 using state::CallKind;
 using state::CallOutcome;
+using state::EventKind;
 using state::SnapshotDevice;
 using state::StageRecord;
 using state::StageStatus;
@@ -251,7 +252,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void finish(Outcome outcome);
   void interrupt();
   void fail_run(const std::string& reason);
-  void event(const std::string& stage, const std::string& kind, const std::string& message);
+  void event(const std::string& stage, EventKind kind, const std::string& message);
   void crash_point(std::string_view point);
   void set_status(StageRun& s, StageStatus status);
   void set_stage(StageRun& s, StageStatus status, const std::string& reason = {});

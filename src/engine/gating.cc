@@ -57,7 +57,8 @@ void Engine::Impl::poll(StageRun& s) {
         const WallTime now = clock.now();
         const Millis elapsed = since(now, *st.record.dispatched_at);
         if (!r.ok()) {
-          event(st.record.name, "error", "could not read device statuses: " + r.error.message);
+          event(st.record.name, EventKind::error,
+                "could not read device statuses: " + r.error.message);
           if (elapsed >= std::chrono::duration_cast<Millis>(gate.timeout)) {
             on_verdict(st,
                        {Verdict::timeout, "device statuses could not be read: " + r.error.message},
@@ -120,7 +121,7 @@ void Engine::Impl::judge_poll(StageRun& s, PollRead read) {
 void Engine::Impl::take_presence(StageRun& s, const upswift::Result<Presence>& online,
                                  PollRead& read, bool all) {
   if (!online.ok()) {
-    event(s.record.name, "error",
+    event(s.record.name, EventKind::error,
           "could not read which devices are online: " + online.error.message);
     return;
   }
@@ -143,7 +144,7 @@ void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
     if (lost == seen.lost_at.has_value()) continue;
     if (lost) {
       seen.lost_at = read.now;
-      event(s.record.name, "device_lost",
+      event(s.record.name, EventKind::device_lost,
             fmt::format("{}: its update {}, the device offline, {} (lost_after {})",
                         describe_device((*s.snapshot)[i]), state::name(seen.reached),
                         seen.online_last
@@ -152,7 +153,7 @@ void Engine::Impl::note_lost(StageRun& s, PollRead& read) {
                         format_duration(gate.lost_after)));
     } else {
       seen.lost_at.reset();
-      event(s.record.name, "device_back",
+      event(s.record.name, EventKind::device_back,
             fmt::format("{}: no longer lost ({}{})", describe_device((*s.snapshot)[i]),
                         seen.online == 1 ? "online again, " : "", state::name(seen.reached)));
     }
@@ -262,12 +263,13 @@ void Engine::Impl::check_abort_when(StageRun& s, Judgement& j) {
   abort_when_met = true;
   // The run stops for the criterion, not for the first stage it fails.
   if (!stopping) stopping = Outcome{Ending::stopped, *reason};
-  event("", "abort_criteria", *reason + "; no new stage starts, the stages in flight fail");
+  event("", EventKind::abort_criteria,
+        *reason + "; no new stage starts, the stages in flight fail");
   j = {Verdict::fail, *reason + "; " + j.reason};
   for (StageRun& other : stages) {
     if (other.id == s.id || other.record.status != StageStatus::gating) continue;
     other.timer.cancel();
-    event(other.record.name, "stage_failed", *reason);
+    event(other.record.name, EventKind::stage_failed, *reason);
     stage_failed(other, *reason, /*dispatched=*/true);
   }
 }
@@ -328,7 +330,7 @@ std::vector<std::size_t> Engine::Impl::note_devices(StageRun& s,
           *d.status,
           d.update_id,
           d.since,
-          static_cast<std::int8_t>(d.online.empty() ? -1 : d.online == "online"),
+          static_cast<std::int8_t>(!d.online ? -1 : *d.online == state::Online::online),
           d.online_at,
           d.started,
           d.online_last,
@@ -393,7 +395,8 @@ state::DeviceChanges Engine::Impl::device_rows(const StageRun& s,
             row.update_id = seen.update_id;
             row.status = seen.reached;
             row.since = seen.since;
-            row.online = seen.online < 0 ? "" : seen.online ? "online" : "offline";
+            if (seen.online >= 0)
+              row.online = seen.online ? state::Online::online : state::Online::offline;
             row.online_at = seen.online_at;
             row.online_last = seen.online_last;
             row.lost_at = seen.lost_at;
@@ -436,21 +439,21 @@ void Engine::Impl::on_verdict(StageRun& s, const Judgement& j, Millis elapsed) {
     case Verdict::wait:
       return schedule_poll(s, next_poll(gate, elapsed));
     case Verdict::pass:
-      event(s.record.name, "stage_passed", j.reason);
+      event(s.record.name, EventKind::stage_passed, j.reason);
       return set_stage(s, StageStatus::passed, j.reason);
     case Verdict::fail:
-      event(s.record.name, "stage_failed", j.reason);
+      event(s.record.name, EventKind::stage_failed, j.reason);
       return stage_failed(s, j.reason, /*dispatched=*/true);
     case Verdict::timeout:
       switch (gate.on_timeout) {
         case plan::OnTimeout::pass:
-          event(s.record.name, "stage_passed", "on_timeout pass: " + j.reason);
+          event(s.record.name, EventKind::stage_passed, "on_timeout pass: " + j.reason);
           return set_stage(s, StageStatus::passed, "on_timeout pass: " + j.reason);
         case plan::OnTimeout::fail:
-          event(s.record.name, "stage_failed", "on_timeout fail: " + j.reason);
+          event(s.record.name, EventKind::stage_failed, "on_timeout fail: " + j.reason);
           return stage_failed(s, "on_timeout fail: " + j.reason, true);
         case plan::OnTimeout::pause:
-          event(s.record.name, "stage_paused",
+          event(s.record.name, EventKind::stage_paused,
                 fmt::format("{}; approve to let it pass: rollout approve {} {}", j.reason, run_id,
                             s.record.name));
           set_stage(s, StageStatus::paused, j.reason);

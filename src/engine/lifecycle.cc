@@ -39,8 +39,7 @@ state::RunStatus run_status(Ending ending, bool aborted) {
 
 // Messages carry what servers sent (device names, Upswift's words): one line of valid UTF-8
 // without control characters, wherever they are stored, printed or sent.
-void Engine::Impl::event(const std::string& stage, const std::string& kind,
-                         const std::string& message) {
+void Engine::Impl::event(const std::string& stage, EventKind kind, const std::string& message) {
   state::Event e{0, run_id, clock.now(), stage, kind, printable(message)};
   pending.events.push_back(e);
   notify([this, e = std::move(e)] { observer.on_event(e); });
@@ -196,12 +195,12 @@ void Engine::Impl::beat() {
 void Engine::Impl::check_pause() {
   auto now = store.pause_request(run_id);
   if (now && !pause) {
-    event("", "pause",
+    event("", EventKind::pause,
           fmt::format("paused by {}{}: no new stage starts, the gates under way go on; rollout "
                       "resume {} lets it go on",
                       now->by, now->comment.empty() ? "" : " (" + now->comment + ")", run_id));
   } else if (!now && pause) {
-    event("", "pause_lifted", "the pause was lifted: stages start again");
+    event("", EventKind::pause_lifted, "the pause was lifted: stages start again");
   }
   pause = std::move(now);
 }
@@ -215,13 +214,13 @@ void Engine::Impl::check_abort() {
 // back already) roll back, when asked for and the plan has a rollback flow.
 void Engine::Impl::carry_out_abort(const state::AbortRequest& request) {
   abort_handled = true;
-  event("", "abort",
+  event("", EventKind::abort,
         fmt::format("abort requested by {}{}", request.by,
                     request.rollback ? ", with rollback" : ""));
   if (request.rollback && std::none_of(stages.begin(), stages.end(), [this](const StageRun& s) {
         return spec(s).on_failure.rollback.has_value();
       })) {
-    event("", "abort", "the plan has no on_failure.rollback flow: nothing is rolled back");
+    event("", EventKind::abort, "the plan has no on_failure.rollback flow: nothing is rolled back");
   }
   if (request.rollback) {
     for (StageRun& s : stages) {
@@ -286,7 +285,7 @@ void Engine::Impl::finish(Outcome outcome) {
     }
   }
   outcome.reason = printable(outcome.reason);
-  event("", fmt::format("run_{}", state::name(status)), outcome.reason);
+  event("", state::run_ended(status), outcome.reason);
   // Last, so that the run's updated_at is its latest record's time: a resumed or retried
   // time-scaled run goes on from there, never before it.
   const WallTime at = clock.now();
@@ -301,7 +300,8 @@ void Engine::Impl::finish(Outcome outcome) {
 void Engine::Impl::interrupt() {
   if (finished || interrupted) return;
   interrupted = true;
-  event("", "interrupt", "signal received: starting nothing new, waiting for calls in flight");
+  event("", EventKind::interrupt,
+        "signal received: starting nothing new, waiting for calls in flight");
   // A run stopping already (a failed stage rolling back, a settle) stops now, resumable.
   before_signal = stopping;
   stopping = Outcome{Ending::interrupted,
@@ -321,7 +321,7 @@ void Engine::Impl::fail_run(const std::string& reason) {
 // where it was, dispatching, with the reason: once the cause is fixed, a resume sends it
 // again (nothing of it was applied), which a failed stage could not.
 void Engine::Impl::stage_error(StageRun& s, const std::string& message) {
-  event(s.record.name, "error", message);
+  event(s.record.name, EventKind::error, message);
   set_stage(s, s.record.status, message);
   fail_run(fmt::format("stage {}: {}; fix the cause, then continue with rollout resume {}",
                        s.record.name, message, run_id));

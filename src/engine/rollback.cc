@@ -112,7 +112,7 @@ void Engine::Impl::rollback(StageRun& s) {
       guarded([this, id](upswift::Result<std::vector<Reached>> r) {
         StageRun& st = stages[id];
         if (!r.ok()) {
-          event(st.record.name, "error",
+          event(st.record.name, EventKind::error,
                 "rollback: could not read the stage's devices: " + r.error.message);
           if (interrupted) return;  // a signal: the rollback goes on at resume
           return rollback_halted(st, "could not read its devices: " + r.error.message);
@@ -147,7 +147,7 @@ void Engine::Impl::plan_rollback(StageRun& s, const std::vector<SnapshotDevice>&
   s.rollback_devices = targets;
   s.rollback_next = 0;
   event(
-      s.record.name, "rollback",
+      s.record.name, EventKind::rollback,
       s.rollback_retry == 0
           ? fmt::format("rolling back the {} device(s) the stage's update reached", targets.size())
           : fmt::format("rollback retry {}: sending the rollback again to the {} device(s) "
@@ -244,7 +244,7 @@ void Engine::Impl::send_rollback_queue(StageRun& s) {
                         r.error.message);
           // Not sent after a signal: certainly not applied, and the resume sends it.
           if (!r.ok() && r.error.status != upswift::CallStatus::unknown_outcome && !interrupted) {
-            event(st.record.name, "error", "rollback deploy_update: " + r.error.message);
+            event(st.record.name, EventKind::error, "rollback deploy_update: " + r.error.message);
             rollback_halted(st, r.error.message);
           }
           send_rollback_queue(st);

@@ -33,7 +33,7 @@ void Engine::Impl::check_rollback(StageRun& s) {
     // None of the stage's devices had taken its update: there was nothing to send.
     return conclude_rollback(s, judge_rollback({}, false), rollback_timeout(s));
   }
-  event(s.record.name, "rollback_check",
+  event(s.record.name, EventKind::rollback_check,
         fmt::format("the rollback's calls went through: reading its update on each of its {} "
                     "device(s), for up to {}",
                     s.rollback_devices->size(), format_duration(rollback_timeout(s))));
@@ -53,7 +53,7 @@ void Engine::Impl::poll_rollback(StageRun& s) {
         const bool timed_out = since(now, st.rollback_sent_at) >= timeout;
         if (r.ok()) note_rollback(st, *r.value, now);
         if (!r.ok()) {
-          event(st.record.name, "error",
+          event(st.record.name, EventKind::error,
                 "rollback check: could not read the devices' statuses: " + r.error.message);
           // Never read by its timeout: not known to have failed. The run stops for a person,
           // the stage still rolling back; a resume checks it again.
@@ -128,11 +128,11 @@ void Engine::Impl::conclude_rollback(StageRun& s, const RollbackCheck& check, Se
   s.record.finished_at = clock.now();
   save_stage(s);
   if (back) {
-    event(s.record.name, "rolled_back", summary);
+    event(s.record.name, EventKind::rolled_back, summary);
     if (stopping && stopping->ending != Ending::interrupted)
       stopping->reason += fmt::format("; stage {}'s {}", s.record.name, summary);
   } else {
-    event(s.record.name, "rollback_failed",
+    event(s.record.name, EventKind::rollback_failed,
           fmt::format("{}; send it again where it did not succeed with rollout retry {} {} "
                       "--rollback",
                       summary, run_id, s.record.name));

@@ -71,7 +71,7 @@ int open_attempt(state::StateStore& store, const std::string& run_id, const std:
   int attempt = 1;
   while (store.load_snapshot(run_id, key(stage, attempt))) ++attempt;
   store.save_snapshot(run_id, key(stage, attempt), devices);
-  store.add_event({0, run_id, now, stage, "retry",
+  store.add_event({0, run_id, now, stage, state::EventKind::retry,
                    fmt::format("{} {}: {} the {} device(s) {}", label, attempt, sending,
                                devices.size(), which)});
   store.set_run_status(run_id, state::RunStatus::interrupted,

@@ -114,8 +114,8 @@ void Notifier::on_run(state::RunStatus status, const std::string& reason, WallTi
 }
 
 void Notifier::on_event(const state::Event& e) {
-  if (e.kind == "device_lost" || e.kind == "abort_criteria")
-    enqueue({e.kind, run_id_, plan_.name, e.stage, e.at, e.message});
+  if (e.kind == state::EventKind::device_lost || e.kind == state::EventKind::abort_criteria)
+    enqueue({std::string(state::name(e.kind)), run_id_, plan_.name, e.stage, e.at, e.message});
 }
 
 void Notifier::on_stage(const state::StageRecord& r, WallTime changed_at) {
@@ -184,7 +184,7 @@ void Notifier::attempt(Hook& hook, int number, std::chrono::milliseconds wait) {
 }
 
 void Notifier::record(const Hook& hook, const Milestone& m, const std::string& outcome) {
-  store_.add_event({0, run_id_, std::max(m.at, clock_.now()), m.stage, "notify",
+  store_.add_event({0, run_id_, std::max(m.at, clock_.now()), m.stage, state::EventKind::notify,
                     fmt::format("webhook {} ({}) {}: {}", hook.index, host_of(hook.spec.url),
                                 m.event, outcome)});
 }

@@ -25,7 +25,7 @@ class Approver : public engine::Observer {
 
   void on_event(const state::Event& e) override {
     // Only approvals the plan asks for: an inconclusive gate's pause is a prediction to report.
-    if (e.kind != "approval_needed") return;
+    if (e.kind != state::EventKind::approval_needed) return;
     const std::string stage = e.stage;
     const std::string run = e.run_id;
     ++pending_;
@@ -109,7 +109,7 @@ Result rehearse(const plan::Plan& plan, const dag::Graph& graph, sim::FleetSpec 
       sr.devices = static_cast<std::int64_t>(snapshot->size());
     for (const auto& c : calls) sr.deploy_calls += c.stage == s.name ? 1 : 0;
     sr.failed_itself = std::any_of(events.begin(), events.end(), [&](const state::Event& e) {
-      return e.stage == s.name && e.kind == "stage_failed";
+      return e.stage == s.name && e.kind == state::EventKind::stage_failed;
     });
     r.stages.push_back(std::move(sr));
   }

@@ -101,7 +101,7 @@ struct DeviceState {
   std::int64_t update_id = 0;  // 0: no update of this run's on it
   std::optional<DeviceStatus> status;
   WallTime since{};
-  std::string online;  // online, offline, or empty: not read
+  std::optional<Online> online;  // nullopt: not read
   std::optional<WallTime> online_at;
   // When it was last read online after the dispatch: a lost device's time offline counts
   // from here (from the dispatch when it never was).
@@ -143,7 +143,7 @@ struct Event {
   std::string run_id;
   WallTime at{};
   std::string stage;  // may be empty
-  std::string kind;
+  EventKind kind = EventKind::error;
   std::string message;
 };
 

@@ -73,6 +73,49 @@ enum class DeviceStatus : std::uint8_t {
   other
 };
 
+// What an event records: its word is what the event stream, `show` and the state database
+// carry. run_<status>: the run ended (for now) with that status (run_ended).
+enum class EventKind : std::uint8_t {
+  abort,
+  abort_criteria,
+  abort_requested,
+  api_retry,
+  approval_needed,
+  approved,
+  device_back,
+  device_lost,
+  dispatch,
+  dispatch_unknown,
+  dispatched,
+  error,
+  interrupt,
+  notify,
+  pause,
+  pause_lifted,
+  retry,
+  rollback,
+  rollback_check,
+  rollback_failed,
+  rolled_back,
+  settle,
+  snapshot,
+  stage_failed,
+  stage_passed,
+  stage_paused,
+  stage_started,
+  window_wait,
+  run_running,
+  run_paused,
+  run_completed,
+  run_stopped,
+  run_aborted,
+  run_failed,
+  run_interrupted,
+};
+
+// A device's online state as read from get_devices_state.
+enum class Online : std::uint8_t { online, offline };
+
 template <typename E>
 struct Words;
 template <>
@@ -105,6 +148,23 @@ struct Words<DeviceStatus> {
       "unlisted", "missing", "pending", "in_progress", "success", "failed", "aborted", "other"};
 };
 
+template <>
+struct Words<Online> {
+  static constexpr std::array<std::string_view, 2> names = {"online", "offline"};
+};
+template <>
+struct Words<EventKind> {
+  static constexpr std::array<std::string_view, 35> names = {
+      "abort",         "abort_criteria", "abort_requested", "api_retry",      "approval_needed",
+      "approved",      "device_back",    "device_lost",     "dispatch",       "dispatch_unknown",
+      "dispatched",    "error",          "interrupt",       "notify",         "pause",
+      "pause_lifted",  "retry",          "rollback",        "rollback_check", "rollback_failed",
+      "rolled_back",   "settle",         "snapshot",        "stage_failed",   "stage_passed",
+      "stage_paused",  "stage_started",  "window_wait",     "run_running",    "run_paused",
+      "run_completed", "run_stopped",    "run_aborted",     "run_failed",     "run_interrupted",
+  };
+};
+
 template <typename E>
 constexpr std::string_view name(E value) {
   return Words<E>::names[static_cast<std::size_t>(value)];
@@ -131,7 +191,30 @@ ROLLOUT_STATUS_TO_JSON(CallKind)
 ROLLOUT_STATUS_TO_JSON(CallOutcome)
 ROLLOUT_STATUS_TO_JSON(Verdict)
 ROLLOUT_STATUS_TO_JSON(DeviceStatus)
+ROLLOUT_STATUS_TO_JSON(EventKind)
+ROLLOUT_STATUS_TO_JSON(Online)
 #undef ROLLOUT_STATUS_TO_JSON
+
+// The event that says a run ended (for now) with `status`.
+constexpr EventKind run_ended(RunStatus status) {
+  switch (status) {
+    case RunStatus::running:
+      return EventKind::run_running;
+    case RunStatus::paused:
+      return EventKind::run_paused;
+    case RunStatus::completed:
+      return EventKind::run_completed;
+    case RunStatus::stopped:
+      return EventKind::run_stopped;
+    case RunStatus::aborted:
+      return EventKind::run_aborted;
+    case RunStatus::failed:
+      return EventKind::run_failed;
+    case RunStatus::interrupted:
+      return EventKind::run_interrupted;
+  }
+  return EventKind::run_failed;
+}
 
 // completed, stopped or aborted: nothing more will happen to the run.
 constexpr bool is_final(RunStatus s) {

@@ -319,7 +319,7 @@ void SqlStore::put_device_states(const std::string& run_id, const std::string& k
         .bind(4, d.update_id)
         .bind(5, d.status)
         .bind(6, d.since)
-        .bind(7, d.online)
+        .bind(7, d.online ? std::string(state::name(*d.online)) : std::string())  // '': not read
         .bind(8, d.online_at)
         .bind(9, d.online_last)
         .bind(10, d.lost_at)
@@ -376,7 +376,7 @@ void read_gate_columns(const SqlStore::Statement& s, int at, DeviceState& d) {
   d.update_id = s.integer(at);
   d.status = s.optional_word<DeviceStatus>(at + 1);
   d.since = s.time(at + 2);
-  d.online = s.text(at + 3);
+  d.online = s.optional_word<Online>(at + 3);
   d.online_at = s.optional_time(at + 4);
   d.online_last = s.optional_time(at + 5);
   d.lost_at = s.optional_time(at + 6);
@@ -513,7 +513,7 @@ std::vector<Event> SqlStore::load_events(const std::string& run_id) {
   s.bind(1, run_id);
   std::vector<Event> out;
   while (s.step())
-    out.push_back({s.integer(0), s.text(1), s.time(2), s.text(3), s.text(4), s.text(5)});
+    out.push_back({s.integer(0), s.text(1), s.time(2), s.text(3), s.word<EventKind>(4), s.text(5)});
   return out;
 }
 

@@ -127,8 +127,8 @@ void apply(RunProgress& p, const state::Observation& o) {
 }
 
 void apply(RunProgress& p, const state::Event& e, std::size_t recent_events) {
-  if (e.kind == "pause") p.paused = true;
-  if (e.kind == "pause_lifted") p.paused = false;
+  if (e.kind == state::EventKind::pause) p.paused = true;
+  if (e.kind == state::EventKind::pause_lifted) p.paused = false;
   p.recent.push_back(e);
   if (p.recent.size() > recent_events) p.recent.erase(p.recent.begin());
 }

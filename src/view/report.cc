@@ -253,8 +253,7 @@ std::string unsuccessful_devices(const ReportInput& in) {
         esc(d.stage), esc(d.uuid), esc(d.name), esc(d.group),
         d.update_id ? std::to_string(d.update_id) : "-", status, status,
         d.lost_at ? fmt::format(" (update {})", word(*d.status)) : "",
-        offset(in.run.created_at, d.lost_at.value_or(d.since)),
-        d.online.empty() ? "-" : esc(d.online));
+        offset(in.run.created_at, d.lost_at.value_or(d.since)), d.online ? word(*d.online) : "-");
   }
   std::string h = fmt::format("<h2>Devices that did not succeed: {}</h2>\n", n);
   if (rows.empty()) return h + "<p class=\"meta\">None.</p>\n";
@@ -402,7 +401,7 @@ std::string render_report(const ReportInput& in) {
   for (const auto& e : in.events) {
     h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                      offset(run.created_at, e.at), esc(e.stage.empty() ? "run" : e.stage),
-                     esc(e.kind), esc(e.message));
+                     esc(std::string(state::name(e.kind))), esc(e.message));
   }
   h += "</table>\n<p class=\"meta\">Times are offsets from the run's start (" +
        esc(iso_time(run.created_at)) + "). Made by rollout report.</p>\n</body></html>\n";

@@ -9,7 +9,7 @@ namespace {
 
 // The first event of `kind` for `stage` at or after `after`.
 std::optional<WallTime> first_event(const ReportInput& in, const std::string& stage,
-                                    const std::string& kind, WallTime after) {
+                                    state::EventKind kind, WallTime after) {
   for (const auto& e : in.events) {
     if (e.stage == stage && e.kind == kind && e.at >= after) return e.at;
   }
@@ -36,15 +36,17 @@ std::vector<Segment> timeline_segments(const ReportInput& in, WallTime end) {
     const WallTime stage_end = st.finished_at.value_or(end);
     for (const auto& e : in.events) {
       if (e.stage != name) continue;
-      if (e.kind == "approval_needed") {
-        WallTime to = first_event(in, name, "approved", e.at).value_or(st.started_at.value_or(end));
+      if (e.kind == state::EventKind::approval_needed) {
+        WallTime to = first_event(in, name, state::EventKind::approved, e.at)
+                          .value_or(st.started_at.value_or(end));
         add(name, "approval", e.at, std::max(to, e.at));
-      } else if (e.kind == "stage_paused") {
-        add(name, "paused", e.at, first_event(in, name, "approved", e.at).value_or(end));
-      } else if (e.kind == "rollback") {
+      } else if (e.kind == state::EventKind::stage_paused) {
+        add(name, "paused", e.at,
+            first_event(in, name, state::EventKind::approved, e.at).value_or(end));
+      } else if (e.kind == state::EventKind::rollback) {
         // Until its check concluded, either way.
-        const auto back = first_event(in, name, "rolled_back", e.at);
-        const auto failed = first_event(in, name, "rollback_failed", e.at);
+        const auto back = first_event(in, name, state::EventKind::rolled_back, e.at);
+        const auto failed = first_event(in, name, state::EventKind::rollback_failed, e.at);
         const auto to = back && failed ? std::min(*back, *failed) : back ? back : failed;
         add(name, "rollback", e.at, to.value_or(end));
       }
@@ -55,7 +57,9 @@ std::vector<Segment> timeline_segments(const ReportInput& in, WallTime end) {
     if (!st.dispatched_at) continue;
     // The gate ran until its verdict: a pause or rollback ends it before the stage does.
     WallTime gate_end = stage_end;
-    for (const char* kind : {"stage_paused", "stage_failed", "stage_passed", "rollback"}) {
+    using state::EventKind;
+    for (EventKind kind : {EventKind::stage_paused, EventKind::stage_failed,
+                           EventKind::stage_passed, EventKind::rollback}) {
       if (auto at = first_event(in, name, kind, dispatched)) gate_end = std::min(gate_end, *at);
     }
     Seconds bake{0};

@@ -77,7 +77,7 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 class NullObserver : public engine::Observer {
  public:
   void on_event(const state::Event& e) override {
-    kinds.push_back(e.stage + ":" + e.kind);
+    kinds.push_back(e.stage + ":" + word(e.kind));
     if (hook) hook(e);
   }
   std::vector<std::string> kinds;
@@ -357,7 +357,7 @@ TEST_CASE("which devices: each one's update, status, since when, and online at a
     CHECK(d.status.has_value());
     CHECK(d.since <= stage_finished);
     // Read at the decision, since some did not succeed.
-    CHECK(d.online == "online");
+    CHECK(d.online == state::Online::online);
     REQUIRE(d.online_at);
     if (word(d.status) == "failed") {
       ++failed;
@@ -385,7 +385,7 @@ TEST_CASE("which devices: a passing gate keeps when each device first succeeded,
     CHECK(word(d.status) == "success");
     // Online states were read while updates were under way (lost devices are looked for);
     // every device was online when last read, and none was lost.
-    CHECK(d.online == "online");
+    CHECK(d.online == state::Online::online);
     CHECK(d.online_last.has_value());
     CHECK_FALSE(d.lost_at.has_value());
   }
@@ -1055,7 +1055,7 @@ std::vector<state::DeviceState> lost_devices(store::SqlStore& store) {
 // When the stage's first `kind` event was recorded.
 WallTime event_at(Harness& h, const std::string& stage, const std::string& kind) {
   for (const auto& e : h.store.load_events(h.run_id)) {
-    if (e.stage == stage && e.kind == kind) return e.at;
+    if (e.stage == stage && word(e.kind) == kind) return e.at;
   }
   FAIL("no event " << kind << " of stage " << stage);
   return {};
@@ -1094,7 +1094,7 @@ TEST_CASE("devices that go dark mid-update fail a max_lost 0 stage at once, and 
   for (const auto& d : lost) {
     CHECK(eu.reason.find(d.uuid) != std::string::npos);
     CHECK(word(d.status) == "in_progress");
-    CHECK(d.online == "offline");
+    CHECK(d.online == state::Online::offline);
     CHECK(d.stage == "eu");
   }
   const auto decisive = h.store.load_observations("r-test").back();
@@ -1288,7 +1288,7 @@ TEST_CASE("a ramp: its steps draw their shares in all, no device twice, each app
   // Each step's snapshot says what it drew, word for word (every argument in its place).
   std::map<std::string, std::string> said;
   for (const auto& e : h.store.load_events("r-test")) {
-    if (e.kind == "snapshot") said[e.stage] = e.message;
+    if (word(e.kind) == "snapshot") said[e.stage] = e.message;
   }
   CHECK(said["eu@10%"] ==
         "targets 4 device(s), step 1 of 4 of ramp eu: 10% of 40 device(s), 4 in all, 0 of them "
@@ -1458,7 +1458,7 @@ void lose_eu_answer(FakeFleet& f) {
 }
 
 bool is(const state::Event& e, std::string_view stage, std::string_view kind) {
-  return e.stage == stage && e.kind == kind;
+  return e.stage == stage && word(e.kind) == kind;
 }
 
 std::ptrdiff_t position(const std::vector<std::string>& kinds, const std::string& kind) {
@@ -1897,7 +1897,7 @@ TEST_CASE("a stage that waits for an approval says it will then wait for its win
   CHECK(outcome->ending == engine::Ending::paused);
   bool said = false;
   for (const auto& e : h.store.load_events(h.run_id)) {
-    if (e.kind != "approval_needed") continue;
+    if (word(e.kind) != "approval_needed") continue;
     INFO(e.message);
     CHECK(e.message.rfind("waiting for approval: rollout approve r-test canary; once approved, it "
                           "still waits (outside its maintenance windows until ",

@@ -95,7 +95,7 @@ stages:
   std::vector<std::string> notes() {
     std::vector<std::string> out;
     for (const auto& e : store.load_events("r-1"))
-      if (e.kind == "notify") out.push_back(e.message);
+      if (e.kind == state::EventKind::notify) out.push_back(e.message);
     return out;
   }
   // Lets time pass to the next retry and runs what is due.
@@ -153,11 +153,13 @@ TEST_CASE("a device lost mid-update and abort_when met are milestones; other eve
   - {url: "https://hooks.example.com/all"}
   - {url: "https://hooks.example.com/lost", events: [device_lost]})");
   const WallTime at = h.clock.now();
+  h.notifier.on_event({0, "r-1", at, "eu", state::EventKind::device_lost,
+                       "d-1 (eu-1): its update in_progress ..."});
   h.notifier.on_event(
-      {0, "r-1", at, "eu", "device_lost", "d-1 (eu-1): its update in_progress ..."});
-  h.notifier.on_event({0, "r-1", at, "eu", "device_back", "d-1 (eu-1): no longer lost"});
-  h.notifier.on_event({0, "r-1", at, "eu", "snapshot", "targets 20 device(s)"});
-  h.notifier.on_event({0, "r-1", at, "", "abort_criteria", "abort_when failed 3% met ..."});
+      {0, "r-1", at, "eu", state::EventKind::device_back, "d-1 (eu-1): no longer lost"});
+  h.notifier.on_event({0, "r-1", at, "eu", state::EventKind::snapshot, "targets 20 device(s)"});
+  h.notifier.on_event(
+      {0, "r-1", at, "", state::EventKind::abort_criteria, "abort_when failed 3% met ..."});
   for (int i = 0; i < 3; ++i) h.sender.answer(200);
   CHECK(h.posted("/all") == std::vector<std::string>{"device_lost", "abort_criteria"});
   CHECK(h.posted("/lost") == std::vector<std::string>{"device_lost"});

@@ -71,6 +71,33 @@ TEST_CASE("a database from a newer rollout is refused and left alone") {
   sqlite3_close(db);
 }
 
+TEST_CASE("an event kind this rollout does not know is refused by name when read back") {
+  auto path = temp_db("kind");
+  {
+    store::SqliteStore s(path.string());
+    state::RunRecord run;
+    run.id = "r-1";
+    run.plan_name = "p";
+    run.created_at = run.updated_at = WallTime(std::chrono::hours(24 * 365 * 57));
+    s.create_run(run, {}, nullptr);
+    s.add_event({0, "r-1", run.created_at, "", state::EventKind::pause, "paused"});
+    REQUIRE(s.load_events("r-1").size() == 1);
+    CHECK(s.load_events("r-1")[0].kind == state::EventKind::pause);
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_exec(db, "UPDATE events SET kind = 'teleported'", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  store::SqliteStore s(path.string());
+  try {
+    s.load_events("r-1");
+    FAIL("an unknown kind must not be taken for another");
+  } catch (const store::StoreError& e) {
+    CHECK(std::string(e.what()).find("holds 'teleported', which this rollout does not know") !=
+          std::string::npos);
+  }
+}
+
 TEST_SUITE_END();
 
 // From here on, every test runs on SQLite and, as `unit_pg`, on PostgreSQL (test_state.h).
@@ -124,7 +151,7 @@ TEST_CASE("runs, stages, calls and leases round-trip") {
   lost.update_id = 7;
   lost.status = state::DeviceStatus::pending;
   lost.since = t;
-  lost.online = "offline";
+  lost.online = state::Online::offline;
   lost.online_at = t + 2s;
   lost.online_last = t + 1s;
   lost.lost_at = t + 2s;
@@ -231,7 +258,7 @@ TEST_CASE("a process whose lease was taken over writes nothing more") {
   };
   expect_lost([&] { first.record_intent(call); });
   expect_lost([&] { first.heartbeat("r-1", frozen, t + 40s); });
-  expect_lost([&] { first.add_event({0, "r-1", t, "eu", "dispatch", "x"}); });
+  expect_lost([&] { first.add_event({0, "r-1", t, "eu", state::EventKind::dispatch, "x"}); });
   expect_lost([&] { first.save_snapshot("r-1", "eu", {}); });
   expect_lost([&] { first.update_stage(stage_record("r-1", "eu")); });
   expect_lost([&] { first.set_run_status("r-1", state::RunStatus::completed, "", t, true); });

@@ -165,8 +165,10 @@ TEST_CASE("what each stage waits for") {
   view::apply(p, observation("canary", t0 + 2h, 5, 0, 0, 0, "pass"));
   CHECK(word(p.stages[0].record.status) == "passed");
   CHECK(p.stages[0].last->success == 5);
-  view::apply(p, state::Event{0, "r-1", t0 + 2h, "", "run_completed", "every stage passed"}, 5);
-  CHECK(p.recent.back().kind == "run_completed");
+  view::apply(
+      p, state::Event{0, "r-1", t0 + 2h, "", state::EventKind::run_completed, "every stage passed"},
+      5);
+  CHECK(p.recent.back().kind == state::EventKind::run_completed);
   view::apply(p, state::RunStatus::completed, "every stage passed");
   CHECK(word(p.status) == "completed");
   CHECK(p.reason == "every stage passed");
@@ -185,14 +187,14 @@ TEST_CASE("timeline segments: approval wait, dispatch, bake, gate, pause") {
   us.started_at = t0 + 5h;
   us.dispatched_at = t0 + 5h + 1min;
   in.stages = {canary, stage("eu", "waiting"), us};
-  in.events = {{1, "r-1", t0 + 3h, "us", "approval_needed", "waiting for approval"},
-               {2, "r-1", t0 + 2h + 1min + 30s, "canary", "stage_passed", "ok"},
-               {3, "r-1", t0 + 10h, "us", "stage_paused", "inconclusive"}};
+  in.events = {{1, "r-1", t0 + 3h, "us", state::EventKind::approval_needed, "waiting for approval"},
+               {2, "r-1", t0 + 2h + 1min + 30s, "canary", state::EventKind::stage_passed, "ok"},
+               {3, "r-1", t0 + 10h, "us", state::EventKind::stage_paused, "inconclusive"}};
   in.run.finished_at = t0 + 12h;
   auto segments = view::timeline_segments(in, view::report_end(in));
   auto find = [&](const std::string& s, const std::string& kind) -> const view::Segment* {
     for (const auto& seg : segments) {
-      if (seg.stage == s && seg.kind == kind) return &seg;
+      if (seg.stage == s && word(seg.kind) == kind) return &seg;
     }
     return nullptr;
   };
