@@ -326,6 +326,18 @@ class TimedStore : public state::StateStore {
   std::vector<state::Event> load_events(const std::string& run) override {
     return timed([&] { return inner_.load_events(run); });
   }
+  std::optional<WallTime> latest_record(const std::string& run) override {
+    return timed([&] { return inner_.latest_record(run); });
+  }
+  void request_pause(const std::string& run, const state::PauseRequest& r) override {
+    written([&] { inner_.request_pause(run, r); });
+  }
+  void lift_pause(const std::string& run, const std::string& by, WallTime at) override {
+    written([&] { inner_.lift_pause(run, by, at); });
+  }
+  std::optional<state::PauseRequest> pause_request(const std::string& run) override {
+    return timed([&] { return inner_.pause_request(run); });
+  }
   void request_abort(const std::string& run, const state::AbortRequest& r) override {
     written([&] { inner_.request_abort(run, r); });
   }
@@ -600,7 +612,8 @@ int resume(int events, const std::string& db_path) {
                        "r-resume", t0);
     store.set_run_status("r-resume", state::RunStatus::interrupted, "bench", t0, false);
     for (int i = 0; i < events; ++i)
-      store.add_event({0, "r-resume", t0, "s0", "bench", "an event of the past"});
+      store.add_event(
+          {0, "r-resume", t0, "s0", state::EventKind::snapshot, "an event of the past"});
   }
   // Time from opening the database to the engine's first API call of the resumed run.
   const auto t = Steady::now();
