@@ -41,6 +41,10 @@ class Database {
   virtual void begin() = 0;
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
+  // After a transaction failed: true when its connection was lost before its COMMIT was
+  // sent (so the server dropped all of it) and the connection was made again, so that the
+  // whole transaction may be written again. False otherwise (SQLite: never).
+  virtual bool retry_transaction() { return false; }
   // Inside a transaction that claims a run (a new run with its lease, a lease taken): waits
   // for every other claim to commit first, so that of two racing claims one sees the other.
   // SQLite's write lock does that already.

@@ -79,6 +79,8 @@ class PgDatabase : public Database {
       exec("BEGIN");
     }
     in_transaction_ = true;
+    commit_sent_ = false;
+    lost_before_commit_ = false;
   }
   bool in_transaction() const { return in_transaction_; }
 
@@ -98,9 +100,16 @@ class PgDatabase : public Database {
         name_, why));
   }
   bool lost() const { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
+  bool retry_transaction() override {
+    if (!lost_before_commit_) return false;
+    lost_before_commit_ = false;
+    in_transaction_ = false;  // the server ended it with the session
+    return reconnect();
+  }
 
   void commit() override {
     in_transaction_ = false;
+    commit_sent_ = true;  // lost from here on: it may have committed
     PGresult* r = query("COMMIT");
     // A transaction that had failed ends in a ROLLBACK, not an error.
     const bool rolled_back = r && std::string_view(PQcmdStatus(r)) == "ROLLBACK";
@@ -177,6 +186,7 @@ class PgDatabase : public Database {
     if (why.empty()) why = trimmed(PQerrorMessage(conn_));
     PQclear(r);
     if (PQstatus(conn_) != CONNECTION_OK) {
+      lost_before_commit_ = in_transaction_ && !commit_sent_;
       // Dropped with its sessions (DROP DATABASE ... WITH (FORCE)): no resume would find it.
       if (auto gone = database_gone()) throw no_longer_exists(*gone);
       throw StoreError(fmt::format(
@@ -301,6 +311,8 @@ class PgDatabase : public Database {
   PGconn* conn_ = nullptr;
   bool broken_ = false;  // it stopped answering: no more queries on it (until made again)
   bool in_transaction_ = false;
+  bool commit_sent_ = false;         // this transaction's COMMIT went out
+  bool lost_before_commit_ = false;  // its connection was lost before that
   bool listening_ = false;
   std::map<std::string, std::unique_ptr<PgCursor>> cursors_;
 };

@@ -487,6 +487,18 @@ void SqlStore::put_event(const Event& e) {
 // Within the batch, the order in which a process records them: what the calls were and
 // how they ended, then what was seen, the stages, their events, the run.
 std::vector<std::int64_t> SqlStore::write(const WriteBatch& b) {
+  // A connection lost before the COMMIT went out took the whole transaction with it: once it
+  // is made again, the batch is written again, once (a server restarting in the middle of a
+  // turn is ridden out as one between turns is).
+  try {
+    return write_once(b);
+  } catch (const StoreError&) {
+    if (!db_->retry_transaction()) throw;
+  }
+  return write_once(b);
+}
+
+std::vector<std::int64_t> SqlStore::write_once(const WriteBatch& b) {
   if (b.empty()) return {};
   if (b.heartbeat) db_->check_alive();
   Transaction t(*this);

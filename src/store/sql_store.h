@@ -84,6 +84,7 @@ class SqlStore : public state::StateStore {
   explicit SqlStore(std::unique_ptr<Database> db);
 
  private:
+  std::vector<std::int64_t> write_once(const state::WriteBatch& batch);
   std::vector<state::ApiCall> read_calls(Statement& s);
   // The writes themselves, inside a transaction whose fencing check their caller made.
   void put_run_status(const std::string& id, const state::RunStatusChange& change);
