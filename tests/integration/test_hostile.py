@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from e2e import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, SCALE, TOKEN, Env, Server,
-                 assert_state_sound, rollout, run_id_of, start_apply)
+                 assert_state_sound, rollout, run_id_of, start_apply, started)
 
 args = Env.options
 SRC = Env.src
@@ -94,11 +94,12 @@ def test_a_run_stops_when_its_database_file_is_removed(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
         proc = start_apply(PLAN, db, server.url, scale="60")
-        time.sleep(1.0)
+        first = started(proc)  # the run is in the file (a sleep could land in the preflight)
+        time.sleep(0.5)
         for suffix in ("", "-wal", "-shm"):
             Path(db + suffix).unlink(missing_ok=True)
         out, err = proc.communicate(timeout=30)
-        assert proc.returncode == EXIT_ERROR, (proc.returncode, out, err)
+        assert proc.returncode == EXIT_ERROR, (proc.returncode, first + out, err)
         assert "was removed while this run was using it" in err, err
 
 
@@ -154,10 +155,12 @@ def test_sigint_cancels_a_slow_read_at_once(tmp, when):
     with Server(tmp, "fake", {"slow_loris": 1.0}, fake_args=extra) as server:
         db = f"{tmp}/state.db"
         proc = start_apply(PLAN, db, server.url)
+        first = started(proc) if when == "run" else ""  # past the preflight, whatever the load
         time.sleep(1.5)
         proc.send_signal(signal.SIGINT)
         start = time.monotonic()
         out, err = proc.communicate(timeout=30)
+        out = first + out
         assert time.monotonic() - start < 3, f"took {time.monotonic() - start:.1f}s after SIGINT"
         assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, out, err)
         if when == "run":
@@ -241,7 +244,8 @@ def test_a_run_whose_process_is_gone_is_shown_interrupted(tmp):
     with Server(tmp, "sim") as server:
         db = f"{tmp}/state.db"
         proc = start_apply(PLAN, db, server.url, scale="30")
-        time.sleep(1.0)
+        started(proc)  # the run exists: killed before, there would be nothing to show
+        time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         for argv in (["status", "last"], ["show", "last"], ["runs"]):
