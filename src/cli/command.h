@@ -11,6 +11,7 @@
 #include "dag/graph.h"
 #include "plan/model.h"
 #include "sim/fleet.h"
+#include "util/file.h"
 
 namespace rollout::cli {
 
@@ -52,11 +53,5 @@ std::optional<CheckedPlan> check_stored_plan(const std::string& run_id, const st
 
 // Reads and checks a fleet file, printing diagnostics to stderr.
 std::optional<sim::FleetSpec> load_fleet_file(const std::string& path);
-
-// Reads a whole file; nullopt (with `why`) when it cannot.
-std::optional<std::string> read_file(const std::string& path, std::string* why);
-
-// Writes beside the target and renames it over: a reader never sees half a file.
-bool write_file(const std::string& path, const std::string& text);
 
 }  // namespace rollout::cli

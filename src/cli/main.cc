@@ -14,6 +14,8 @@
 #include "cli/error.h"
 #include "cli/exit_codes.h"
 #include "cli/session.h"
+#include "runner/error.h"
+#include "runner/runner.h"
 #include "util/suggest.h"
 
 #ifndef ROLLOUT_VERSION
@@ -120,11 +122,14 @@ int main(int argc, char** argv) {
   // std::terminate. Every write before it was a committed transaction, so the state is
   // consistent and a run can be resumed.
   try {
-    check_test_hooks();
+    rollout::runner::check_test_hooks();
     return run();
   } catch (const CommandError& e) {
     if (*e.what()) std::cerr << "rollout: " << e.what() << "\n";
     return e.exit_code;
+  } catch (const rollout::runner::RunError& e) {
+    std::cerr << (e.formatted ? "" : "rollout: ") << e.what() << "\n";
+    return e.kind == rollout::runner::RunError::Kind::input ? kExitInvalidInput : kExitError;
   } catch (const std::exception& e) {
     std::cerr << "rollout: error: " << e.what() << "\n";
   } catch (...) {

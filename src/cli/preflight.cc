@@ -13,7 +13,7 @@
 
 namespace rollout::cli {
 
-void preflight(const plan::Plan& plan, const std::string& url, const ApiOptions& api,
+void preflight(const plan::Plan& plan, const std::string& url, const runner::ApiOptions& api,
                const std::string& what_now) {
   asio::io_context io;
   auto connection = ApiConnection::open(io, plan, url, api);

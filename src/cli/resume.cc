@@ -55,7 +55,8 @@ int run_resume(ResumeOptions& o) {
   const auto stages = store->load_stages(run->id);
   if (std::none_of(stages.begin(), stages.end(),
                    [](const state::StageRecord& s) { return s.started_at.has_value(); })) {
-    preflight(opened.plan->plan, run->api_url, run_api_options(*store, o.state, *run, o.api),
+    preflight(opened.plan->plan, run->api_url,
+              runner::run_api_options(*store, resolve_state_path(o.state), *run, o.api),
               fmt::format("Run {} never started: start a new run with the fixed plan (rollout "
                           "apply {}), not this one (rollout abort {} closes it).",
                           run->id, run->plan_path, run->id));

@@ -184,8 +184,9 @@ int run_retry(RetryOptions& o) {
   Chosen chosen;
   {
     asio::io_context io;
-    auto connection =
-        ApiConnection::open(io, plan, run->api_url, run_api_options(*store, o.state, *run, o.api));
+    auto connection = ApiConnection::open(
+        io, plan, run->api_url,
+        runner::run_api_options(*store, resolve_state_path(o.state), *run, o.api));
     std::optional<upswift::Result<std::vector<engine::Reached>>> reached;
     engine::read_reached(connection->api(), stage->deploy_request(), *targets,
                          o.rollback ? engine::rollback_marker(run->id, o.stage)

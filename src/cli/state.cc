@@ -47,8 +47,8 @@ int run_migrate(const MigrateOptions& o) {
   int journals = 0;
   std::vector<std::string> not_copied;
   for (const std::string& id : report.runs) {
-    const std::string src = sim_journal_path(StateOptions{o.from}, id);
-    const std::string dst = sim_journal_path(StateOptions{o.to}, id);
+    const std::string src = runner::sim_journal_path(resolve_state_path(StateOptions{o.from}), id);
+    const std::string dst = runner::sim_journal_path(resolve_state_path(StateOptions{o.to}), id);
     if (src == dst || !std::filesystem::exists(src, ignored)) continue;
     std::filesystem::create_directories(std::filesystem::path(dst).parent_path(), ignored);
     std::error_code ec;
