@@ -3,7 +3,7 @@
 # then the suites that exercise memory and threads again under AddressSanitizer with
 # UndefinedBehaviorSanitizer, and under ThreadSanitizer.
 # This is the README's test command, and exactly what CI (.ci/run) runs.
-#   scripts/test.sh           everything (under 20 minutes on 2 cores, most of it compiling;
+#   scripts/test.sh           everything (on 2 cores most of the time goes to compiling;
 #                             the time of each part is printed at the end)
 #   scripts/test.sh --quick   the main build's suite only
 set -euo pipefail
